@@ -1,0 +1,260 @@
+//! Flag parsing shared by every binary: `--name value`, `--name=value`, and
+//! bare `--flag`. Tiny on purpose (no clap: the dependency list is fixed).
+//!
+//! Bad flags print the usage to stderr and exit with status 2; `--help`
+//! prints it to stdout and exits 0.
+
+use std::collections::HashMap;
+use std::process;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// One accepted flag: its name (without `--`), whether it takes a value, its
+/// default (shown in usage), and a one-line description.
+pub struct Flag {
+    pub name: &'static str,
+    pub value: Option<&'static str>,
+    pub help: &'static str,
+}
+
+/// Shorthand constructors for flag tables.
+pub const fn opt(name: &'static str, default: &'static str, help: &'static str) -> Flag {
+    Flag {
+        name,
+        value: Some(default),
+        help,
+    }
+}
+
+pub const fn switch(name: &'static str, help: &'static str) -> Flag {
+    Flag {
+        name,
+        value: None,
+        help,
+    }
+}
+
+pub struct Args {
+    program: String,
+    usage: String,
+    values: HashMap<String, String>,
+    switches: Vec<String>,
+    /// Arguments that are not flags, in order.
+    pub positional: Vec<String>,
+}
+
+impl Args {
+    /// Parse `std::env::args()` against `flags`; exits on error or `--help`.
+    pub fn parse(program: &str, about: &str, flags: &[Flag]) -> Args {
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        match Args::parse_from(program, about, flags, &argv) {
+            Ok(a) => a,
+            Err(ParseExit::Help(u)) => {
+                println!("{u}");
+                process::exit(0);
+            }
+            Err(ParseExit::Bad(msg, u)) => {
+                eprintln!("{program}: {msg}\n\n{u}");
+                process::exit(2);
+            }
+        }
+    }
+
+    pub fn parse_from(
+        program: &str,
+        about: &str,
+        flags: &[Flag],
+        argv: &[String],
+    ) -> Result<Args, ParseExit> {
+        let usage = usage(program, about, flags);
+        let mut values = HashMap::new();
+        let mut switches = Vec::new();
+        let mut positional = Vec::new();
+        let mut defaults = HashMap::new();
+        for f in flags {
+            if let Some(d) = f.value {
+                if !d.is_empty() {
+                    defaults.insert(f.name.to_string(), d.to_string());
+                }
+            }
+        }
+        let mut it = argv.iter();
+        while let Some(arg) = it.next() {
+            if arg == "--help" || arg == "-h" {
+                return Err(ParseExit::Help(usage));
+            }
+            let Some(flag) = arg.strip_prefix("--") else {
+                positional.push(arg.clone());
+                continue;
+            };
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (flag, None),
+            };
+            let Some(spec) = flags.iter().find(|f| f.name == name) else {
+                return Err(ParseExit::Bad(format!("unknown flag '--{name}'"), usage));
+            };
+            match spec.value {
+                None => switches.push(name.to_string()),
+                Some(_) => {
+                    let v = match inline {
+                        Some(v) => v,
+                        None => match it.next() {
+                            Some(v) => v.clone(),
+                            None => {
+                                return Err(ParseExit::Bad(
+                                    format!("flag '--{name}' needs a value"),
+                                    usage,
+                                ))
+                            }
+                        },
+                    };
+                    values.insert(name.to_string(), v);
+                }
+            }
+        }
+        for (k, v) in defaults {
+            values.entry(k).or_insert(v);
+        }
+        Ok(Args {
+            program: program.to_string(),
+            usage,
+            values,
+            switches,
+            positional,
+        })
+    }
+
+    /// Exit 2 with `msg` and the usage.
+    pub fn fail(&self, msg: &str) -> ! {
+        eprintln!("{}: {msg}\n\n{}", self.program, self.usage);
+        process::exit(2);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// The flag's value (or its default); exits if it has neither.
+    pub fn string(&self, name: &str) -> String {
+        match self.get(name) {
+            Some(v) => v.to_string(),
+            None => self.fail(&format!("missing required flag '--{name}'")),
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+
+    /// Parse the value as `T`; exits with a clear message if it does not parse.
+    pub fn value<T: FromStr>(&self, name: &str) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        let raw = self.string(name);
+        raw.parse()
+            .unwrap_or_else(|e| self.fail(&format!("bad value '{raw}' for '--{name}': {e}")))
+    }
+
+    /// A duration given in milliseconds.
+    pub fn millis(&self, name: &str) -> Duration {
+        Duration::from_millis(self.value::<u64>(name))
+    }
+}
+
+pub enum ParseExit {
+    Help(String),
+    Bad(String, String),
+}
+
+fn usage(program: &str, about: &str, flags: &[Flag]) -> String {
+    let mut u = format!("{program} — {about}\n\nUsage: {program} [flags]\n\nFlags:\n");
+    for f in flags {
+        let left = match f.value {
+            Some(_) => format!("--{} <value>", f.name),
+            None => format!("--{}", f.name),
+        };
+        let default = match f.value {
+            Some(d) if !d.is_empty() => format!(" [default: {d}]"),
+            _ => String::new(),
+        };
+        u.push_str(&format!("  {left:<28} {}{default}\n", f.help));
+    }
+    u.push_str("  --help                       print this help\n");
+    u.push_str("\nLogging: RUST_LOG=info (or debug, or frota=debug).\n");
+    u
+}
+
+/// Flags every node shares: where to listen and the runtime's limits.
+pub const SERVER_FLAGS: [Flag; 5] = [
+    opt("max-connections", "512", "maximum concurrent connections"),
+    opt("idle-timeout-ms", "60000", "close a connection idle this long"),
+    opt("frame-timeout-ms", "10000", "a started frame must complete within this"),
+    opt("write-timeout-ms", "10000", "give up writing to a peer after this"),
+    opt("max-payload", "1048576", "largest accepted payload in bytes"),
+];
+
+/// Concatenate a node's own flags with [`SERVER_FLAGS`].
+pub fn with_server_flags(own: Vec<Flag>) -> Vec<Flag> {
+    let mut all = own;
+    all.extend(SERVER_FLAGS);
+    all
+}
+
+impl Args {
+    /// Build the runtime config from `--listen` and [`SERVER_FLAGS`].
+    pub fn server_config(&self) -> crate::server::ServerConfig {
+        crate::server::ServerConfig {
+            listen: self.string("listen"),
+            max_connections: self.value("max-connections"),
+            idle_timeout: self.millis("idle-timeout-ms"),
+            frame_timeout: self.millis("frame-timeout-ms"),
+            write_timeout: self.millis("write-timeout-ms"),
+            max_payload: self.value("max-payload"),
+            ..Default::default()
+        }
+    }
+}
+
+/// Start env_logger at `info` unless RUST_LOG says otherwise.
+pub fn init_logging() {
+    let env = env_logger::Env::default().default_filter_or("info");
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .try_init();
+}
+
+/// Print `msg` and exit 1: for runtime failures such as a busy port.
+pub fn die(program: &str, msg: impl std::fmt::Display) -> ! {
+    eprintln!("{program}: {msg}");
+    process::exit(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_values_switches_defaults() {
+        let flags = [opt("listen", "127.0.0.1:7001", "addr"), switch("verbose", "v")];
+        let a = Args::parse_from("p", "a", &flags, &argv(&["--verbose", "x"])).ok().unwrap();
+        assert_eq!(a.get("listen"), Some("127.0.0.1:7001"));
+        assert!(a.has("verbose"));
+        assert_eq!(a.positional, vec!["x"]);
+        let a = Args::parse_from("p", "a", &flags, &argv(&["--listen=1:2"])).ok().unwrap();
+        assert_eq!(a.get("listen"), Some("1:2"));
+        assert!(matches!(
+            Args::parse_from("p", "a", &flags, &argv(&["--nope"])),
+            Err(ParseExit::Bad(..))
+        ));
+        assert!(matches!(
+            Args::parse_from("p", "a", &flags, &argv(&["--listen"])),
+            Err(ParseExit::Bad(..))
+        ));
+    }
+}

@@ -1,0 +1,313 @@
+//! The blocking client every node uses to call another node.
+//!
+//! Transport failures are mapped onto the same error table as remote errors,
+//! so a caller matches on one [`Error`]:
+//!
+//! * cannot connect → 11 temporarily-unavailable (definite: nothing was sent);
+//! * no reply before the deadline → 0 timeout (indefinite);
+//! * connection lost after sending → 13 crash (indefinite).
+//!
+//! [`call`] retries indefinite failures with the *same* message id, so a
+//! server that deduplicates by id (or by a request id in the body) answers
+//! the retry with the first answer.
+
+use crate::connection::{Connection, ReadError};
+use crate::error::{Code, Error};
+use crate::frame::{Mode, DEFAULT_MAX_PAYLOAD};
+use crate::message::{Body, Request};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Timeouts and retries of a client. Every one is bounded.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Extra attempts after an indefinite failure (0 = try once).
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    pub max_payload: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            retries: 2,
+            retry_backoff: Duration::from_millis(100),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+        }
+    }
+}
+
+impl ClientConfig {
+    pub fn with_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = t;
+        self
+    }
+
+    pub fn with_retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+}
+
+/// Message ids unique enough across processes: start from the clock so a
+/// restarted process does not reuse its predecessor's ids.
+pub fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(1)
+            .wrapping_mul(1024),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+/// One open connection to a node.
+pub struct Client {
+    addr: SocketAddr,
+    conn: Connection,
+    cfg: ClientConfig,
+    /// Frames that arrived but answer nothing we asked (broker pushes).
+    pushes: VecDeque<Value>,
+}
+
+pub fn resolve(addr: &str) -> Result<SocketAddr, Error> {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| Error::new(Code::NodeNotFound, format!("cannot resolve '{addr}'")))
+}
+
+impl Client {
+    pub fn connect(addr: &str, cfg: &ClientConfig) -> Result<Client, Error> {
+        let sock = resolve(addr)?;
+        let stream = TcpStream::connect_timeout(&sock, cfg.connect_timeout)
+            .map_err(|e| Error::unavailable(format!("cannot connect to {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        stream
+            .set_write_timeout(Some(cfg.request_timeout))
+            .map_err(|e| Error::unavailable(format!("{addr}: {e}")))?;
+        let conn = Connection::new(stream, cfg.max_payload)
+            .map_err(|e| Error::unavailable(format!("{addr}: {e}")))?;
+        Ok(Client {
+            addr: sock,
+            conn,
+            cfg: cfg.clone(),
+            pushes: VecDeque::new(),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Send `req` (giving it an id if it has none) and wait for its reply.
+    /// A remote `error` reply comes back as `Err`.
+    pub fn request(&mut self, req: &Request) -> Result<Body, Error> {
+        let mut req = req.clone();
+        let id = *req.id.get_or_insert_with(next_id);
+        self.send(&req)?;
+        self.wait_reply(id, &req.kind)
+    }
+
+    /// Shorthand: `client.call("rent", body(json!({...})))`.
+    pub fn call(&mut self, kind: &str, fields: Body) -> Result<Body, Error> {
+        self.request(&Request::new(kind, fields))
+    }
+
+    pub fn send(&mut self, req: &Request) -> Result<(), Error> {
+        self.conn
+            .send(Mode::Length, &req.to_value())
+            .map_err(|e| Error::crash(format!("send to {} failed: {e}", self.addr)))
+    }
+
+    fn wait_reply(&mut self, id: u64, kind: &str) -> Result<Body, Error> {
+        let deadline = Instant::now() + self.cfg.request_timeout;
+        loop {
+            let msg = self.read_until(deadline).map_err(|e| match e.code {
+                Code::Timeout => Error::timeout(format!(
+                    "no reply to '{kind}' from {} within {:?}",
+                    self.addr, self.cfg.request_timeout
+                )),
+                _ => e,
+            })?;
+            let Value::Object(m) = msg else { continue };
+            if m.get("in_reply_to").and_then(Value::as_u64) == Some(id) {
+                if m.get("type").and_then(Value::as_str) == Some("error") {
+                    return Err(Error::from_message(&m));
+                }
+                return Ok(m);
+            }
+            if m.get("in_reply_to").is_none() && m.get("type").and_then(Value::as_str) == Some("error") {
+                // The server refused the connection or the stream (error
+                // without in_reply_to): that is the answer to us too.
+                return Err(Error::from_message(&m));
+            }
+            self.pushes.push_back(Value::Object(m));
+        }
+    }
+
+    /// Next frame pushed by the server (e.g. a broker `message`), waiting at
+    /// most `timeout`. `Ok(None)` on timeout.
+    pub fn recv_push(&mut self, timeout: Duration) -> Result<Option<Value>, Error> {
+        if let Some(v) = self.pushes.pop_front() {
+            return Ok(Some(v));
+        }
+        match self.read_until(Instant::now() + timeout) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.code == Code::Timeout => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_until(&mut self, deadline: Instant) -> Result<Value, Error> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::timeout("deadline passed"));
+        }
+        self.conn
+            .stream()
+            .set_read_timeout(Some(left))
+            .map_err(|e| Error::crash(e.to_string()))?;
+        match self.conn.read_frame() {
+            Ok(Some(f)) => serde_json::from_slice(&f.payload)
+                .map_err(|e| Error::crash(format!("{} sent a bad payload: {e}", self.addr))),
+            Ok(None) => Err(Error::crash(format!("{} closed the connection", self.addr))),
+            Err(ReadError::Timeout) => Err(Error::timeout("read timed out")),
+            Err(e) => Err(Error::crash(format!("reading from {}: {e}", self.addr))),
+        }
+    }
+}
+
+/// Connect, send, wait; on an indefinite failure reconnect and resend with
+/// the same id, up to `cfg.retries` more times.
+pub fn call(addr: &str, kind: &str, fields: Body, cfg: &ClientConfig) -> Result<Body, Error> {
+    let mut req = Request::new(kind, fields);
+    req.id = Some(next_id());
+    with_retries(cfg, || Client::connect(addr, cfg)?.request(&req))
+}
+
+fn with_retries(
+    cfg: &ClientConfig,
+    mut attempt: impl FnMut() -> Result<Body, Error>,
+) -> Result<Body, Error> {
+    let mut tries = 0;
+    loop {
+        match attempt() {
+            Err(e) if retryable(&e) && tries < cfg.retries => {
+                tries += 1;
+                std::thread::sleep(cfg.retry_backoff * tries);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Transport failures are worth a retry; a definite remote answer is not.
+fn retryable(e: &Error) -> bool {
+    matches!(
+        e.code,
+        Code::Timeout | Code::Crash | Code::TemporarilyUnavailable
+    ) && !e.text.starts_with("connection limit")
+}
+
+/// A small pool of idle connections per peer, so nodes that call each other
+/// often do not pay a TCP handshake per request.
+pub struct Pool {
+    cfg: ClientConfig,
+    idle: Mutex<HashMap<String, Vec<Client>>>,
+    max_idle_per_peer: usize,
+}
+
+impl Pool {
+    pub fn new(cfg: ClientConfig) -> Pool {
+        Pool {
+            cfg,
+            idle: Mutex::new(HashMap::new()),
+            max_idle_per_peer: 8,
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.cfg
+    }
+
+    /// Like [`call`], through a pooled connection. A pooled connection may
+    /// have been closed by the peer since its last use; that shows up as an
+    /// indefinite error and the retry uses a fresh connection with the same id.
+    pub fn call(&self, addr: &str, kind: &str, fields: Body) -> Result<Body, Error> {
+        let mut req = Request::new(kind, fields);
+        req.id = Some(next_id());
+        self.request(addr, &req)
+    }
+
+    /// Send a request that already has the id the caller wants kept.
+    pub fn request(&self, addr: &str, req: &Request) -> Result<Body, Error> {
+        let mut req = req.clone();
+        req.id.get_or_insert_with(next_id);
+        let mut first = true;
+        with_retries(&self.cfg, || {
+            let pooled = if first { self.take(addr) } else { None };
+            let was_pooled = pooled.is_some();
+            first = false;
+            let mut c = match pooled {
+                Some(c) => c,
+                None => Client::connect(addr, &self.cfg)?,
+            };
+            match c.request(&req) {
+                Ok(r) => {
+                    self.put(addr, c);
+                    Ok(r)
+                }
+                Err(e) if e.code.definite() => {
+                    // A definite remote error leaves the connection healthy.
+                    if !e.text.starts_with("connection limit") {
+                        self.put(addr, c);
+                    }
+                    Err(e)
+                }
+                Err(_) if was_pooled => {
+                    // Stale pooled connection: retry once more for free.
+                    let mut fresh = Client::connect(addr, &self.cfg)?;
+                    let r = fresh.request(&req);
+                    if r.is_ok() {
+                        self.put(addr, fresh);
+                    }
+                    r
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn take(&self, addr: &str) -> Option<Client> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.get_mut(addr).and_then(Vec::pop)
+    }
+
+    fn put(&self, addr: &str, c: Client) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let v = idle.entry(addr.to_string()).or_default();
+        if v.len() < self.max_idle_per_peer {
+            v.push(c);
+        }
+    }
+
+    /// Drop every idle connection to `addr` (after it was restarted, say).
+    pub fn forget(&self, addr: &str) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.remove(addr);
+    }
+}

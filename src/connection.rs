@@ -1,0 +1,195 @@
+//! A framed connection: a TCP stream plus a read buffer.
+//!
+//! Reading loops "try to parse a frame from the buffer, else read more", so a
+//! frame split byte by byte and many frames in one read (pipelining) are the
+//! same code path. Writing goes through a [`Writer`], a cloneable handle, so
+//! that another thread (the broker pushing a `message`, say) can write to the
+//! same peer; the mutex keeps concurrent frames from interleaving.
+
+use crate::frame::{self, Frame, FrameError, Mode};
+use serde_json::Value;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why no frame could be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The byte stream is broken; answer once, then close.
+    Frame(FrameError),
+    /// No byte arrived within the read timeout.
+    Timeout,
+    /// The socket failed (reset, ...).
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Frame(e) => write!(f, "{e}"),
+            ReadError::Timeout => write!(f, "read timed out"),
+            ReadError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// `WouldBlock` and `TimedOut` both mean "the read timeout expired": which
+/// one the OS reports differs between platforms.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+pub struct Connection {
+    stream: TcpStream,
+    writer: Writer,
+    buf: Vec<u8>,
+    max_payload: usize,
+    peer: Option<SocketAddr>,
+    idle_timeout: Option<Duration>,
+    frame_timeout: Option<Duration>,
+    /// When the last complete frame arrived: the idle clock. Blank lines and
+    /// partial frames do not reset it, so a slow-loris peer cannot hold the
+    /// connection by dribbling bytes.
+    last_frame: Instant,
+    /// When the first byte of the current partial frame arrived.
+    partial_since: Option<Instant>,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream, max_payload: usize) -> io::Result<Connection> {
+        let peer = stream.peer_addr().ok();
+        let writer = Writer {
+            inner: Arc::new(Mutex::new(stream.try_clone()?)),
+        };
+        Ok(Connection {
+            stream,
+            writer,
+            buf: Vec::with_capacity(4096),
+            max_payload,
+            peer,
+            idle_timeout: None,
+            frame_timeout: None,
+            last_frame: Instant::now(),
+            partial_since: None,
+        })
+    }
+
+    /// Bound reads: no frame for `idle` closes, and a frame whose first
+    /// byte arrived more than `frame` ago closes. Without this, reads block
+    /// for as long as the socket's own read timeout (if any).
+    pub fn set_timeouts(&mut self, idle: Duration, frame: Duration) {
+        self.idle_timeout = Some(idle);
+        self.frame_timeout = Some(frame);
+        self.last_frame = Instant::now();
+    }
+
+    /// Set the deadline-based timeouts' socket read timeout for the next read.
+    fn arm_read_timeout(&mut self) -> Result<(), ReadError> {
+        let now = Instant::now();
+        let mut deadline = self.idle_timeout.map(|t| self.last_frame + t);
+        if let (Some(since), Some(t)) = (self.partial_since, self.frame_timeout) {
+            let d = since + t;
+            deadline = Some(deadline.map_or(d, |x| x.min(d)));
+        }
+        let Some(deadline) = deadline else {
+            return Ok(());
+        };
+        let left = deadline.saturating_duration_since(now);
+        if left.is_zero() {
+            return Err(ReadError::Timeout);
+        }
+        self.stream
+            .set_read_timeout(Some(left))
+            .map_err(ReadError::Io)
+    }
+
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    pub fn writer(&self) -> Writer {
+        self.writer.clone()
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Read the next frame. `Ok(None)` is a clean EOF between frames.
+    pub fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
+        loop {
+            match frame::parse(&self.buf, self.max_payload) {
+                Ok(Some((f, used))) => {
+                    self.buf.drain(..used);
+                    self.last_frame = Instant::now();
+                    self.partial_since = if frame::only_blank(&self.buf) {
+                        None
+                    } else {
+                        Some(self.last_frame)
+                    };
+                    return Ok(Some(f));
+                }
+                Ok(None) => {
+                    if frame::only_blank(&self.buf) {
+                        // Blank lines carry nothing; keep a lone '\r' whose
+                        // '\n' may still come.
+                        let keep = usize::from(self.buf.last() == Some(&b'\r'));
+                        let drop = self.buf.len() - keep;
+                        self.buf.drain(..drop);
+                    } else if self.partial_since.is_none() {
+                        self.partial_since = Some(Instant::now());
+                    }
+                }
+                Err(e) => return Err(ReadError::Frame(e)),
+            }
+            self.arm_read_timeout()?;
+            let mut chunk = [0u8; 8192];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    return if frame::only_blank(&self.buf) {
+                        Ok(None)
+                    } else {
+                        Err(ReadError::Frame(FrameError::Truncated))
+                    };
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) => return Err(ReadError::Timeout),
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+    }
+
+    pub fn send(&self, mode: Mode, msg: &Value) -> io::Result<()> {
+        self.writer.send(mode, msg)
+    }
+}
+
+/// A cloneable handle that writes whole frames to one peer.
+#[derive(Clone)]
+pub struct Writer {
+    inner: Arc<Mutex<TcpStream>>,
+}
+
+impl Writer {
+    pub fn send(&self, mode: Mode, msg: &Value) -> io::Result<()> {
+        let payload = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        self.send_raw(&frame::encode(mode, &payload))
+    }
+
+    pub fn send_raw(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        s.write_all(bytes)?;
+        s.flush()
+    }
+
+    /// Close both directions, waking a thread blocked reading this socket.
+    pub fn shutdown(&self) {
+        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}

@@ -1,0 +1,47 @@
+//! frota — two distributed systems over one hand-written protocol:
+//! length-prefixed (or inline) JSON frames over `std::net` TCP, one thread
+//! per connection, liveness as UDP heartbeats.
+//!
+//! # Layout
+//!
+//! The wire and the runtime (everything else stands on these):
+//! - [`frame`]: cutting frames out of a byte stream (pure, no sockets).
+//! - [`connection`]: a TCP stream + read buffer; reads and writes frames.
+//! - [`message`]: the envelope (`type`, `id`, `in_reply_to`) and typed fields.
+//! - [`error`]: the one table of numbered error codes (definite or not).
+//! - [`server`]: the node runtime — accept loop, thread per connection,
+//!   limits, built-in `ping`/`status`/`help`, the [`server::Handler`] trait.
+//! - [`client`]: blocking request/reply with timeouts, retries, a peer pool.
+//! - [`heartbeat`]: UDP heartbeat datagrams (sender thread, receiver).
+//! - [`wal`]: an fsynced append-only log with group commit and torn-tail
+//!   detection; every durable node writes through it.
+//! - [`crash`]: named crash points (`FROTA_CRASH_AT`) for fault tests.
+//! - [`cli`]: flag parsing and logging set-up shared by the binaries.
+//! - [`launch`]: starting node processes and waiting for them (tests, demos).
+//! - [`ctl`]: what `frota-ctl` does (send one message, audits, demos).
+//!
+//! The two systems:
+//! - [`rental`]: vehicle rental — heartbeat monitor, info desk, backup,
+//!   terminals, client simulator, conservation audit.
+//! - [`ev`]: EV charging — topic broker, companies with two-phase commit,
+//!   vehicle simulator, atomicity/isolation audit.
+//!
+//! Binaries in `bin/` only parse flags and call into these modules.
+
+pub mod cli;
+pub mod client;
+pub mod connection;
+pub mod crash;
+pub mod ctl;
+pub mod error;
+pub mod ev;
+pub mod frame;
+pub mod heartbeat;
+pub mod launch;
+pub mod message;
+pub mod rental;
+pub mod server;
+pub mod wal;
+
+pub use error::{Code, Error};
+pub use message::{body, Body, Request};

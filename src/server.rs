@@ -1,0 +1,432 @@
+//! The node runtime: a TCP listener, an accept loop and one thread per
+//! connection, serving any [`Handler`].
+//!
+//! A node is a handler plus a [`ServerConfig`]. The runtime owns everything a
+//! handler should not have to think about: framing, the envelope, the
+//! built-in `ping` / `status` / `help`, refusing unknown types with error 10,
+//! the connection cap, idle and per-frame timeouts, and turning a handler
+//! panic into error 13 instead of a dead node.
+
+use crate::connection::{Connection, ReadError, Writer};
+use crate::error::{Code, Error};
+use crate::frame::{Frame, Mode, DEFAULT_MAX_PAYLOAD};
+use crate::message::{body, reply_for, Body, Request};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Who a node is, for `ping` and logs.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Unique within a deployment, e.g. `terminal-2`.
+    pub name: String,
+    /// The kind of node, e.g. `terminal`.
+    pub role: String,
+}
+
+/// One line of `help`: a message type, what it does, and an example that
+/// works as typed into netcat.
+#[derive(Debug, Clone)]
+pub struct MessageHelp {
+    pub kind: &'static str,
+    pub text: &'static str,
+    pub example: &'static str,
+}
+
+impl MessageHelp {
+    pub const fn new(kind: &'static str, text: &'static str, example: &'static str) -> Self {
+        MessageHelp {
+            kind,
+            text,
+            example,
+        }
+    }
+}
+
+/// What the handler knows about the connection a request arrived on.
+pub struct Ctx<'a> {
+    pub conn_id: u64,
+    pub peer: Option<SocketAddr>,
+    /// The framing mode of this request; pushes to this peer should use it.
+    pub mode: Mode,
+    /// Writes to this peer from any thread (for pushed frames).
+    pub writer: &'a Writer,
+}
+
+/// A node's behaviour. Handlers never touch sockets for their replies: they
+/// return the reply fields and the runtime adds the envelope.
+pub trait Handler: Send + Sync + 'static {
+    fn info(&self) -> NodeInfo;
+    /// Every message this node accepts besides the built-ins.
+    fn help(&self) -> Vec<MessageHelp>;
+    /// A snapshot of the node's state, readable by a person.
+    fn status(&self) -> Body;
+    fn handle(&self, req: &Request, ctx: &Ctx) -> Result<Body, Error>;
+    /// The connection `conn_id` is gone (subscribers use this).
+    fn closed(&self, _conn_id: u64) {}
+}
+
+/// Limits of one server. Every timeout is bounded and configurable.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub max_connections: usize,
+    /// A connection that completes no frame for this long is closed.
+    pub idle_timeout: Duration,
+    /// A started frame must be complete within this (slow-loris guard).
+    pub frame_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_payload: usize,
+    pub stack_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(60),
+            frame_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            stack_size: 256 * 1024,
+        }
+    }
+}
+
+const BUILTINS: [MessageHelp; 3] = [
+    MessageHelp::new(
+        "ping",
+        "liveness: answers with the node's name, role and uptime",
+        r#"{"type":"ping","id":1}"#,
+    ),
+    MessageHelp::new(
+        "status",
+        "a snapshot of this node's state",
+        r#"{"type":"status","id":1}"#,
+    ),
+    MessageHelp::new(
+        "help",
+        "every message this node accepts, with an example",
+        r#"{"type":"help","id":1}"#,
+    ),
+];
+
+/// Counters the runtime keeps for every node (shown in `status`).
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    broken_streams: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+struct Shared<H: Handler> {
+    handler: Arc<H>,
+    cfg: ServerConfig,
+    kinds: HashSet<&'static str>,
+    started: Instant,
+    live: AtomicUsize,
+    next_conn: AtomicU64,
+    counters: Counters,
+    stop: AtomicBool,
+    /// Open connections, so shutdown can wake their threads.
+    conns: Mutex<HashMap<u64, Writer>>,
+}
+
+/// A running server. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    addr: SocketAddr,
+    stop: Arc<dyn Fn() + Send + Sync>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Bind and start serving in the background.
+    pub fn start<H: Handler>(cfg: ServerConfig, handler: Arc<H>) -> io::Result<Server> {
+        let listener = TcpListener::bind(&cfg.listen).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.listen))
+        })?;
+        let addr = listener.local_addr()?;
+        let kinds = handler
+            .help()
+            .iter()
+            .chain(BUILTINS.iter())
+            .map(|m| m.kind)
+            .collect();
+        let shared = Arc::new(Shared {
+            handler,
+            cfg,
+            kinds,
+            started: Instant::now(),
+            live: AtomicUsize::new(0),
+            next_conn: AtomicU64::new(1),
+            counters: Counters::default(),
+            stop: AtomicBool::new(false),
+            conns: Mutex::new(HashMap::new()),
+        });
+        let for_stop = shared.clone();
+        let stop = Arc::new(move || {
+            for_stop.stop.store(true, Ordering::SeqCst);
+            // Wake the accept loop, which is blocked in accept().
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+            let conns = for_stop.conns.lock().unwrap_or_else(|p| p.into_inner());
+            for w in conns.values() {
+                w.shutdown();
+            }
+        });
+        let accept = thread::Builder::new()
+            .name(format!("accept-{addr}"))
+            .spawn(move || accept_loop(listener, shared))?;
+        Ok(Server {
+            addr,
+            stop,
+            accept: Some(accept),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop accepting, close every connection, and wait for the accept loop.
+    pub fn shutdown(mut self) {
+        (self.stop)();
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Block until the server stops (it stops only through shutdown).
+    pub fn wait(mut self) {
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn accept_loop<H: Handler>(listener: TcpListener, shared: Arc<Shared<H>>) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                log::warn!("accept failed: {e}");
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if shared.live.load(Ordering::SeqCst) >= shared.cfg.max_connections {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            refuse(stream, shared.cfg.max_connections);
+            continue;
+        }
+        shared.live.fetch_add(1, Ordering::SeqCst);
+        shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        let s = shared.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("conn-{id}"))
+            .stack_size(shared.cfg.stack_size)
+            .spawn(move || {
+                serve_connection(&s, id, stream);
+                s.conns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                s.handler.closed(id);
+                s.live.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot spawn a connection thread: {e}");
+            shared.live.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Past the cap the peer gets error 11 as one inline line (readable by a
+/// person and by our own decoder) and is closed at once.
+fn refuse(stream: TcpStream, max: usize) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let err = Error::unavailable(format!(
+        "connection limit reached ({max} open); try again later"
+    ));
+    if let Ok(conn) = Connection::new(stream, 0) {
+        let _ = conn.send(Mode::Inline, &err.to_message(None));
+        conn.writer().shutdown();
+    }
+}
+
+fn serve_connection<H: Handler>(shared: &Shared<H>, id: u64, stream: TcpStream) {
+    let cfg = &shared.cfg;
+    let _ = stream.set_nodelay(true);
+    if stream.set_write_timeout(Some(cfg.write_timeout)).is_err() {
+        return;
+    }
+    let mut conn = match Connection::new(stream, cfg.max_payload) {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    let writer = conn.writer();
+    shared
+        .conns
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, writer.clone());
+    if shared.stop.load(Ordering::SeqCst) {
+        return;
+    }
+    let peer = conn.peer();
+    conn.set_timeouts(cfg.idle_timeout, cfg.frame_timeout);
+    loop {
+        let frame = match conn.read_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(ReadError::Frame(e)) => {
+                // We no longer know where the next frame starts, so this
+                // connection is over; other clients are unaffected.
+                shared
+                    .counters
+                    .broken_streams
+                    .fetch_add(1, Ordering::Relaxed);
+                let err = Error::malformed(format!("{e}; closing the connection"));
+                let _ = writer.send(Mode::Inline, &err.to_message(None));
+                writer.shutdown();
+                return;
+            }
+            Err(ReadError::Timeout) => {
+                shared.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                let err = Error::timeout("no complete frame within the timeout; closing");
+                let _ = writer.send(Mode::Inline, &err.to_message(None));
+                writer.shutdown();
+                return;
+            }
+            Err(ReadError::Io(_)) => return,
+        };
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let ctx = Ctx {
+            conn_id: id,
+            peer,
+            mode: frame.mode,
+            writer: &writer,
+        };
+        let reply = dispatch(shared, &frame, &ctx);
+        if writer.send(frame.mode, &reply).is_err() {
+            // A peer that does not read its replies is cut off by the
+            // write timeout here.
+            writer.shutdown();
+            return;
+        }
+    }
+}
+
+/// One payload in, one reply out. Never fails: every problem is an error reply.
+fn dispatch<H: Handler>(shared: &Shared<H>, frame: &Frame, ctx: &Ctx) -> Value {
+    shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let req = match Request::from_payload(&frame.payload) {
+        Ok(r) => r,
+        Err((id, e)) => {
+            shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+            return e.to_message(id);
+        }
+    };
+    let result = match req.kind.as_str() {
+        "ping" => Ok(ping_body(shared)),
+        "status" => Ok(status_body(shared)),
+        "help" => Ok(help_body(shared)),
+        k if !shared.kinds.contains(k) => Err(Error::new(
+            Code::NotSupported,
+            format!(
+                "unknown message type '{k}'; send {{\"type\":\"help\"}} for the list"
+            ),
+        )),
+        _ => catch_unwind(AssertUnwindSafe(|| shared.handler.handle(&req, ctx))).unwrap_or_else(
+            |_| {
+                Err(Error::crash(format!(
+                    "internal error while handling '{}'; the node keeps running",
+                    req.kind
+                )))
+            },
+        ),
+    };
+    match result {
+        Ok(fields) => reply_for(&req.kind, req.id, fields),
+        Err(e) => {
+            shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+            e.to_message(req.id)
+        }
+    }
+}
+
+fn ping_body<H: Handler>(shared: &Shared<H>) -> Body {
+    let info = shared.handler.info();
+    body(json!({
+        "name": info.name,
+        "role": info.role,
+        "uptime_ms": shared.started.elapsed().as_millis() as u64,
+    }))
+}
+
+fn status_body<H: Handler>(shared: &Shared<H>) -> Body {
+    let info = shared.handler.info();
+    let c = &shared.counters;
+    let mut out = body(json!({
+        "name": info.name,
+        "role": info.role,
+        "uptime_ms": shared.started.elapsed().as_millis() as u64,
+        "connections": {
+            "open": shared.live.load(Ordering::SeqCst),
+            "max": shared.cfg.max_connections,
+            "accepted": c.accepted.load(Ordering::Relaxed),
+            "refused": c.refused.load(Ordering::Relaxed),
+            "broken_streams": c.broken_streams.load(Ordering::Relaxed),
+            "timed_out": c.timeouts.load(Ordering::Relaxed),
+        },
+        "requests": c.requests.load(Ordering::Relaxed),
+        "errors": c.errors.load(Ordering::Relaxed),
+    }));
+    out.extend(shared.handler.status());
+    out
+}
+
+fn help_body<H: Handler>(shared: &Shared<H>) -> Body {
+    let info = shared.handler.info();
+    let messages: Vec<Value> = BUILTINS
+        .iter()
+        .cloned()
+        .chain(shared.handler.help())
+        .map(|m| json!({"type": m.kind, "description": m.text, "example": m.example}))
+        .collect();
+    body(json!({
+        "node": info.name,
+        "role": info.role,
+        "framing": "one JSON object per line, or <length>\\n<payload>\\n; see protocol.md",
+        "messages": messages,
+    }))
+}
+
+/// Print the line a launcher waits for: `frota ready name=<n> tcp=<addr> ...`.
+/// Tests and `frota-ctl` parse it to learn ports picked from `:0`.
+pub fn announce(name: &str, addrs: &[(&str, SocketAddr)]) {
+    use std::io::Write;
+    let mut line = format!("frota ready name={name}");
+    for (k, a) in addrs {
+        line.push_str(&format!(" {k}={a}"));
+    }
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
