@@ -11,6 +11,7 @@ Usage:
   frota-ctl audit-rental [flags]  conservation audit of a running rental system
   frota-ctl run-ev [flags]        start broker + companies, run the vehicle demo, audit, stop
   frota-ctl audit-ev [flags]      atomicity/isolation audit of a running EV system
+  frota-ctl trace [--mermaid] DIR  merge the wire traces of a run (FROTA_TRACE=DIR) into a ladder diagram
   (each subcommand takes --help)
 
 Options for sending:
@@ -27,6 +28,7 @@ fn main() {
         "audit-rental" => frota::rental::audit(&rest),
         "run-ev" => frota::ev::run_demo(&rest),
         "audit-ev" => frota::ev::audit(&rest),
+        "trace" => frota::ctl::trace::run(&rest),
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
             0

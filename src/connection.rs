@@ -7,6 +7,7 @@
 //! same peer; the mutex keeps concurrent frames from interleaving.
 
 use crate::frame::{self, Frame, FrameError, Mode};
+use crate::trace;
 use serde_json::Value;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -62,8 +63,11 @@ pub struct Connection {
 impl Connection {
     pub fn new(stream: TcpStream, max_payload: usize) -> io::Result<Connection> {
         let peer = stream.peer_addr().ok();
+        let local = stream.local_addr().ok();
         let writer = Writer {
             inner: Arc::new(Mutex::new(stream.try_clone()?)),
+            local,
+            peer,
         };
         Ok(Connection {
             stream,
@@ -125,6 +129,11 @@ impl Connection {
             match frame::parse(&self.buf, self.max_payload) {
                 Ok(Some((f, used))) => {
                     self.buf.drain(..used);
+                    if trace::enabled() {
+                        if let Ok(v) = serde_json::from_slice::<Value>(&f.payload) {
+                            trace::record("recv", self.writer.local, self.peer, &v);
+                        }
+                    }
                     self.last_frame = Instant::now();
                     self.partial_since = if frame::only_blank(&self.buf) {
                         None
@@ -173,10 +182,13 @@ impl Connection {
 #[derive(Clone)]
 pub struct Writer {
     inner: Arc<Mutex<TcpStream>>,
+    local: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
 }
 
 impl Writer {
     pub fn send(&self, mode: Mode, msg: &Value) -> io::Result<()> {
+        trace::record("send", self.local, self.peer, msg);
         let payload = serde_json::to_vec(msg).map_err(io::Error::other)?;
         self.send_raw(&frame::encode(mode, &payload))
     }

@@ -15,6 +15,7 @@
 //! - [`heartbeat`]: UDP heartbeat datagrams (sender thread, receiver).
 //! - [`wal`]: an fsynced append-only log with group commit and torn-tail
 //!   detection; every durable node writes through it.
+//! - [`trace`]: optional wire traces (`FROTA_TRACE=<dir>`) for ladder diagrams.
 //! - [`crash`]: named crash points (`FROTA_CRASH_AT`) for fault tests.
 //! - [`cli`]: flag parsing and logging set-up shared by the binaries.
 //! - [`launch`]: starting node processes and waiting for them (tests, demos).
@@ -41,6 +42,7 @@ pub mod launch;
 pub mod message;
 pub mod rental;
 pub mod server;
+pub mod trace;
 pub mod wal;
 
 pub use error::{Code, Error};

@@ -156,6 +156,7 @@ impl Server {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.listen))
         })?;
         let addr = listener.local_addr()?;
+        crate::trace::set_node(&handler.info().name);
         let kinds = handler
             .help()
             .iter()
@@ -349,9 +350,7 @@ fn dispatch<H: Handler>(shared: &Shared<H>, frame: &Frame, ctx: &Ctx) -> Value {
         "help" => Ok(help_body(shared)),
         k if !shared.kinds.contains(k) => Err(Error::new(
             Code::NotSupported,
-            format!(
-                "unknown message type '{k}'; send {{\"type\":\"help\"}} for the list"
-            ),
+            format!("unknown message type '{k}'; send {{\"type\":\"help\"}} for the list"),
         )),
         _ => catch_unwind(AssertUnwindSafe(|| shared.handler.handle(&req, ctx))).unwrap_or_else(
             |_| {
