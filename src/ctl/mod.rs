@@ -1,6 +1,8 @@
 //! `frota-ctl`: the operator's tool. `frota-ctl ADDR 'JSON'` sends one
 //! message and prints the reply; subcommands run audits and demos.
 
+pub mod doccheck;
+
 use crate::client::{Client, ClientConfig};
 use crate::error::Error;
 use crate::message::Request;
