@@ -150,7 +150,9 @@ impl Client {
                 }
                 return Ok(m);
             }
-            if m.get("in_reply_to").is_none() && m.get("type").and_then(Value::as_str) == Some("error") {
+            if m.get("in_reply_to").is_none()
+                && m.get("type").and_then(Value::as_str) == Some("error")
+            {
                 // The server refused the connection or the stream (error
                 // without in_reply_to): that is the answer to us too.
                 return Err(Error::from_message(&m));
@@ -183,7 +185,9 @@ impl Client {
             .map_err(|e| Error::crash(e.to_string()))?;
         match self.conn.read_frame() {
             Ok(Some(f)) => crate::message::check_depth(&f.payload)
-                .and_then(|()| serde_json::from_slice(&f.payload).map_err(|e| Error::malformed(e.to_string())))
+                .and_then(|()| {
+                    serde_json::from_slice(&f.payload).map_err(|e| Error::malformed(e.to_string()))
+                })
                 .map_err(|e| Error::crash(format!("{} sent a bad payload: {}", self.addr, e.text))),
             Ok(None) => Err(Error::crash(format!("{} closed the connection", self.addr))),
             Err(ReadError::Timeout) => Err(Error::timeout("read timed out")),

@@ -432,12 +432,18 @@ mod tests {
             assert!(p >= prev);
             prev = p;
         }
-        assert!(!d.is_alive("a", last + ms(300)), "phi={}", d.phi("a", last + ms(300)));
+        assert!(
+            !d.is_alive("a", last + ms(300)),
+            "phi={}",
+            d.phi("a", last + ms(300))
+        );
     }
 
     /// Time of conviction after the last heartbeat, searched in 1 ms steps.
     fn conviction_after(d: &dyn Detector, last: Instant) -> u64 {
-        (0..100_000).find(|t| !d.is_alive("a", last + ms(*t))).unwrap()
+        (0..100_000)
+            .find(|t| !d.is_alive("a", last + ms(*t)))
+            .unwrap()
     }
 
     #[test]
@@ -514,9 +520,15 @@ mod tests {
         let resumed = t0 + ms(5300);
         assert!(g.tick(resumed));
         assert_eq!(g.pauses(), 1);
-        assert!(g.is_alive("b", resumed), "b's silence is the monitor's fault");
+        assert!(
+            g.is_alive("b", resumed),
+            "b's silence is the monitor's fault"
+        );
         assert!(g.is_alive("a", resumed + ms(999)));
-        assert!(!g.is_alive("stranger", resumed), "unknown nodes stay unknown");
+        assert!(
+            !g.is_alive("stranger", resumed),
+            "unknown nodes stay unknown"
+        );
         // Queued heartbeats from "b" arrive; "a" stays silent; after the
         // grace period the real failure is reported again.
         g.heartbeat("b", resumed + ms(10));

@@ -93,14 +93,15 @@ pub fn main() {
         opt("listen", "127.0.0.1:7900", "TCP address to serve on"),
         opt("name", "echo", "node name shown by ping"),
         opt("role", "echo", "node role shown by ping"),
-        switch(
-            "test-panic",
-            "accept 'panic', whose handler panics (tests)",
-        ),
+        switch("test-panic", "accept 'panic', whose handler panics (tests)"),
     ]);
     let args = Args::parse("frota-echo", "a minimal node that echoes requests", &flags);
     cli::init_logging();
-    let echo = Echo::new(&args.string("name"), &args.string("role"), args.has("test-panic"));
+    let echo = Echo::new(
+        &args.string("name"),
+        &args.string("role"),
+        args.has("test-panic"),
+    );
     let name = echo.name.clone();
     let srv = match Server::start(args.server_config(), Arc::new(echo)) {
         Ok(s) => s,

@@ -93,7 +93,9 @@ impl Request {
     pub fn str(&self, field: &str) -> Result<&str, Error> {
         match self.body.get(field) {
             Some(Value::String(s)) => Ok(s),
-            Some(_) => Err(Error::malformed(format!("field '{field}' must be a string"))),
+            Some(_) => Err(Error::malformed(format!(
+                "field '{field}' must be a string"
+            ))),
             None => Err(Error::malformed(format!("missing field '{field}'"))),
         }
     }
@@ -232,7 +234,13 @@ mod tests {
 
     #[test]
     fn nesting_depth_is_bounded() {
-        let at = |n: usize| format!("{{\"type\":\"x\",\"v\":{}{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        let at = |n: usize| {
+            format!(
+                "{{\"type\":\"x\",\"v\":{}{}}}",
+                "[".repeat(n - 1),
+                "]".repeat(n - 1)
+            )
+        };
         assert!(Request::from_payload(at(MAX_DEPTH).as_bytes()).is_ok());
         let (_, e) = Request::from_payload(at(MAX_DEPTH + 1).as_bytes()).unwrap_err();
         assert!(e.text.contains("deeper than 64"), "{}", e.text);
@@ -259,6 +267,10 @@ mod tests {
         let r = Request::from_payload(br#"{"type":"rent","class":7}"#).unwrap();
         let e = r.parse::<Rent>().err().unwrap();
         assert_eq!(e.code, Code::MalformedRequest);
-        assert!(e.text.contains("class") || e.text.contains("string"), "{}", e.text);
+        assert!(
+            e.text.contains("class") || e.text.contains("string"),
+            "{}",
+            e.text
+        );
     }
 }

@@ -15,10 +15,16 @@ const ECHO_REP: &str = r#"{"type":"echo_ok","in_reply_to":5,"msg":"hi"}"#;
 fn length_prefixed_ping_and_echo() {
     let node = start_echo(&[]);
     let mut s = connect(node.tcp());
-    s.write_all(lp(r#"{"type":"ping","id":1}"#).as_bytes()).unwrap();
+    s.write_all(lp(r#"{"type":"ping","id":1}"#).as_bytes())
+        .unwrap();
     let f = read_length_frame(&mut s);
     let (len, payload) = f.split_once('\n').unwrap();
-    assert!(payload.starts_with(r#"{"type":"ping_ok","in_reply_to":1,"name":"echo","role":"echo","uptime_ms":"#), "{f:?}");
+    assert!(
+        payload.starts_with(
+            r#"{"type":"ping_ok","in_reply_to":1,"name":"echo","role":"echo","uptime_ms":"#
+        ),
+        "{f:?}"
+    );
     assert_eq!(len.parse::<usize>().unwrap() + 1, payload.len(), "{f:?}");
     s.write_all(lp(ECHO_REQ).as_bytes()).unwrap();
     assert_eq!(read_length_frame(&mut s), lp(ECHO_REP));
@@ -30,12 +36,17 @@ fn inline_and_crlf_and_blank_lines() {
     let mut s = connect(node.tcp());
     ping_on(&mut s, "echo");
     // Inline with CRLF, and blank lines (someone pressing Enter) before it.
-    s.write_all(format!("\r\n\n\r\n{ECHO_REQ}\r\n").as_bytes()).unwrap();
+    s.write_all(format!("\r\n\n\r\n{ECHO_REQ}\r\n").as_bytes())
+        .unwrap();
     assert_eq!(read_line(&mut s), format!("{ECHO_REP}\n"));
     // Length-prefixed with CRLF everywhere: the reply keeps the mode.
     let p = r#"{"type":"echo","id":6,"a":[1,2]}"#;
-    s.write_all(format!("{}\r\n{p}\r\n", p.len()).as_bytes()).unwrap();
-    assert_eq!(read_length_frame(&mut s), lp(r#"{"type":"echo_ok","in_reply_to":6,"a":[1,2]}"#));
+    s.write_all(format!("{}\r\n{p}\r\n", p.len()).as_bytes())
+        .unwrap();
+    assert_eq!(
+        read_length_frame(&mut s),
+        lp(r#"{"type":"echo_ok","in_reply_to":6,"a":[1,2]}"#)
+    );
     // No id: no in_reply_to.
     s.write_all(b"{\"type\":\"echo\",\"x\":null}\n").unwrap();
     assert_eq!(read_line(&mut s), "{\"type\":\"echo_ok\",\"x\":null}\n");
@@ -65,15 +76,27 @@ fn one_frame_sent_one_byte_at_a_time() {
     let node = start_echo(&[]);
     let mut s = connect(node.tcp());
     for mode in 0..2 {
-        let bytes = if mode == 0 { lp(ECHO_REQ) } else { format!("{ECHO_REQ}\r\n") };
+        let bytes = if mode == 0 {
+            lp(ECHO_REQ)
+        } else {
+            format!("{ECHO_REQ}\r\n")
+        };
         for b in bytes.as_bytes() {
             s.write_all(std::slice::from_ref(b)).unwrap();
             // Pacing, not waiting: gives the node a chance to read each
             // byte on its own.
             std::thread::sleep(Duration::from_millis(1));
         }
-        let got = if mode == 0 { read_length_frame(&mut s) } else { read_line(&mut s) };
-        let want = if mode == 0 { lp(ECHO_REP) } else { format!("{ECHO_REP}\n") };
+        let got = if mode == 0 {
+            read_length_frame(&mut s)
+        } else {
+            read_line(&mut s)
+        };
+        let want = if mode == 0 {
+            lp(ECHO_REP)
+        } else {
+            format!("{ECHO_REP}\n")
+        };
         assert_eq!(got, want);
     }
 }
@@ -86,14 +109,22 @@ fn broken(input: &[u8], text: &str) {
     s.write_all(input).unwrap();
     // No half-close here: the node must close on its own.
     let got = read_to_close(&mut s);
-    let want = error_line(None, 12, "malformed-request", &format!("{text}; closing the connection"));
+    let want = error_line(
+        None,
+        12,
+        "malformed-request",
+        &format!("{text}; closing the connection"),
+    );
     assert_eq!(got, want, "input {:?}", String::from_utf8_lossy(input));
     assert_serving(node.tcp());
 }
 
 #[test]
 fn leading_zero_length() {
-    broken(b"017\n{\"type\":\"ping\"}\n", "bad length line: leading zero");
+    broken(
+        b"017\n{\"type\":\"ping\"}\n",
+        "bad length line: leading zero",
+    );
 }
 
 #[test]
@@ -103,13 +134,22 @@ fn zero_length() {
 
 #[test]
 fn non_digit_length() {
-    broken(b"1x\n", "bad length line: expected an ASCII decimal length or '{', found 'x'");
-    broken(b"-5\n", "bad length line: expected an ASCII decimal length or '{', found '-'");
+    broken(
+        b"1x\n",
+        "bad length line: expected an ASCII decimal length or '{', found 'x'",
+    );
+    broken(
+        b"-5\n",
+        "bad length line: expected an ASCII decimal length or '{', found '-'",
+    );
 }
 
 #[test]
 fn invalid_utf8_in_length() {
-    broken(b"\xff\n", "bad length line: expected an ASCII decimal length or '{', found byte 0xff");
+    broken(
+        b"\xff\n",
+        "bad length line: expected an ASCII decimal length or '{', found byte 0xff",
+    );
 }
 
 #[test]
@@ -121,7 +161,10 @@ fn eight_digit_length() {
 
 #[test]
 fn length_over_the_limit() {
-    broken(b"1048577\n", "frame of 1048577 bytes exceeds the limit of 1048576 bytes");
+    broken(
+        b"1048577\n",
+        "frame of 1048577 bytes exceeds the limit of 1048576 bytes",
+    );
 }
 
 #[test]
@@ -131,8 +174,18 @@ fn inline_line_over_the_limit() {
     let line = format!("{{\"type\":\"echo\",\"pad\":\"{}\"}}", "x".repeat(200));
     s.write_all(line.as_bytes()).unwrap(); // no newline: refused anyway
     let got = read_to_close(&mut s);
-    assert!(got.starts_with(r#"{"type":"error","code":12,"name":"malformed-request","text":"frame of "#), "{got}");
-    assert!(got.ends_with("exceeds the limit of 100 bytes; closing the connection\",\"definite\":true}\n"), "{got}");
+    assert!(
+        got.starts_with(
+            r#"{"type":"error","code":12,"name":"malformed-request","text":"frame of "#
+        ),
+        "{got}"
+    );
+    assert!(
+        got.ends_with(
+            "exceeds the limit of 100 bytes; closing the connection\",\"definite\":true}\n"
+        ),
+        "{got}"
+    );
     assert_serving(node.tcp());
 }
 
@@ -145,7 +198,12 @@ fn missing_trailing_newline() {
 #[test]
 fn eof_mid_frame() {
     let node = start_echo(&[]);
-    for input in [&b"15\n{\"type\""[..], b"15", b"{\"type\":\"ping\"", b"15\n{\"type\":\"ping\"}"] {
+    for input in [
+        &b"15\n{\"type\""[..],
+        b"15",
+        b"{\"type\":\"ping\"",
+        b"15\n{\"type\":\"ping\"}",
+    ] {
         // Half-close: the node sees EOF inside a frame but can still answer.
         let got = exchange(node.tcp(), input);
         let want = error_line(
@@ -172,7 +230,11 @@ fn bad_payload(payload: &[u8], want: impl Fn(&str) -> bool) {
     s.write_all(&frame).unwrap();
     let f = read_length_frame(&mut s);
     let reply = f.split_once('\n').unwrap().1;
-    assert!(want(reply), "payload {:?} got {reply:?}", String::from_utf8_lossy(payload));
+    assert!(
+        want(reply),
+        "payload {:?} got {reply:?}",
+        String::from_utf8_lossy(payload)
+    );
     // Same connection, then a fresh one.
     ping_on(&mut s, "echo");
     assert_serving(node.tcp());
@@ -188,26 +250,47 @@ fn invalid_utf8_payload() {
 #[test]
 fn payload_not_json() {
     bad_payload(b"nope", |r| {
-        r.starts_with(r#"{"type":"error","code":12,"name":"malformed-request","text":"payload is not JSON: "#)
+        r.starts_with(
+            r#"{"type":"error","code":12,"name":"malformed-request","text":"payload is not JSON: "#,
+        )
     });
-    bad_payload(b"{\"type\":\"echo\"", |r| r.contains("payload is not JSON: "));
+    bad_payload(b"{\"type\":\"echo\"", |r| {
+        r.contains("payload is not JSON: ")
+    });
 }
 
 #[test]
 fn json_array_instead_of_object() {
     bad_payload(b"[{\"type\":\"ping\"}]", |r| {
-        r == error_line(None, 12, "malformed-request", "payload must be a JSON object, got an array")
+        r == error_line(
+            None,
+            12,
+            "malformed-request",
+            "payload must be a JSON object, got an array",
+        )
     });
 }
 
 #[test]
 fn missing_type() {
-    bad_payload(b"{\"id\":4}", |r| r == error_line(Some(4), 12, "malformed-request", "missing field 'type'"));
+    bad_payload(b"{\"id\":4}", |r| {
+        r == error_line(Some(4), 12, "malformed-request", "missing field 'type'")
+    });
     bad_payload(b"{\"type\":7,\"id\":4}", |r| {
-        r == error_line(Some(4), 12, "malformed-request", "field 'type' must be a string")
+        r == error_line(
+            Some(4),
+            12,
+            "malformed-request",
+            "field 'type' must be a string",
+        )
     });
     bad_payload(b"{\"type\":\"ping\",\"id\":-1}", |r| {
-        r == error_line(None, 12, "malformed-request", "field 'id' must be an unsigned integer")
+        r == error_line(
+            None,
+            12,
+            "malformed-request",
+            "field 'id' must be an unsigned integer",
+        )
     });
 }
 
@@ -226,7 +309,10 @@ fn unknown_type_is_code_10() {
     let mut s = connect(node.tcp());
     s.write_all(b"{\"type\":\"panic\",\"id\":3}\n").unwrap();
     let line = read_line(&mut s);
-    assert!(line.starts_with(r#"{"type":"error","in_reply_to":3,"code":10,"#), "panic is off by default: {line}");
+    assert!(
+        line.starts_with(r#"{"type":"error","in_reply_to":3,"code":10,"#),
+        "panic is off by default: {line}"
+    );
     ping_on(&mut s, "echo");
 }
 
@@ -238,14 +324,23 @@ fn help_and_status_are_built_in() {
     let help: serde_json::Value = serde_json::from_str(&read_line(&mut s)).unwrap();
     assert_eq!(help["type"], "help_ok");
     assert_eq!(help["node"], "e-7");
-    let kinds: Vec<&str> = help["messages"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = help["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["ping", "status", "help", "echo"]);
     // Every example in help works as typed.
     for m in help["messages"].as_array().unwrap() {
         let ex = m["example"].as_str().unwrap();
         s.write_all(format!("{ex}\n").as_bytes()).unwrap();
         let r: serde_json::Value = serde_json::from_str(&read_line(&mut s)).unwrap();
-        assert_eq!(r["type"], format!("{}_ok", m["type"].as_str().unwrap()), "{ex}");
+        assert_eq!(
+            r["type"],
+            format!("{}_ok", m["type"].as_str().unwrap()),
+            "{ex}"
+        );
     }
     let st = status(node.tcp());
     assert_eq!(st["type"], "status_ok");

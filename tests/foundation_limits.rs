@@ -21,7 +21,12 @@ fn connection_limit_gives_code_11_then_recovers() {
     ping_on(&mut a, "echo");
     ping_on(&mut b, "echo");
     let mut c = connect(node.tcp());
-    let want = error_line(None, 11, "temporarily-unavailable", "connection limit reached (2 open); try again later");
+    let want = error_line(
+        None,
+        11,
+        "temporarily-unavailable",
+        "connection limit reached (2 open); try again later",
+    );
     assert_eq!(read_to_close(&mut c), want);
     // The two admitted connections are unaffected.
     ping_on(&mut a, "echo");
@@ -31,7 +36,9 @@ fn connection_limit_gives_code_11_then_recovers() {
         let mut s = connect(node.tcp());
         s.write_all(b"{\"type\":\"ping\",\"id\":77}\n").unwrap();
         let mut buf = [0u8; 20];
-        s.read(&mut buf).map(|n| buf[..n].starts_with(b"{\"type\":\"ping_ok\"")).unwrap_or(false)
+        s.read(&mut buf)
+            .map(|n| buf[..n].starts_with(b"{\"type\":\"ping_ok\""))
+            .unwrap_or(false)
     }));
     ping_on(&mut a, "echo");
 }
@@ -49,8 +56,19 @@ fn idle_timeout_closes_but_activity_keeps_open() {
     }
     let got = read_to_close(&mut idle);
     let waited = t0.elapsed();
-    assert_eq!(got, error_line(None, 0, "timeout", "no complete frame within the timeout; closing"));
-    assert!(waited >= Duration::from_millis(350), "closed too early: {waited:?}");
+    assert_eq!(
+        got,
+        error_line(
+            None,
+            0,
+            "timeout",
+            "no complete frame within the timeout; closing"
+        )
+    );
+    assert!(
+        waited >= Duration::from_millis(350),
+        "closed too early: {waited:?}"
+    );
     ping_on(&mut busy, "echo");
 }
 
@@ -77,7 +95,10 @@ fn slow_loris_cut_off_while_others_are_served() {
             }
             thread::sleep(Duration::from_secs(1));
         }
-        (rx_done.recv_timeout(READ_BOUND).unwrap_or_default(), start.elapsed())
+        (
+            rx_done.recv_timeout(READ_BOUND).unwrap_or_default(),
+            start.elapsed(),
+        )
     });
     // Meanwhile a well-behaved client is served promptly, again and again.
     let mut good = connect(addr);
@@ -89,9 +110,23 @@ fn slow_loris_cut_off_while_others_are_served() {
         thread::sleep(Duration::from_millis(50));
     }
     let (got, after) = loris.join().unwrap();
-    assert_eq!(got, error_line(None, 0, "timeout", "no complete frame within the timeout; closing"));
-    assert!(after >= Duration::from_millis(1400) && after < Duration::from_secs(10), "cut after {after:?}");
-    assert!(pings >= 10, "only {pings} pings while the loris was connected");
+    assert_eq!(
+        got,
+        error_line(
+            None,
+            0,
+            "timeout",
+            "no complete frame within the timeout; closing"
+        )
+    );
+    assert!(
+        after >= Duration::from_millis(1400) && after < Duration::from_secs(10),
+        "cut after {after:?}"
+    );
+    assert!(
+        pings >= 10,
+        "only {pings} pings while the loris was connected"
+    );
     assert_serving(addr);
 }
 
@@ -101,12 +136,16 @@ fn slow_reader_does_not_block_others() {
     let addr = node.tcp();
     let stop = Arc::new(AtomicBool::new(false));
     let slow = TcpStream::connect(addr).unwrap();
-    slow.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    slow.set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let mut writer = slow.try_clone().unwrap();
     let flag = stop.clone();
     // Pipelines 64 KiB echoes and never reads a reply.
     let feeder = thread::spawn(move || {
-        let req = lp(&format!(r#"{{"type":"echo","pad":"{}"}}"#, "x".repeat(64 * 1024)));
+        let req = lp(&format!(
+            r#"{{"type":"echo","pad":"{}"}}"#,
+            "x".repeat(64 * 1024)
+        ));
         let mut sent = 0usize;
         while !flag.load(Ordering::SeqCst) && writer.write_all(req.as_bytes()).is_ok() {
             sent += 1;
@@ -144,9 +183,20 @@ fn oversize_declared_length_is_not_allocated() {
     assert_serving(node.tcp());
     let before = hwm_kib(&node);
     let got = exchange(node.tcp(), b"9999999\n{\"type\":");
-    assert_eq!(got, error_line(None, 12, "malformed-request", "frame of 9999999 bytes exceeds the limit of 1048576 bytes; closing the connection"));
+    assert_eq!(
+        got,
+        error_line(
+            None,
+            12,
+            "malformed-request",
+            "frame of 9999999 bytes exceeds the limit of 1048576 bytes; closing the connection"
+        )
+    );
     let after = hwm_kib(&node);
-    assert!(after < before + 2048, "peak RSS grew from {before} to {after} KiB");
+    assert!(
+        after < before + 2048,
+        "peak RSS grew from {before} to {after} KiB"
+    );
     assert_serving(node.tcp());
 }
 
@@ -158,12 +208,16 @@ fn declared_length_under_a_large_limit_is_not_allocated_up_front() {
     let mut s = connect(node.tcp());
     let head = "{\"type\":\"echo\",\"pad\":\"";
     let declared = 9_999_999;
-    s.write_all(format!("{declared}\n{head}").as_bytes()).unwrap();
+    s.write_all(format!("{declared}\n{head}").as_bytes())
+        .unwrap();
     // The node has read the length line (it serves others meanwhile) ...
     assert_serving(node.tcp());
     assert!(wait(|| status(node.tcp())["connections"]["open"] == 2));
     let pending = hwm_kib(&node);
-    assert!(pending < before + 2048, "peak RSS grew from {before} to {pending} KiB for a declared, unsent payload");
+    assert!(
+        pending < before + 2048,
+        "peak RSS grew from {before} to {pending} KiB for a declared, unsent payload"
+    );
     // ... and when the bytes do come, memory does grow: the measurement
     // above could have seen an up-front allocation.
     let pad = declared - head.len() - 2;
@@ -171,9 +225,16 @@ fn declared_length_under_a_large_limit_is_not_allocated_up_front() {
     rest.push_str("\"}\n");
     s.write_all(rest.as_bytes()).unwrap();
     let reply = read_length_frame(&mut s);
-    assert!(reply.ends_with("yy\"}\n") && reply.len() > declared, "{}", reply.len());
+    assert!(
+        reply.ends_with("yy\"}\n") && reply.len() > declared,
+        "{}",
+        reply.len()
+    );
     let full = hwm_kib(&node);
-    assert!(full > before + 9 * 1024, "peak RSS only grew from {before} to {full} KiB");
+    assert!(
+        full > before + 9 * 1024,
+        "peak RSS only grew from {before} to {full} KiB"
+    );
     assert_serving(node.tcp());
 }
 
@@ -184,17 +245,38 @@ fn deep_nesting_does_not_crash_the_node() {
     // At the limit (64 levels, the outer object included): echoed back
     // intact on a 256 KiB connection-thread stack, debug build included.
     let inner = format!("{}{}", "[".repeat(63), "]".repeat(63));
-    s.write_all(format!("{{\"type\":\"echo\",\"id\":1,\"x\":{inner}}}\n").as_bytes()).unwrap();
-    assert_eq!(read_line(&mut s), format!("{{\"type\":\"echo_ok\",\"in_reply_to\":1,\"x\":{inner}}}\n"));
+    s.write_all(format!("{{\"type\":\"echo\",\"id\":1,\"x\":{inner}}}\n").as_bytes())
+        .unwrap();
+    assert_eq!(
+        read_line(&mut s),
+        format!("{{\"type\":\"echo_ok\",\"in_reply_to\":1,\"x\":{inner}}}\n")
+    );
     let objs = format!("{}1{}", "{\"a\":".repeat(63), "}".repeat(63));
-    s.write_all(format!("{{\"type\":\"echo\",\"id\":2,\"x\":{objs}}}\n").as_bytes()).unwrap();
-    assert_eq!(read_line(&mut s), format!("{{\"type\":\"echo_ok\",\"in_reply_to\":2,\"x\":{objs}}}\n"));
+    s.write_all(format!("{{\"type\":\"echo\",\"id\":2,\"x\":{objs}}}\n").as_bytes())
+        .unwrap();
+    assert_eq!(
+        read_line(&mut s),
+        format!("{{\"type\":\"echo_ok\",\"in_reply_to\":2,\"x\":{objs}}}\n")
+    );
     // Beyond it, up to far beyond serde_json's own limit (128, which used
     // to overflow the stack and abort the node): error 12, still open.
-    let want = error_line(None, 12, "malformed-request", "payload nests deeper than 64 levels");
+    let want = error_line(
+        None,
+        12,
+        "malformed-request",
+        "payload nests deeper than 64 levels",
+    );
     for deep in [
-        format!("{{\"type\":\"echo\",\"x\":{}{}}}", "[".repeat(64), "]".repeat(64)),
-        format!("{{\"type\":\"echo\",\"x\":{}{}}}", "[".repeat(126), "]".repeat(126)),
+        format!(
+            "{{\"type\":\"echo\",\"x\":{}{}}}",
+            "[".repeat(64),
+            "]".repeat(64)
+        ),
+        format!(
+            "{{\"type\":\"echo\",\"x\":{}{}}}",
+            "[".repeat(126),
+            "]".repeat(126)
+        ),
         format!("{{\"type\":\"echo\",\"x\":{}}}", "[".repeat(100_000)),
         format!("{{\"type\":\"echo\",\"x\":{}}}", "{\"a\":".repeat(50_000)),
     ] {
@@ -210,10 +292,16 @@ fn handler_panic_is_error_13_and_node_keeps_serving() {
     let node = start_echo(&["--test-panic"]);
     let mut s = connect(node.tcp());
     for id in 1..=3 {
-        s.write_all(format!("{{\"type\":\"panic\",\"id\":{id}}}\n").as_bytes()).unwrap();
+        s.write_all(format!("{{\"type\":\"panic\",\"id\":{id}}}\n").as_bytes())
+            .unwrap();
         assert_eq!(
             read_line(&mut s),
-            error_line(Some(id), 13, "crash", "internal error while handling 'panic'; the node keeps running")
+            error_line(
+                Some(id),
+                13,
+                "crash",
+                "internal error while handling 'panic'; the node keeps running"
+            )
         );
         ping_on(&mut s, "echo");
     }

@@ -49,7 +49,13 @@ impl Rng {
         const HOT: &[u8] = b"0123456789{}[]\":,\r\n\\ ntuelfasx\xff\xc3\x80";
         let n = self.below(max_len + 1);
         (0..n)
-            .map(|_| if self.chance(70) { *self.pick(HOT) } else { self.next() as u8 })
+            .map(|_| {
+                if self.chance(70) {
+                    *self.pick(HOT)
+                } else {
+                    self.next() as u8
+                }
+            })
             .collect()
     }
     fn json(&mut self, depth: usize) -> Value {
@@ -100,14 +106,20 @@ impl Rng {
 
 /// `FROTA_FUZZ_SCALE` multiplies every case count (default 1).
 fn cases(base: usize) -> usize {
-    base * std::env::var("FROTA_FUZZ_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
+    base * std::env::var("FROTA_FUZZ_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
 }
 
 /// Run `f`, turning a panic into a report that names the input.
 fn no_panic<T>(what: &str, input: &[u8], f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
-        Err(_) => panic!("{what} panicked on input {:?}", String::from_utf8_lossy(input)),
+        Err(_) => panic!(
+            "{what} panicked on input {:?}",
+            String::from_utf8_lossy(input)
+        ),
     }
 }
 
@@ -121,12 +133,20 @@ fn decode_all(buf: &[u8]) -> (Vec<Frame>, Result<(), FrameError>) {
         let rest = &buf[pos..];
         match no_panic("frame::parse", rest, || frame::parse(rest, MAX)) {
             Ok(Some((f, used))) => {
-                assert!(used >= 1 && used <= rest.len(), "consumed {used} of {}", rest.len());
+                assert!(
+                    used >= 1 && used <= rest.len(),
+                    "consumed {used} of {}",
+                    rest.len()
+                );
                 assert!(f.payload.len() <= MAX);
                 // Streaming consistency: every strict prefix is "need more".
                 for cut in [0, used / 2, used.saturating_sub(1)] {
                     if cut < used {
-                        assert_eq!(frame::parse(&rest[..cut], MAX), Ok(None), "prefix {cut} of {rest:?}");
+                        assert_eq!(
+                            frame::parse(&rest[..cut], MAX),
+                            Ok(None),
+                            "prefix {cut} of {rest:?}"
+                        );
                     }
                 }
                 frames.push(f);
@@ -137,7 +157,10 @@ fn decode_all(buf: &[u8]) -> (Vec<Frame>, Result<(), FrameError>) {
                 // A broken stream stays broken whatever follows.
                 let mut more = rest.to_vec();
                 more.extend_from_slice(b"2\n{}\n");
-                assert!(frame::parse(&more, MAX).is_err(), "error {e:?} undone by more bytes: {rest:?}");
+                assert!(
+                    frame::parse(&more, MAX).is_err(),
+                    "error {e:?} undone by more bytes: {rest:?}"
+                );
                 return (frames, Err(e));
             }
         }
@@ -167,7 +190,11 @@ fn fuzz_frame_parse_valid_round_trips_and_mutations() {
             if payload.len() > MAX {
                 continue;
             }
-            let mode = if rng.chance(50) { Mode::Length } else { Mode::Inline };
+            let mode = if rng.chance(50) {
+                Mode::Length
+            } else {
+                Mode::Inline
+            };
             let mut bytes = frame::encode(mode, &payload);
             if rng.chance(30) {
                 bytes.insert(bytes.len() - 1, b'\r');
@@ -181,7 +208,10 @@ fn fuzz_frame_parse_valid_round_trips_and_mutations() {
         // Re-encoding a decoded frame decodes to the same frame.
         for f in &got {
             let again = frame::encode(f.mode, &f.payload);
-            assert_eq!(frame::parse(&again, MAX), Ok(Some((f.clone(), again.len()))));
+            assert_eq!(
+                frame::parse(&again, MAX),
+                Ok(Some((f.clone(), again.len())))
+            );
         }
         rng.mutate(&mut stream);
         let _ = decode_all(&stream);
@@ -189,9 +219,14 @@ fn fuzz_frame_parse_valid_round_trips_and_mutations() {
 }
 
 fn check_request(input: &[u8]) {
-    match no_panic("Request::from_payload", input, || Request::from_payload(input)) {
+    match no_panic("Request::from_payload", input, || {
+        Request::from_payload(input)
+    }) {
         Ok(r) => {
-            assert_eq!(r.body.get("type").and_then(Value::as_str), Some(r.kind.as_str()));
+            assert_eq!(
+                r.body.get("type").and_then(Value::as_str),
+                Some(r.kind.as_str())
+            );
             assert_eq!(r.id, r.body.get("id").and_then(Value::as_u64));
         }
         Err((_, e)) => assert_eq!(e.code, frota::Code::MalformedRequest),
@@ -234,14 +269,20 @@ fn fuzz_wal_replay_on_random_and_mutated_logs() {
             rng.mutate(&mut bytes);
         }
         std::fs::write(&path, &bytes).unwrap();
-        let (wal, replay) = no_panic("Wal::open", &bytes, || Wal::open(&path)).expect("open never fails on bad content");
+        let (wal, replay) = no_panic("Wal::open", &bytes, || Wal::open(&path))
+            .expect("open never fails on bad content");
         let kept = std::fs::metadata(&path).unwrap().len();
         assert_eq!(kept + replay.truncated_bytes, bytes.len() as u64);
         if !random {
             // A checksum guards every record: what survives is a prefix of
             // what was written.
             assert!(replay.records.len() <= records.len());
-            assert_eq!(replay.records[..], records[..replay.records.len()], "{:?}", String::from_utf8_lossy(&bytes));
+            assert_eq!(
+                replay.records[..],
+                records[..replay.records.len()],
+                "{:?}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
         // The log is usable after replay, and replay is now clean.
         wal.append(&json!({"after": i})).unwrap();
@@ -261,12 +302,20 @@ fn regression_deep_nesting_on_a_small_stack() {
     let h = std::thread::Builder::new()
         .stack_size(256 * 1024)
         .spawn(|| {
-            let ok = format!("{{\"type\":\"x\",\"v\":{}{}}}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+            let ok = format!(
+                "{{\"type\":\"x\",\"v\":{}{}}}",
+                "[".repeat(MAX_DEPTH - 1),
+                "]".repeat(MAX_DEPTH - 1)
+            );
             let r = Request::from_payload(ok.as_bytes()).expect("at the limit");
             let back = serde_json::to_vec(&r.to_value()).unwrap();
             assert_eq!(back.len(), ok.len());
             for n in [MAX_DEPTH, 120, 127, 128, 5000] {
-                let deep = format!("{{\"type\":\"x\",\"v\":{}{}}}", "[".repeat(n), "]".repeat(n));
+                let deep = format!(
+                    "{{\"type\":\"x\",\"v\":{}{}}}",
+                    "[".repeat(n),
+                    "]".repeat(n)
+                );
                 let (_, e) = Request::from_payload(deep.as_bytes()).unwrap_err();
                 assert!(e.text.contains("deeper than"), "{n}: {}", e.text);
             }
@@ -283,7 +332,13 @@ fn regression_deep_nesting_on_a_small_stack() {
 fn regression_wal_floats_replay_bit_exact() {
     let dir = frota::launch::temp_dir("wal-float");
     let path = dir.join("log");
-    let values = [-106.42857142857143, 0.1 + 0.2, 1e-300, 123456.789e10, f64::MIN_POSITIVE];
+    let values = [
+        -106.42857142857143,
+        0.1 + 0.2,
+        1e-300,
+        123456.789e10,
+        f64::MIN_POSITIVE,
+    ];
     {
         let (wal, _) = Wal::open(&path).unwrap();
         for v in values {
@@ -291,7 +346,11 @@ fn regression_wal_floats_replay_bit_exact() {
         }
     }
     let (_, replay) = Wal::open(&path).unwrap();
-    let back: Vec<f64> = replay.records.iter().map(|r| r["v"].as_f64().unwrap()).collect();
+    let back: Vec<f64> = replay
+        .records
+        .iter()
+        .map(|r| r["v"].as_f64().unwrap())
+        .collect();
     assert_eq!(back, values);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -44,7 +44,11 @@ fn stream(rng: &mut Rng) -> Vec<u8> {
             0 => out.extend_from_slice(VALID[rng.below(VALID.len())].as_bytes()),
             1 => {
                 for _ in 0..rng.below(40) {
-                    let b = if rng.below(2) == 0 { HOT[rng.below(HOT.len())] } else { rng.next() as u8 };
+                    let b = if rng.below(2) == 0 {
+                        HOT[rng.below(HOT.len())]
+                    } else {
+                        rng.next() as u8
+                    };
                     out.push(b);
                 }
             }
@@ -61,12 +65,24 @@ fn stream(rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn fuzz_live_node_with_random_streams() {
-    let seed = std::env::var("FROTA_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xfeed_u64);
+    let seed = std::env::var("FROTA_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xfeed_u64);
     println!("socket fuzz seed {seed} (rerun with FROTA_FUZZ_SEED={seed})");
     let mut rng = Rng(seed.max(1));
     // Short limits so that unfinished frames end quickly and the cap is
     // exercised too.
-    let mut node = start_echo(&["--frame-timeout-ms", "300", "--idle-timeout-ms", "300", "--max-payload", "4096", "--max-connections", "64"]);
+    let mut node = start_echo(&[
+        "--frame-timeout-ms",
+        "300",
+        "--idle-timeout-ms",
+        "300",
+        "--max-payload",
+        "4096",
+        "--max-connections",
+        "64",
+    ]);
     let addr = node.tcp();
     let mut replies = 0;
     for case in 0..300 {
@@ -83,8 +99,9 @@ fn fuzz_live_node_with_random_streams() {
         let got = read_to_close(&mut s);
         replies += got.lines().count();
         for line in got.lines().filter(|l| l.starts_with('{')) {
-            let v: serde_json::Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("case {case}: reply is not JSON ({e}): {line:?} for {bytes:?}"));
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!("case {case}: reply is not JSON ({e}): {line:?} for {bytes:?}")
+            });
             assert!(v["type"].is_string(), "case {case}: {line}");
         }
         if case % 25 == 0 {
@@ -93,7 +110,10 @@ fn fuzz_live_node_with_random_streams() {
     }
     assert!(node.is_running(), "frota-echo died");
     assert_serving(addr);
-    assert!(replies > 100, "only {replies} replies: the streams did not reach the node");
+    assert!(
+        replies > 100,
+        "only {replies} replies: the streams did not reach the node"
+    );
     let st = status(addr);
     println!("node status after fuzz: {}", st["connections"]);
     assert!(st["connections"]["broken_streams"].as_u64().unwrap() > 10);

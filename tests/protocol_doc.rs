@@ -29,9 +29,16 @@ fn doc() -> String {
 /// (`broker`, `company-X`) cluster launchers here.
 fn launch(node: &str) -> Option<NodeProc> {
     let args: Vec<String> = match node {
-        "heartbeat" => ["--listen", "127.0.0.1:0", "--name", "heartbeat", "--role", "heartbeat"]
-            .map(String::from)
-            .to_vec(),
+        "heartbeat" => [
+            "--listen",
+            "127.0.0.1:0",
+            "--name",
+            "heartbeat",
+            "--role",
+            "heartbeat",
+        ]
+        .map(String::from)
+        .to_vec(),
         _ => return None,
     };
     let bin = Path::new(env!("CARGO_BIN_EXE_frota-echo"));
@@ -44,7 +51,9 @@ fn examples_replay_against_live_nodes() {
     let nodes: RefCell<HashMap<String, Option<NodeProc>>> = RefCell::new(HashMap::new());
     let resolve = |name: &str| -> Option<SocketAddr> {
         let mut nodes = nodes.borrow_mut();
-        let entry = nodes.entry(name.to_string()).or_insert_with(|| launch(name));
+        let entry = nodes
+            .entry(name.to_string())
+            .or_insert_with(|| launch(name));
         entry.as_ref().map(NodeProc::tcp)
     };
     let report = doccheck::replay(&doc, resolve, Duration::from_secs(10));
@@ -64,13 +73,20 @@ fn examples_replay_against_live_nodes() {
         report.failures.join("\n")
     );
     // The built-in examples (ping, unknown type) must really have run.
-    assert!(report.blocks_passed >= 2 && report.matched >= 2, "{report:?}");
+    assert!(
+        report.blocks_passed >= 2 && report.matched >= 2,
+        "{report:?}"
+    );
 }
 
 #[test]
 fn error_table_matches_the_code() {
     let problems = doccheck::check_error_table(&doc());
-    assert!(problems.is_empty(), "protocol.md error table:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "protocol.md error table:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]

@@ -81,7 +81,8 @@ pub fn parse(doc: &str) -> Parsed {
         if let Some(block) = current.as_mut() {
             if closes(line, 3) {
                 if block.steps.is_empty() {
-                    out.problems.push(format!("line {}: empty frota block", block.line));
+                    out.problems
+                        .push(format!("line {}: empty frota block", block.line));
                 }
                 out.blocks.extend(current.take());
             } else if let Some(msg) = line.strip_prefix("> ") {
@@ -89,8 +90,9 @@ pub fn parse(doc: &str) -> Parsed {
             } else if let Some(msg) = line.strip_prefix("< ") {
                 block.steps.push((n, Step::Expect(msg.trim().to_string())));
             } else if !line.trim().is_empty() {
-                out.problems
-                    .push(format!("line {n}: expected '> ' or '< ' in a frota block, found {line:?}"));
+                out.problems.push(format!(
+                    "line {n}: expected '> ' or '< ' in a frota block, found {line:?}"
+                ));
             }
             continue;
         }
@@ -106,7 +108,8 @@ pub fn parse(doc: &str) -> Parsed {
                         })
                     }
                     None => {
-                        out.problems.push(format!("line {n}: frota block without a node name"));
+                        out.problems
+                            .push(format!("line {n}: frota block without a node name"));
                         other_fence = Some(3);
                     }
                 }
@@ -118,7 +121,8 @@ pub fn parse(doc: &str) -> Parsed {
         }
     }
     if let Some(b) = current {
-        out.problems.push(format!("line {}: frota block never closed", b.line));
+        out.problems
+            .push(format!("line {}: frota block never closed", b.line));
     }
     out
 }
@@ -151,7 +155,11 @@ pub fn matches(want: &Value, got: &Value) -> Result<(), String> {
 fn same_shape(path: &str, want: &Value, got: &Value) -> Result<(), String> {
     let here = if path.is_empty() { "the message" } else { path };
     if kind(want) != kind(got) {
-        return Err(format!("{here} is {}, the example has {}", kind(got), kind(want)));
+        return Err(format!(
+            "{here} is {}, the example has {}",
+            kind(got),
+            kind(want)
+        ));
     }
     match (want, got) {
         (Value::Object(w), Value::Object(g)) => {
@@ -163,7 +171,11 @@ fn same_shape(path: &str, want: &Value, got: &Value) -> Result<(), String> {
                 ));
             }
             for (k, wv) in w {
-                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 same_shape(&sub, wv, &g[k])?;
             }
             Ok(())
@@ -191,7 +203,11 @@ pub struct Report {
 }
 
 /// Replay every example block of `doc` against the nodes `resolve` finds.
-pub fn replay(doc: &str, resolve: impl Fn(&str) -> Option<SocketAddr>, timeout: Duration) -> Report {
+pub fn replay(
+    doc: &str,
+    resolve: impl Fn(&str) -> Option<SocketAddr>,
+    timeout: Duration,
+) -> Report {
     let parsed = parse(doc);
     let mut report = Report {
         failures: parsed.problems,
@@ -219,7 +235,9 @@ fn replay_block(block: &Block, addr: SocketAddr, timeout: Duration, report: &mut
     let stream = match TcpStream::connect_timeout(&addr, timeout) {
         Ok(s) => s,
         Err(e) => {
-            report.failures.push(fail(block.line, format!("cannot connect: {e}")));
+            report
+                .failures
+                .push(fail(block.line, format!("cannot connect: {e}")));
             return;
         }
     };
@@ -228,7 +246,9 @@ fn replay_block(block: &Block, addr: SocketAddr, timeout: Duration, report: &mut
     let mut conn = match Connection::new(stream, DEFAULT_MAX_PAYLOAD) {
         Ok(c) => c,
         Err(e) => {
-            report.failures.push(fail(block.line, format!("cannot connect: {e}")));
+            report
+                .failures
+                .push(fail(block.line, format!("cannot connect: {e}")));
             return;
         }
     };
@@ -248,22 +268,30 @@ fn replay_block(block: &Block, addr: SocketAddr, timeout: Duration, report: &mut
                 let want: Value = match serde_json::from_str(text) {
                     Ok(v) => v,
                     Err(e) => {
-                        report.failures.push(fail(*n, format!("the example is not JSON: {e}")));
+                        report
+                            .failures
+                            .push(fail(*n, format!("the example is not JSON: {e}")));
                         return;
                     }
                 };
                 let got = match conn.read_frame() {
                     Ok(Some(f)) => f.payload,
                     Ok(None) => {
-                        report.failures.push(fail(*n, "the node closed the connection".into()));
+                        report
+                            .failures
+                            .push(fail(*n, "the node closed the connection".into()));
                         return;
                     }
                     Err(ReadError::Timeout) => {
-                        report.failures.push(fail(*n, format!("no reply within {timeout:?}")));
+                        report
+                            .failures
+                            .push(fail(*n, format!("no reply within {timeout:?}")));
                         return;
                     }
                     Err(e) => {
-                        report.failures.push(fail(*n, format!("reading the reply: {e}")));
+                        report
+                            .failures
+                            .push(fail(*n, format!("reading the reply: {e}")));
                         return;
                     }
                 };
@@ -271,11 +299,14 @@ fn replay_block(block: &Block, addr: SocketAddr, timeout: Duration, report: &mut
                 match serde_json::from_slice::<Value>(&got) {
                     Ok(v) => match matches(&want, &v) {
                         Ok(()) => report.matched += 1,
-                        Err(why) => report
-                            .failures
-                            .push(fail(*n, format!("{why}\n    expected {text}\n    received {shown}"))),
+                        Err(why) => report.failures.push(fail(
+                            *n,
+                            format!("{why}\n    expected {text}\n    received {shown}"),
+                        )),
                     },
-                    Err(e) => report.failures.push(fail(*n, format!("reply is not JSON ({e}): {shown}"))),
+                    Err(e) => report
+                        .failures
+                        .push(fail(*n, format!("reply is not JSON ({e}): {shown}"))),
                 }
             }
         }
@@ -296,12 +327,20 @@ pub fn check_error_table(doc: &str) -> Vec<String> {
         if !in_section || !line.trim_start().starts_with('|') {
             continue;
         }
-        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
         let Some(Ok(number)) = cells.first().map(|c| c.parse::<u64>()) else {
             continue; // header or separator
         };
         if cells.len() < 3 {
-            problems.push(format!("line {}: error row has fewer than 3 columns", i + 1));
+            problems.push(format!(
+                "line {}: error row has fewer than 3 columns",
+                i + 1
+            ));
             continue;
         }
         rows.push((i + 1, number, cells[1].to_string(), cells[2].to_string()));
@@ -313,20 +352,30 @@ pub fn check_error_table(doc: &str) -> Vec<String> {
     for code in Code::ALL {
         let n = u64::from(code.number());
         let Some((line, _, name, definite)) = rows.iter().find(|r| r.1 == n) else {
-            problems.push(format!("code {n} ({}) is missing from the table", code.name()));
+            problems.push(format!(
+                "code {n} ({}) is missing from the table",
+                code.name()
+            ));
             continue;
         };
         if name != code.name() {
-            problems.push(format!("line {line}: code {n} is named '{name}' in the doc, '{}' in the code", code.name()));
+            problems.push(format!(
+                "line {line}: code {n} is named '{name}' in the doc, '{}' in the code",
+                code.name()
+            ));
         }
         let want = if code.definite() { "yes" } else { "no" };
         if definite != want {
-            problems.push(format!("line {line}: code {n} definite is '{definite}' in the doc, '{want}' in the code"));
+            problems.push(format!(
+                "line {line}: code {n} definite is '{definite}' in the doc, '{want}' in the code"
+            ));
         }
     }
     for (line, n, name, _) in &rows {
         if Code::from_number(*n).is_none() {
-            problems.push(format!("line {line}: code {n} ({name}) is in the doc but not in the code"));
+            problems.push(format!(
+                "line {line}: code {n} ({name}) is in the doc but not in the code"
+            ));
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -367,15 +416,22 @@ mod tests {
         assert!(p.problems.is_empty(), "{:?}", p.problems);
         assert_eq!(p.blocks.len(), 2);
         assert_eq!((p.blocks[0].node.as_str(), p.blocks[0].line), ("echo-1", 2));
-        assert_eq!(p.blocks[0].steps[0], (3, Step::Send("{\"type\":\"ping\",\"id\":1}".into())));
+        assert_eq!(
+            p.blocks[0].steps[0],
+            (3, Step::Send("{\"type\":\"ping\",\"id\":1}".into()))
+        );
         assert!(matches!(p.blocks[0].steps[1], (4, Step::Expect(_))));
-        assert_eq!((p.blocks[1].node.as_str(), p.blocks[1].steps.len()), ("far-away", 2));
+        assert_eq!(
+            (p.blocks[1].node.as_str(), p.blocks[1].steps.len()),
+            ("far-away", 2)
+        );
         assert_eq!(p.blocks[1].steps[1].0, 13);
     }
 
     #[test]
     fn parser_reports_bad_blocks() {
-        let p = parse("```frota\n```\n```frota n\nhello\n```\n```frota m\n```\n```frota open\n> {}\n");
+        let p =
+            parse("```frota\n```\n```frota n\nhello\n```\n```frota m\n```\n```frota open\n> {}\n");
         assert_eq!(p.problems.len(), 5, "{:?}", p.problems);
         assert!(p.problems[0].contains("without a node name"));
         assert!(p.problems[1].contains("line 4") && p.problems[1].contains("hello"));
@@ -386,30 +442,53 @@ mod tests {
 
     #[test]
     fn matcher_rules() {
-        let want = json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":[1]},"l":[{"a":1}],"e":[]});
+        let want =
+            json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":[1]},"l":[{"a":1}],"e":[]});
         let ok = json!({"type":"x_ok","in_reply_to":1,"n":9.5,"s":"b","o":{"k":[2,3]},"l":[{"a":7},"y"],"e":[true]});
         assert_eq!(matches(&want, &ok), Ok(()));
         let bad = [
             (json!({"type":"y_ok","in_reply_to":1}), "'type'"),
             (json!({"type":"x_ok","in_reply_to":2}), "'in_reply_to'"),
-            (json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":[1]},"l":[{"a":1}]}), "missing [\"e\"]"),
-            (json!({"type":"x_ok","in_reply_to":1,"n":"5","s":"a","o":{"k":[1]},"l":[{"a":1}],"e":[]}), "n is string"),
-            (json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":["1"]},"l":[{"a":1}],"e":[]}), "o.k[0] is string"),
-            (json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":[1]},"l":[{"b":1}],"e":[]}), "l[0] has different keys"),
-            (json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":[]},"l":[{"a":1}],"e":[]}), "o.k is empty"),
-            (json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":[1]},"l":[{"a":1}],"e":[],"z":0}), "[\"z\"]"),
+            (
+                json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":[1]},"l":[{"a":1}]}),
+                "missing [\"e\"]",
+            ),
+            (
+                json!({"type":"x_ok","in_reply_to":1,"n":"5","s":"a","o":{"k":[1]},"l":[{"a":1}],"e":[]}),
+                "n is string",
+            ),
+            (
+                json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":["1"]},"l":[{"a":1}],"e":[]}),
+                "o.k[0] is string",
+            ),
+            (
+                json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":[1]},"l":[{"b":1}],"e":[]}),
+                "l[0] has different keys",
+            ),
+            (
+                json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":[]},"l":[{"a":1}],"e":[]}),
+                "o.k is empty",
+            ),
+            (
+                json!({"type":"x_ok","in_reply_to":1,"n":5,"s":"a","o":{"k":[1]},"l":[{"a":1}],"e":[],"z":0}),
+                "[\"z\"]",
+            ),
         ];
         for (got, why) in bad {
             let e = matches(&want, &got).unwrap_err();
             assert!(e.contains(why), "{got}: {e}");
         }
         let err = json!({"type":"error","code":10});
-        assert!(matches(&err, &json!({"type":"error","code":12})).unwrap_err().contains("'code'"));
+        assert!(matches(&err, &json!({"type":"error","code":12}))
+            .unwrap_err()
+            .contains("'code'"));
     }
 
     #[test]
     fn error_table_checks() {
-        let mut good = String::from("## Errors\n\n| code | name | definite | meaning |\n|---:|---|:---:|---|\n");
+        let mut good = String::from(
+            "## Errors\n\n| code | name | definite | meaning |\n|---:|---|:---:|---|\n",
+        );
         for c in Code::ALL {
             let d = if c.definite() { "yes" } else { "no" };
             good.push_str(&format!("| {} | {} | {d} | m |\n", c.number(), c.name()));
@@ -419,12 +498,17 @@ mod tests {
         let bad = good
             .replace("| 0 | timeout | no |", "| 0 | timeout | yes |")
             .replace("| 1 | node-not-found |", "| 1 | no-node |")
-            .replace("| 30 | conflict | yes | m |\n", "| 31 | conflict | yes | m |\n| 12 | malformed-request | yes | m |\n");
+            .replace(
+                "| 30 | conflict | yes | m |\n",
+                "| 31 | conflict | yes | m |\n| 12 | malformed-request | yes | m |\n",
+            );
         let p = check_error_table(&bad);
         assert_eq!(p.len(), 5, "{p:?}");
         assert!(p.iter().any(|x| x.contains("code 0 definite")));
         assert!(p.iter().any(|x| x.contains("'no-node'")));
-        assert!(p.iter().any(|x| x.contains("code 30 (conflict) is missing")));
+        assert!(p
+            .iter()
+            .any(|x| x.contains("code 30 (conflict) is missing")));
         assert!(p.iter().any(|x| x.contains("code 31")));
         assert!(p.iter().any(|x| x.contains("appears twice")));
         assert_eq!(check_error_table("# nothing").len(), 1);
@@ -432,7 +516,11 @@ mod tests {
 
     #[test]
     fn replay_against_a_live_echo_node() {
-        let srv = Server::start(ServerConfig::default(), Arc::new(Echo::new("echo-1", "echo", false))).unwrap();
+        let srv = Server::start(
+            ServerConfig::default(),
+            Arc::new(Echo::new("echo-1", "echo", false)),
+        )
+        .unwrap();
         let addr = srv.addr();
         let resolve = |n: &str| (n == "echo-1").then_some(addr);
         let r = replay(DOC, resolve, Duration::from_secs(5));
@@ -440,10 +528,16 @@ mod tests {
         assert_eq!((r.matched, r.blocks_passed, r.skipped.len()), (1, 1, 1));
         assert!(r.skipped[0].contains("far-away"));
         // A drifted example is reported with its line and both messages.
-        let drifted = DOC.replace("\"role\":\"echo\",", "").replace("far-away", "echo-1");
+        let drifted = DOC
+            .replace("\"role\":\"echo\",", "")
+            .replace("far-away", "echo-1");
         let r = replay(&drifted, resolve, Duration::from_secs(5));
         assert_eq!(r.failures.len(), 2, "{:?}", r.failures);
-        assert!(r.failures[0].starts_with("line 4 (echo-1") && r.failures[0].contains("[\"role\"]"), "{}", r.failures[0]);
+        assert!(
+            r.failures[0].starts_with("line 4 (echo-1") && r.failures[0].contains("[\"role\"]"),
+            "{}",
+            r.failures[0]
+        );
         // The second block expects a reply to an id-less ping: ping_ok
         // without in_reply_to, but with more keys than the example.
         assert!(r.failures[1].starts_with("line 13"), "{}", r.failures[1]);

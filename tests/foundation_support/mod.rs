@@ -122,7 +122,10 @@ pub fn status(addr: SocketAddr) -> serde_json::Value {
 
 /// Connections the node counts as open, not counting the one asking.
 pub fn open_connections(addr: SocketAddr) -> u64 {
-    status(addr)["connections"]["open"].as_u64().expect("open count") - 1
+    status(addr)["connections"]["open"]
+        .as_u64()
+        .expect("open count")
+        - 1
 }
 
 pub fn wait(cond: impl FnMut() -> bool) -> bool {
