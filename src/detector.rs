@@ -189,14 +189,14 @@ pub fn phi_of(elapsed_ms: f64, mean_ms: f64, std_dev_ms: f64) -> f64 {
     if elapsed_ms > mean_ms {
         // 1 - CDF = e / (1 + e). Computed in log space: far in the tail `e`
         // underflows to 0 and log10(0) would make phi infinite at once.
-        (ln_1p_exp_neg(ln_e) - ln_e) / std::f64::consts::LN_10
+        (ln_1p_exp(ln_e) - ln_e) / std::f64::consts::LN_10
     } else {
         -(1.0 - 1.0 / (1.0 + e)).log10()
     }
 }
 
 /// `ln(1 + e^x)` without overflow or underflow.
-fn ln_1p_exp_neg(x: f64) -> f64 {
+fn ln_1p_exp(x: f64) -> f64 {
     if x > 30.0 {
         x
     } else {
