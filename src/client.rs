@@ -184,8 +184,11 @@ impl Client {
             .set_read_timeout(Some(left))
             .map_err(|e| Error::crash(e.to_string()))?;
         match self.conn.read_frame() {
-            Ok(Some(f)) => serde_json::from_slice(&f.payload)
-                .map_err(|e| Error::crash(format!("{} sent a bad payload: {e}", self.addr))),
+            Ok(Some(f)) => crate::message::check_depth(&f.payload)
+                .and_then(|()| {
+                    serde_json::from_slice(&f.payload).map_err(|e| Error::malformed(e.to_string()))
+                })
+                .map_err(|e| Error::crash(format!("{} sent a bad payload: {}", self.addr, e.text))),
             Ok(None) => Err(Error::crash(format!("{} closed the connection", self.addr))),
             Err(ReadError::Timeout) => Err(Error::timeout("read timed out")),
             Err(e) => Err(Error::crash(format!("reading from {}: {e}", self.addr))),

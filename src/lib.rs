@@ -20,6 +20,8 @@
 //! - [`cli`]: flag parsing and logging set-up shared by the binaries.
 //! - [`launch`]: starting node processes and waiting for them (tests, demos).
 //! - [`ctl`]: what `frota-ctl` does (send one message, audits, demos).
+//! - [`echo`]: the smallest node (`echo`), for runtime tests and `make bench`.
+//! - [`detector`]: failure detectors (fixed timeout, phi accrual) with injectable time.
 //!
 //! The two systems:
 //! - [`rental`]: vehicle rental — heartbeat monitor, info desk, backup,
@@ -34,6 +36,8 @@ pub mod client;
 pub mod connection;
 pub mod crash;
 pub mod ctl;
+pub mod detector;
+pub mod echo;
 pub mod error;
 pub mod ev;
 pub mod frame;

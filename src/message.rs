@@ -34,6 +34,7 @@ impl Request {
     pub fn from_payload(payload: &[u8]) -> Result<Request, (Option<u64>, Error)> {
         let text = std::str::from_utf8(payload)
             .map_err(|e| (None, Error::malformed(format!("payload is not UTF-8: {e}"))))?;
+        check_depth(payload).map_err(|e| (None, e))?;
         let value: Value = serde_json::from_str(text)
             .map_err(|e| (None, Error::malformed(format!("payload is not JSON: {e}"))))?;
         Request::from_value(value)
@@ -119,6 +120,43 @@ impl Request {
     }
 }
 
+/// Deepest JSON nesting accepted in a payload. serde_json parses, clones,
+/// serializes and drops values recursively; at its own limit (128) that
+/// overflows a 256 KiB connection stack in a debug build and aborts the
+/// whole node. 64 levels is far more than any frota message needs.
+pub const MAX_DEPTH: usize = 64;
+
+/// Refuse payloads nested deeper than [`MAX_DEPTH`], by a linear scan
+/// before any recursive parsing (brackets inside strings do not count).
+pub fn check_depth(payload: &[u8]) -> Result<(), Error> {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in payload {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Error::malformed(format!(
+                        "payload nests deeper than {MAX_DEPTH} levels"
+                    )));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Wrap reply fields in the envelope: `<verb>_ok` plus `in_reply_to`.
 pub fn reply_for(kind: &str, id: Option<u64>, fields: Body) -> Value {
     let mut out = Map::new();
@@ -192,6 +230,23 @@ mod tests {
             let (got, e) = Request::from_payload(bad).unwrap_err();
             assert_eq!((got, e.code), (id, Code::MalformedRequest), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn nesting_depth_is_bounded() {
+        let at = |n: usize| {
+            format!(
+                "{{\"type\":\"x\",\"v\":{}{}}}",
+                "[".repeat(n - 1),
+                "]".repeat(n - 1)
+            )
+        };
+        assert!(Request::from_payload(at(MAX_DEPTH).as_bytes()).is_ok());
+        let (_, e) = Request::from_payload(at(MAX_DEPTH + 1).as_bytes()).unwrap_err();
+        assert!(e.text.contains("deeper than 64"), "{}", e.text);
+        // Brackets inside strings, escaped quotes included, do not count.
+        let s = format!("{{\"type\":\"x\",\"v\":\"\\\"{}\"}}", "[".repeat(500));
+        assert!(Request::from_payload(s.as_bytes()).is_ok(), "{s}");
     }
 
     #[test]
