@@ -19,6 +19,7 @@
 //! - [`cli`]: flag parsing and logging set-up shared by the binaries.
 //! - [`launch`]: starting node processes and waiting for them (tests, demos).
 //! - [`ctl`]: what `frota-ctl` does (send one message, audits, demos).
+//! - [`mqtt`]: MQTT 3.1.1 codec, client and broker-side sessions (Mosquitto interop).
 //!
 //! The two systems:
 //! - [`rental`]: vehicle rental — heartbeat monitor, info desk, backup,
@@ -39,6 +40,7 @@ pub mod frame;
 pub mod heartbeat;
 pub mod launch;
 pub mod message;
+pub mod mqtt;
 pub mod rental;
 pub mod server;
 pub mod wal;
