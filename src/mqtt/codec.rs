@@ -1049,4 +1049,45 @@ mod tests {
         });
         assert!(encode(&p).is_err());
     }
+
+    /// Random and mutated bytes: `parse` never panics, never claims more
+    /// bytes than it was given, and whatever it accepts re-encodes to a
+    /// packet that decodes to the same value.
+    #[test]
+    fn seeded_random_input_never_panics() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let bases: Vec<Vec<u8>> = samples().iter().map(|p| encode(p).unwrap()).collect();
+        let mut accepted = 0;
+        for i in 0..20_000 {
+            let mut buf = if i % 2 == 0 {
+                bases[(rnd() as usize) % bases.len()].clone()
+            } else {
+                (0..rnd() % 40).map(|_| rnd() as u8).collect()
+            };
+            for _ in 0..rnd() % 4 {
+                if buf.is_empty() {
+                    break;
+                }
+                let at = (rnd() as usize) % buf.len();
+                match rnd() % 3 {
+                    0 => buf[at] ^= 1 << (rnd() % 8),
+                    1 => buf[at] = rnd() as u8,
+                    _ => buf.truncate(at),
+                }
+            }
+            if let Ok(Some((p, used))) = parse(&buf, MAX) {
+                accepted += 1;
+                assert!(used <= buf.len());
+                let again = encode(&p).unwrap();
+                assert_eq!(parse(&again, MAX), Ok(Some((p, again.len()))), "{buf:?}");
+            }
+        }
+        assert!(accepted > 1000, "the mutations left some packets valid: {accepted}");
+    }
 }
