@@ -541,3 +541,46 @@ fn many_messages_in_order_per_publisher() {
     assert_eq!(distinct.len(), 300);
     srv.shutdown();
 }
+
+#[test]
+fn json_client_round_trip_skip_and_reconnect() {
+    use frota::mqtt::JsonClient;
+    use serde_json::json;
+    let (srv, _bus) = server();
+    let url = format!("mqtt://{}", srv.addr());
+    let mut company = JsonClient::connect(&url, "company-A", &ccfg()).unwrap();
+    company
+        .subscribe("$share/companies/vehicle/+/request")
+        .unwrap();
+    let mut vehicle = JsonClient::connect(&srv.addr().to_string(), "v1", &ccfg()).unwrap();
+    let req = json!({"type": "reserve", "vehicle": "v1", "request_id": 7});
+    vehicle.publish("vehicle/v1/request", &req).unwrap();
+    // Not JSON: skipped, not returned.
+    let mut raw = client(&srv, "raw");
+    raw.publish("vehicle/v1/request", b"hello", 1).unwrap();
+    vehicle
+        .publish("vehicle/v1/request", &json!({"n": 2}))
+        .unwrap();
+    let got = company.recv(Duration::from_secs(5)).unwrap();
+    assert_eq!(got, Some(("vehicle/v1/request".to_string(), req)));
+    let got = company.recv(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        got,
+        Some(("vehicle/v1/request".to_string(), json!({"n": 2})))
+    );
+    assert_eq!(company.skipped(), 1);
+    // Someone takes the id over: the next call reconnects, re-subscribes,
+    // and carries on.
+    let _thief = client(&srv, "company-A");
+    let _ = company.recv(Duration::from_millis(500));
+    vehicle
+        .publish("vehicle/v1/request", &json!({"n": 3}))
+        .unwrap();
+    let got = company.recv(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        got,
+        Some(("vehicle/v1/request".to_string(), json!({"n": 3})))
+    );
+    assert!(JsonClient::connect("mqtts://x:1", "z", &ccfg()).is_err());
+    srv.shutdown();
+}

@@ -1088,6 +1088,9 @@ mod tests {
                 assert_eq!(parse(&again, MAX), Ok(Some((p, again.len()))), "{buf:?}");
             }
         }
-        assert!(accepted > 1000, "the mutations left some packets valid: {accepted}");
+        assert!(
+            accepted > 1000,
+            "the mutations left some packets valid: {accepted}"
+        );
     }
 }

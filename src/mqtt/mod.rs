@@ -5,6 +5,8 @@
 //! - [`conn`]: reading/writing packets on a `TcpStream` with deadlines.
 //! - [`client`]: a blocking client (connect, subscribe, publish QoS 0/1,
 //!   recv, keep-alive, reconnect) and `mqtt://HOST:PORT` parsing.
+//! - [`json`]: [`json::JsonClient`], the client with `serde_json::Value`
+//!   payloads and reconnect-and-retry, shaped like frota's broker client.
 //! - [`session`]: the broker side — [`session::serve_mqtt`], one session per
 //!   connection, talking to a topic tree through [`session::Bus`].
 //! - [`memory_bus`]: an in-memory [`session::Bus`] (tests, reference).
@@ -14,9 +16,11 @@
 pub mod client;
 pub mod codec;
 pub mod conn;
+pub mod json;
 pub mod memory_bus;
 pub mod session;
 pub mod topic;
 
 pub use client::{parse_mqtt_url, ClientConfig, ClientError, MqttClient};
+pub use json::JsonClient;
 pub use session::{serve_mqtt, Bus, Delivery, MqttConfig, MqttServer, Sink};
