@@ -543,44 +543,117 @@ fn many_messages_in_order_per_publisher() {
 }
 
 #[test]
-fn json_client_round_trip_skip_and_reconnect() {
+fn json_client_round_trip_skip_and_broker_restart() {
+    use frota::client::ClientConfig as FrotaConfig;
     use frota::mqtt::JsonClient;
     use serde_json::json;
-    let (srv, _bus) = server();
-    let url = format!("mqtt://{}", srv.addr());
-    let mut company = JsonClient::connect(&url, "company-A", &ccfg()).unwrap();
+    let bus = Arc::new(MemoryBus::new());
+    let srv = server_with(bus.clone(), MqttConfig::default());
+    let addr = srv.addr();
+    let url = format!("mqtt://{addr}");
+    let company = JsonClient::connect(&url, FrotaConfig::default()).unwrap();
     company
         .subscribe("$share/companies/vehicle/+/request")
         .unwrap();
-    let mut vehicle = JsonClient::connect(&srv.addr().to_string(), "v1", &ccfg()).unwrap();
+    // Lazy: no connection until first used.
+    let vehicle = JsonClient::new(&addr.to_string(), FrotaConfig::default()).unwrap();
     let req = json!({"type": "reserve", "vehicle": "v1", "request_id": 7});
-    vehicle.publish("vehicle/v1/request", &req).unwrap();
-    // Not JSON: skipped, not returned.
+    assert_eq!(vehicle.publish("vehicle/v1/request", req.clone()), Ok(1));
+    // Not JSON: skipped, never returned.
     let mut raw = client(&srv, "raw");
     raw.publish("vehicle/v1/request", b"hello", 1).unwrap();
     vehicle
-        .publish("vehicle/v1/request", &json!({"n": 2}))
+        .publish("vehicle/v1/request", json!({"n": 2}))
         .unwrap();
-    let got = company.recv(Duration::from_secs(5)).unwrap();
+    let got = company.recv(Duration::from_secs(5));
     assert_eq!(got, Some(("vehicle/v1/request".to_string(), req)));
-    let got = company.recv(Duration::from_secs(5)).unwrap();
+    let got = company.recv(Duration::from_secs(5));
     assert_eq!(
         got,
         Some(("vehicle/v1/request".to_string(), json!({"n": 2})))
     );
     assert_eq!(company.skipped(), 1);
-    // Someone takes the id over: the next call reconnects, re-subscribes,
-    // and carries on.
-    let _thief = client(&srv, "company-A");
-    let _ = company.recv(Duration::from_millis(500));
+    assert_eq!(company.recv(Duration::from_millis(100)), None);
+
+    // The broker restarts on the same port: recv reconnects and subscribes
+    // again, publish reconnects and retries.
+    drop(raw);
+    srv.shutdown();
+    assert!(vehicle
+        .publish("vehicle/v1/request", json!({"n": 3}))
+        .is_err());
+    let bus2 = Arc::new(MemoryBus::new());
+    let b: Arc<dyn Bus> = bus2.clone();
+    let srv2 = serve_mqtt(&addr.to_string(), b, MqttConfig::default()).unwrap();
+    assert_eq!(company.recv(Duration::from_millis(300)), None);
+    assert!(frota::launch::wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || {
+            let _ = company.recv(Duration::from_millis(10));
+            bus2.subscriptions() == 1
+        }
+    ));
     vehicle
-        .publish("vehicle/v1/request", &json!({"n": 3}))
+        .publish("vehicle/v1/request", json!({"n": 4}))
         .unwrap();
-    let got = company.recv(Duration::from_secs(5)).unwrap();
+    let got = company.recv(Duration::from_secs(5));
     assert_eq!(
         got,
-        Some(("vehicle/v1/request".to_string(), json!({"n": 3})))
+        Some(("vehicle/v1/request".to_string(), json!({"n": 4})))
     );
-    assert!(JsonClient::connect("mqtts://x:1", "z", &ccfg()).is_err());
+
+    let bad = JsonClient::new("mqtts://x:1", FrotaConfig::default()).err();
+    assert_eq!(bad.map(|e| e.code), Some(frota::Code::NotSupported));
+    assert!(company.subscribe("a/#/b").is_err());
+    srv2.shutdown();
+}
+
+/// A bus that keeps the sinks it is given, to close them from outside.
+#[derive(Default)]
+struct Keeper {
+    sinks: std::sync::Mutex<Vec<frota::mqtt::Sink>>,
+    gone: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Bus for Keeper {
+    fn subscribe(&self, _: u64, _: &str, sink: frota::mqtt::Sink) -> Result<u8, String> {
+        let q = sink.qos();
+        self.sinks.lock().unwrap().push(sink);
+        Ok(q)
+    }
+    fn unsubscribe(&self, _: u64, _: &str) {}
+    fn publish(&self, _: &str, _: &[u8], _: u8) {}
+    fn disconnect(&self, session: u64) {
+        self.gone.lock().unwrap().push(session);
+    }
+}
+
+#[test]
+fn a_bus_can_close_a_session_through_its_sink() {
+    let keeper = Arc::new(Keeper::default());
+    let b: Arc<dyn Bus> = keeper.clone();
+    let srv = serve_mqtt("127.0.0.1:0", b, MqttConfig::default()).unwrap();
+    let mut c = client(&srv, "victim");
+    c.subscribe("a", 1).unwrap();
+    let sink = keeper.sinks.lock().unwrap()[0].clone();
+    assert!(sink.deliver("a", b"before", 1));
+    assert_eq!(recv_text(&mut c), Some(("a".into(), "before".into())));
+    sink.close();
+    let r = c.recv(Duration::from_secs(5));
+    assert!(
+        matches!(r, Err(ClientError::Closed) | Err(ClientError::Io(_))),
+        "{r:?}"
+    );
+    let session = sink.session();
+    assert!(frota::launch::wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || { keeper.gone.lock().unwrap().contains(&session) }
+    ));
+    assert!(
+        !sink.deliver("a", b"after", 1),
+        "a closed session takes nothing"
+    );
     srv.shutdown();
 }

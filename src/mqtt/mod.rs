@@ -5,8 +5,8 @@
 //! - [`conn`]: reading/writing packets on a `TcpStream` with deadlines.
 //! - [`client`]: a blocking client (connect, subscribe, publish QoS 0/1,
 //!   recv, keep-alive, reconnect) and `mqtt://HOST:PORT` parsing.
-//! - [`json`]: [`json::JsonClient`], the client with `serde_json::Value`
-//!   payloads and reconnect-and-retry, shaped like frota's broker client.
+//! - [`json`]: [`json::JsonClient`], frota's broker client over MQTT
+//!   (`serde_json::Value` payloads, `&self`, lazy connect, reconnects).
 //! - [`session`]: the broker side — [`session::serve_mqtt`], one session per
 //!   connection, talking to a topic tree through [`session::Bus`].
 //! - [`memory_bus`]: an in-memory [`session::Bus`] (tests, reference).

@@ -71,6 +71,8 @@ pub struct Sink {
     tx: Sender<Delivery>,
     qos: Arc<AtomicU8>,
     dropped: Arc<AtomicU64>,
+    /// The session's socket, so a bus can close a session it gives up on.
+    conn: Option<PacketWriter>,
 }
 
 impl Sink {
@@ -83,6 +85,7 @@ impl Sink {
             tx,
             qos: Arc::new(AtomicU8::new(qos.min(1))),
             dropped: Arc::new(AtomicU64::new(0)),
+            conn: None,
         };
         (sink, rx)
     }
@@ -94,6 +97,7 @@ impl Sink {
             tx: self.tx.clone(),
             qos: Arc::new(AtomicU8::new(qos.min(1))),
             dropped: self.dropped.clone(),
+            conn: self.conn.clone(),
         }
     }
 
@@ -125,6 +129,15 @@ impl Sink {
                 false
             }
             Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Close the session's connection (a bus giving up on a slow or broken
+    /// subscriber). The session then ends and [`Bus::disconnect`] follows.
+    /// No-op for a sink made by [`Sink::channel`].
+    pub fn close(&self) {
+        if let Some(w) = &self.conn {
+            w.shutdown();
         }
     }
 
@@ -496,7 +509,8 @@ fn connected(
     keep_alive: u16,
 ) -> End {
     let cfg = &shared.cfg;
-    let (sink, rx) = Sink::channel(id, 1, cfg.queue_len);
+    let (mut sink, rx) = Sink::channel(id, 1, cfg.queue_len);
+    sink.conn = Some(writer.clone());
     let (stop_tx, stop_rx) = bounded::<()>(1);
     let w = writer.clone();
     let delivered = Arc::new(AtomicU64::new(0));
