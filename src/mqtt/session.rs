@@ -71,6 +71,11 @@ pub struct Sink {
     tx: Sender<Delivery>,
     qos: Arc<AtomicU8>,
     dropped: Arc<AtomicU64>,
+    /// Bytes (topic + payload) queued and not yet written, and the most the
+    /// queue may hold: a count bound alone would let 1024 queued 1 MiB
+    /// messages pin a gigabyte per slow session.
+    queued_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
     /// The session's socket, so a bus can close a session it gives up on.
     conn: Option<PacketWriter>,
 }
@@ -79,12 +84,25 @@ impl Sink {
     /// A sink and the receiving end of its queue (`capacity` messages).
     /// Sessions make these; it is public so a bus can be tested alone.
     pub fn channel(session: u64, qos: u8, capacity: usize) -> (Sink, Receiver<Delivery>) {
+        Sink::channel_bounded(session, qos, capacity, usize::MAX)
+    }
+
+    /// Like [`Sink::channel`], also bounded to `max_bytes` queued bytes; the
+    /// consumer reports each message it takes with [`Sink::taken`].
+    pub fn channel_bounded(
+        session: u64,
+        qos: u8,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> (Sink, Receiver<Delivery>) {
         let (tx, rx) = bounded(capacity.max(1));
         let sink = Sink {
             session,
             tx,
             qos: Arc::new(AtomicU8::new(qos.min(1))),
             dropped: Arc::new(AtomicU64::new(0)),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            max_bytes,
             conn: None,
         };
         (sink, rx)
@@ -97,6 +115,8 @@ impl Sink {
             tx: self.tx.clone(),
             qos: Arc::new(AtomicU8::new(qos.min(1))),
             dropped: self.dropped.clone(),
+            queued_bytes: self.queued_bytes.clone(),
+            max_bytes: self.max_bytes,
             conn: self.conn.clone(),
         }
     }
@@ -117,6 +137,13 @@ impl Sink {
     /// Queue a message without blocking. `false` if it was dropped: the
     /// session's queue is full (a slow client) or the session is gone.
     pub fn deliver(&self, topic: &str, payload: &[u8], qos: u8) -> bool {
+        let size = topic.len() + payload.len();
+        let before = self.queued_bytes.fetch_add(size, Ordering::SeqCst);
+        if before.saturating_add(size) > self.max_bytes {
+            self.queued_bytes.fetch_sub(size, Ordering::SeqCst);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         let d = Delivery {
             topic: topic.to_string(),
             payload: payload.to_vec(),
@@ -124,12 +151,20 @@ impl Sink {
         };
         match self.tx.try_send(d) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+            Err(e) => {
+                self.queued_bytes.fetch_sub(size, Ordering::SeqCst);
+                if let TrySendError::Full(_) = e {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
                 false
             }
-            Err(TrySendError::Disconnected(_)) => false,
         }
+    }
+
+    /// The consumer took `d` off the queue: its bytes no longer count.
+    pub fn taken(&self, d: &Delivery) {
+        self.queued_bytes
+            .fetch_sub(d.topic.len() + d.payload.len(), Ordering::SeqCst);
     }
 
     /// Close the session's connection (a bus giving up on a slow or broken
@@ -163,6 +198,9 @@ pub struct MqttConfig {
     pub max_packet: usize,
     /// Deliveries queued per session before new ones are dropped.
     pub queue_len: usize,
+    /// Bytes (topic + payload) queued per session before new ones are
+    /// dropped.
+    pub queue_bytes: usize,
     pub stack_size: usize,
 }
 
@@ -176,6 +214,7 @@ impl Default for MqttConfig {
             idle_timeout: Duration::from_secs(600),
             max_packet: codec::DEFAULT_MAX_PACKET,
             queue_len: 1024,
+            queue_bytes: 16 << 20,
             stack_size: 256 * 1024,
         }
     }
@@ -509,16 +548,17 @@ fn connected(
     keep_alive: u16,
 ) -> End {
     let cfg = &shared.cfg;
-    let (mut sink, rx) = Sink::channel(id, 1, cfg.queue_len);
+    let (mut sink, rx) = Sink::channel_bounded(id, 1, cfg.queue_len, cfg.queue_bytes);
     sink.conn = Some(writer.clone());
     let (stop_tx, stop_rx) = bounded::<()>(1);
     let w = writer.clone();
     let delivered = Arc::new(AtomicU64::new(0));
     let d = delivered.clone();
+    let accounting = sink.clone();
     let sender = thread::Builder::new()
         .name(format!("mqtt-{id}-send"))
         .stack_size(cfg.stack_size)
-        .spawn(move || send_loop(&w, &rx, &stop_rx, &d));
+        .spawn(move || send_loop(&w, &rx, &stop_rx, &d, &accounting));
     let sender = match sender {
         Ok(h) => h,
         Err(_) => return End::Io,
@@ -630,6 +670,7 @@ fn send_loop(
     rx: &Receiver<Delivery>,
     stop: &Receiver<()>,
     delivered: &AtomicU64,
+    accounting: &Sink,
 ) {
     let mut next_id: u16 = 0;
     loop {
@@ -637,6 +678,7 @@ fn send_loop(
             recv(rx) -> d => match d { Ok(d) => d, Err(_) => return },
             recv(stop) -> _ => return,
         };
+        accounting.taken(&d);
         let packet_id = if d.qos > 0 {
             next_id = next_id.checked_add(1).unwrap_or(1);
             Some(next_id)
@@ -658,5 +700,31 @@ fn send_loop(
             return;
         }
         delivered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_bounds_count_and_bytes() {
+        let (sink, rx) = Sink::channel_bounded(1, 1, 3, 10);
+        assert!(sink.deliver("t", b"12345", 1)); // 6 bytes
+        assert!(!sink.deliver("t", b"12345", 1), "16 > 10 bytes");
+        let d = rx.try_recv().unwrap();
+        sink.taken(&d);
+        assert!(sink.deliver("t", b"1234", 0));
+        assert!(sink.deliver("t", b"", 0));
+        assert!(sink.deliver("", b"", 0));
+        assert!(!sink.deliver("", b"", 0), "count bound of 3");
+        assert_eq!(sink.dropped(), 2);
+        // Delivered QoS is min(publish, granted).
+        assert_eq!(rx.try_recv().map(|d| d.qos), Ok(0));
+        let (low, rx) = Sink::channel(2, 0, 1);
+        assert!(low.deliver("t", b"", 1));
+        assert_eq!(rx.try_recv().map(|d| d.qos), Ok(0));
+        drop(rx);
+        assert!(!low.deliver("t", b"", 1), "no session any more");
     }
 }
