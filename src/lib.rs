@@ -22,6 +22,7 @@
 //! - [`ctl`]: what `frota-ctl` does (send one message, audits, demos).
 //! - [`echo`]: the smallest node (`echo`), for runtime tests and `make bench`.
 //! - [`detector`]: failure detectors (fixed timeout, phi accrual) with injectable time.
+//! - [`mqtt`]: MQTT 3.1.1 codec, client and broker-side sessions (Mosquitto interop).
 //!
 //! The two systems:
 //! - [`rental`]: vehicle rental — heartbeat monitor, info desk, backup,
@@ -44,6 +45,7 @@ pub mod frame;
 pub mod heartbeat;
 pub mod launch;
 pub mod message;
+pub mod mqtt;
 pub mod rental;
 pub mod server;
 pub mod trace;

@@ -1,0 +1,414 @@
+//! Interop with Debian's Mosquitto, both ways:
+//! (a) frota's MQTT client against a real `mosquitto` broker;
+//! (b) `mosquitto_sub` / `mosquitto_pub` against frota's serve_mqtt.
+//!
+//! Skips (saying why) when the Mosquitto programs are not installed:
+//! `apt-get install mosquitto mosquitto-clients`.
+use frota::mqtt::memory_bus::MemoryBus;
+use frota::mqtt::{serve_mqtt, Bus, ClientConfig, ClientError, MqttClient, MqttConfig};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const SKIP: &str = "SKIPPED: mosquitto not installed (apt-get install mosquitto mosquitto-clients)";
+
+/// `name` on PATH, or (for the broker, a daemon) in an sbin directory that a
+/// non-root PATH often lacks.
+fn find(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+struct Tools {
+    broker: PathBuf,
+    sub: PathBuf,
+    publ: PathBuf,
+}
+
+fn tools() -> Option<Tools> {
+    match (
+        find("mosquitto"),
+        find("mosquitto_sub"),
+        find("mosquitto_pub"),
+    ) {
+        (Some(broker), Some(sub), Some(publ)) => Some(Tools { broker, sub, publ }),
+        _ => {
+            println!("{SKIP}");
+            eprintln!("{SKIP}");
+            None
+        }
+    }
+}
+
+/// A spawned process, killed and reaped when dropped (also on panic).
+struct Proc {
+    child: Child,
+    lines: Option<Receiver<String>>,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, capture_stdout: bool) -> Proc {
+        cmd.stdin(Stdio::null()).stderr(Stdio::null());
+        cmd.stdout(if capture_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = cmd.spawn().expect("spawn a mosquitto program");
+        let lines = child.stdout.take().map(|out| {
+            let (tx, rx) = channel();
+            // Ends when the child's stdout closes (it exits or is killed).
+            thread::spawn(move || {
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        });
+        Proc { child, lines }
+    }
+
+    fn line(&self, timeout: Duration) -> Option<String> {
+        self.lines.as_ref()?.recv_timeout(timeout).ok()
+    }
+
+    /// Wait for the process to exit by itself, at most `timeout`.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ccfg() -> ClientConfig {
+    ClientConfig {
+        connect_timeout: Duration::from_secs(5),
+        ack_timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind :0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Start `mosquitto` on a free loopback port; returns it and its address.
+fn start_mosquitto(bin: &Path) -> (Proc, String) {
+    let dir = frota::launch::temp_dir("mosquitto");
+    for _ in 0..3 {
+        let port = free_port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let mut p = Proc::spawn(Command::new(bin).arg("-c").arg(&conf), false);
+        let addr = format!("127.0.0.1:{port}");
+        let up =
+            frota::launch::wait_until(Duration::from_secs(10), Duration::from_millis(25), || {
+                MqttClient::connect(&addr, "probe", &ccfg()).is_ok()
+            });
+        if up {
+            return (p, addr);
+        }
+        // The port was taken in between, most likely: try another.
+        let _ = p.wait_exit(Duration::from_millis(10));
+    }
+    panic!("mosquitto did not start (3 attempts)");
+}
+
+fn recv_text(c: &mut MqttClient) -> Option<(String, String)> {
+    c.recv(Duration::from_secs(5))
+        .expect("recv")
+        .map(|(t, p)| (t, String::from_utf8_lossy(&p).into_owned()))
+}
+
+#[test]
+fn a_frota_client_against_mosquitto() {
+    let Some(t) = tools() else { return };
+    let (_broker, addr) = start_mosquitto(&t.broker);
+
+    let mut sub = MqttClient::connect(&addr, "frota-sub", &ccfg()).unwrap();
+    assert_eq!(sub.subscribe("vehicle/+/status", 1).unwrap(), 1);
+    let mut publ = MqttClient::connect(&addr, "frota-pub", &ccfg()).unwrap();
+    publ.publish("vehicle/v1/status", br#"{"soc":42}"#, 0)
+        .unwrap();
+    publ.publish("vehicle/v2/status", br#"{"soc":43}"#, 1)
+        .unwrap();
+    publ.publish("vehicle/v2/other", b"not for us", 1).unwrap();
+    assert_eq!(
+        recv_text(&mut sub),
+        Some(("vehicle/v1/status".into(), r#"{"soc":42}"#.into()))
+    );
+    assert_eq!(
+        recv_text(&mut sub),
+        Some(("vehicle/v2/status".into(), r#"{"soc":43}"#.into()))
+    );
+    assert_eq!(sub.recv(Duration::from_millis(200)).unwrap(), None);
+    sub.ping().unwrap();
+    sub.unsubscribe("vehicle/+/status").unwrap();
+    publ.publish("vehicle/v3/status", b"after unsubscribe", 1)
+        .unwrap();
+    assert_eq!(sub.recv(Duration::from_millis(200)).unwrap(), None);
+
+    // Shared subscription: each request reaches exactly one company.
+    let mut a = MqttClient::connect(&addr, "company-A", &ccfg()).unwrap();
+    let mut b = MqttClient::connect(&addr, "company-B", &ccfg()).unwrap();
+    a.subscribe("$share/companies/vehicle/+/request", 1)
+        .unwrap();
+    b.subscribe("$share/companies/vehicle/+/request", 1)
+        .unwrap();
+    for i in 0..10 {
+        publ.publish(
+            &format!("vehicle/v{i}/request"),
+            format!("{i}").as_bytes(),
+            1,
+        )
+        .unwrap();
+    }
+    let mut got = Vec::new();
+    let mut per_member = [0, 0];
+    for (k, c) in [&mut a, &mut b].into_iter().enumerate() {
+        while let Some((_, p)) = c.recv(Duration::from_millis(500)).unwrap() {
+            got.push(String::from_utf8(p).unwrap());
+            per_member[k] += 1;
+        }
+    }
+    let distinct: HashSet<&String> = got.iter().collect();
+    assert_eq!(
+        got.len(),
+        10,
+        "exactly one delivery per request: {got:?} {per_member:?}"
+    );
+    assert_eq!(distinct.len(), 10, "{got:?}");
+
+    // Our client keeps itself alive (PINGREQ from inside recv) past 1.5 ×
+    // its keep-alive, which is when mosquitto would cut it off.
+    let ka = ClientConfig {
+        keep_alive: Duration::from_secs(1),
+        ..ccfg()
+    };
+    let mut idle = MqttClient::connect(&addr, "frota-idle", &ka).unwrap();
+    idle.subscribe("idle/x", 0).unwrap();
+    assert_eq!(idle.recv(Duration::from_millis(2500)).unwrap(), None);
+    publ.publish("idle/x", b"still connected", 0).unwrap();
+    assert_eq!(
+        recv_text(&mut idle),
+        Some(("idle/x".into(), "still connected".into()))
+    );
+
+    // A client id taken over by another connection, then reconnect.
+    let _thief = MqttClient::connect(&addr, "frota-idle", &ccfg()).unwrap();
+    let gone = idle.recv(Duration::from_secs(5));
+    assert!(
+        matches!(gone, Err(ClientError::Closed) | Err(ClientError::Io(_))),
+        "{gone:?}"
+    );
+}
+
+/// A frota MQTT listener with an in-memory topic tree.
+fn frota_broker() -> (frota::mqtt::MqttServer, Arc<MemoryBus>, String) {
+    let bus = Arc::new(MemoryBus::new());
+    let b: Arc<dyn Bus> = bus.clone();
+    let srv = serve_mqtt("127.0.0.1:0", b, MqttConfig::default()).unwrap();
+    let port = srv.addr().port().to_string();
+    (srv, bus, port)
+}
+
+fn wait_subs(bus: &MemoryBus, n: usize) {
+    assert!(
+        frota::launch::wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+            bus.subscriptions() >= n
+        }),
+        "mosquitto_sub did not subscribe"
+    );
+}
+
+#[test]
+fn b_mosquitto_clients_against_frota() {
+    let Some(t) = tools() else { return };
+    let (srv, bus, port) = frota_broker();
+    let addr = srv.addr().to_string();
+
+    // mosquitto_sub -t 'vehicle/#' -v sees what a frota client publishes.
+    let watcher = Proc::spawn(
+        Command::new(&t.sub).args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "vehicle/#",
+            "-v",
+            "-q",
+            "1",
+        ]),
+        true,
+    );
+    wait_subs(&bus, 1);
+    let mut frota_client = MqttClient::connect(&addr, "vehicle-1", &ccfg()).unwrap();
+    frota_client
+        .publish("vehicle/v1/status", br#"{"soc":50}"#, 1)
+        .unwrap();
+    frota_client
+        .publish("vehicle/v1/status", br#"{"soc":49}"#, 0)
+        .unwrap();
+    assert_eq!(
+        watcher.line(Duration::from_secs(10)).as_deref(),
+        Some(r#"vehicle/v1/status {"soc":50}"#)
+    );
+    assert_eq!(
+        watcher.line(Duration::from_secs(10)).as_deref(),
+        Some(r#"vehicle/v1/status {"soc":49}"#)
+    );
+
+    // mosquitto_pub reaches a frota subscriber, at QoS 0 and 1.
+    frota_client.subscribe("vehicle/v1/request", 1).unwrap();
+    for q in ["0", "1"] {
+        let msg = format!(r#"{{"type":"reserve","qos":{q}}}"#);
+        let mut p = Proc::spawn(
+            Command::new(&t.publ).args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-t",
+                "vehicle/v1/request",
+                "-q",
+                q,
+                "-m",
+                &msg,
+            ]),
+            false,
+        );
+        assert_eq!(
+            p.wait_exit(Duration::from_secs(10)),
+            Some(0),
+            "mosquitto_pub -q {q}"
+        );
+        assert_eq!(
+            recv_text(&mut frota_client),
+            Some(("vehicle/v1/request".into(), msg))
+        );
+    }
+    // ... and the watcher saw those too (vehicle/#).
+    assert!(watcher
+        .line(Duration::from_secs(10))
+        .is_some_and(|l| l.starts_with("vehicle/v1/request ")));
+    assert!(watcher
+        .line(Duration::from_secs(10))
+        .is_some_and(|l| l.starts_with("vehicle/v1/request ")));
+
+    // Two mosquitto_sub in one shared group: each message to exactly one.
+    let before = bus.subscriptions();
+    let members: Vec<Proc> = (0..2)
+        .map(|_| {
+            Proc::spawn(
+                Command::new(&t.sub).args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-t",
+                    "$share/companies/req/+",
+                    "-q",
+                    "1",
+                ]),
+                true,
+            )
+        })
+        .collect();
+    wait_subs(&bus, before + 2);
+    for i in 0..6 {
+        frota_client
+            .publish(&format!("req/{i}"), format!("r{i}").as_bytes(), 1)
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    for m in &members {
+        while let Some(l) = m.line(Duration::from_millis(800)) {
+            got.push(l);
+        }
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        ["r0", "r1", "r2", "r3", "r4", "r5"],
+        "one delivery per message"
+    );
+
+    // What frota refuses, mosquitto's tools report: a will (CONNACK 5) and
+    // QoS 2 (connection closed; the message is not delivered).
+    let mut will = Proc::spawn(
+        Command::new(&t.sub).args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "x",
+            "--will-topic",
+            "w",
+            "--will-payload",
+            "bye",
+        ]),
+        false,
+    );
+    let code = will.wait_exit(Duration::from_secs(10));
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "a will must be refused, exit {code:?}"
+    );
+    let mut q2 = Proc::spawn(
+        Command::new(&t.publ).args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "vehicle/v1/request",
+            "-q",
+            "2",
+            "-m",
+            "q2",
+        ]),
+        false,
+    );
+    let _ = q2.wait_exit(Duration::from_secs(3));
+    drop(q2);
+    assert_eq!(frota_client.recv(Duration::from_millis(300)).unwrap(), None);
+
+    drop(watcher);
+    drop(members);
+    srv.shutdown();
+}
