@@ -64,6 +64,7 @@ impl Connection {
         let peer = stream.peer_addr().ok();
         let writer = Writer {
             inner: Arc::new(Mutex::new(stream.try_clone()?)),
+            shut: Arc::new(stream.try_clone()?),
         };
         Ok(Connection {
             stream,
@@ -173,6 +174,10 @@ impl Connection {
 #[derive(Clone)]
 pub struct Writer {
     inner: Arc<Mutex<TcpStream>>,
+    /// A second handle used only to shut the socket down: a writer blocked
+    /// on a peer that does not read holds `inner`, and closing that peer
+    /// must not wait for it.
+    shut: Arc<TcpStream>,
 }
 
 impl Writer {
@@ -189,7 +194,6 @@ impl Writer {
 
     /// Close both directions, waking a thread blocked reading this socket.
     pub fn shutdown(&self) {
-        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = s.shutdown(Shutdown::Both);
+        let _ = self.shut.shutdown(Shutdown::Both);
     }
 }
