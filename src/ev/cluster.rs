@@ -52,13 +52,14 @@ pub struct EvOptions {
 }
 
 impl EvOptions {
-    /// Test-friendly defaults: free ports, short hold expiry.
+    /// Defaults: free ports, the companies' default 5 s hold expiry (tests
+    /// that exercise expiry shorten it), a short ask interval.
     pub fn new(data_dir: &Path) -> EvOptions {
         EvOptions {
             data_dir: data_dir.to_path_buf(),
             log_dir: Some(data_dir.join("logs")),
             ports: None,
-            hold_expiry_ms: 1000,
+            hold_expiry_ms: 5000,
             ask_interval_ms: 200,
             peer_timeout_ms: 2000,
             broker_args: Vec::new(),
