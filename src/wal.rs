@@ -124,7 +124,8 @@ impl Wal {
         for r in records {
             encode_into(&mut encoded, r)?;
         }
-        self.appends.fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.appends
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.queued.extend_from_slice(&encoded);
         st.last_queued += 1;
@@ -210,9 +211,7 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 
 fn encode_into(out: &mut Vec<u8>, record: &Value) -> io::Result<()> {
     let payload = serde_json::to_vec(record).map_err(io::Error::other)?;
-    out.extend_from_slice(
-        format!("{} {:08x} ", payload.len(), crc32(&payload)).as_bytes(),
-    );
+    out.extend_from_slice(format!("{} {:08x} ", payload.len(), crc32(&payload)).as_bytes());
     out.extend_from_slice(&payload);
     out.push(b'\n');
     Ok(())
@@ -266,7 +265,11 @@ pub fn crc32(data: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[i] = c;
@@ -366,6 +369,9 @@ mod tests {
         w.append(&json!({"after": 1})).unwrap();
         drop(w);
         let (_, r) = Wal::open(&p).unwrap();
-        assert_eq!(r.records, vec![json!({"snapshot": true}), json!({"after": 1})]);
+        assert_eq!(
+            r.records,
+            vec![json!({"snapshot": true}), json!({"after": 1})]
+        );
     }
 }
