@@ -55,7 +55,10 @@ fn every_phase_is_idempotent() {
     // prepare twice → the same yes vote
     for _ in 0..2 {
         let r = ask(&c, "company-B", "prepare", prep("t1", 480)).unwrap();
-        assert_eq!((r["txn"].as_str(), r["vote"].as_str()), (Some("t1"), Some("yes")));
+        assert_eq!(
+            (r["txn"].as_str(), r["vote"].as_str()),
+            (Some("t1"), Some("yes"))
+        );
     }
     // an overlapping prepare of another txn is a no (conflict)
     let e = ask(&c, "company-B", "prepare", prep("t2", 510)).unwrap_err();
@@ -65,7 +68,10 @@ fn every_phase_is_idempotent() {
         let r = ask(&c, "company-B", "commit", json!({"txn": "t1"})).unwrap();
         assert_eq!(r["state"], "committed");
     }
-    assert_eq!(ask(&c, "company-B", "prepare", prep("t1", 480)).unwrap()["vote"], "yes");
+    assert_eq!(
+        ask(&c, "company-B", "prepare", prep("t1", 480)).unwrap()["vote"],
+        "yes"
+    );
     // abort of a committed txn is refused, definitely
     let e = ask(&c, "company-B", "abort", json!({"txn": "t1"})).unwrap_err();
     assert_eq!(e.code, Code::PreconditionFailed);
@@ -79,7 +85,12 @@ fn every_phase_is_idempotent() {
     assert_eq!(e.code, Code::Abort);
     // abort of an unknown txn is remembered: its late prepare is refused
     ask(&c, "company-B", "abort", json!({"txn": "t4"})).unwrap();
-    assert_eq!(ask(&c, "company-B", "prepare", prep("t4", 700)).unwrap_err().code, Code::Abort);
+    assert_eq!(
+        ask(&c, "company-B", "prepare", prep("t4", 700))
+            .unwrap_err()
+            .code,
+        Code::Abort
+    );
     // commit of an unknown txn: not found
     let e = ask(&c, "company-B", "commit", json!({"txn": "t5"})).unwrap_err();
     assert_eq!(e.code, Code::NotFound);
@@ -104,7 +115,12 @@ fn every_phase_is_idempotent() {
     c.restart("company-B").unwrap();
     let b = book(&c, "B");
     assert!(txns_in(&b, "reservations").contains(&"t1".to_string()));
-    assert_eq!(ask(&c, "company-B", "prepare", prep("t3", 600)).unwrap_err().code, Code::Abort);
+    assert_eq!(
+        ask(&c, "company-B", "prepare", prep("t3", 600))
+            .unwrap_err()
+            .code,
+        Code::Abort
+    );
 }
 
 /// Publish `reqs` as vehicles through the broker and collect every answer.
@@ -144,13 +160,19 @@ fn storm(c: &frota::ev::cluster::EvCluster, tag: &str, routes: &[Vec<Stop>]) -> 
 fn contention_storm_exactly_one_winner_per_route_and_audit_holds() {
     let c = cluster("ev-2pc-storm", |o| o.hold_expiry_ms = 3000);
     // Wave 1: 4 distinct routes, each wanted by 50 vehicles at once.
-    let wanted: Vec<Vec<Stop>> = (0..200).map(|i| route(6 + 2 * (i % 4) as u32 * 3)).collect();
+    let wanted: Vec<Vec<Stop>> = (0..200)
+        .map(|i| route(6 + 2 * (i % 4) as u32 * 3))
+        .collect();
     let t0 = Instant::now();
     let out = storm(&c, "s", &wanted);
     let wave1 = t0.elapsed();
     let winners: Vec<&RouteOutcome> = out.iter().filter(|o| o.outcome == "reserved").collect();
     let rejected = out.iter().filter(|o| o.outcome == "rejected").count();
-    assert_eq!(winners.len(), 4, "exactly one winner per contended route: {winners:#?}");
+    assert_eq!(
+        winners.len(),
+        4,
+        "exactly one winner per contended route: {winners:#?}"
+    );
     assert_eq!(rejected, 196);
     let mut won: Vec<u32> = winners.iter().map(|o| o.stops[0].start).collect();
     won.sort_unstable();
@@ -158,7 +180,11 @@ fn contention_storm_exactly_one_winner_per_route_and_audit_holds() {
     assert_eq!(won.len(), 4, "one winner for each of the 4 routes");
     let coordinators: std::collections::BTreeSet<&str> =
         out.iter().map(|o| o.coordinator.as_str()).collect();
-    assert_eq!(coordinators.len(), 3, "the share group spreads requests over A, B, C");
+    assert_eq!(
+        coordinators.len(),
+        3,
+        "the share group spreads requests over A, B, C"
+    );
 
     // Wave 2: 200 routes over 2 points per company with half-hour offsets
     // (partial overlaps everywhere) in random company mixes.
@@ -169,7 +195,9 @@ fn contention_storm_exactly_one_winner_per_route_and_audit_holds() {
     ];
     let mut x: u64 = 42;
     let mut rnd = |n: u64| {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (x >> 33) % n
     };
     let mixed: Vec<Vec<Stop>> = (0..200)

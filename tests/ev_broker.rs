@@ -12,8 +12,13 @@ use std::time::{Duration, Instant};
 fn broker(extra: &[&str]) -> NodeProc {
     let mut args = vec!["--listen".to_string(), "127.0.0.1:0".to_string()];
     args.extend(extra.iter().map(|s| s.to_string()));
-    NodeProc::spawn(Path::new(env!("CARGO_BIN_EXE_frota-broker")), &args, &[], None)
-        .expect("broker starts")
+    NodeProc::spawn(
+        Path::new(env!("CARGO_BIN_EXE_frota-broker")),
+        &args,
+        &[],
+        None,
+    )
+    .expect("broker starts")
 }
 
 fn client(b: &NodeProc) -> Client {
@@ -21,7 +26,8 @@ fn client(b: &NodeProc) -> Client {
 }
 
 fn sub(c: &mut Client, filter: &str) {
-    c.call("subscribe", body(json!({"filter": filter}))).expect("subscribe");
+    c.call("subscribe", body(json!({"filter": filter})))
+        .expect("subscribe");
 }
 
 fn publish(c: &mut Client, topic: &str, payload: Value) -> u64 {
@@ -36,7 +42,10 @@ fn drain(c: &mut Client, quiet: Duration) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     while let Ok(Some(m)) = c.recv_push(quiet) {
         assert_eq!(m["type"], "message", "{m}");
-        out.push((m["topic"].as_str().unwrap_or("").to_string(), m["payload"].clone()));
+        out.push((
+            m["topic"].as_str().unwrap_or("").to_string(),
+            m["payload"].clone(),
+        ));
     }
     out
 }
@@ -59,22 +68,34 @@ fn wildcards_and_unsubscribe() {
     sub(&mut other, "other/#");
     assert_eq!(publish(&mut publ, "vehicle/v1/status", json!({"n": 1})), 3);
     assert_eq!(publish(&mut publ, "vehicle/v2/request", json!({"n": 2})), 1);
-    assert_eq!(publish(&mut publ, "vehicle", json!({"n": 3})), 1, "'#' matches the parent level");
+    assert_eq!(
+        publish(&mut publ, "vehicle", json!({"n": 3})),
+        1,
+        "'#' matches the parent level"
+    );
     assert_eq!(publish(&mut publ, "other/x", json!({"n": 4})), 1);
     let q = Duration::from_millis(300);
-    let got = |v: Vec<(String, Value)>| v.into_iter().map(|(_, p)| p["n"].as_u64().unwrap_or(0)).collect::<Vec<_>>();
+    let got = |v: Vec<(String, Value)>| {
+        v.into_iter()
+            .map(|(_, p)| p["n"].as_u64().unwrap_or(0))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(got(drain(&mut plus, q)), vec![1]);
     assert_eq!(got(drain(&mut hash, q)), vec![1, 2, 3]);
     assert_eq!(got(drain(&mut exact, q)), vec![1]);
     assert_eq!(got(drain(&mut other, q)), vec![4]);
     // Bad filters and topics are refused with error 12, connection kept.
-    let e = plus.call("subscribe", body(json!({"filter": "a/#/b"}))).unwrap_err();
+    let e = plus
+        .call("subscribe", body(json!({"filter": "a/#/b"})))
+        .unwrap_err();
     assert_eq!(e.code, frota::Code::MalformedRequest);
     let e = publ
         .call("publish", body(json!({"topic": "a/+", "payload": 1})))
         .unwrap_err();
     assert_eq!(e.code, frota::Code::MalformedRequest);
-    let r = hash.call("unsubscribe", body(json!({"filter": "vehicle/#"}))).unwrap();
+    let r = hash
+        .call("unsubscribe", body(json!({"filter": "vehicle/#"})))
+        .unwrap();
     assert_eq!(r["removed"], true);
     assert_eq!(publish(&mut publ, "vehicle/v9/status", json!({"n": 5})), 1);
     assert!(drain(&mut hash, q).is_empty());
@@ -94,7 +115,10 @@ fn shared_subscription_exactly_one_member_and_failover() {
     let mut publ = client(&b);
     for n in 0..30 {
         // One group member + the plain subscriber.
-        assert_eq!(publish(&mut publ, &format!("vehicle/v{n}/request"), json!({"n": n})), 2);
+        assert_eq!(
+            publish(&mut publ, &format!("vehicle/v{n}/request"), json!({"n": n})),
+            2
+        );
     }
     let q = Duration::from_millis(300);
     let mut seen = Vec::new();
@@ -104,16 +128,29 @@ fn shared_subscription_exactly_one_member_and_failover() {
         seen.extend(got.into_iter().map(|(_, p)| p["n"].as_u64().unwrap_or(99)));
     }
     seen.sort_unstable();
-    assert_eq!(seen, (0..30).collect::<Vec<u64>>(), "each message to exactly one member");
-    assert_eq!(drain(&mut plain, q).len(), 30, "plain subscribers get everything");
+    assert_eq!(
+        seen,
+        (0..30).collect::<Vec<u64>>(),
+        "each message to exactly one member"
+    );
+    assert_eq!(
+        drain(&mut plain, q).len(),
+        30,
+        "plain subscribers get everything"
+    );
 
     // A member dies: its share moves to the others, nothing is lost.
     drop(members.remove(0));
-    assert!(wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-        status(&mut publ)["subscribers"].as_array().map(Vec::len) == Some(3)
-    }));
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || { status(&mut publ)["subscribers"].as_array().map(Vec::len) == Some(3) }
+    ));
     for n in 100..120 {
-        assert_eq!(publish(&mut publ, &format!("vehicle/v{n}/request"), json!({"n": n})), 2);
+        assert_eq!(
+            publish(&mut publ, &format!("vehicle/v{n}/request"), json!({"n": n})),
+            2
+        );
     }
     let mut after: Vec<u64> = members
         .iter_mut()
@@ -129,13 +166,16 @@ fn slow_subscriber_is_dropped_without_stalling_others() {
     let b = broker(&["--queue-len", "64"]);
     // The slow one subscribes and never reads a byte again.
     let mut slow = TcpStream::connect(b.tcp()).unwrap();
-    slow.write_all(b"{\"type\":\"subscribe\",\"id\":1,\"filter\":\"load/#\"}\n").unwrap();
+    slow.write_all(b"{\"type\":\"subscribe\",\"id\":1,\"filter\":\"load/#\"}\n")
+        .unwrap();
     let mut fast = client(&b);
     sub(&mut fast, "load/#");
     let mut publ = client(&b);
-    assert!(wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-        status(&mut publ)["subscribers"].as_array().map(Vec::len) == Some(2)
-    }));
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || { status(&mut publ)["subscribers"].as_array().map(Vec::len) == Some(2) }
+    ));
     let total = 300;
     let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = got.clone();
@@ -160,12 +200,18 @@ fn slow_subscriber_is_dropped_without_stalling_others() {
         // Pace at the *fast* subscriber (a debug-build reader is slower than
         // the broker): it never lags by more than half its queue, while the
         // one that reads nothing falls behind by everything.
-        assert!(wait_until(Duration::from_secs(10), Duration::from_millis(1), || {
-            got.load(std::sync::atomic::Ordering::SeqCst) + 32 > i
-        }));
+        assert!(wait_until(
+            Duration::from_secs(10),
+            Duration::from_millis(1),
+            || { got.load(std::sync::atomic::Ordering::SeqCst) + 32 > i }
+        ));
     }
     let took = t0.elapsed();
-    assert_eq!(reader.join().unwrap(), total, "the fast subscriber got everything");
+    assert_eq!(
+        reader.join().unwrap(),
+        total,
+        "the fast subscriber got everything"
+    );
     let st = status(&mut publ);
     assert!(st["dropped_slow"].as_u64().unwrap_or(0) >= 1, "{st:?}");
     assert!(

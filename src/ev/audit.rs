@@ -68,7 +68,10 @@ fn fetch(companies: &BTreeMap<String, String>) -> Result<BTreeMap<String, Body>,
 }
 
 fn list<'a>(b: &'a Body, key: &str) -> &'a [Value] {
-    b.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    b.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// Read every company (waiting up to `wait` for holds to drain) and judge.
@@ -172,9 +175,18 @@ pub fn run(args: &[String]) -> i32 {
             "A=127.0.0.1:7101,B=127.0.0.1:7102,C=127.0.0.1:7103",
             "every company NAME=HOST:PORT",
         ),
-        opt("wait-ms", "10000", "wait this long for in-flight holds to end"),
+        opt(
+            "wait-ms",
+            "10000",
+            "wait this long for in-flight holds to end",
+        ),
     ];
-    let a = match Args::parse_from("frota-ctl audit-ev", "EV atomicity/isolation audit", &flags, args) {
+    let a = match Args::parse_from(
+        "frota-ctl audit-ev",
+        "EV atomicity/isolation audit",
+        &flags,
+        args,
+    ) {
         Ok(a) => a,
         Err(crate::cli::ParseExit::Help(u)) => {
             println!("{u}");

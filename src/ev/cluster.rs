@@ -111,10 +111,15 @@ impl EvCluster {
                 addrs: BTreeMap::new(),
                 procs: BTreeMap::new(),
             };
-            c.addrs.insert("broker".into(), SocketAddr::from(([127, 0, 0, 1], ports[0])));
+            c.addrs.insert(
+                "broker".into(),
+                SocketAddr::from(([127, 0, 0, 1], ports[0])),
+            );
             for (i, n) in COMPANIES.iter().enumerate() {
-                c.addrs
-                    .insert(node_name(n), SocketAddr::from(([127, 0, 0, 1], ports[i + 1])));
+                c.addrs.insert(
+                    node_name(n),
+                    SocketAddr::from(([127, 0, 0, 1], ports[i + 1])),
+                );
             }
             let mut ok = true;
             for name in c.names() {
@@ -212,7 +217,9 @@ impl EvCluster {
     pub fn set_env(&mut self, name: &str, env: &[(&str, &str)]) {
         self.opts.env.insert(
             name.to_string(),
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         );
     }
 
@@ -237,7 +244,11 @@ impl EvCluster {
             .get(name)
             .map(|v| v.iter().map(|(k, v)| (k.as_str(), v.clone())).collect())
             .unwrap_or_default();
-        let log = self.opts.log_dir.as_ref().map(|d| d.join(format!("{name}.log")));
+        let log = self
+            .opts
+            .log_dir
+            .as_ref()
+            .map(|d| d.join(format!("{name}.log")));
         let p = NodeProc::spawn(bin, &self.args(name), &env, log.as_deref())?;
         self.procs.insert(name.to_string(), p);
         Ok(())

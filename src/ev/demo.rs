@@ -17,12 +17,28 @@ pub fn run(args: &[String]) -> i32 {
     let flags = [
         opt("vehicles", "20", "number of vehicles"),
         opt("seed", "7", "random seed for the routes"),
-        opt("contended", "12", "vehicles that share routes on purpose (groups of --group)"),
+        opt(
+            "contended",
+            "12",
+            "vehicles that share routes on purpose (groups of --group)",
+        ),
         opt("group", "4", "vehicles per shared route"),
-        opt("timeout-ms", "10000", "how long a vehicle waits for its answer"),
+        opt(
+            "timeout-ms",
+            "10000",
+            "how long a vehicle waits for its answer",
+        ),
         opt("hold-expiry-ms", "3000", "companies' hold expiry"),
-        opt("base-port", "7100", "broker port; companies A, B, C use the next three"),
-        opt("data-dir", "data", "companies' data (company-a, ...), wiped first"),
+        opt(
+            "base-port",
+            "7100",
+            "broker port; companies A, B, C use the next three",
+        ),
+        opt(
+            "data-dir",
+            "data",
+            "companies' data (company-a, ...), wiped first",
+        ),
         opt("log-dir", "logs", "node logs"),
     ];
     let a = match Args::parse_from("frota-ctl run-ev", "the EV charging demo", &flags, args) {
@@ -48,7 +64,10 @@ pub fn run(args: &[String]) -> i32 {
     opts.ports = Some([base, base + 1, base + 2, base + 3]);
     opts.hold_expiry_ms = a.value("hold-expiry-ms");
     opts.ask_interval_ms = 500;
-    println!("run-ev: starting broker and companies A, B, C (logs in {})", a.string("log-dir"));
+    println!(
+        "run-ev: starting broker and companies A, B, C (logs in {})",
+        a.string("log-dir")
+    );
     let cluster = match EvCluster::start(EvBins::siblings(), opts) {
         Ok(c) => c,
         Err(e) => {
@@ -104,7 +123,10 @@ pub fn run(args: &[String]) -> i32 {
         println!("{l}");
     }
     drop(cluster);
-    println!("run-ev: nodes stopped; total {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "run-ev: nodes stopped; total {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     if verdict.ok && report.failed == 0 {
         0
     } else {

@@ -122,7 +122,11 @@ mod tests {
         assert_eq!(set.companies(), vec!["A", "B", "C"]);
         for c in &set.cities {
             for co in ["A", "B", "C"] {
-                assert!(set.of_company(co).any(|p| p.city == c.code), "{co} {}", c.code);
+                assert!(
+                    set.of_company(co).any(|p| p.city == c.code),
+                    "{co} {}",
+                    c.code
+                );
             }
         }
     }

@@ -33,12 +33,32 @@ pub fn flags() -> Vec<Flag> {
         opt("broker", "127.0.0.1:7100", "broker address HOST:PORT"),
         opt("vehicles", "20", "number of vehicles"),
         opt("seed", "7", "random seed (same seed, same routes)"),
-        opt("contended", "12", "vehicles (from the first) that share routes on purpose"),
-        opt("group", "4", "vehicles per shared route among the contended ones"),
-        opt("timeout-ms", "10000", "how long a vehicle waits for its answer"),
-        opt("status-interval-ms", "500", "status publication period while waiting"),
+        opt(
+            "contended",
+            "12",
+            "vehicles (from the first) that share routes on purpose",
+        ),
+        opt(
+            "group",
+            "4",
+            "vehicles per shared route among the contended ones",
+        ),
+        opt(
+            "timeout-ms",
+            "10000",
+            "how long a vehicle waits for its answer",
+        ),
+        opt(
+            "status-interval-ms",
+            "500",
+            "status publication period while waiting",
+        ),
         opt("progress-ms", "2000", "print a progress line this often"),
-        opt("points", "", "charging points JSON file ('' = the built-in set)"),
+        opt(
+            "points",
+            "",
+            "charging points JSON file ('' = the built-in set)",
+        ),
     ]
 }
 
@@ -64,7 +84,9 @@ impl SimConfig {
             contended: a.value("contended"),
             group: a.value::<usize>("group").max(1),
             timeout: a.millis("timeout-ms"),
-            status_interval: a.millis("status-interval-ms").max(Duration::from_millis(10)),
+            status_interval: a
+                .millis("status-interval-ms")
+                .max(Duration::from_millis(10)),
             progress: a.millis("progress-ms").max(Duration::from_millis(100)),
             points: Some(a.get("points").unwrap_or("").to_string()).filter(|p| !p.is_empty()),
         }
@@ -332,12 +354,21 @@ fn result_line(p: &Plan, answer: Result<RouteOutcome, String>, took: Duration) -
             };
             (
                 "rejected".to_string(),
-                format!("{} rejected  {why}  (coordinator {}, {ms} ms)", p.vehicle, o.coordinator),
+                format!(
+                    "{} rejected  {why}  (coordinator {}, {ms} ms)",
+                    p.vehicle, o.coordinator
+                ),
             )
         }
         Ok(o) => {
-            let why = o.conflict.map(|c| c.reason).unwrap_or_else(|| "coordinator overloaded".into());
-            ("failed".to_string(), format!("{} failed    {why}", p.vehicle))
+            let why = o
+                .conflict
+                .map(|c| c.reason)
+                .unwrap_or_else(|| "coordinator overloaded".into());
+            (
+                "failed".to_string(),
+                format!("{} failed    {why}", p.vehicle),
+            )
         }
         Err(e) => ("failed".to_string(), format!("{} failed    {e}", p.vehicle)),
     };

@@ -67,7 +67,11 @@ pub fn book(c: &EvCluster, name: &str) -> Body {
 pub fn txns_in(b: &Body, key: &str) -> Vec<String> {
     b[key]
         .as_array()
-        .map(|a| a.iter().filter_map(|r| r["txn"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["txn"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -78,7 +82,10 @@ pub fn committed_everywhere(c: &EvCluster, txn: &str) -> bool {
 }
 
 pub fn holds_total(c: &EvCluster) -> usize {
-    ["A", "B", "C"].iter().map(|n| txns_in(&book(c, n), "holds").len()).sum()
+    ["A", "B", "C"]
+        .iter()
+        .map(|n| txns_in(&book(c, n), "holds").len())
+        .sum()
 }
 
 pub fn audit_ok(c: &EvCluster) -> frota::ev::audit::Verdict {

@@ -170,7 +170,10 @@ impl Bus {
         }
         for id in slow {
             self.counters.dropped_slow.fetch_add(1, Ordering::Relaxed);
-            log::warn!("subscriber {id} is too slow (queue of {} full); dropping it", self.queue_len);
+            log::warn!(
+                "subscriber {id} is too slow (queue of {} full); dropping it",
+                self.queue_len
+            );
             self.drop_conn(id);
         }
         if delivered == 0 {

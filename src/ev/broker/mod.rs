@@ -33,7 +33,11 @@ use topic::SubscriberId;
 /// The broker's own flags (besides `--listen` and the server flags).
 pub fn flags() -> Vec<Flag> {
     vec![
-        opt("listen", "127.0.0.1:7100", "address for the frota-framed listener"),
+        opt(
+            "listen",
+            "127.0.0.1:7100",
+            "address for the frota-framed listener",
+        ),
         opt(
             "queue-len",
             "1024",

@@ -54,7 +54,9 @@ pub fn parse_filter(raw: &str) -> Result<Filter, String> {
     let levels: Vec<String> = rest.split('/').map(str::to_string).collect();
     for (i, l) in levels.iter().enumerate() {
         if l.contains('#') && (l != "#" || i + 1 != levels.len()) {
-            return Err(format!("'{raw}': '#' must be a whole level and the last one"));
+            return Err(format!(
+                "'{raw}': '#' must be a whole level and the last one"
+            ));
         }
         if l.contains('+') && l != "+" {
             return Err(format!("'{raw}': '+' must be a whole level"));
@@ -212,9 +214,15 @@ mod tests {
 
     #[test]
     fn shared_and_remove() {
-        let mut t = tree(&[("$share/g/vehicle/+/request", 1), ("$share/g/vehicle/+/request", 2)]);
+        let mut t = tree(&[
+            ("$share/g/vehicle/+/request", 1),
+            ("$share/g/vehicle/+/request", 2),
+        ]);
         let m = t.matches("vehicle/v1/request");
-        assert_eq!(m.groups, vec![("$share/g/vehicle/+/request".to_string(), vec![1, 2])]);
+        assert_eq!(
+            m.groups,
+            vec![("$share/g/vehicle/+/request".to_string(), vec![1, 2])]
+        );
         assert!(t.remove(&parse_filter("$share/g/vehicle/+/request").unwrap(), 1));
         assert!(!t.remove(&parse_filter("$share/g/vehicle/+/request").unwrap(), 1));
         assert_eq!(t.matches("vehicle/v1/request").groups[0].1, vec![2]);
@@ -224,7 +232,15 @@ mod tests {
 
     #[test]
     fn bad_filters() {
-        for bad in ["", "a/#/b", "a/b#", "a+/b", "$share/g", "$share//x", "$share/g/"] {
+        for bad in [
+            "",
+            "a/#/b",
+            "a/b#",
+            "a+/b",
+            "$share/g",
+            "$share//x",
+            "$share/g/",
+        ] {
             assert!(parse_filter(bad).is_err(), "{bad}");
         }
         assert!(check_topic("a/+").is_err());

@@ -54,10 +54,22 @@ struct Unfinished {
 }
 
 pub const CRASH_POINTS: [(&str, &str); 4] = [
-    ("company.coord.after_begin", "begin record durable, no prepare sent"),
-    ("company.coord.before_decision", "every participant voted yes, nothing decided"),
-    ("company.coord.after_decision", "commit decision durable, no commit sent"),
-    ("company.coord.before_end", "every participant acknowledged, end not yet logged"),
+    (
+        "company.coord.after_begin",
+        "begin record durable, no prepare sent",
+    ),
+    (
+        "company.coord.before_decision",
+        "every participant voted yes, nothing decided",
+    ),
+    (
+        "company.coord.after_decision",
+        "commit decision durable, no commit sent",
+    ),
+    (
+        "company.coord.before_end",
+        "every participant acknowledged, end not yet logged",
+    ),
 ];
 
 /// How long a `decision` waits for a commit record being written.
@@ -107,7 +119,11 @@ impl Coordinator {
                 Some("begin") => {
                     let p = r["participants"]
                         .as_array()
-                        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(String::from))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     parts.insert(txn.clone(), p);
                     table.insert(txn, TxnState::Preparing);
@@ -148,7 +164,10 @@ impl Coordinator {
             unfinished.remove(t);
         }
         if !undecided.is_empty() {
-            log::info!("{name}: aborting {} undecided transaction(s) from the log", undecided.len());
+            log::info!(
+                "{name}: aborting {} undecided transaction(s) from the log",
+                undecided.len()
+            );
             let recs: Vec<Value> = undecided
                 .iter()
                 .map(|t| json!({"k": "abort", "txn": t}))
@@ -158,7 +177,10 @@ impl Coordinator {
             }
         }
         if !unfinished.is_empty() {
-            log::info!("{name}: {} transaction(s) to finish from the log", unfinished.len());
+            log::info!(
+                "{name}: {} transaction(s) to finish from the log",
+                unfinished.len()
+            );
         }
         Coordinator {
             name: name.to_string(),
@@ -183,7 +205,10 @@ impl Coordinator {
     /// (fail-stop) and recovery decides from what is on disk.
     fn log(&self, rec: Value) {
         if let Err(e) = self.wal.append(&rec) {
-            log::error!("{}: coordinator log write failed ({e}); stopping", self.name);
+            log::error!(
+                "{}: coordinator log write failed ({e}); stopping",
+                self.name
+            );
             std::process::exit(1);
         }
     }
@@ -197,11 +222,16 @@ impl Coordinator {
                 "prepare" => self.local.prepare(&req.parse()?),
                 "commit" => self.local.commit(req.str("txn")?),
                 "abort" => self.local.abort(req.str("txn")?),
-                _ => Err(Error::malformed(format!("not a participant message: {kind}"))),
+                _ => Err(Error::malformed(format!(
+                    "not a participant message: {kind}"
+                ))),
             };
         }
         let Some(addr) = self.peers.get(company) else {
-            return Err(Error::new(Code::NodeNotFound, format!("unknown company '{company}'")));
+            return Err(Error::new(
+                Code::NodeNotFound,
+                format!("unknown company '{company}'"),
+            ));
         };
         self.pool.call(addr, kind, fields)
     }
@@ -217,7 +247,10 @@ impl Coordinator {
                 return Err(format!("unknown company '{}'", s.company));
             }
             if seen.contains(&&s.company) {
-                return Err(format!("two stops at company {}: one stop per company", s.company));
+                return Err(format!(
+                    "two stops at company {}: one stop per company",
+                    s.company
+                ));
             }
             if s.start >= s.end {
                 return Err(format!("stop {}: window must have start < end", s.point));
@@ -363,7 +396,11 @@ impl Coordinator {
             self.table().insert(txn.to_string(), TxnState::Aborted);
             self.changed.notify_all();
         }
-        let kind = if d == Decision::Commit { "commit" } else { "abort" };
+        let kind = if d == Decision::Commit {
+            "commit"
+        } else {
+            "abort"
+        };
         let results: Vec<(String, bool)> = std::thread::scope(|s| {
             let handles: Vec<_> = targets
                 .iter()
@@ -387,7 +424,10 @@ impl Coordinator {
         if pending.is_empty() {
             return true;
         }
-        log::info!("{}: {txn}: {kind} not acknowledged by {pending:?}; will retry", self.name);
+        log::info!(
+            "{}: {txn}: {kind} not acknowledged by {pending:?}; will retry",
+            self.name
+        );
         self.unfinished
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -403,7 +443,9 @@ impl Coordinator {
 
     /// `decision`: the outcome of `txn`. Not decided → abort, recorded first.
     pub fn decision(&self, txn: &str) -> Result<Body, Error> {
-        self.counters.decisions_asked.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .decisions_asked
+            .fetch_add(1, Ordering::Relaxed);
         let deadline = Instant::now() + DECISION_WAIT;
         let mut t = self.table();
         loop {
@@ -427,7 +469,10 @@ impl Coordinator {
                     t.insert(txn.to_string(), TxnState::Aborted);
                     drop(t);
                     self.log(json!({"k": "abort", "txn": txn}));
-                    log::info!("{}: {txn} asked before a decision: recorded abort", self.name);
+                    log::info!(
+                        "{}: {txn} asked before a decision: recorded abort",
+                        self.name
+                    );
                     return Ok(decided(txn, "abort"));
                 }
             }
@@ -444,7 +489,11 @@ impl Coordinator {
             .map(|(t, u)| (t.clone(), u.decision, u.pending.clone()))
             .collect();
         for (txn, d, pending) in work {
-            let kind = if d == Decision::Commit { "commit" } else { "abort" };
+            let kind = if d == Decision::Commit {
+                "commit"
+            } else {
+                "abort"
+            };
             let still: Vec<String> = pending
                 .into_iter()
                 .filter(|c| {

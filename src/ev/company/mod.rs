@@ -40,14 +40,26 @@ pub fn flags() -> Vec<Flag> {
     vec![
         opt("name", "", "company name: A, B or C (required)"),
         opt("listen", "127.0.0.1:7101", "TCP address to serve on"),
-        opt("broker", "127.0.0.1:7100", "broker address HOST:PORT ('' = no broker)"),
-        opt("data-dir", "", "where the logs live [default: data/company-<name>]"),
+        opt(
+            "broker",
+            "127.0.0.1:7100",
+            "broker address HOST:PORT ('' = no broker)",
+        ),
+        opt(
+            "data-dir",
+            "",
+            "where the logs live [default: data/company-<name>]",
+        ),
         opt(
             "peers",
             "A=127.0.0.1:7101,B=127.0.0.1:7102,C=127.0.0.1:7103",
             "every company NAME=HOST:PORT, this one included",
         ),
-        opt("points", "", "charging points JSON file ('' = the built-in set)"),
+        opt(
+            "points",
+            "",
+            "charging points JSON file ('' = the built-in set)",
+        ),
         opt(
             "hold-expiry-ms",
             "5000",
@@ -58,8 +70,16 @@ pub fn flags() -> Vec<Flag> {
             "1000",
             "how often in-doubt holds are asked about and unacknowledged decisions resent",
         ),
-        opt("peer-timeout-ms", "2000", "reply timeout for calls to other companies"),
-        opt("workers", "16", "coordinator threads for route requests from the broker"),
+        opt(
+            "peer-timeout-ms",
+            "2000",
+            "reply timeout for calls to other companies",
+        ),
+        opt(
+            "workers",
+            "16",
+            "coordinator threads for route requests from the broker",
+        ),
     ]
 }
 
@@ -88,7 +108,9 @@ impl CompanyConfig {
                 Some((n, addr)) if !n.is_empty() && !addr.is_empty() => {
                     peers.insert(n.to_string(), addr.to_string());
                 }
-                _ => a.fail(&format!("bad --peers item '{item}', expected NAME=HOST:PORT")),
+                _ => a.fail(&format!(
+                    "bad --peers item '{item}', expected NAME=HOST:PORT"
+                )),
             }
         }
         if !peers.contains_key(&name) {
@@ -136,7 +158,10 @@ impl Company {
         let set = PointSet::load(cfg.points.as_deref())?;
         let mine: Vec<_> = set.of_company(&cfg.name).cloned().collect();
         if mine.is_empty() {
-            return Err(format!("no charging points belong to company '{}'", cfg.name));
+            return Err(format!(
+                "no charging points belong to company '{}'",
+                cfg.name
+            ));
         }
         let first = mine[0].id.clone();
         let client_cfg = ClientConfig::default()
@@ -229,8 +254,11 @@ impl Company {
             return Ok(());
         };
         let bus = Arc::new(
-            BusClient::new(&broker, ClientConfig::default().with_timeout(self.cfg.peer_timeout))
-                .map_err(|e| std::io::Error::other(e.to_string()))?,
+            BusClient::new(
+                &broker,
+                ClientConfig::default().with_timeout(self.cfg.peer_timeout),
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
         if let Err(e) = bus.subscribe(REQUEST_FILTER) {
             log::warn!("broker {broker} not reachable yet ({e}); will keep trying");
@@ -253,36 +281,38 @@ impl Company {
                 })?;
         }
         let me = self.clone();
-        thread::Builder::new().name("listener".into()).spawn(move || {
-            while !me.stop.load(Ordering::Relaxed) {
-                let Some((topic, payload)) = bus.recv(Duration::from_millis(500)) else {
-                    continue;
-                };
-                let r = match parse_request(&topic, payload) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        log::warn!("{}: bad route request on {topic}: {e}", me.cfg.name);
+        thread::Builder::new()
+            .name("listener".into())
+            .spawn(move || {
+                while !me.stop.load(Ordering::Relaxed) {
+                    let Some((topic, payload)) = bus.recv(Duration::from_millis(500)) else {
                         continue;
-                    }
-                };
-                match tx.try_send(r) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
-                        // Overloaded: say so instead of leaving the vehicle waiting.
-                        let out = RouteOutcome {
-                            request_id: r.request_id.clone(),
-                            vehicle: r.vehicle.clone(),
-                            outcome: "failed".into(),
-                            txn: String::new(),
-                            coordinator: me.cfg.name.clone(),
-                            stops: r.stops.clone(),
-                            conflict: None,
-                        };
-                        me.answer(&bus, &r, &out);
+                    };
+                    let r = match parse_request(&topic, payload) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            log::warn!("{}: bad route request on {topic}: {e}", me.cfg.name);
+                            continue;
+                        }
+                    };
+                    match tx.try_send(r) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
+                            // Overloaded: say so instead of leaving the vehicle waiting.
+                            let out = RouteOutcome {
+                                request_id: r.request_id.clone(),
+                                vehicle: r.vehicle.clone(),
+                                outcome: "failed".into(),
+                                txn: String::new(),
+                                coordinator: me.cfg.name.clone(),
+                                stops: r.stops.clone(),
+                                conflict: None,
+                            };
+                            me.answer(&bus, &r, &out);
+                        }
                     }
                 }
-            }
-        })?;
+            })?;
         Ok(())
     }
 
@@ -292,7 +322,10 @@ impl Company {
             .clone()
             .unwrap_or_else(|| format!("vehicle/{}/response", r.vehicle));
         if let Err(e) = bus.publish(&topic, serde_json::to_value(out).unwrap_or(Value::Null)) {
-            log::warn!("{}: cannot publish the outcome on {topic}: {e}", self.cfg.name);
+            log::warn!(
+                "{}: cannot publish the outcome on {topic}: {e}",
+                self.cfg.name
+            );
         }
     }
 
@@ -305,10 +338,16 @@ impl Company {
             } else {
                 match self.cfg.peers.get(&coord) {
                     Some(addr) => self.pool.call(addr, "decision", body(json!({"txn": txn}))),
-                    None => Err(Error::new(Code::NodeNotFound, format!("unknown coordinator {coord}"))),
+                    None => Err(Error::new(
+                        Code::NodeNotFound,
+                        format!("unknown coordinator {coord}"),
+                    )),
                 }
             };
-            let applied = match answer.as_ref().map(|b| b.get("outcome").and_then(Value::as_str)) {
+            let applied = match answer
+                .as_ref()
+                .map(|b| b.get("outcome").and_then(Value::as_str))
+            {
                 Ok(Some("commit")) => self.participant.commit(&txn),
                 Ok(Some("abort")) => self.participant.abort(&txn),
                 Ok(_) => Err(Error::malformed("decision without outcome")),

@@ -101,11 +101,26 @@ pub struct Participant {
 }
 
 pub const CRASH_POINTS: [(&str, &str); 6] = [
-    ("company.prepare.before_log", "participant got a prepare, nothing written"),
-    ("company.prepare.after_log", "hold durable, yes vote not yet sent"),
-    ("company.commit.before_log", "participant got commit, not yet logged"),
-    ("company.commit.after_log", "commit durable, ack not yet sent"),
-    ("company.abort.before_log", "participant got abort, not yet logged"),
+    (
+        "company.prepare.before_log",
+        "participant got a prepare, nothing written",
+    ),
+    (
+        "company.prepare.after_log",
+        "hold durable, yes vote not yet sent",
+    ),
+    (
+        "company.commit.before_log",
+        "participant got commit, not yet logged",
+    ),
+    (
+        "company.commit.after_log",
+        "commit durable, ack not yet sent",
+    ),
+    (
+        "company.abort.before_log",
+        "participant got abort, not yet logged",
+    ),
     ("company.abort.after_log", "abort durable, ack not yet sent"),
 ];
 
@@ -206,10 +221,18 @@ impl Participant {
                     hhmm(p.end),
                     hhmm(h.start),
                     hhmm(h.end),
-                    if h.state == HoldState::Committed { "reserved" } else { "held" }
+                    if h.state == HoldState::Committed {
+                        "reserved"
+                    } else {
+                        "held"
+                    }
                 )));
             }
-            st.insert(hold_from(p, HoldState::Writing, Instant::now() + self.expiry));
+            st.insert(hold_from(
+                p,
+                HoldState::Writing,
+                Instant::now() + self.expiry,
+            ));
         }
         crash::point("company.prepare.before_log");
         let mut rec = serde_json::to_value(p).unwrap_or(Value::Null);
@@ -224,7 +247,10 @@ impl Participant {
         let mut st = self.lock();
         let aborted_meanwhile = st.aborted.contains(&p.txn);
         let Some(h) = st.entries.get_mut(&p.txn) else {
-            return Err(Error::new(Code::Abort, format!("{} aborted meanwhile", p.txn)));
+            return Err(Error::new(
+                Code::Abort,
+                format!("{} aborted meanwhile", p.txn),
+            ));
         };
         h.state = HoldState::Held;
         let reply = self.vote(h);
@@ -233,7 +259,10 @@ impl Participant {
             // An abort overtook our own prepare (the coordinator gave up on
             // us): the hold is logged, so log the abort after it too.
             let _ = self.abort(&p.txn);
-            return Err(Error::new(Code::Abort, format!("{} aborted meanwhile", p.txn)));
+            return Err(Error::new(
+                Code::Abort,
+                format!("{} aborted meanwhile", p.txn),
+            ));
         }
         Ok(reply)
     }
@@ -255,10 +284,15 @@ impl Participant {
                 Some(HoldState::Committed) => return Ok(outcome(txn, "committed")),
                 Some(HoldState::Held) => {}
                 Some(HoldState::Writing) => {
-                    return Err(Error::unavailable(format!("{txn}: hold still being written")))
+                    return Err(Error::unavailable(format!(
+                        "{txn}: hold still being written"
+                    )))
                 }
                 None if st.aborted.contains(txn) => {
-                    log::error!("{}: commit for aborted {txn}: protocol violation", self.name);
+                    log::error!(
+                        "{}: commit for aborted {txn}: protocol violation",
+                        self.name
+                    );
                     return Err(Error::new(
                         Code::PreconditionFailed,
                         format!("{txn} was aborted here; cannot commit"),
@@ -283,7 +317,10 @@ impl Participant {
             let mut st = self.lock();
             match st.entries.get(txn).map(|h| h.state) {
                 Some(HoldState::Committed) => {
-                    log::error!("{}: abort for committed {txn}: protocol violation", self.name);
+                    log::error!(
+                        "{}: abort for committed {txn}: protocol violation",
+                        self.name
+                    );
                     return Err(Error::new(
                         Code::PreconditionFailed,
                         format!("{txn} is committed here; cannot abort"),
@@ -366,7 +403,10 @@ impl Participant {
         }
         if let Some(p) = point {
             if !self.points.contains_key(p) {
-                return Err(Error::not_found(format!("company {} has no point '{p}'", self.name)));
+                return Err(Error::not_found(format!(
+                    "company {} has no point '{p}'",
+                    self.name
+                )));
             }
         }
         let st = self.lock();
@@ -400,7 +440,9 @@ impl Participant {
                             "busy": busy.iter().map(|(s, e)| [*s, *e]).collect::<Vec<_>>(),
                             "free": free}));
         }
-        Ok(body(json!({"company": self.name, "from": from, "to": to, "points": out})))
+        Ok(body(
+            json!({"company": self.name, "from": from, "to": to, "points": out}),
+        ))
     }
 
     pub fn status(&self) -> Value {
