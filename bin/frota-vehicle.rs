@@ -12,7 +12,10 @@ fn main() {
     let cfg = vehicle::SimConfig::from_args(&args);
     let report = vehicle::run(&cfg, &mut |line| println!("{line}"));
     match report {
-        Ok(r) => std::process::exit(if r.failed == 0 { 0 } else { 1 }),
+        Ok(r) => {
+            println!("{}", r.summary());
+            std::process::exit(if r.failed == 0 { 0 } else { 1 })
+        }
         Err(e) => cli::die("frota-vehicle", e),
     }
 }

@@ -100,18 +100,26 @@ pub fn run(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let mut lat: Vec<Duration> = report.results.iter().map(|r| r.latency).collect();
-    lat.sort();
-    let p50 = lat.get(lat.len() / 2).copied().unwrap_or_default();
-    println!(
-        "summary: {} vehicles: {} reserved, {} rejected (a stop was taken), {} failed; p50 answer {} ms; simulator took {:.2} s",
-        report.results.len(),
-        report.reserved,
-        report.rejected,
-        report.failed,
-        p50.as_millis(),
-        report.elapsed.as_secs_f64()
-    );
+    println!("{}", report.summary());
+    // The contended groups: each should have exactly one winner.
+    let mut g = 0;
+    while g < cfg.contended.min(report.results.len()) {
+        let members =
+            &report.results[g..(g + cfg.group).min(cfg.contended).min(report.results.len())];
+        let winners: Vec<&str> = members
+            .iter()
+            .filter(|r| r.outcome == "reserved")
+            .map(|r| r.vehicle.as_str())
+            .collect();
+        println!(
+            "  same-route group {}..{}: {} winner(s) {:?}",
+            members[0].vehicle,
+            members[members.len() - 1].vehicle,
+            winners.len(),
+            winners
+        );
+        g += cfg.group;
+    }
     let verdict = match audit::check(&cluster.companies(), Duration::from_secs(10)) {
         Ok(v) => v,
         Err(e) => {

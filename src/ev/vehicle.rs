@@ -18,7 +18,7 @@ use crate::cli::{opt, Args, Flag};
 use crate::client::ClientConfig;
 use crate::ev::bus_client::BusClient;
 use crate::ev::company::messages::{RouteOutcome, RouteRequest};
-use crate::ev::points::{describe, PointSet, Stop};
+use crate::ev::points::{describe, overlaps, PointSet, Stop};
 use crossbeam_channel::{bounded, unbounded, Sender};
 use serde_json::json;
 use std::collections::HashMap;
@@ -120,6 +120,24 @@ pub struct SimReport {
     pub elapsed: Duration,
 }
 
+impl SimReport {
+    /// One line: counts and the median answer time.
+    pub fn summary(&self) -> String {
+        let mut lat: Vec<Duration> = self.results.iter().map(|r| r.latency).collect();
+        lat.sort();
+        let p50 = lat.get(lat.len() / 2).copied().unwrap_or_default();
+        format!(
+            "summary: {} vehicles: {} reserved, {} rejected (a stop was taken), {} failed; p50 answer {} ms; took {:.2} s",
+            self.results.len(),
+            self.reserved,
+            self.rejected,
+            self.failed,
+            p50.as_millis(),
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
 /// splitmix64: tiny, seedable, good enough for a simulation.
 struct Rng(u64);
 
@@ -197,9 +215,30 @@ pub fn plans(cfg: &SimConfig, set: &PointSet) -> Vec<Plan> {
     let mut rng = Rng(cfg.seed);
     let mut out: Vec<Plan> = Vec::new();
     for i in 0..cfg.vehicles {
-        let Some(mut p) = plan_one(set, &vehicle_id(i, cfg.vehicles), &mut rng) else {
+        let id = vehicle_id(i, cfg.vehicles);
+        let Some(mut p) = plan_one(set, &id, &mut rng) else {
             continue;
         };
+        if i < cfg.contended && i % cfg.group == 0 {
+            // Leaders of contended groups draw routes that share no stop
+            // with earlier groups, so each group shows its own single winner.
+            for _ in 0..50 {
+                let clash = out.iter().take(i).any(|o| {
+                    o.stops.iter().any(|a| {
+                        p.stops.iter().any(|b| {
+                            a.point == b.point && overlaps((a.start, a.end), (b.start, b.end))
+                        })
+                    })
+                });
+                if !clash {
+                    break;
+                }
+                match plan_one(set, &id, &mut rng) {
+                    Some(again) => p = again,
+                    None => break,
+                }
+            }
+        }
         if i < cfg.contended && i % cfg.group != 0 {
             let leader = i - i % cfg.group;
             if let Some(l) = out.get(leader) {
