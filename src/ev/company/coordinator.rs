@@ -89,7 +89,9 @@ pub struct Coordinator {
     peers: BTreeMap<String, String>,
     local: Arc<Participant>,
     pool: Pool,
-    wal: Wal,
+    wal: Arc<Wal>,
+    /// To the end writer thread (which ends when this is dropped).
+    ends: Mutex<crossbeam_channel::Sender<String>>,
     table: Mutex<HashMap<String, TxnState>>,
     changed: Condvar,
     unfinished: Mutex<BTreeMap<String, Unfinished>>,
@@ -182,12 +184,35 @@ impl Coordinator {
                 unfinished.len()
             );
         }
+        let wal = Arc::new(wal);
+        let (tx, rx) = crossbeam_channel::unbounded::<String>();
+        let w = wal.clone();
+        let who = name.to_string();
+        let spawned = std::thread::Builder::new()
+            .name("end-writer".into())
+            .spawn(move || {
+                // Everything queued meanwhile goes into one append (one fsync).
+                while let Ok(first) = rx.recv() {
+                    let batch: Vec<Value> = std::iter::once(first)
+                        .chain(rx.try_iter())
+                        .map(|txn| json!({"k": "end", "txn": txn}))
+                        .collect();
+                    crash::point("company.coord.before_end");
+                    if let Err(e) = w.append_all(&batch) {
+                        log::warn!("{who}: cannot log {} end record(s): {e}", batch.len());
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("{name}: no end writer thread ({e}); ends are written inline");
+        }
         Coordinator {
             name: name.to_string(),
             peers,
             local,
             pool,
             wal,
+            ends: Mutex::new(tx),
             table: Mutex::new(table),
             changed: Condvar::new(),
             unfinished: Mutex::new(unfinished),
@@ -307,36 +332,21 @@ impl Coordinator {
         stops.sort_by(|a, b| a.company.cmp(&b.company));
         let participants: Vec<String> = stops.iter().map(|s| s.company.clone()).collect();
         self.table().insert(txn.clone(), TxnState::Preparing);
-        self.log(json!({"k": "begin", "txn": txn, "vehicle": r.vehicle,
-                        "request_id": r.request_id, "participants": participants, "stops": stops}));
-        crash::point("company.coord.after_begin");
-
-        let mut asked = Vec::new();
-        let mut refused = None;
-        for s in &stops {
-            asked.push(s.company.clone());
-            let p = Prepare {
-                txn: txn.clone(),
-                coordinator: self.name.clone(),
-                point: s.point.clone(),
-                start: s.start,
-                end: s.end,
-                vehicle: r.vehicle.clone(),
-                participants: participants.clone(),
-            };
-            let fields = crate::message::to_body(&p);
-            if let Err(e) = self.send(&s.company, "prepare", fields) {
-                refused = Some(Conflict {
-                    company: s.company.clone(),
-                    point: s.point.clone(),
-                    start: s.start,
-                    end: s.end,
-                    code: e.code.number(),
-                    reason: e.text,
-                });
-                break;
-            }
-        }
+        let begin = json!({"k": "begin", "txn": txn, "vehicle": r.vehicle,
+                           "request_id": r.request_id, "participants": participants, "stops": stops});
+        // `begin` only lets a restarted coordinator abort proactively
+        // (presumed abort already covers its absence), so its fsync runs
+        // alongside phase 1 instead of before it; it is durable before the
+        // decision, which is all recovery needs.
+        let (asked, refused) = std::thread::scope(|sc| {
+            let logger = sc.spawn(|| {
+                self.log(begin);
+                crash::point("company.coord.after_begin");
+            });
+            let r = self.phase_one(&txn, r, &stops, &participants);
+            let _ = logger.join();
+            r
+        });
         let decision = match refused {
             Some(_) => Decision::Abort,
             None => {
@@ -344,10 +354,8 @@ impl Coordinator {
                 self.decide_commit(&txn)
             }
         };
-        let acked = self.phase_two(&txn, decision, &asked);
-        if acked {
-            crash::point("company.coord.before_end");
-            self.log(json!({"k": "end", "txn": txn}));
+        if self.phase_two(&txn, decision, &asked) {
+            self.end(&txn);
         }
         match decision {
             Decision::Commit => {
@@ -371,6 +379,43 @@ impl Coordinator {
             }
         }
         out
+    }
+
+    /// Phase 1: prepare each stop in canonical order; stop at the first no.
+    /// Returns the companies asked and the refusal, if any.
+    fn phase_one(
+        &self,
+        txn: &str,
+        r: &RouteRequest,
+        stops: &[Stop],
+        participants: &[String],
+    ) -> (Vec<String>, Option<Conflict>) {
+        let mut asked = Vec::new();
+        for s in stops {
+            asked.push(s.company.clone());
+            let p = Prepare {
+                txn: txn.to_string(),
+                coordinator: self.name.clone(),
+                point: s.point.clone(),
+                start: s.start,
+                end: s.end,
+                vehicle: r.vehicle.clone(),
+                participants: participants.to_vec(),
+            };
+            let fields = crate::message::to_body(&p);
+            if let Err(e) = self.send(&s.company, "prepare", fields) {
+                let refused = Conflict {
+                    company: s.company.clone(),
+                    point: s.point.clone(),
+                    start: s.start,
+                    end: s.end,
+                    code: e.code.number(),
+                    reason: e.text,
+                };
+                return (asked, Some(refused));
+            }
+        }
+        (asked, None)
     }
 
     /// Decide commit unless a `decision` query already recorded abort.
@@ -506,10 +551,24 @@ impl Coordinator {
                 u.remove(&txn);
                 drop(u);
                 log::info!("{}: {txn}: {kind} finished after retry", self.name);
-                self.log(json!({"k": "end", "txn": txn}));
+                self.end(&txn);
             } else if let Some(e) = u.get_mut(&txn) {
                 e.pending = still;
             }
+        }
+    }
+
+    /// Queue the `end` record. It only spares a restarted coordinator from
+    /// resending a decision everyone already has (resending is harmless),
+    /// so it is written off the reply path by the end writer thread.
+    fn end(&self, txn: &str) {
+        let sent = self
+            .ends
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(txn.to_string());
+        if sent.is_err() {
+            self.log(json!({"k": "end", "txn": txn}));
         }
     }
 
