@@ -223,3 +223,28 @@ fn contention_storm_exactly_one_winner_per_route_and_audit_holds() {
          wave 2 (200 mixed) {wave2:?}: {won2} reserved; audit PASS"
     );
 }
+
+#[test]
+fn companies_resubscribe_after_a_broker_restart() {
+    let mut c = cluster("ev-2pc-broker-restart", |_| {});
+    c.restart("broker").unwrap();
+    // All three companies are back in the share group.
+    assert!(wait(20, || {
+        ask(&c, "broker", "status", json!({}))
+            .map(|s| {
+                s["subscribers"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter(|x| x["filters"][0] == "$share/companies/vehicle/+/request")
+                            .count()
+                    })
+                    .unwrap_or(0)
+                    == 3
+            })
+            .unwrap_or(false)
+    }));
+    let out = storm(&c, "after", &[route(8)]);
+    assert_eq!(out[0].outcome, "reserved", "{out:?}");
+    audit_ok(&c);
+}

@@ -84,3 +84,42 @@ fn ev_section_examples_replay_in_order() {
     }
     assert!(blocks >= 5, "the EV section has its examples ({blocks})");
 }
+
+/// Every example in every EV node's `help` works as typed into netcat:
+/// no "unknown type" (10) or "malformed" (12) answer.
+#[test]
+fn help_examples_are_accepted() {
+    let c = ev_common::cluster("ev-help", |_| {});
+    for node in c.names() {
+        let s = TcpStream::connect(c.addr(&node)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        w.write_all(b"{\"type\":\"help\",\"id\":1}\n").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let help: Value = serde_json::from_str(&line).unwrap();
+        let msgs = help["messages"].as_array().cloned().unwrap_or_default();
+        assert!(msgs.len() >= 6, "{node}: {help}");
+        for m in msgs {
+            let ex = m["example"].as_str().unwrap();
+            w.write_all(ex.as_bytes()).unwrap();
+            w.write_all(b"\n").unwrap();
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let got: Value = serde_json::from_str(&line).unwrap();
+            let code = got["code"].as_u64();
+            assert!(
+                code != Some(10) && code != Some(12),
+                "{node}: example {ex} got {got}"
+            );
+            // A push (broker example publishing to its own subscription)
+            // may follow its reply; skip it.
+            if got["type"] == "publish_ok" && got["delivered"].as_u64() == Some(1) {
+                let mut push = String::new();
+                r.read_line(&mut push).unwrap();
+                assert!(push.contains("\"message\""), "{push}");
+            }
+        }
+    }
+}
