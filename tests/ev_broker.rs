@@ -163,7 +163,7 @@ fn shared_subscription_exactly_one_member_and_failover() {
 
 #[test]
 fn slow_subscriber_is_dropped_without_stalling_others() {
-    let b = broker(&["--queue-len", "64"]);
+    let b = broker(&["--queue-len", "16"]);
     // The slow one subscribes and never reads a byte again.
     let mut slow = TcpStream::connect(b.tcp()).unwrap();
     slow.write_all(b"{\"type\":\"subscribe\",\"id\":1,\"filter\":\"load/#\"}\n")
@@ -198,12 +198,12 @@ fn slow_subscriber_is_dropped_without_stalling_others() {
         publish(&mut publ, "load/blob", json!({"i": i, "blob": blob}));
         slowest = slowest.max(t.elapsed());
         // Pace at the *fast* subscriber (a debug-build reader is slower than
-        // the broker): it never lags by more than half its queue, while the
+        // the broker): it never lags by more than half its queue (8 of 16), while the
         // one that reads nothing falls behind by everything.
         assert!(wait_until(
             Duration::from_secs(10),
             Duration::from_millis(1),
-            || { got.load(std::sync::atomic::Ordering::SeqCst) + 32 > i }
+            || { got.load(std::sync::atomic::Ordering::SeqCst) + 8 > i }
         ));
     }
     let took = t0.elapsed();
