@@ -68,6 +68,7 @@ impl Connection {
             inner: Arc::new(Mutex::new(stream.try_clone()?)),
             local,
             peer,
+            shut: Arc::new(stream.try_clone()?),
         };
         Ok(Connection {
             stream,
@@ -184,6 +185,10 @@ pub struct Writer {
     inner: Arc<Mutex<TcpStream>>,
     local: Option<SocketAddr>,
     peer: Option<SocketAddr>,
+    /// A second handle used only to shut the socket down: a writer blocked
+    /// on a peer that does not read holds `inner`, and closing that peer
+    /// must not wait for it.
+    shut: Arc<TcpStream>,
 }
 
 impl Writer {
@@ -201,7 +206,6 @@ impl Writer {
 
     /// Close both directions, waking a thread blocked reading this socket.
     pub fn shutdown(&self) {
-        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = s.shutdown(Shutdown::Both);
+        let _ = self.shut.shutdown(Shutdown::Both);
     }
 }

@@ -70,6 +70,10 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: &Request, ctx: &Ctx) -> Result<Body, Error>;
     /// The connection `conn_id` is gone (subscribers use this).
     fn closed(&self, _conn_id: u64) {}
+    /// The reply to the last request on `conn_id` was written (or failed).
+    /// The broker uses it so a push to a publisher's own connection follows
+    /// the `publish_ok` instead of racing it.
+    fn replied(&self, _conn_id: u64) {}
 }
 
 /// Limits of one server. Every timeout is bounded and configurable.
@@ -325,7 +329,9 @@ fn serve_connection<H: Handler>(shared: &Shared<H>, id: u64, stream: TcpStream) 
             writer: &writer,
         };
         let reply = dispatch(shared, &frame, &ctx);
-        if writer.send(frame.mode, &reply).is_err() {
+        let sent = writer.send(frame.mode, &reply);
+        shared.handler.replied(id);
+        if sent.is_err() {
             // A peer that does not read its replies is cut off by the
             // write timeout here.
             writer.shutdown();

@@ -1,14 +1,32 @@
 //! EV charging with two-phase commit (seed 004). See protocol.md, "EV charging".
+//!
+//! # Layout
+//! - [`points`]: cities, charging points (data: `examples/charging-points.json`), stops, windows.
+//! - [`broker`]: `frota-broker` — topic tree ([`broker::topic`]), the
+//!   transport-independent bus ([`broker::bus`]) and the frota-framed listener.
+//! - [`bus_client`]: the company/vehicle side of a broker connection.
+//! - [`company`]: `frota-company` — participant, coordinator, messages.
+//! - [`vehicle`]: the vehicle simulator (`frota-vehicle`).
+//! - [`audit`]: the atomicity / isolation / no-leftover-holds verdict.
+//! - [`cluster`]: start a whole EV deployment (tests, demo, doc replay).
+//! - [`demo`]: `frota-ctl run-ev`.
+
+pub mod audit;
+pub mod broker;
+pub mod bus_client;
+pub mod cluster;
+pub mod company;
+pub mod demo;
+pub mod points;
+pub mod vehicle;
 
 /// `frota-ctl run-ev`: start broker and companies, run the vehicle simulator,
 /// print the report and the audit, stop everything. Returns the exit status.
-pub fn run_demo(_args: &[String]) -> i32 {
-    eprintln!("run-ev: not implemented yet");
-    1
+pub fn run_demo(args: &[String]) -> i32 {
+    demo::run(args)
 }
 
 /// `frota-ctl audit-ev`: atomicity/isolation audit. Returns the exit status.
-pub fn audit(_args: &[String]) -> i32 {
-    eprintln!("audit-ev: not implemented yet");
-    1
+pub fn audit(args: &[String]) -> i32 {
+    audit::run(args)
 }

@@ -1,0 +1,187 @@
+//! The company/vehicle side of the broker connection, behind one small
+//! struct so another transport (MQTT, `--broker mqtt://...`) can be slotted
+//! in later without touching companies or vehicles.
+//!
+//! Two connections: one that only subscribes and receives pushed `message`
+//! frames (read by one thread in [`BusClient::recv`]), and pooled ones for
+//! `publish`, so any thread can publish while another waits for messages.
+//! When the broker restarts, `recv` reconnects and subscribes again to every
+//! filter; a keep-alive `ping` stops the broker's idle timeout from closing
+//! a connection that only listens.
+
+use crate::client::{Client, ClientConfig, Pool};
+use crate::error::{Code, Error};
+use crate::message::body;
+use serde_json::{json, Value};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Send a `ping` on the receiving connection after this much silence from
+/// our side (well under the broker's default 60 s idle timeout).
+const KEEPALIVE: Duration = Duration::from_secs(10);
+/// Pause between reconnection attempts while the broker is down.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
+
+struct SubConn {
+    client: Option<Client>,
+    filters: Vec<String>,
+    last_sent: Instant,
+}
+
+pub struct BusClient {
+    addr: String,
+    cfg: ClientConfig,
+    sub: Mutex<SubConn>,
+    pool: Pool,
+}
+
+impl BusClient {
+    /// A client for the broker at `addr` (`HOST:PORT`). Connects lazily:
+    /// a node may start before its broker.
+    pub fn new(addr: &str, cfg: ClientConfig) -> Result<BusClient, Error> {
+        if addr.contains("://") {
+            return Err(Error::new(
+                Code::NotSupported,
+                format!("broker '{addr}': only HOST:PORT (frota framing) is supported for now"),
+            ));
+        }
+        Ok(BusClient {
+            addr: addr.to_string(),
+            pool: Pool::new(cfg.clone()),
+            cfg,
+            sub: Mutex::new(SubConn {
+                client: None,
+                filters: Vec::new(),
+                last_sent: Instant::now(),
+            }),
+        })
+    }
+
+    /// Like [`BusClient::new`] but fails at once if the broker is unreachable.
+    pub fn connect(addr: &str, cfg: ClientConfig) -> Result<BusClient, Error> {
+        let c = BusClient::new(addr, cfg)?;
+        {
+            let mut s = c.lock();
+            c.ensure(&mut s)?;
+        }
+        Ok(c)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SubConn> {
+        self.sub.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Connect the receiving connection if needed and (re)subscribe.
+    fn ensure(&self, s: &mut SubConn) -> Result<(), Error> {
+        if s.client.is_some() {
+            return Ok(());
+        }
+        let mut c = Client::connect(&self.addr, &self.cfg)?;
+        for f in &s.filters {
+            c.call("subscribe", body(json!({"filter": f})))?;
+        }
+        s.client = Some(c);
+        s.last_sent = Instant::now();
+        Ok(())
+    }
+
+    /// Subscribe (remembered across reconnects). Fails if the broker refuses
+    /// the filter or is unreachable (it is still retried on reconnect).
+    pub fn subscribe(&self, filter: &str) -> Result<(), Error> {
+        let mut s = self.lock();
+        if !s.filters.iter().any(|f| f == filter) {
+            s.filters.push(filter.to_string());
+        }
+        if s.client.is_none() {
+            return self.ensure(&mut s);
+        }
+        let r = match s.client.as_mut() {
+            Some(c) => c.call("subscribe", body(json!({"filter": filter}))),
+            None => Ok(Default::default()),
+        };
+        match r {
+            Ok(_) => {
+                s.last_sent = Instant::now();
+                Ok(())
+            }
+            Err(e) if e.definite() && e.code != Code::TemporarilyUnavailable => {
+                s.filters.retain(|f| f != filter);
+                Err(e)
+            }
+            Err(e) => {
+                s.client = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Publish; returns how many subscribers it was queued for.
+    pub fn publish(&self, topic: &str, payload: Value) -> Result<u64, Error> {
+        let r = self.pool.call(
+            &self.addr,
+            "publish",
+            body(json!({"topic": topic, "payload": payload})),
+        )?;
+        Ok(r.get("delivered").and_then(Value::as_u64).unwrap_or(0))
+    }
+
+    /// The next pushed message `(topic, payload)`, waiting at most `timeout`.
+    /// Reconnects (and resubscribes) when the broker went away.
+    pub fn recv(&self, timeout: Duration) -> Option<(String, Value)> {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.lock();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(e) = self.ensure(&mut s) {
+                log::debug!("broker {} unreachable: {e}", self.addr);
+                let pause = RECONNECT_PAUSE.min(left);
+                drop(s);
+                std::thread::sleep(pause);
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                s = self.lock();
+                continue;
+            }
+            if s.last_sent.elapsed() > KEEPALIVE {
+                s.last_sent = Instant::now();
+                let ok = s
+                    .client
+                    .as_mut()
+                    .map(|c| c.call("ping", Default::default()).is_ok())
+                    .unwrap_or(false);
+                if !ok {
+                    s.client = None;
+                    continue;
+                }
+            }
+            if left.is_zero() {
+                return None;
+            }
+            let got = match s.client.as_mut() {
+                Some(c) => c.recv_push(left),
+                None => continue,
+            };
+            match got {
+                Ok(Some(Value::Object(m))) => {
+                    if m.get("type").and_then(Value::as_str) != Some("message") {
+                        continue;
+                    }
+                    let topic = m.get("topic").and_then(Value::as_str).unwrap_or("");
+                    let payload = m.get("payload").cloned().unwrap_or(Value::Null);
+                    return Some((topic.to_string(), payload));
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(e) => {
+                    log::info!("lost the broker connection ({e}); reconnecting");
+                    s.client = None;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Start a whole EV deployment — broker plus companies A, B, C — as real
+//! processes: used by the integration tests, `frota-ctl run-ev` and the
+//! protocol.md replay (which resolves `broker`, `company-A`.. with
+//! [`EvCluster::addr`]).
+//!
+//! Companies need each other's addresses before they start, so the cluster
+//! picks every port first (default: bind `127.0.0.1:0` and release; or fixed
+//! ports) and keeps it: a killed node restarts on the same address with the
+//! same data directory, as recovery requires.
+
+use crate::launch::{sibling_bin, NodeProc};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+pub const COMPANIES: [&str; 3] = ["A", "B", "C"];
+
+/// The binaries to run.
+#[derive(Debug, Clone)]
+pub struct EvBins {
+    pub broker: PathBuf,
+    pub company: PathBuf,
+}
+
+impl EvBins {
+    /// Next to the running executable (demos); tests pass
+    /// `env!("CARGO_BIN_EXE_frota-broker")` etc. instead.
+    pub fn siblings() -> EvBins {
+        EvBins {
+            broker: sibling_bin("frota-broker"),
+            company: sibling_bin("frota-company"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EvOptions {
+    /// Companies keep their logs in `<data_dir>/company-<a|b|c>`.
+    pub data_dir: PathBuf,
+    /// Node logs (`<log_dir>/<node>.log`); `None` discards them.
+    pub log_dir: Option<PathBuf>,
+    /// `[broker, A, B, C]`; `None` picks free ports.
+    pub ports: Option<[u16; 4]>,
+    pub hold_expiry_ms: u64,
+    pub ask_interval_ms: u64,
+    pub peer_timeout_ms: u64,
+    pub broker_args: Vec<String>,
+    pub company_args: Vec<String>,
+    /// Extra environment per node name (e.g. `FROTA_CRASH_AT`).
+    pub env: BTreeMap<String, Vec<(String, String)>>,
+}
+
+impl EvOptions {
+    /// Defaults: free ports, the companies' default 5 s hold expiry (tests
+    /// that exercise expiry shorten it), a short ask interval.
+    pub fn new(data_dir: &Path) -> EvOptions {
+        EvOptions {
+            data_dir: data_dir.to_path_buf(),
+            log_dir: Some(data_dir.join("logs")),
+            ports: None,
+            hold_expiry_ms: 5000,
+            ask_interval_ms: 200,
+            peer_timeout_ms: 2000,
+            broker_args: Vec::new(),
+            company_args: Vec::new(),
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+pub struct EvCluster {
+    bins: EvBins,
+    opts: EvOptions,
+    addrs: BTreeMap<String, SocketAddr>,
+    procs: BTreeMap<String, NodeProc>,
+}
+
+/// `company-A` for `A`.
+pub fn node_name(company: &str) -> String {
+    format!("company-{company}")
+}
+
+fn free_ports() -> io::Result<[u16; 4]> {
+    // Hold all four listeners at once so the four ports differ.
+    let ls: Vec<TcpListener> = (0..4)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<io::Result<_>>()?;
+    let mut p = [0u16; 4];
+    for (i, l) in ls.iter().enumerate() {
+        p[i] = l.local_addr()?.port();
+    }
+    Ok(p)
+}
+
+impl EvCluster {
+    /// Start broker and companies and wait until each announced readiness.
+    pub fn start(bins: EvBins, opts: EvOptions) -> io::Result<EvCluster> {
+        let mut last = None;
+        // Free ports are released before the nodes bind them; another
+        // process may grab one meanwhile, so try a few fresh sets.
+        let attempts = if opts.ports.is_some() { 1 } else { 3 };
+        for _ in 0..attempts {
+            let ports = match opts.ports {
+                Some(p) => p,
+                None => free_ports()?,
+            };
+            let mut c = EvCluster {
+                bins: bins.clone(),
+                opts: opts.clone(),
+                addrs: BTreeMap::new(),
+                procs: BTreeMap::new(),
+            };
+            c.addrs.insert(
+                "broker".into(),
+                SocketAddr::from(([127, 0, 0, 1], ports[0])),
+            );
+            for (i, n) in COMPANIES.iter().enumerate() {
+                c.addrs.insert(
+                    node_name(n),
+                    SocketAddr::from(([127, 0, 0, 1], ports[i + 1])),
+                );
+            }
+            let mut ok = true;
+            for name in c.names() {
+                if let Err(e) = c.restart(&name) {
+                    last = Some(e);
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                return Ok(c);
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("cannot start the EV cluster")))
+    }
+
+    /// Node names in start order: `broker`, `company-A`, `company-B`, `company-C`.
+    pub fn names(&self) -> Vec<String> {
+        let mut v = vec!["broker".to_string()];
+        v.extend(COMPANIES.iter().map(|c| node_name(c)));
+        v
+    }
+
+    pub fn try_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.addrs.get(name).copied()
+    }
+
+    /// The address of `broker` or `company-A`..`company-C`.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        match self.try_addr(name) {
+            Some(a) => a,
+            None => panic!("no EV node named '{name}' (known: {:?})", self.names()),
+        }
+    }
+
+    /// `A=127.0.0.1:p,B=...` (the `--peers` value).
+    pub fn peers(&self) -> String {
+        COMPANIES
+            .iter()
+            .map(|c| format!("{c}={}", self.addr(&node_name(c))))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Company name → address (for the audit).
+    pub fn companies(&self) -> BTreeMap<String, String> {
+        COMPANIES
+            .iter()
+            .map(|c| (c.to_string(), self.addr(&node_name(c)).to_string()))
+            .collect()
+    }
+
+    fn args(&self, name: &str) -> Vec<String> {
+        let addr = self.addr(name).to_string();
+        if name == "broker" {
+            let mut a = vec!["--listen".to_string(), addr];
+            a.extend(self.opts.broker_args.iter().cloned());
+            return a;
+        }
+        let company = name.trim_start_matches("company-");
+        let o = &self.opts;
+        let mut a: Vec<String> = [
+            "--name",
+            company,
+            "--listen",
+            &addr,
+            "--broker",
+            &self.addr("broker").to_string(),
+            "--peers",
+            &self.peers(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push("--data-dir".into());
+        a.push(
+            o.data_dir
+                .join(format!("company-{}", company.to_lowercase()))
+                .display()
+                .to_string(),
+        );
+        for (flag, v) in [
+            ("--hold-expiry-ms", o.hold_expiry_ms),
+            ("--ask-interval-ms", o.ask_interval_ms),
+            ("--peer-timeout-ms", o.peer_timeout_ms),
+        ] {
+            a.push(flag.into());
+            a.push(v.to_string());
+        }
+        a.extend(o.company_args.iter().cloned());
+        a
+    }
+
+    /// Set the extra environment `name` gets from its next (re)start.
+    pub fn set_env(&mut self, name: &str, env: &[(&str, &str)]) {
+        self.opts.env.insert(
+            name.to_string(),
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+
+    /// kill -9 (no-op if it is not running).
+    pub fn kill(&mut self, name: &str) {
+        if let Some(mut p) = self.procs.remove(name) {
+            p.kill();
+        }
+    }
+
+    /// (Re)start `name` on its address with its data directory.
+    pub fn restart(&mut self, name: &str) -> io::Result<()> {
+        self.kill(name);
+        let bin = if name == "broker" {
+            &self.bins.broker
+        } else {
+            &self.bins.company
+        };
+        let env: Vec<(&str, String)> = self
+            .opts
+            .env
+            .get(name)
+            .map(|v| v.iter().map(|(k, v)| (k.as_str(), v.clone())).collect())
+            .unwrap_or_default();
+        let log = self
+            .opts
+            .log_dir
+            .as_ref()
+            .map(|d| d.join(format!("{name}.log")));
+        let p = NodeProc::spawn(bin, &self.args(name), &env, log.as_deref())?;
+        self.procs.insert(name.to_string(), p);
+        Ok(())
+    }
+
+    /// The process of `name`, e.g. to wait for a crash point's exit.
+    pub fn proc_mut(&mut self, name: &str) -> Option<&mut NodeProc> {
+        self.procs.get_mut(name)
+    }
+
+    /// Stop every node (also done on drop).
+    pub fn stop(&mut self) {
+        for (_, mut p) in std::mem::take(&mut self.procs) {
+            p.kill();
+        }
+    }
+}
+
+impl Drop for EvCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

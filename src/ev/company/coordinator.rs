@@ -1,0 +1,614 @@
+//! The coordinator half of a company: runs the two-phase commit of one
+//! route across the companies (itself included) with presumed abort, and
+//! keeps its own durable log (`coordinator.log`).
+//!
+//! ```text
+//! begin --all yes--> commit (forced before any commit is sent) --acks--> end
+//!   |
+//!   +--a no / timeout / a participant asked first--> abort --acks--> end
+//! ```
+//!
+//! * Holds are taken one company at a time in one global order (company
+//!   name), and the first no stops the round. Racing routes for the same
+//!   stops therefore meet at their first common stop, where exactly one
+//!   gets the hold and the others fail fast: one wins, never none.
+//! * `decision` for a transaction without a commit decision records abort
+//!   (in memory at once, durably before answering), so the coordinator can
+//!   never commit it later.
+//! * After a restart every transaction in the log is finished: commits are
+//!   resent, undecided ones are aborted.
+
+use super::messages::{Conflict, Prepare, RouteOutcome, RouteRequest};
+use super::participant::Participant;
+use crate::client::{next_id, Pool};
+use crate::crash;
+use crate::error::{Code, Error};
+use crate::ev::points::Stop;
+use crate::message::{body, Body};
+use crate::wal::Wal;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxnState {
+    Preparing,
+    /// The commit record is being written: a `decision` waits for it.
+    CommitPending,
+    Committed,
+    Aborted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Commit,
+    Abort,
+}
+
+/// A decided transaction whose participants have not all acknowledged.
+struct Unfinished {
+    decision: Decision,
+    pending: Vec<String>,
+}
+
+pub const CRASH_POINTS: [(&str, &str); 4] = [
+    (
+        "company.coord.after_begin",
+        "begin record durable, no prepare sent",
+    ),
+    (
+        "company.coord.before_decision",
+        "every participant voted yes, nothing decided",
+    ),
+    (
+        "company.coord.after_decision",
+        "commit decision durable, no commit sent",
+    ),
+    (
+        "company.coord.before_end",
+        "every participant acknowledged, end not yet logged",
+    ),
+];
+
+/// How long a `decision` waits for a commit record being written.
+const DECISION_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+struct Counters {
+    committed: AtomicU64,
+    aborted: AtomicU64,
+    failed: AtomicU64,
+    decisions_asked: AtomicU64,
+}
+
+pub struct Coordinator {
+    name: String,
+    /// Company name → address, for every company including this one.
+    peers: BTreeMap<String, String>,
+    local: Arc<Participant>,
+    pool: Pool,
+    wal: Arc<Wal>,
+    /// To the end writer thread (which ends when this is dropped).
+    ends: Mutex<crossbeam_channel::Sender<String>>,
+    table: Mutex<HashMap<String, TxnState>>,
+    changed: Condvar,
+    unfinished: Mutex<BTreeMap<String, Unfinished>>,
+    /// Answers to requests already handled here, by (vehicle, request_id):
+    /// a retried request gets the same answer instead of a second route.
+    answered: Mutex<HashMap<(String, String), RouteOutcome>>,
+    counters: Counters,
+}
+
+impl Coordinator {
+    /// Rebuild from the log: committed-but-unacknowledged transactions are
+    /// resent, undecided ones are aborted (durably, now).
+    pub fn open(
+        name: &str,
+        peers: BTreeMap<String, String>,
+        local: Arc<Participant>,
+        pool: Pool,
+        wal: Wal,
+        records: &[Value],
+    ) -> Coordinator {
+        let mut table = HashMap::new();
+        let mut parts: HashMap<String, Vec<String>> = HashMap::new();
+        let mut ended = Vec::new();
+        for r in records {
+            let txn = r["txn"].as_str().unwrap_or_default().to_string();
+            match r["k"].as_str() {
+                Some("begin") => {
+                    let p = r["participants"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    parts.insert(txn.clone(), p);
+                    table.insert(txn, TxnState::Preparing);
+                }
+                Some("commit") => {
+                    table.insert(txn, TxnState::Committed);
+                }
+                Some("abort") => {
+                    table.insert(txn, TxnState::Aborted);
+                }
+                Some("end") => ended.push(txn),
+                _ => log::warn!("{name}: unknown coordinator record {r}"),
+            }
+        }
+        let mut unfinished = BTreeMap::new();
+        let mut undecided = Vec::new();
+        for (txn, state) in table.iter_mut() {
+            if *state == TxnState::Preparing {
+                *state = TxnState::Aborted;
+                undecided.push(txn.clone());
+            }
+            let decision = if *state == TxnState::Committed {
+                Decision::Commit
+            } else {
+                Decision::Abort
+            };
+            if let Some(p) = parts.get(txn) {
+                unfinished.insert(
+                    txn.clone(),
+                    Unfinished {
+                        decision,
+                        pending: p.clone(),
+                    },
+                );
+            }
+        }
+        for t in &ended {
+            unfinished.remove(t);
+        }
+        if !undecided.is_empty() {
+            log::info!(
+                "{name}: aborting {} undecided transaction(s) from the log",
+                undecided.len()
+            );
+            let recs: Vec<Value> = undecided
+                .iter()
+                .map(|t| json!({"k": "abort", "txn": t}))
+                .collect();
+            if let Err(e) = wal.append_all(&recs) {
+                log::error!("{name}: cannot log aborts during recovery: {e}");
+            }
+        }
+        if !unfinished.is_empty() {
+            log::info!(
+                "{name}: {} transaction(s) to finish from the log",
+                unfinished.len()
+            );
+        }
+        let wal = Arc::new(wal);
+        let (tx, rx) = crossbeam_channel::unbounded::<String>();
+        let w = wal.clone();
+        let who = name.to_string();
+        let spawned = std::thread::Builder::new()
+            .name("end-writer".into())
+            .spawn(move || {
+                // Everything queued meanwhile goes into one append (one fsync).
+                while let Ok(first) = rx.recv() {
+                    let batch: Vec<Value> = std::iter::once(first)
+                        .chain(rx.try_iter())
+                        .map(|txn| json!({"k": "end", "txn": txn}))
+                        .collect();
+                    crash::point("company.coord.before_end");
+                    if let Err(e) = w.append_all(&batch) {
+                        log::warn!("{who}: cannot log {} end record(s): {e}", batch.len());
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("{name}: no end writer thread ({e}); ends are written inline");
+        }
+        Coordinator {
+            name: name.to_string(),
+            peers,
+            local,
+            pool,
+            wal,
+            ends: Mutex::new(tx),
+            table: Mutex::new(table),
+            changed: Condvar::new(),
+            unfinished: Mutex::new(unfinished),
+            answered: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, TxnState>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A durable coordinator record. If the log cannot be written the
+    /// outcome of a transaction would be unknowable, so the node stops
+    /// (fail-stop) and recovery decides from what is on disk.
+    fn log(&self, rec: Value) {
+        if let Err(e) = self.wal.append(&rec) {
+            log::error!(
+                "{}: coordinator log write failed ({e}); stopping",
+                self.name
+            );
+            std::process::exit(1);
+        }
+    }
+
+    /// Send one participant message, to ourselves in-process (same code
+    /// path as a remote peer's handler) or to a peer over the pool.
+    fn send(&self, company: &str, kind: &str, fields: Body) -> Result<Body, Error> {
+        if company == self.name {
+            let req = crate::message::Request::new(kind, fields);
+            return match kind {
+                "prepare" => self.local.prepare(&req.parse()?),
+                "commit" => self.local.commit(req.str("txn")?),
+                "abort" => self.local.abort(req.str("txn")?),
+                _ => Err(Error::malformed(format!(
+                    "not a participant message: {kind}"
+                ))),
+            };
+        }
+        let Some(addr) = self.peers.get(company) else {
+            return Err(Error::new(
+                Code::NodeNotFound,
+                format!("unknown company '{company}'"),
+            ));
+        };
+        self.pool.call(addr, kind, fields)
+    }
+
+    /// Check a route: 1..=N stops, distinct known companies.
+    fn validate(&self, r: &RouteRequest) -> Result<(), String> {
+        if r.stops.is_empty() || r.stops.len() > self.peers.len() {
+            return Err(format!("a route has 1 to {} stops", self.peers.len()));
+        }
+        let mut seen = Vec::new();
+        for s in &r.stops {
+            if !self.peers.contains_key(&s.company) {
+                return Err(format!("unknown company '{}'", s.company));
+            }
+            if seen.contains(&&s.company) {
+                return Err(format!(
+                    "two stops at company {}: one stop per company",
+                    s.company
+                ));
+            }
+            if s.start >= s.end {
+                return Err(format!("stop {}: window must have start < end", s.point));
+            }
+            seen.push(&s.company);
+        }
+        Ok(())
+    }
+
+    /// Run the two-phase commit of one route and return its outcome.
+    pub fn reserve(&self, r: &RouteRequest) -> RouteOutcome {
+        let key = (r.vehicle.clone(), r.request_id.clone());
+        if let Some(prev) = self
+            .answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return prev.clone();
+        }
+        let out = self.run(r);
+        let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        answered.insert(key, out.clone());
+        out
+    }
+
+    fn run(&self, r: &RouteRequest) -> RouteOutcome {
+        let mut out = RouteOutcome {
+            request_id: r.request_id.clone(),
+            vehicle: r.vehicle.clone(),
+            outcome: "failed".into(),
+            txn: String::new(),
+            coordinator: self.name.clone(),
+            stops: r.stops.clone(),
+            conflict: None,
+        };
+        if let Err(why) = self.validate(r) {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            out.conflict = Some(Conflict {
+                company: String::new(),
+                point: String::new(),
+                start: 0,
+                end: 0,
+                code: Code::MalformedRequest.number(),
+                reason: why,
+            });
+            return out;
+        }
+        let txn = format!("{}-{}", self.name, next_id());
+        out.txn = txn.clone();
+        // The canonical order: every coordinator takes holds in company
+        // order, so two routes racing for a stop meet there first.
+        let mut stops: Vec<Stop> = r.stops.clone();
+        stops.sort_by(|a, b| a.company.cmp(&b.company));
+        let participants: Vec<String> = stops.iter().map(|s| s.company.clone()).collect();
+        self.table().insert(txn.clone(), TxnState::Preparing);
+        let begin = json!({"k": "begin", "txn": txn, "vehicle": r.vehicle,
+                           "request_id": r.request_id, "participants": participants, "stops": stops});
+        // `begin` only lets a restarted coordinator abort proactively
+        // (presumed abort already covers its absence), so its fsync runs
+        // alongside phase 1 instead of before it; it is durable before the
+        // decision, which is all recovery needs.
+        let (asked, refused) = std::thread::scope(|sc| {
+            let logger = sc.spawn(|| {
+                self.log(begin);
+                crash::point("company.coord.after_begin");
+            });
+            let r = self.phase_one(&txn, r, &stops, &participants);
+            let _ = logger.join();
+            r
+        });
+        let decision = match refused {
+            Some(_) => Decision::Abort,
+            None => {
+                crash::point("company.coord.before_decision");
+                self.decide_commit(&txn)
+            }
+        };
+        if self.phase_two(&txn, decision, &asked) {
+            self.end(&txn);
+        }
+        match decision {
+            Decision::Commit => {
+                self.counters.committed.fetch_add(1, Ordering::Relaxed);
+                out.outcome = "reserved".into();
+            }
+            Decision::Abort => {
+                self.counters.aborted.fetch_add(1, Ordering::Relaxed);
+                out.outcome = "rejected".into();
+                out.conflict = refused.or_else(|| {
+                    Some(Conflict {
+                        company: self.name.clone(),
+                        point: String::new(),
+                        start: 0,
+                        end: 0,
+                        code: Code::Abort.number(),
+                        reason: "aborted: a participant asked for the outcome before the decision"
+                            .into(),
+                    })
+                });
+            }
+        }
+        out
+    }
+
+    /// Phase 1: prepare each stop in canonical order; stop at the first no.
+    /// Returns the companies asked and the refusal, if any.
+    fn phase_one(
+        &self,
+        txn: &str,
+        r: &RouteRequest,
+        stops: &[Stop],
+        participants: &[String],
+    ) -> (Vec<String>, Option<Conflict>) {
+        let mut asked = Vec::new();
+        for s in stops {
+            asked.push(s.company.clone());
+            let p = Prepare {
+                txn: txn.to_string(),
+                coordinator: self.name.clone(),
+                point: s.point.clone(),
+                start: s.start,
+                end: s.end,
+                vehicle: r.vehicle.clone(),
+                participants: participants.to_vec(),
+            };
+            let fields = crate::message::to_body(&p);
+            if let Err(e) = self.send(&s.company, "prepare", fields) {
+                let refused = Conflict {
+                    company: s.company.clone(),
+                    point: s.point.clone(),
+                    start: s.start,
+                    end: s.end,
+                    code: e.code.number(),
+                    reason: e.text,
+                };
+                return (asked, Some(refused));
+            }
+        }
+        (asked, None)
+    }
+
+    /// Decide commit unless a `decision` query already recorded abort.
+    fn decide_commit(&self, txn: &str) -> Decision {
+        {
+            let mut t = self.table();
+            if t.get(txn) == Some(&TxnState::Aborted) {
+                return Decision::Abort;
+            }
+            t.insert(txn.to_string(), TxnState::CommitPending);
+        }
+        self.log(json!({"k": "commit", "txn": txn}));
+        crash::point("company.coord.after_decision");
+        self.table().insert(txn.to_string(), TxnState::Committed);
+        self.changed.notify_all();
+        Decision::Commit
+    }
+
+    /// Send the decision to `targets` (in parallel). Returns whether every
+    /// one acknowledged; if not, the finisher keeps retrying.
+    fn phase_two(&self, txn: &str, d: Decision, targets: &[String]) -> bool {
+        if d == Decision::Abort {
+            self.table().insert(txn.to_string(), TxnState::Aborted);
+            self.changed.notify_all();
+        }
+        let kind = if d == Decision::Commit {
+            "commit"
+        } else {
+            "abort"
+        };
+        let results: Vec<(String, bool)> = std::thread::scope(|s| {
+            let handles: Vec<_> = targets
+                .iter()
+                .map(|c| {
+                    s.spawn(move || {
+                        let r = self.send(c, kind, body(json!({"txn": txn})));
+                        (c.clone(), acknowledged(c, kind, txn, r))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| (String::new(), false)))
+                .collect()
+        });
+        let pending: Vec<String> = results
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(c, _)| c)
+            .collect();
+        if pending.is_empty() {
+            return true;
+        }
+        log::info!(
+            "{}: {txn}: {kind} not acknowledged by {pending:?}; will retry",
+            self.name
+        );
+        self.unfinished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                txn.to_string(),
+                Unfinished {
+                    decision: d,
+                    pending,
+                },
+            );
+        false
+    }
+
+    /// `decision`: the outcome of `txn`. Not decided → abort, recorded first.
+    pub fn decision(&self, txn: &str) -> Result<Body, Error> {
+        self.counters
+            .decisions_asked
+            .fetch_add(1, Ordering::Relaxed);
+        let deadline = Instant::now() + DECISION_WAIT;
+        let mut t = self.table();
+        loop {
+            match t.get(txn).copied() {
+                Some(TxnState::Committed) => return Ok(decided(txn, "commit")),
+                Some(TxnState::Aborted) => return Ok(decided(txn, "abort")),
+                Some(TxnState::CommitPending) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::unavailable(format!(
+                            "{txn}: decision being written; ask again"
+                        )));
+                    }
+                    t = self
+                        .changed
+                        .wait_timeout(t, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                Some(TxnState::Preparing) | None => {
+                    t.insert(txn.to_string(), TxnState::Aborted);
+                    drop(t);
+                    self.log(json!({"k": "abort", "txn": txn}));
+                    log::info!(
+                        "{}: {txn} asked before a decision: recorded abort",
+                        self.name
+                    );
+                    return Ok(decided(txn, "abort"));
+                }
+            }
+        }
+    }
+
+    /// One round of the finisher: resend decisions nobody acknowledged yet.
+    pub fn finish_round(&self) {
+        let work: Vec<(String, Decision, Vec<String>)> = self
+            .unfinished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(t, u)| (t.clone(), u.decision, u.pending.clone()))
+            .collect();
+        for (txn, d, pending) in work {
+            let kind = if d == Decision::Commit {
+                "commit"
+            } else {
+                "abort"
+            };
+            let still: Vec<String> = pending
+                .into_iter()
+                .filter(|c| {
+                    let r = self.send(c, kind, body(json!({"txn": txn})));
+                    !acknowledged(c, kind, &txn, r)
+                })
+                .collect();
+            let mut u = self.unfinished.lock().unwrap_or_else(|p| p.into_inner());
+            if still.is_empty() {
+                u.remove(&txn);
+                drop(u);
+                log::info!("{}: {txn}: {kind} finished after retry", self.name);
+                self.end(&txn);
+            } else if let Some(e) = u.get_mut(&txn) {
+                e.pending = still;
+            }
+        }
+    }
+
+    /// Queue the `end` record. It only spares a restarted coordinator from
+    /// resending a decision everyone already has (resending is harmless),
+    /// so it is written off the reply path by the end writer thread.
+    fn end(&self, txn: &str) {
+        let sent = self
+            .ends
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(txn.to_string());
+        if sent.is_err() {
+            self.log(json!({"k": "end", "txn": txn}));
+        }
+    }
+
+    pub fn status(&self) -> Value {
+        let c = &self.counters;
+        let unfinished: Vec<String> = self
+            .unfinished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let (appends, fsyncs) = self.wal.stats();
+        json!({
+            "committed": c.committed.load(Ordering::Relaxed),
+            "aborted": c.aborted.load(Ordering::Relaxed),
+            "failed": c.failed.load(Ordering::Relaxed),
+            "decisions_asked": c.decisions_asked.load(Ordering::Relaxed),
+            "unfinished": unfinished,
+            "log": {"records": appends, "fsyncs": fsyncs},
+        })
+    }
+}
+
+/// Did the participant take the decision? A definite "already in the other
+/// state" would be a protocol violation: logged loudly, not retried forever.
+fn acknowledged(company: &str, kind: &str, txn: &str, r: Result<Body, Error>) -> bool {
+    match r {
+        Ok(_) => true,
+        Err(e) if e.definite() && e.code != Code::TemporarilyUnavailable => {
+            log::error!("{company} refused {kind} of {txn}: {e}");
+            true
+        }
+        Err(e) => {
+            log::debug!("{company}: {kind} of {txn} not acknowledged: {e}");
+            false
+        }
+    }
+}
+
+fn decided(txn: &str, outcome: &str) -> Body {
+    body(json!({"txn": txn, "outcome": outcome}))
+}

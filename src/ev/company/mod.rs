@@ -1,0 +1,442 @@
+//! `frota-company --name A|B|C`: one charging company. It is a participant
+//! (its points, holds and reservations: [`participant`]) and, for the route
+//! requests the broker hands it through the shared subscription
+//! `$share/companies/vehicle/+/request`, a coordinator ([`coordinator`]).
+//!
+//! Background work (one thread each, all bounded by flags):
+//! * the broker listener and `--workers` coordinator threads;
+//! * the resolver: every `--ask-interval-ms` it asks the coordinator of each
+//!   expired in-doubt hold for the outcome, and resends decisions that
+//!   participants have not acknowledged yet.
+
+pub mod coordinator;
+pub mod messages;
+pub mod participant;
+
+use crate::cli::{opt, Args, Flag};
+use crate::client::{ClientConfig, Pool};
+use crate::error::{Code, Error};
+use crate::ev::bus_client::BusClient;
+use crate::ev::points::PointSet;
+use crate::message::{body, to_body, Body, Request};
+use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::wal::Wal;
+use coordinator::Coordinator;
+use crossbeam_channel::{bounded, Receiver, TrySendError};
+use messages::{Availability, Prepare, RouteOutcome, RouteRequest, TxnRef};
+use participant::Participant;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// The shared subscription every company joins: one company per request.
+pub const REQUEST_FILTER: &str = "$share/companies/vehicle/+/request";
+
+pub fn flags() -> Vec<Flag> {
+    vec![
+        opt("name", "", "company name: A, B or C (required)"),
+        opt("listen", "127.0.0.1:7101", "TCP address to serve on"),
+        opt(
+            "broker",
+            "127.0.0.1:7100",
+            "broker address HOST:PORT ('' = no broker)",
+        ),
+        opt(
+            "data-dir",
+            "",
+            "where the logs live [default: data/company-<name>]",
+        ),
+        opt(
+            "peers",
+            "A=127.0.0.1:7101,B=127.0.0.1:7102,C=127.0.0.1:7103",
+            "every company NAME=HOST:PORT, this one included",
+        ),
+        opt(
+            "points",
+            "",
+            "charging points JSON file ('' = the built-in set)",
+        ),
+        opt(
+            "hold-expiry-ms",
+            "5000",
+            "a hold not decided after this long makes its participant ask the coordinator",
+        ),
+        opt(
+            "ask-interval-ms",
+            "1000",
+            "how often in-doubt holds are asked about and unacknowledged decisions resent",
+        ),
+        opt(
+            "peer-timeout-ms",
+            "2000",
+            "reply timeout for calls to other companies",
+        ),
+        opt(
+            "workers",
+            "16",
+            "coordinator threads for route requests from the broker",
+        ),
+    ]
+}
+
+#[derive(Debug, Clone)]
+pub struct CompanyConfig {
+    pub name: String,
+    pub broker: Option<String>,
+    pub data_dir: PathBuf,
+    pub peers: BTreeMap<String, String>,
+    pub points: Option<String>,
+    pub hold_expiry: Duration,
+    pub ask_interval: Duration,
+    pub peer_timeout: Duration,
+    pub workers: usize,
+}
+
+impl CompanyConfig {
+    pub fn from_args(a: &Args) -> CompanyConfig {
+        let name = a.get("name").unwrap_or("").to_string();
+        if name.is_empty() || name.contains(['/', ',', '=']) {
+            a.fail("--name is required (A, B or C)");
+        }
+        let mut peers = BTreeMap::new();
+        for item in a.string("peers").split(',').filter(|s| !s.is_empty()) {
+            match item.split_once('=') {
+                Some((n, addr)) if !n.is_empty() && !addr.is_empty() => {
+                    peers.insert(n.to_string(), addr.to_string());
+                }
+                _ => a.fail(&format!(
+                    "bad --peers item '{item}', expected NAME=HOST:PORT"
+                )),
+            }
+        }
+        if !peers.contains_key(&name) {
+            a.fail(&format!("--peers must list this company ({name}) too"));
+        }
+        let data_dir = match a.get("data-dir").unwrap_or("").to_string() {
+            d if d.is_empty() => PathBuf::from(format!("data/company-{}", name.to_lowercase())),
+            d => PathBuf::from(d),
+        };
+        let broker = Some(a.get("broker").unwrap_or("").to_string()).filter(|b| !b.is_empty());
+        let points = Some(a.get("points").unwrap_or("").to_string()).filter(|p| !p.is_empty());
+        CompanyConfig {
+            name,
+            broker,
+            data_dir,
+            peers,
+            points,
+            hold_expiry: a.millis("hold-expiry-ms"),
+            ask_interval: a.millis("ask-interval-ms").max(Duration::from_millis(10)),
+            peer_timeout: a.millis("peer-timeout-ms"),
+            workers: a.value::<usize>("workers").max(1),
+        }
+    }
+}
+
+pub struct Company {
+    cfg: CompanyConfig,
+    participant: Arc<Participant>,
+    coordinator: Arc<Coordinator>,
+    /// For `decision` questions to other coordinators.
+    pool: Pool,
+    help: Vec<MessageHelp>,
+    stop: AtomicBool,
+}
+
+fn leak(s: String) -> &'static str {
+    // Built once per process for `help` (which wants 'static examples that
+    // name this company's own points).
+    Box::leak(s.into_boxed_str())
+}
+
+impl Company {
+    /// Load points, open and replay both logs.
+    pub fn open(cfg: CompanyConfig) -> Result<Arc<Company>, String> {
+        let set = PointSet::load(cfg.points.as_deref())?;
+        let mine: Vec<_> = set.of_company(&cfg.name).cloned().collect();
+        if mine.is_empty() {
+            return Err(format!(
+                "no charging points belong to company '{}'",
+                cfg.name
+            ));
+        }
+        let first = mine[0].id.clone();
+        let client_cfg = ClientConfig::default()
+            .with_timeout(cfg.peer_timeout)
+            .with_retries(1);
+        let (pwal, prep) = Wal::open(cfg.data_dir.join("participant.log"))
+            .map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
+        let participant = Arc::new(Participant::open(
+            &cfg.name,
+            mine,
+            pwal,
+            &prep.records,
+            cfg.hold_expiry,
+        ));
+        let (cwal, crep) = Wal::open(cfg.data_dir.join("coordinator.log"))
+            .map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
+        let coordinator = Arc::new(Coordinator::open(
+            &cfg.name,
+            cfg.peers.clone(),
+            participant.clone(),
+            Pool::new(client_cfg.clone()),
+            cwal,
+            &crep.records,
+        ));
+        let n = &cfg.name;
+        let help = vec![
+            MessageHelp::new(
+                "availability",
+                "points of this company with busy and free windows in [from,to) minutes of the day (/disponibilidade)",
+                leak(format!(r#"{{"type":"availability","id":1,"point":"{first}","from":480,"to":720}}"#)),
+            ),
+            MessageHelp::new(
+                "prepare",
+                "phase 1: hold point+window for txn, durable before the yes vote; conflict = error 30 (/reserva-temporaria)",
+                leak(format!(r#"{{"type":"prepare","id":2,"txn":"nc-1","coordinator":"{n}","point":"{first}","start":1200,"end":1260,"vehicle":"v1","participants":["{n}"]}}"#)),
+            ),
+            MessageHelp::new(
+                "commit",
+                "phase 2: make txn's hold a reservation, idempotent (/confirmar-reserva)",
+                r#"{"type":"commit","id":3,"txn":"nc-1"}"#,
+            ),
+            MessageHelp::new(
+                "abort",
+                "phase 2: drop txn's hold, idempotent; unknown txns are remembered as aborted (/cancelar-reserva)",
+                r#"{"type":"abort","id":4,"txn":"nc-2"}"#,
+            ),
+            MessageHelp::new(
+                "decision",
+                "ask this company, as coordinator, for txn's outcome; undecided = abort, recorded first",
+                leak(format!(r#"{{"type":"decision","id":5,"txn":"{n}-1"}}"#)),
+            ),
+            MessageHelp::new(
+                "reserve",
+                "coordinate a route now (2PC over the stops' companies) and answer its outcome",
+                leak(format!(r#"{{"type":"reserve","id":6,"request_id":"r1","vehicle":"v1","stops":[{{"company":"{n}","point":"{first}","start":1320,"end":1380}}]}}"#)),
+            ),
+            MessageHelp::new(
+                "reservations",
+                "committed reservations and current holds of this company (the audit reads this)",
+                r#"{"type":"reservations","id":7}"#,
+            ),
+        ];
+        Ok(Arc::new(Company {
+            pool: Pool::new(client_cfg),
+            cfg,
+            participant,
+            coordinator,
+            help,
+            stop: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Start the resolver and (with a broker) the listener and workers.
+    pub fn start_background(self: &Arc<Self>) -> std::io::Result<()> {
+        let me = self.clone();
+        thread::Builder::new()
+            .name("resolver".into())
+            .spawn(move || {
+                while !me.stop.load(Ordering::Relaxed) {
+                    me.resolve_round();
+                    me.coordinator.finish_round();
+                    thread::sleep(me.cfg.ask_interval);
+                }
+            })?;
+        let Some(broker) = self.cfg.broker.clone() else {
+            return Ok(());
+        };
+        let bus = Arc::new(
+            BusClient::new(
+                &broker,
+                ClientConfig::default().with_timeout(self.cfg.peer_timeout),
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+        );
+        if let Err(e) = bus.subscribe(REQUEST_FILTER) {
+            log::warn!("broker {broker} not reachable yet ({e}); will keep trying");
+        }
+        let (tx, rx) = bounded::<RouteRequest>(self.cfg.workers * 64);
+        for i in 0..self.cfg.workers {
+            let me = self.clone();
+            let rx: Receiver<RouteRequest> = rx.clone();
+            let bus = bus.clone();
+            thread::Builder::new()
+                .name(format!("coord-{i}"))
+                .spawn(move || {
+                    while !me.stop.load(Ordering::Relaxed) {
+                        let Ok(r) = rx.recv_timeout(Duration::from_millis(500)) else {
+                            continue;
+                        };
+                        let out = me.coordinator.reserve(&r);
+                        me.answer(&bus, &r, &out);
+                    }
+                })?;
+        }
+        let me = self.clone();
+        thread::Builder::new()
+            .name("listener".into())
+            .spawn(move || {
+                while !me.stop.load(Ordering::Relaxed) {
+                    let Some((topic, payload)) = bus.recv(Duration::from_millis(500)) else {
+                        continue;
+                    };
+                    let r = match parse_request(&topic, payload) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            log::warn!("{}: bad route request on {topic}: {e}", me.cfg.name);
+                            continue;
+                        }
+                    };
+                    match tx.try_send(r) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
+                            // Overloaded: say so instead of leaving the vehicle waiting.
+                            let out = RouteOutcome {
+                                request_id: r.request_id.clone(),
+                                vehicle: r.vehicle.clone(),
+                                outcome: "failed".into(),
+                                txn: String::new(),
+                                coordinator: me.cfg.name.clone(),
+                                stops: r.stops.clone(),
+                                conflict: None,
+                            };
+                            me.answer(&bus, &r, &out);
+                        }
+                    }
+                }
+            })?;
+        Ok(())
+    }
+
+    fn answer(&self, bus: &BusClient, r: &RouteRequest, out: &RouteOutcome) {
+        let topic = r
+            .reply_to
+            .clone()
+            .unwrap_or_else(|| format!("vehicle/{}/response", r.vehicle));
+        if let Err(e) = bus.publish(&topic, serde_json::to_value(out).unwrap_or(Value::Null)) {
+            log::warn!(
+                "{}: cannot publish the outcome on {topic}: {e}",
+                self.cfg.name
+            );
+        }
+    }
+
+    /// Ask the coordinators of expired in-doubt holds for their outcome.
+    /// While a coordinator is down the hold stays (the blocking case).
+    fn resolve_round(&self) {
+        for (txn, coord) in self.participant.due_for_decision(self.cfg.ask_interval) {
+            let answer = if coord == self.cfg.name {
+                self.coordinator.decision(&txn)
+            } else {
+                match self.cfg.peers.get(&coord) {
+                    Some(addr) => self.pool.call(addr, "decision", body(json!({"txn": txn}))),
+                    None => Err(Error::new(
+                        Code::NodeNotFound,
+                        format!("unknown coordinator {coord}"),
+                    )),
+                }
+            };
+            let applied = match answer
+                .as_ref()
+                .map(|b| b.get("outcome").and_then(Value::as_str))
+            {
+                Ok(Some("commit")) => self.participant.commit(&txn),
+                Ok(Some("abort")) => self.participant.abort(&txn),
+                Ok(_) => Err(Error::malformed("decision without outcome")),
+                Err(e) => Err(e.clone()),
+            };
+            match applied {
+                Ok(b) => log::info!(
+                    "{}: in-doubt {txn} resolved by {coord}: {}",
+                    self.cfg.name,
+                    b.get("state").and_then(Value::as_str).unwrap_or("?")
+                ),
+                Err(e) => log::info!(
+                    "{}: in-doubt {txn}: coordinator {coord} gave no outcome ({e}); holding and asking again",
+                    self.cfg.name
+                ),
+            }
+        }
+    }
+
+    /// Stop background threads (they end within one interval).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A route request from the broker; `vehicle` defaults to the topic's id.
+fn parse_request(topic: &str, payload: Value) -> Result<RouteRequest, String> {
+    let mut payload = payload;
+    if let Value::Object(m) = &mut payload {
+        if !m.contains_key("vehicle") {
+            let id = topic.split('/').nth(1).unwrap_or_default();
+            m.insert("vehicle".into(), json!(id));
+        }
+    }
+    serde_json::from_value(payload).map_err(|e| e.to_string())
+}
+
+impl Handler for Company {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: format!("company-{}", self.cfg.name),
+            role: "company".into(),
+        }
+    }
+
+    fn help(&self) -> Vec<MessageHelp> {
+        self.help.clone()
+    }
+
+    fn status(&self) -> Body {
+        let points: Vec<Value> = participant::CRASH_POINTS
+            .iter()
+            .chain(coordinator::CRASH_POINTS.iter())
+            .map(|(n, w)| json!({"point": n, "where": w}))
+            .collect();
+        body(json!({
+            "company": self.cfg.name,
+            "participant": self.participant.status(),
+            "coordinator": self.coordinator.status(),
+            "hold_expiry_ms": self.cfg.hold_expiry.as_millis() as u64,
+            "ask_interval_ms": self.cfg.ask_interval.as_millis() as u64,
+            "broker": self.cfg.broker,
+            "crash_points": points,
+        }))
+    }
+
+    fn handle(&self, req: &Request, _ctx: &Ctx) -> Result<Body, Error> {
+        match req.kind.as_str() {
+            "availability" => {
+                let a: Availability = req.parse()?;
+                self.participant.availability(
+                    a.point.as_deref(),
+                    a.from.unwrap_or(0),
+                    a.to.unwrap_or(24 * 60),
+                )
+            }
+            "prepare" => self.participant.prepare(&req.parse::<Prepare>()?),
+            "commit" => self.participant.commit(&req.parse::<TxnRef>()?.txn),
+            "abort" => self.participant.abort(&req.parse::<TxnRef>()?.txn),
+            "decision" => self.coordinator.decision(&req.parse::<TxnRef>()?.txn),
+            "reserve" => {
+                let r: RouteRequest = req.parse()?;
+                Ok(to_body(&self.coordinator.reserve(&r)))
+            }
+            "reservations" => Ok(self.participant.reservations()),
+            other => Err(Error::new(
+                Code::NotSupported,
+                format!("company does not handle '{other}'"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The vehicle simulator (`frota-vehicle`, and the vehicles of `make run-ev`).
+//!
+//! Each vehicle drives south along the corridor of the point set (João
+//! Pessoa → Salvador). Its battery level decides its route: the first stop
+//! is the farthest city it can reach on `battery% × 400 km`, the next ones
+//! the farthest within 80% of the range (it charges there). It asks for
+//! 1-hour windows, one stop every 2 hours after its departure hour, 3 stops,
+//! one per company (in a random company order).
+//!
+//! A vehicle publishes its status on `vehicle/<id>/status` (at start and
+//! every `--status-interval-ms` while waiting), its route on
+//! `vehicle/<id>/request`, and waits for the outcome on
+//! `vehicle/<id>/response`. The first `--contended` vehicles come in groups
+//! of `--group` that ask for exactly the same route, so conflicts happen on
+//! purpose: in each group exactly one should win.
+
+use crate::cli::{opt, Args, Flag};
+use crate::client::ClientConfig;
+use crate::ev::bus_client::BusClient;
+use crate::ev::company::messages::{RouteOutcome, RouteRequest};
+use crate::ev::points::{describe, overlaps, PointSet, Stop};
+use crossbeam_channel::{bounded, unbounded, Sender};
+use serde_json::json;
+use std::collections::HashMap;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Full range of a vehicle on a full battery.
+pub const RANGE_KM: u32 = 400;
+
+pub fn flags() -> Vec<Flag> {
+    vec![
+        opt("broker", "127.0.0.1:7100", "broker address HOST:PORT"),
+        opt("vehicles", "20", "number of vehicles"),
+        opt("seed", "7", "random seed (same seed, same routes)"),
+        opt(
+            "contended",
+            "12",
+            "vehicles (from the first) that share routes on purpose",
+        ),
+        opt(
+            "group",
+            "4",
+            "vehicles per shared route among the contended ones",
+        ),
+        opt(
+            "timeout-ms",
+            "10000",
+            "how long a vehicle waits for its answer",
+        ),
+        opt(
+            "status-interval-ms",
+            "500",
+            "status publication period while waiting",
+        ),
+        opt("progress-ms", "2000", "print a progress line this often"),
+        opt(
+            "points",
+            "",
+            "charging points JSON file ('' = the built-in set)",
+        ),
+    ]
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub broker: String,
+    pub vehicles: usize,
+    pub seed: u64,
+    pub contended: usize,
+    pub group: usize,
+    pub timeout: Duration,
+    pub status_interval: Duration,
+    pub progress: Duration,
+    pub points: Option<String>,
+}
+
+impl SimConfig {
+    pub fn from_args(a: &Args) -> SimConfig {
+        SimConfig {
+            broker: a.string("broker"),
+            vehicles: a.value("vehicles"),
+            seed: a.value("seed"),
+            contended: a.value("contended"),
+            group: a.value::<usize>("group").max(1),
+            timeout: a.millis("timeout-ms"),
+            status_interval: a
+                .millis("status-interval-ms")
+                .max(Duration::from_millis(10)),
+            progress: a.millis("progress-ms").max(Duration::from_millis(100)),
+            points: Some(a.get("points").unwrap_or("").to_string()).filter(|p| !p.is_empty()),
+        }
+    }
+}
+
+/// What one vehicle will ask for.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub vehicle: String,
+    pub battery: u32,
+    pub city: String,
+    pub stops: Vec<Stop>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VehicleResult {
+    pub vehicle: String,
+    /// reserved | rejected | failed
+    pub outcome: String,
+    pub line: String,
+    pub latency: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SimReport {
+    pub results: Vec<VehicleResult>,
+    pub reserved: usize,
+    pub rejected: usize,
+    pub failed: usize,
+    pub elapsed: Duration,
+}
+
+impl SimReport {
+    /// One line: counts and the median answer time.
+    pub fn summary(&self) -> String {
+        let mut lat: Vec<Duration> = self.results.iter().map(|r| r.latency).collect();
+        lat.sort();
+        let p50 = lat.get(lat.len() / 2).copied().unwrap_or_default();
+        format!(
+            "summary: {} vehicles: {} reserved, {} rejected (a stop was taken), {} failed; p50 answer {} ms; took {:.2} s",
+            self.results.len(),
+            self.reserved,
+            self.rejected,
+            self.failed,
+            p50.as_millis(),
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// splitmix64: tiny, seedable, good enough for a simulation.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Farthest city index ahead of `from` within `range` km (or `from`).
+fn farthest(set: &PointSet, from: usize, range: u32) -> usize {
+    let at = set.cities[from].km;
+    (from..set.cities.len())
+        .rev()
+        .find(|i| set.cities[*i].km - at <= range)
+        .unwrap_or(from)
+}
+
+/// One vehicle's route from its battery level.
+fn plan_one(set: &PointSet, vehicle: &str, rng: &mut Rng) -> Option<Plan> {
+    let companies = set.companies();
+    if set.cities.is_empty() || companies.is_empty() {
+        return None;
+    }
+    let battery = 15 + rng.below(86) as u32;
+    let start = rng.below(2.min(set.cities.len()));
+    let depart = 6 + rng.below(7) as u32;
+    let mut order = companies.clone();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let mut city = farthest(set, start, RANGE_KM * battery / 100);
+    let mut stops = Vec::new();
+    for (k, company) in order.iter().take(3).enumerate() {
+        if k > 0 {
+            city = farthest(set, city, RANGE_KM * 80 / 100);
+        }
+        let code = &set.cities[city].code;
+        let here: Vec<_> = set
+            .of_company(company)
+            .filter(|p| p.city == *code)
+            .collect();
+        let p = here.get(rng.below(here.len()))?;
+        let begin = (depart + 2 * (k as u32 + 1)) * 60;
+        stops.push(Stop {
+            company: company.clone(),
+            point: p.id.clone(),
+            start: begin,
+            end: begin + 60,
+        });
+    }
+    Some(Plan {
+        vehicle: vehicle.to_string(),
+        battery,
+        city: set.cities[start].code.clone(),
+        stops,
+    })
+}
+
+pub fn vehicle_id(i: usize, n: usize) -> String {
+    let width = n.to_string().len().max(2);
+    format!("v{:0width$}", i + 1)
+}
+
+/// Every vehicle's plan; contended groups copy their first member's stops.
+pub fn plans(cfg: &SimConfig, set: &PointSet) -> Vec<Plan> {
+    let mut rng = Rng(cfg.seed);
+    let mut out: Vec<Plan> = Vec::new();
+    for i in 0..cfg.vehicles {
+        let id = vehicle_id(i, cfg.vehicles);
+        let Some(mut p) = plan_one(set, &id, &mut rng) else {
+            continue;
+        };
+        if i < cfg.contended && i % cfg.group == 0 {
+            // Leaders of contended groups draw routes that share no stop
+            // with earlier groups, so each group shows its own single winner.
+            for _ in 0..50 {
+                let clash = out.iter().take(i).any(|o| {
+                    o.stops.iter().any(|a| {
+                        p.stops.iter().any(|b| {
+                            a.point == b.point && overlaps((a.start, a.end), (b.start, b.end))
+                        })
+                    })
+                });
+                if !clash {
+                    break;
+                }
+                match plan_one(set, &id, &mut rng) {
+                    Some(again) => p = again,
+                    None => break,
+                }
+            }
+        }
+        if i < cfg.contended && i % cfg.group != 0 {
+            let leader = i - i % cfg.group;
+            if let Some(l) = out.get(leader) {
+                p.stops = l.stops.clone();
+            }
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Run every vehicle; `out` gets one line per vehicle as answers arrive,
+/// and progress lines every `cfg.progress`.
+pub fn run(cfg: &SimConfig, out: &mut dyn FnMut(&str)) -> Result<SimReport, String> {
+    let set = PointSet::load(cfg.points.as_deref())?;
+    let plans = plans(cfg, &set);
+    let bus = std::sync::Arc::new(
+        BusClient::connect(&cfg.broker, ClientConfig::default()).map_err(|e| e.to_string())?,
+    );
+    let mut inboxes: HashMap<String, Sender<RouteOutcome>> = HashMap::new();
+    let mut waits = Vec::new();
+    for p in &plans {
+        bus.subscribe(&format!("vehicle/{}/response", p.vehicle))
+            .map_err(|e| e.to_string())?;
+        let (tx, rx) = bounded(4);
+        inboxes.insert(p.vehicle.clone(), tx);
+        waits.push(rx);
+    }
+    let started = Instant::now();
+    let (done_tx, done_rx) = unbounded::<VehicleResult>();
+    let deadline = started + cfg.timeout + Duration::from_secs(1);
+    // Dispatcher: one receiving connection for all vehicles' answers.
+    let d_bus = bus.clone();
+    let dispatcher = thread::spawn(move || {
+        while Instant::now() < deadline && !inboxes.is_empty() {
+            let Some((topic, payload)) = d_bus.recv(Duration::from_millis(200)) else {
+                continue;
+            };
+            let Ok(o) = serde_json::from_value::<RouteOutcome>(payload) else {
+                log::warn!("unreadable answer on {topic}");
+                continue;
+            };
+            // The first answer counts; the inbox is closed after it.
+            if let Some(tx) = inboxes.remove(&o.vehicle) {
+                let _ = tx.send(o);
+            }
+        }
+    });
+    let mut handles = Vec::new();
+    for (p, rx) in plans.iter().cloned().zip(waits) {
+        let bus = bus.clone();
+        let done = done_tx.clone();
+        let cfg = cfg.clone();
+        handles.push(thread::spawn(move || {
+            let t0 = Instant::now();
+            let status = json!({"vehicle": p.vehicle, "battery": p.battery, "city": p.city,
+                                "range_km": RANGE_KM * p.battery / 100});
+            let status_topic = format!("vehicle/{}/status", p.vehicle);
+            let _ = bus.publish(&status_topic, status.clone());
+            let req = RouteRequest {
+                request_id: format!("{}-1", p.vehicle),
+                vehicle: p.vehicle.clone(),
+                stops: p.stops.clone(),
+                reply_to: None,
+            };
+            let sent = bus.publish(
+                &format!("vehicle/{}/request", p.vehicle),
+                serde_json::to_value(&req).unwrap_or_default(),
+            );
+            let answer = match sent {
+                Ok(0) => Err("no company is subscribed to route requests".to_string()),
+                Err(e) => Err(format!("cannot publish the request: {e}")),
+                Ok(_) => loop {
+                    let left = cfg.timeout.saturating_sub(t0.elapsed());
+                    if left.is_zero() {
+                        break Err(format!("no answer within {:?}", cfg.timeout));
+                    }
+                    match rx.recv_timeout(left.min(cfg.status_interval)) {
+                        Ok(o) => break Ok(o),
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                            let _ = bus.publish(&status_topic, status.clone());
+                        }
+                        Err(_) => break Err("answer channel closed".to_string()),
+                    }
+                },
+            };
+            let _ = done.send(result_line(&p, answer, t0.elapsed()));
+        }));
+    }
+    drop(done_tx);
+    let mut report = SimReport::default();
+    let mut next_progress = Instant::now() + cfg.progress;
+    while report.results.len() < plans.len() {
+        match done_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => {
+                out(&r.line);
+                match r.outcome.as_str() {
+                    "reserved" => report.reserved += 1,
+                    "rejected" => report.rejected += 1,
+                    _ => report.failed += 1,
+                }
+                report.results.push(r);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+        if Instant::now() >= next_progress {
+            next_progress += cfg.progress;
+            out(&format!(
+                "progress: {}/{} vehicles answered ({} reserved, {} rejected, {} failed) after {:.1} s",
+                report.results.len(),
+                plans.len(),
+                report.reserved,
+                report.rejected,
+                report.failed,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    let _ = dispatcher.join();
+    report.elapsed = started.elapsed();
+    report.results.sort_by(|a, b| a.vehicle.cmp(&b.vehicle));
+    Ok(report)
+}
+
+fn result_line(p: &Plan, answer: Result<RouteOutcome, String>, took: Duration) -> VehicleResult {
+    let ms = took.as_millis();
+    let (outcome, line) = match answer {
+        Ok(o) if o.outcome == "reserved" => {
+            let stops: Vec<String> = o.stops.iter().map(describe).collect();
+            (
+                "reserved".to_string(),
+                format!(
+                    "{} reserved  {}  (battery {}%, coordinator {}, {ms} ms)",
+                    p.vehicle,
+                    stops.join(", "),
+                    p.battery,
+                    o.coordinator
+                ),
+            )
+        }
+        Ok(o) if o.outcome == "rejected" => {
+            let why = match &o.conflict {
+                Some(c) if !c.point.is_empty() => {
+                    format!("company {} said no: {}", c.company, c.reason)
+                }
+                Some(c) => c.reason.clone(),
+                None => "no reason given".into(),
+            };
+            (
+                "rejected".to_string(),
+                format!(
+                    "{} rejected  {why}  (coordinator {}, {ms} ms)",
+                    p.vehicle, o.coordinator
+                ),
+            )
+        }
+        Ok(o) => {
+            let why = o
+                .conflict
+                .map(|c| c.reason)
+                .unwrap_or_else(|| "coordinator overloaded".into());
+            (
+                "failed".to_string(),
+                format!("{} failed    {why}", p.vehicle),
+            )
+        }
+        Err(e) => ("failed".to_string(), format!("{} failed    {e}", p.vehicle)),
+    };
+    VehicleResult {
+        vehicle: p.vehicle.clone(),
+        outcome,
+        line,
+        latency: took,
+    }
+}

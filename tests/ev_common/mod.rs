@@ -1,0 +1,99 @@
+//! Helpers shared by the EV integration tests (not a test target itself).
+#![allow(dead_code)]
+
+use frota::client::{call, ClientConfig};
+use frota::ev::cluster::{EvBins, EvCluster, EvOptions};
+use frota::ev::points::Stop;
+use frota::launch::{temp_dir, wait_until};
+use frota::{Body, Error};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub fn bins() -> EvBins {
+    EvBins {
+        broker: PathBuf::from(env!("CARGO_BIN_EXE_frota-broker")),
+        company: PathBuf::from(env!("CARGO_BIN_EXE_frota-company")),
+    }
+}
+
+/// A fresh cluster on free ports; `tune` adjusts options first.
+pub fn cluster(tag: &str, tune: impl FnOnce(&mut EvOptions)) -> EvCluster {
+    let mut o = EvOptions::new(&temp_dir(tag));
+    tune(&mut o);
+    EvCluster::start(bins(), o).expect("EV cluster starts")
+}
+
+/// One request, no retries (a crash must show as an error, not be retried).
+pub fn ask(c: &EvCluster, node: &str, kind: &str, fields: Value) -> Result<Body, Error> {
+    let cfg = ClientConfig::default()
+        .with_timeout(Duration::from_secs(10))
+        .with_retries(0);
+    call(&c.addr(node).to_string(), kind, frota::body(fields), &cfg)
+}
+
+pub fn stop(company: &str, point: &str, start: u32) -> Stop {
+    Stop {
+        company: company.into(),
+        point: point.into(),
+        start,
+        end: start + 60,
+    }
+}
+
+/// A 3-stop route at hour `h` (A in Recife, B in Maceió, C in Aracaju).
+pub fn route(h: u32) -> Vec<Stop> {
+    vec![
+        stop("A", "A-REC-1", h * 60),
+        stop("B", "B-MCZ-1", (h + 2) * 60),
+        stop("C", "C-AJU-1", (h + 4) * 60),
+    ]
+}
+
+pub fn reserve(c: &EvCluster, via: &str, req: &str, stops: &[Stop]) -> Result<Body, Error> {
+    ask(
+        c,
+        via,
+        "reserve",
+        json!({"request_id": req, "vehicle": format!("veh-{req}"), "stops": stops}),
+    )
+}
+
+/// `reservations` of company `name` (A, B, C).
+pub fn book(c: &EvCluster, name: &str) -> Body {
+    ask(c, &format!("company-{name}"), "reservations", json!({})).expect("reservations")
+}
+
+pub fn txns_in(b: &Body, key: &str) -> Vec<String> {
+    b[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["txn"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn committed_everywhere(c: &EvCluster, txn: &str) -> bool {
+    ["A", "B", "C"]
+        .iter()
+        .all(|n| txns_in(&book(c, n), "reservations").contains(&txn.to_string()))
+}
+
+pub fn holds_total(c: &EvCluster) -> usize {
+    ["A", "B", "C"]
+        .iter()
+        .map(|n| txns_in(&book(c, n), "holds").len())
+        .sum()
+}
+
+pub fn audit_ok(c: &EvCluster) -> frota::ev::audit::Verdict {
+    let v = frota::ev::audit::check(&c.companies(), Duration::from_secs(10)).expect("audit reads");
+    assert!(v.ok, "audit failed: {:#?}", v.lines());
+    v
+}
+
+pub fn wait(secs: u64, cond: impl FnMut() -> bool) -> bool {
+    wait_until(Duration::from_secs(secs), Duration::from_millis(50), cond)
+}

@@ -1,0 +1,132 @@
+//! Crash recovery with real processes stopped at named crash points
+//! (`FROTA_CRASH_AT`), then restarted on the same address and data dir.
+mod ev_common;
+
+use ev_common::*;
+use frota::ev::cluster::EvCluster;
+use serde_json::json;
+use std::time::Duration;
+
+fn crashing(tag: &str, node: &str, point: &str) -> EvCluster {
+    cluster(tag, |o| {
+        o.hold_expiry_ms = 500;
+        o.ask_interval_ms = 100;
+        o.env.insert(
+            node.to_string(),
+            vec![("FROTA_CRASH_AT".to_string(), point.to_string())],
+        );
+    })
+}
+
+fn wait_crash(c: &mut EvCluster, node: &str) {
+    let p = c.proc_mut(node).expect("node is running");
+    let status = p
+        .wait_exit(Duration::from_secs(20))
+        .expect("node exits at its crash point");
+    assert_eq!(
+        status.code(),
+        Some(frota::crash::EXIT_CODE),
+        "{node}: {status:?}"
+    );
+}
+
+/// The one hold company `name` has now.
+fn only_hold(c: &EvCluster, name: &str) -> serde_json::Value {
+    let b = book(c, name);
+    let holds = b["holds"].as_array().cloned().unwrap_or_default();
+    assert_eq!(holds.len(), 1, "{name}: {b:?}");
+    holds[0].clone()
+}
+
+fn restart_clean(c: &mut EvCluster, node: &str) {
+    c.set_env(node, &[]);
+    c.restart(node).expect("restart");
+}
+
+#[test]
+fn coordinator_killed_after_decision_participants_commit_when_it_returns() {
+    let mut c = crashing(
+        "ev-rec-decided",
+        "company-A",
+        "company.coord.after_decision",
+    );
+    let e = reserve(&c, "company-A", "r1", &route(8)).unwrap_err();
+    assert!(!e.definite(), "the caller cannot know the outcome: {e}");
+    wait_crash(&mut c, "company-A");
+    let txn = only_hold(&c, "B")["txn"].as_str().unwrap().to_string();
+    assert_eq!(only_hold(&c, "C")["txn"], txn.as_str());
+    // The blocking case: B and C voted yes, their holds expired, and they
+    // keep asking the dead coordinator instead of deciding on their own.
+    assert!(wait(20, || only_hold(&c, "B")["asked"]
+        .as_u64()
+        .unwrap_or(0)
+        >= 3));
+    assert!(txns_in(&book(&c, "B"), "reservations").is_empty());
+    // The coordinator returns: its log says commit, so everyone commits.
+    restart_clean(&mut c, "company-A");
+    assert!(wait(20, || committed_everywhere(&c, &txn)
+        && holds_total(&c) == 0));
+    let r = ask(&c, "company-A", "decision", json!({"txn": txn})).unwrap();
+    assert_eq!(r["outcome"], "commit");
+    assert_eq!(audit_ok(&c).routes, 1);
+}
+
+#[test]
+fn coordinator_killed_before_deciding_participants_abort() {
+    let mut c = crashing(
+        "ev-rec-undecided",
+        "company-A",
+        "company.coord.before_decision",
+    );
+    assert!(reserve(&c, "company-A", "r1", &route(8)).is_err());
+    wait_crash(&mut c, "company-A");
+    let txn = only_hold(&c, "C")["txn"].as_str().unwrap().to_string();
+    assert!(wait(20, || only_hold(&c, "C")["asked"]
+        .as_u64()
+        .unwrap_or(0)
+        >= 2));
+    restart_clean(&mut c, "company-A");
+    // No commit record → abort: the holds go, nothing is reserved.
+    assert!(wait(20, || holds_total(&c) == 0));
+    for n in ["A", "B", "C"] {
+        assert!(txns_in(&book(&c, n), "reservations").is_empty(), "{n}");
+    }
+    let r = ask(&c, "company-A", "decision", json!({"txn": txn})).unwrap();
+    assert_eq!(r["outcome"], "abort");
+    assert_eq!(audit_ok(&c).routes, 0);
+    // The points are free again.
+    let again = reserve(&c, "company-A", "r2", &route(8)).unwrap();
+    assert_eq!(again["outcome"], "reserved");
+}
+
+#[test]
+fn participant_killed_after_voting_yes_restores_its_hold_and_commits() {
+    let mut c = crashing(
+        "ev-rec-participant",
+        "company-B",
+        "company.commit.before_log",
+    );
+    let r = reserve(&c, "company-A", "r1", &route(8)).unwrap();
+    // The decision was commit before B died: the route is reserved.
+    assert_eq!(r["outcome"], "reserved", "{r:?}");
+    let txn = r["txn"].as_str().unwrap().to_string();
+    wait_crash(&mut c, "company-B");
+    restart_clean(&mut c, "company-B");
+    // B restored its hold from its log and learned the outcome.
+    assert!(wait(20, || committed_everywhere(&c, &txn)
+        && holds_total(&c) == 0));
+    assert_eq!(audit_ok(&c).routes, 1);
+}
+
+#[test]
+fn participant_killed_after_logging_its_hold_learns_abort() {
+    let mut c = crashing("ev-rec-vote-lost", "company-C", "company.prepare.after_log");
+    let r = reserve(&c, "company-A", "r1", &route(8)).unwrap();
+    // C's vote never arrived: the coordinator aborts.
+    assert_eq!(r["outcome"], "rejected", "{r:?}");
+    assert_eq!(r["conflict"]["company"], "C");
+    wait_crash(&mut c, "company-C");
+    restart_clean(&mut c, "company-C");
+    assert!(wait(20, || holds_total(&c) == 0));
+    assert_eq!(audit_ok(&c).routes, 0);
+}
