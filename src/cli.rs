@@ -189,10 +189,26 @@ fn usage(program: &str, about: &str, flags: &[Flag]) -> String {
 /// Flags every node shares: where to listen and the runtime's limits.
 pub const SERVER_FLAGS: [Flag; 5] = [
     opt("max-connections", "512", "maximum concurrent connections"),
-    opt("idle-timeout-ms", "60000", "close a connection idle this long"),
-    opt("frame-timeout-ms", "10000", "a started frame must complete within this"),
-    opt("write-timeout-ms", "10000", "give up writing to a peer after this"),
-    opt("max-payload", "1048576", "largest accepted payload in bytes"),
+    opt(
+        "idle-timeout-ms",
+        "60000",
+        "close a connection idle this long",
+    ),
+    opt(
+        "frame-timeout-ms",
+        "10000",
+        "a started frame must complete within this",
+    ),
+    opt(
+        "write-timeout-ms",
+        "10000",
+        "give up writing to a peer after this",
+    ),
+    opt(
+        "max-payload",
+        "1048576",
+        "largest accepted payload in bytes",
+    ),
 ];
 
 /// Concatenate a node's own flags with [`SERVER_FLAGS`].
@@ -241,12 +257,19 @@ mod tests {
 
     #[test]
     fn parses_values_switches_defaults() {
-        let flags = [opt("listen", "127.0.0.1:7001", "addr"), switch("verbose", "v")];
-        let a = Args::parse_from("p", "a", &flags, &argv(&["--verbose", "x"])).ok().unwrap();
+        let flags = [
+            opt("listen", "127.0.0.1:7001", "addr"),
+            switch("verbose", "v"),
+        ];
+        let a = Args::parse_from("p", "a", &flags, &argv(&["--verbose", "x"]))
+            .ok()
+            .unwrap();
         assert_eq!(a.get("listen"), Some("127.0.0.1:7001"));
         assert!(a.has("verbose"));
         assert_eq!(a.positional, vec!["x"]);
-        let a = Args::parse_from("p", "a", &flags, &argv(&["--listen=1:2"])).ok().unwrap();
+        let a = Args::parse_from("p", "a", &flags, &argv(&["--listen=1:2"]))
+            .ok()
+            .unwrap();
         assert_eq!(a.get("listen"), Some("1:2"));
         assert!(matches!(
             Args::parse_from("p", "a", &flags, &argv(&["--nope"])),

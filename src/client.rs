@@ -150,7 +150,9 @@ impl Client {
                 }
                 return Ok(m);
             }
-            if m.get("in_reply_to").is_none() && m.get("type").and_then(Value::as_str) == Some("error") {
+            if m.get("in_reply_to").is_none()
+                && m.get("type").and_then(Value::as_str) == Some("error")
+            {
                 // The server refused the connection or the stream (error
                 // without in_reply_to): that is the answer to us too.
                 return Err(Error::from_message(&m));

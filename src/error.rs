@@ -170,7 +170,10 @@ mod tests {
             let v = e.to_message(Some(7));
             let back = Error::from_message(v.as_object().unwrap());
             assert_eq!(back, e);
-            assert_eq!(v["definite"], json!(code != Code::Timeout && code != Code::Crash));
+            assert_eq!(
+                v["definite"],
+                json!(code != Code::Timeout && code != Code::Crash)
+            );
         }
     }
 }

@@ -63,7 +63,10 @@ impl fmt::Display for FrameError {
         match self {
             FrameError::BadLength(why) => write!(f, "bad length line: {why}"),
             FrameError::TooLarge { declared, max } => {
-                write!(f, "frame of {declared} bytes exceeds the limit of {max} bytes")
+                write!(
+                    f,
+                    "frame of {declared} bytes exceeds the limit of {max} bytes"
+                )
             }
             FrameError::MissingTerminator => write!(f, "payload not followed by a newline"),
             FrameError::Truncated => write!(f, "stream ended in the middle of a frame"),
@@ -233,13 +236,19 @@ mod tests {
     #[test]
     fn length_prefixed() {
         let (f, n) = one(b"2\n{}\nrest").unwrap().unwrap();
-        assert_eq!((f.mode, f.payload.as_slice(), n), (Mode::Length, &b"{}"[..], 5));
+        assert_eq!(
+            (f.mode, f.payload.as_slice(), n),
+            (Mode::Length, &b"{}"[..], 5)
+        );
     }
 
     #[test]
     fn inline_and_crlf_and_blank_lines() {
         let (f, n) = one(b"\r\n\n{\"a\":1}\r\nX").unwrap().unwrap();
-        assert_eq!((f.mode, f.payload.as_slice(), n), (Mode::Inline, &b"{\"a\":1}"[..], 12));
+        assert_eq!(
+            (f.mode, f.payload.as_slice(), n),
+            (Mode::Inline, &b"{\"a\":1}"[..], 12)
+        );
         let (f, n) = one(b"2\r\n{}\r\n").unwrap().unwrap();
         assert_eq!((f.payload.as_slice(), n), (&b"{}"[..], 7));
     }
@@ -255,7 +264,14 @@ mod tests {
 
     #[test]
     fn bad_lengths() {
-        for bad in [&b"01\n{}\n"[..], b"x\n", b"-1\n", b"12345678\n", b"0\n", b"\n\n 3\n"] {
+        for bad in [
+            &b"01\n{}\n"[..],
+            b"x\n",
+            b"-1\n",
+            b"12345678\n",
+            b"0\n",
+            b"\n\n 3\n",
+        ] {
             assert!(matches!(one(bad), Err(FrameError::BadLength(_))), "{bad:?}");
         }
         assert!(matches!(one(b"0"), Ok(None)));
@@ -266,9 +282,18 @@ mod tests {
     fn limits_checked_before_payload_arrives() {
         assert_eq!(
             one(b"65\n"),
-            Err(FrameError::TooLarge { declared: 65, max: 64 })
+            Err(FrameError::TooLarge {
+                declared: 65,
+                max: 64
+            })
         );
-        assert_eq!(one(b"9999999\n"), Err(FrameError::TooLarge { declared: 9_999_999, max: 64 }));
+        assert_eq!(
+            one(b"9999999\n"),
+            Err(FrameError::TooLarge {
+                declared: 9_999_999,
+                max: 64
+            })
+        );
         let long = [b'{'; 70];
         assert!(matches!(one(&long), Err(FrameError::TooLarge { .. })));
     }

@@ -61,7 +61,11 @@ impl Sender {
     where
         F: Fn(u64) -> Value + Send + 'static,
     {
-        let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let bind = if target.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
         let sock = UdpSocket::bind(bind)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();

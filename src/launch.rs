@@ -56,9 +56,9 @@ impl NodeProc {
                 cmd.stderr(Stdio::null());
             }
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display())))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display()))
+        })?;
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             return Err(io::Error::other("child has no stdout"));

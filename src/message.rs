@@ -92,7 +92,9 @@ impl Request {
     pub fn str(&self, field: &str) -> Result<&str, Error> {
         match self.body.get(field) {
             Some(Value::String(s)) => Ok(s),
-            Some(_) => Err(Error::malformed(format!("field '{field}' must be a string"))),
+            Some(_) => Err(Error::malformed(format!(
+                "field '{field}' must be a string"
+            ))),
             None => Err(Error::malformed(format!("missing field '{field}'"))),
         }
     }
@@ -210,6 +212,10 @@ mod tests {
         let r = Request::from_payload(br#"{"type":"rent","class":7}"#).unwrap();
         let e = r.parse::<Rent>().err().unwrap();
         assert_eq!(e.code, Code::MalformedRequest);
-        assert!(e.text.contains("class") || e.text.contains("string"), "{}", e.text);
+        assert!(
+            e.text.contains("class") || e.text.contains("string"),
+            "{}",
+            e.text
+        );
     }
 }

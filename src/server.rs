@@ -349,9 +349,7 @@ fn dispatch<H: Handler>(shared: &Shared<H>, frame: &Frame, ctx: &Ctx) -> Value {
         "help" => Ok(help_body(shared)),
         k if !shared.kinds.contains(k) => Err(Error::new(
             Code::NotSupported,
-            format!(
-                "unknown message type '{k}'; send {{\"type\":\"help\"}} for the list"
-            ),
+            format!("unknown message type '{k}'; send {{\"type\":\"help\"}} for the list"),
         )),
         _ => catch_unwind(AssertUnwindSafe(|| shared.handler.handle(&req, ctx))).unwrap_or_else(
             |_| {

@@ -120,15 +120,44 @@ impl Wal {
     /// Append several records atomically with respect to other appenders'
     /// ordering (they land contiguously); returns once all are durable.
     pub fn append_all(&self, records: &[Value]) -> io::Result<()> {
+        let ticket = self.enqueue(records)?;
+        self.wait(ticket)
+    }
+
+    /// Queue records without waiting for them to be durable; returns a
+    /// ticket for [`Wal::wait`]. Records land in the log in enqueue order,
+    /// so a caller can enqueue under its own state lock (fixing the order of
+    /// records to the order of its state changes) and wait for the fsync
+    /// after releasing that lock (so unrelated work shares one fsync).
+    pub fn enqueue(&self, records: &[Value]) -> io::Result<u64> {
         let mut encoded = Vec::new();
         for r in records {
             encode_into(&mut encoded, r)?;
         }
-        self.appends.fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.appends
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(why) = &st.failed {
+            return Err(io::Error::other(format!("log unusable: {why}")));
+        }
         st.queued.extend_from_slice(&encoded);
         st.last_queued += 1;
-        let mine = st.last_queued;
+        Ok(st.last_queued)
+    }
+
+    /// The ticket of the last enqueued record (0 if none): waiting for it
+    /// makes everything enqueued so far durable.
+    pub fn last_ticket(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_queued
+    }
+
+    /// Return once every record up to `ticket` is durable.
+    pub fn wait(&self, ticket: u64) -> io::Result<()> {
+        let mine = ticket;
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(why) = &st.failed {
                 return Err(io::Error::other(format!("log unusable: {why}")));
@@ -200,6 +229,14 @@ impl Wal {
     }
 }
 
+/// Read the records of the log at `path` without changing the file (a torn
+/// tail is left alone and simply not returned). For audits that compare a
+/// node's memory with what a restart would replay.
+pub fn read_records(path: impl AsRef<Path>) -> io::Result<Vec<Value>> {
+    let bytes = fs::read(path)?;
+    Ok(decode_all(&bytes).0)
+}
+
 fn sync_dir(path: &Path) -> io::Result<()> {
     // fsync of the directory makes a new file's name durable (Linux).
     match path.parent() {
@@ -210,9 +247,7 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 
 fn encode_into(out: &mut Vec<u8>, record: &Value) -> io::Result<()> {
     let payload = serde_json::to_vec(record).map_err(io::Error::other)?;
-    out.extend_from_slice(
-        format!("{} {:08x} ", payload.len(), crc32(&payload)).as_bytes(),
-    );
+    out.extend_from_slice(format!("{} {:08x} ", payload.len(), crc32(&payload)).as_bytes());
     out.extend_from_slice(&payload);
     out.push(b'\n');
     Ok(())
@@ -266,7 +301,11 @@ pub fn crc32(data: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[i] = c;
@@ -366,6 +405,9 @@ mod tests {
         w.append(&json!({"after": 1})).unwrap();
         drop(w);
         let (_, r) = Wal::open(&p).unwrap();
-        assert_eq!(r.records, vec![json!({"snapshot": true}), json!({"after": 1})]);
+        assert_eq!(
+            r.records,
+            vec![json!({"snapshot": true}), json!({"after": 1})]
+        );
     }
 }

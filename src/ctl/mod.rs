@@ -11,7 +11,9 @@ use std::time::Duration;
 /// an `error` reply is still a reply and is printed.
 pub fn send_one(addr: &str, json: &str, timeout: Duration) -> Result<String, Error> {
     let req = Request::from_payload(json.as_bytes()).map_err(|(_, e)| e)?;
-    let cfg = ClientConfig::default().with_timeout(timeout).with_retries(0);
+    let cfg = ClientConfig::default()
+        .with_timeout(timeout)
+        .with_retries(0);
     let mut c = Client::connect(addr, &cfg)?;
     let reply = match c.request(&req) {
         Ok(body) => serde_json::Value::Object(body),
