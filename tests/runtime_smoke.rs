@@ -10,10 +10,17 @@ use std::sync::Arc;
 struct Echo;
 impl Handler for Echo {
     fn info(&self) -> NodeInfo {
-        NodeInfo { name: "echo-1".into(), role: "echo".into() }
+        NodeInfo {
+            name: "echo-1".into(),
+            role: "echo".into(),
+        }
     }
     fn help(&self) -> Vec<MessageHelp> {
-        vec![MessageHelp::new("echo", "echo a field", r#"{"type":"echo","msg":"hi"}"#)]
+        vec![MessageHelp::new(
+            "echo",
+            "echo a field",
+            r#"{"type":"echo","msg":"hi"}"#,
+        )]
     }
     fn status(&self) -> Body {
         Body::new()
@@ -27,11 +34,15 @@ impl Handler for Echo {
 fn inline_and_length_and_client() {
     let srv = Server::start(ServerConfig::default(), Arc::new(Echo)).unwrap();
     let mut s = TcpStream::connect(srv.addr()).unwrap();
-    s.write_all(b"{\"type\":\"echo\",\"id\":1,\"msg\":\"a\"}\r\n\n15\n{\"type\":\"ping\"}\n").unwrap();
+    s.write_all(b"{\"type\":\"echo\",\"id\":1,\"msg\":\"a\"}\r\n\n15\n{\"type\":\"ping\"}\n")
+        .unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("{\"type\":\"echo_ok\",\"in_reply_to\":1,\"msg\":\"a\"}\n"), "{out}");
+    assert!(
+        out.starts_with("{\"type\":\"echo_ok\",\"in_reply_to\":1,\"msg\":\"a\"}\n"),
+        "{out}"
+    );
     let second = out.split_once('\n').unwrap().1;
     let (len, rest) = second.split_once('\n').unwrap();
     assert!(rest.starts_with("{\"type\":\"ping_ok\""), "{out}");

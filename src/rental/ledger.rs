@@ -724,77 +724,114 @@ fn cancel_body(rid: &str) -> Body {
 mod tests {
     use super::*;
 
-    fn run(l: &mut Ledger, d: Result<Decision, Error>) -> Body {
-        match d.unwrap() {
-            Decision::Answer(b) => b,
-            Decision::Record(r) => l.apply(&r),
-        }
-    }
-
-    #[test]
-    fn rent_pend_return_hands_to_oldest_and_replays() {
-        let mut l = Ledger::new();
-        let mut log = Vec::new();
-        let mut step = |l: &mut Ledger, d: Result<Decision, Error>| match d.unwrap() {
+    /// Decide, then apply (and log) like the backup does.
+    fn step(
+        l: &mut Ledger,
+        log: &mut Vec<Value>,
+        f: impl FnOnce(&Ledger) -> Result<Decision, Error>,
+    ) -> Body {
+        match f(l).unwrap() {
             Decision::Answer(b) => b,
             Decision::Record(r) => {
                 log.push(r.clone());
                 l.apply(&r)
             }
-        };
+        }
+    }
+
+    #[test]
+    fn rent_pend_return_hands_to_oldest_and_replays() {
+        let (mut l, mut log) = (Ledger::new(), Vec::new());
         let e = Class::Executive;
-        let a = step(&mut l, l.decide_rent("a", e, "terminal-1", "c"));
+        let a = step(&mut l, &mut log, |l| {
+            l.decide_rent("a", e, "terminal-1", "c")
+        });
         assert_eq!(a["car"], "EXE01");
-        step(&mut l, l.decide_rent("b", e, "terminal-1", "c"));
-        assert_eq!(
-            l.decide_rent("c", e, "terminal-1", "c").err().unwrap().code,
-            crate::Code::NotFound
-        );
-        let p1 = step(&mut l, l.decide_pend("p1", e, "terminal-2", "c", None, &[]));
+        step(&mut l, &mut log, |l| {
+            l.decide_rent("b", e, "terminal-1", "c")
+        });
+        let none = l.decide_rent("c", e, "terminal-1", "c").err().unwrap();
+        assert_eq!(none.code, crate::Code::NotFound);
+        let p1 = step(&mut l, &mut log, |l| {
+            l.decide_pend("p1", e, "terminal-2", "c", None, &[])
+        });
         assert_eq!(p1["position"], 1);
-        step(&mut l, l.decide_pend("p2", e, "terminal-1", "c", None, &[]));
-        // retry answers the first answer
-        assert_eq!(
-            run(&mut l, l.decide_rent("a", e, "terminal-1", "c"))["car"],
-            "EXE01"
-        );
-        let r = step(&mut l, l.decide_return("r1", "EXE02", "terminal-3"));
+        step(&mut l, &mut log, |l| {
+            l.decide_pend("p2", e, "terminal-1", "c", None, &[])
+        });
+        // A retry answers the first answer and writes nothing.
+        let n = log.len();
+        let again = step(&mut l, &mut log, |l| {
+            l.decide_rent("a", e, "terminal-1", "c")
+        });
+        assert_eq!((again["car"].as_str(), log.len()), (Some("EXE01"), n));
+        let r = step(&mut l, &mut log, |l| {
+            l.decide_return("r1", "EXE02", "terminal-3")
+        });
         assert_eq!(r["handed_to"], "p1");
         assert_eq!(l.check("p1")["status"], "fulfilled");
         assert_eq!(l.check("p2")["position"], 1);
         assert!(l.decide_cancel("p1").is_err());
-        step(&mut l, l.decide_cancel("p2"));
+        step(&mut l, &mut log, |l| l.decide_cancel("p2"));
         assert!(
             l.check_invariants().is_empty(),
             "{:?}",
             l.check_invariants()
         );
-        let mut again = Ledger::new();
+        let mut replayed = Ledger::new();
         for rec in &log {
-            again.apply(rec);
+            replayed.apply(rec);
         }
-        assert_eq!(again.places(), l.places());
-        assert_eq!(again.queues(), l.queues());
+        assert_eq!(replayed.places(), l.places());
+        assert_eq!(replayed.queues(), l.queues());
+    }
+
+    #[test]
+    fn pend_refused_while_a_reachable_car_is_free() {
+        let l = Ledger::new();
+        let e = l
+            .decide_pend("p", Class::Suv, "terminal-1", "c", None, &[])
+            .err()
+            .unwrap();
+        assert_eq!(e.code, crate::Code::PreconditionFailed);
+        let ok = l.decide_pend(
+            "p",
+            Class::Suv,
+            "terminal-1",
+            "c",
+            None,
+            &["terminal-2".into()],
+        );
+        assert!(matches!(ok, Ok(Decision::Record(_))));
     }
 
     #[test]
     fn expiry_returns_car_or_passes_it_on() {
-        let mut l = Ledger::new();
-        for (rid, _) in [("a", 0), ("b", 0)] {
-            run(
-                &mut l,
-                l.decide_rent(rid, Class::Executive, "terminal-1", "c"),
-            );
+        let (mut l, mut log) = (Ledger::new(), Vec::new());
+        let e = Class::Executive;
+        for rid in ["a", "b"] {
+            step(&mut l, &mut log, |l| {
+                l.decide_rent(rid, e, "terminal-1", "c")
+            });
         }
-        run(
-            &mut l,
-            l.decide_pend("p", Class::Executive, "terminal-1", "c", None, &[]),
-        );
-        run(&mut l, l.decide_return("r", "EXE01", "terminal-2"));
-        let recs = l.decide_expiries(Duration::ZERO, Instant::now());
-        assert_eq!(recs.len(), 1);
-        l.apply(&recs[0]);
+        step(&mut l, &mut log, |l| {
+            l.decide_pend("p", e, "terminal-1", "c", None, &[])
+        });
+        step(&mut l, &mut log, |l| {
+            l.decide_pend("q", e, "terminal-1", "c", None, &[])
+        });
+        step(&mut l, &mut log, |l| {
+            l.decide_return("r", "EXE01", "terminal-2")
+        });
+        // p never claims: the car passes to q, then q never claims either.
+        for want in ["q", ""] {
+            let recs = l.decide_expiries(Duration::ZERO, Instant::now());
+            assert_eq!(recs.len(), 1);
+            assert_eq!(recs[0]["handed_to"].as_str().unwrap_or(""), want);
+            l.apply(&recs[0]);
+        }
         assert_eq!(l.check("p")["status"], "expired");
+        assert_eq!(l.check("q")["status"], "expired");
         assert_eq!(l.stock("terminal-2"), vec!["EXE01".to_string()]);
         assert!(l.check_invariants().is_empty());
     }

@@ -109,9 +109,11 @@ struct IdReq {
 
 impl Terminal {
     pub fn new(cfg: TerminalConfig) -> Arc<Terminal> {
+        // Retries of backup calls are done by `call_backup`, which keeps
+        // track of whether an attempt may have been applied.
         let backup_cfg = ClientConfig::default()
             .with_timeout(cfg.backup_timeout)
-            .with_retries(2);
+            .with_retries(0);
         let peer_cfg = ClientConfig::default()
             .with_timeout(cfg.peer_timeout)
             .with_retries(1);
@@ -140,11 +142,7 @@ impl Terminal {
     /// update the view, and deliver pending callbacks. Runs in the sync
     /// thread (and once at start), never while a lock is held.
     pub fn sync_once(&self) -> Result<(), Error> {
-        let reply = self.backup.call(
-            &self.cfg.backup,
-            "sync",
-            body(json!({"terminal": self.name})),
-        )?;
+        let reply = self.call_backup("sync", body(json!({"terminal": self.name})))?;
         self.apply_view(&reply);
         let unclaimed = reply
             .get("unclaimed")
@@ -242,16 +240,34 @@ impl Terminal {
         let _ = self.kick.0.try_send(());
     }
 
+    /// Call the backup, retrying transport failures with the same message
+    /// id (the backup answers a request id once). If any attempt may have
+    /// reached the backup, a later "cannot connect" must not turn the
+    /// outcome definite: the caller gets the indefinite error, and its own
+    /// retry with the same request id learns the truth.
     fn call_backup(&self, kind: &str, fields: Body) -> Result<Body, Error> {
-        self.backup
-            .call(&self.cfg.backup, kind, fields)
-            .map_err(|e| {
-                if e.code == Code::TemporarilyUnavailable && e.text.starts_with("cannot connect") {
-                    Error::unavailable(format!("the backup is unreachable: {}", e.text))
-                } else {
-                    e
+        let mut req = Request::new(kind, fields);
+        req.id = Some(crate::client::next_id());
+        let mut maybe_sent: Option<Error> = None;
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                thread::sleep(Duration::from_millis(100) * attempt);
+            }
+            match self.backup.request(&self.cfg.backup, &req) {
+                Ok(b) => return Ok(b),
+                Err(e) if matches!(e.code, Code::Timeout | Code::Crash) => maybe_sent = Some(e),
+                Err(e) if e.code == Code::TemporarilyUnavailable => {
+                    if maybe_sent.is_none() && attempt == 2 {
+                        return Err(Error::unavailable(format!(
+                            "the backup is unreachable: {}",
+                            e.text
+                        )));
+                    }
                 }
-            })
+                Err(e) => return Err(e),
+            }
+        }
+        Err(maybe_sent.unwrap_or_else(|| Error::unavailable("the backup is unreachable")))
     }
 
     /// Try to rent a car of the class from this terminal's own stock.
