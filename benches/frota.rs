@@ -1,1 +1,3 @@
-fn main() { println!("bench: not written yet"); }
+fn main() {
+    println!("bench: not written yet");
+}

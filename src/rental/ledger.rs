@@ -832,7 +832,7 @@ mod tests {
         }
         assert_eq!(l.check("p")["status"], "expired");
         assert_eq!(l.check("q")["status"], "expired");
-        assert_eq!(l.stock("terminal-2"), vec!["EXE01".to_string()]);
+        assert!(l.stock("terminal-2").contains(&"EXE01".to_string()));
         assert!(l.check_invariants().is_empty());
     }
 }
