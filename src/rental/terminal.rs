@@ -142,17 +142,36 @@ impl Terminal {
     /// update the view, and deliver pending callbacks. Runs in the sync
     /// thread (and once at start), never while a lock is held.
     pub fn sync_once(&self) -> Result<(), Error> {
-        let reply = self.call_backup("sync", body(json!({"terminal": self.name})))?;
-        self.apply_view(&reply);
-        let unclaimed = reply
-            .get("unclaimed")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for a in unclaimed {
+        for a in self.refresh_view()? {
             self.deliver(&a);
         }
         Ok(())
+    }
+
+    /// Fetch this terminal's stock from the backup into the view; returns
+    /// the unclaimed allocations at this terminal (callbacks to deliver).
+    fn refresh_view(&self) -> Result<Vec<Value>, Error> {
+        let reply = self.call_backup("sync", body(json!({"terminal": self.name})))?;
+        self.apply_view(&reply);
+        Ok(reply
+            .get("unclaimed")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// After a change to this terminal's stock: bring the view up to date
+    /// before answering (so `stock` right after a reply shows the change),
+    /// and let the sync thread deliver any callback it made necessary.
+    fn after_change(&self) {
+        match self.refresh_view() {
+            Ok(unclaimed) if !unclaimed.is_empty() => self.kick(),
+            Ok(_) => {}
+            Err(e) => {
+                log::debug!("view refresh failed ({e}); the sync thread retries");
+                self.kick();
+            }
+        }
     }
 
     fn apply_view(&self, reply: &Body) {
@@ -280,7 +299,7 @@ impl Terminal {
         )?;
         crash::point("terminal.rent.after_backup");
         self.counters.rented_here.fetch_add(1, Ordering::Relaxed);
-        self.kick();
+        self.after_change();
         Ok(out)
     }
 
@@ -395,9 +414,9 @@ impl Terminal {
         )?;
         crash::point("terminal.return.after_backup");
         self.counters.returns.fetch_add(1, Ordering::Relaxed);
-        // Refresh the view and, if the car went to a waiting request, call
-        // that client back — in the sync thread, not while this client waits.
-        self.kick();
+        // If the car went to a waiting request, that client is called back
+        // from the sync thread, not while this client waits.
+        self.after_change();
         Ok(out)
     }
 
