@@ -362,3 +362,103 @@ fn restarted_terminal_rebuilds_its_stock() {
     );
     assert_audit(&c);
 }
+
+#[test]
+fn car_at_an_unreachable_terminal_reaches_the_waiting_client_when_it_returns() {
+    use frota::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
+    struct Listener(Mutex<Vec<Body>>);
+    impl Handler for Listener {
+        fn info(&self) -> NodeInfo {
+            NodeInfo {
+                name: "c".into(),
+                role: "client".into(),
+            }
+        }
+        fn help(&self) -> Vec<MessageHelp> {
+            vec![MessageHelp::new("car_ready", "callback", "{}")]
+        }
+        fn status(&self) -> Body {
+            Body::new()
+        }
+        fn handle(&self, req: &frota::Request, _: &Ctx) -> Result<Body, Error> {
+            self.0.lock().unwrap().push(req.body.clone());
+            Ok(body(
+                json!({"request_id": req.str("request_id")?, "accepted": true}),
+            ))
+        }
+    }
+    let mut c = RentalCluster::start(bins(), &temp_dir("faults-unreachable")).unwrap();
+    // ECO01 ends up at terminal-1; the other two economy cars are rented.
+    let r = ok(
+        &c,
+        "terminal-3",
+        "rent",
+        json!({"request_id": "u1", "class": "economy"}),
+    );
+    ok(
+        &c,
+        "terminal-1",
+        "return",
+        json!({"request_id": "u1-back", "car": s(&r, "car")}),
+    );
+    for rid in ["u2", "u3"] {
+        assert_eq!(
+            s(
+                &ok(
+                    &c,
+                    "terminal-3",
+                    "rent",
+                    json!({"request_id": rid, "class": "economy"})
+                ),
+                "terminal"
+            ),
+            "terminal-3"
+        );
+    }
+    c.kill("terminal-1");
+    let hb = c.addr("heartbeat").to_string();
+    assert!(wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || {
+            let alive = send_to(&hb, "alive", json!({}), Duration::from_secs(2)).unwrap();
+            !alive["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["name"] == "terminal-1")
+        }
+    ));
+    // The only free economy car is at a dead terminal: the request waits.
+    let l = std::sync::Arc::new(Listener(Mutex::new(Vec::new())));
+    let srv = Server::start(ServerConfig::default(), l.clone()).unwrap();
+    let p = ok(
+        &c,
+        "terminal-2",
+        "rent",
+        json!({"request_id": "w", "class": "economy", "callback": srv.addr().to_string()}),
+    );
+    assert_eq!(s(&p, "status"), "pending");
+    // terminal-1 comes back: its sync hands ECO01 to the waiting request,
+    // and the client is called back.
+    c.restart("terminal-1").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            !l.0.lock().unwrap().is_empty()
+        }),
+        "called back after terminal-1 returned"
+    );
+    assert_eq!(s(&l.0.lock().unwrap()[0], "car"), "ECO01");
+    let f = ok(
+        &c,
+        "terminal-3",
+        "check_pending",
+        json!({"request_id": "w", "claim": true}),
+    );
+    assert_eq!(
+        (s(&f, "status"), s(&f, "terminal")),
+        ("fulfilled".into(), "terminal-1".into())
+    );
+    srv.shutdown();
+    assert_audit(&c);
+}

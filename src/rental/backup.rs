@@ -261,32 +261,47 @@ impl Backup {
     }
 
     fn audit(&self) -> Body {
-        // Compare memory with what a restart would replay right now: hold
-        // the lock so no record is added between the snapshot and the read.
-        let ledger = self.lock();
-        let ticket = self.wal.last_ticket();
+        // Snapshot under the lock, then compare with what a restart would
+        // replay *up to the snapshot's lsn* — without holding the lock
+        // across the fsync wait and the file read.
+        let (lsn, places, queues, counts, mut problems, ticket) = {
+            let l = self.lock();
+            (
+                l.lsn(),
+                l.places(),
+                l.queues(),
+                l.counts(),
+                l.check_invariants(),
+                self.wal.last_ticket(),
+            )
+        };
         self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
-        let mut problems = ledger.check_invariants();
         match wal::read_records(self.wal.path()) {
             Ok(records) => {
                 let mut again = Ledger::new();
-                for r in &records {
+                for r in records
+                    .iter()
+                    .filter(|r| r.get("lsn").and_then(Value::as_u64).unwrap_or(0) <= lsn)
+                {
                     again.apply(r);
                 }
-                if again.places() != ledger.places() || again.queues() != ledger.queues() {
-                    problems.push("the log does not replay to the state in memory".into());
+                if again.lsn() != lsn || again.places() != places || again.queues() != queues {
+                    problems.push(format!(
+                        "the log does not replay to the state in memory (lsn {} vs {lsn})",
+                        again.lsn()
+                    ));
                 }
             }
             Err(e) => problems.push(format!("cannot read the log back: {e}")),
         }
-        let (free, rented, allocated, waiting) = ledger.counts();
+        let (free, rented, allocated, waiting) = counts;
         body(json!({
             "ok": problems.is_empty(),
-            "lsn": ledger.lsn(),
+            "lsn": lsn,
             "vehicles": free + rented + allocated,
             "free": free, "rented": rented, "allocated": allocated, "waiting": waiting,
-            "places": ledger.places(),
-            "queues": ledger.queues(),
+            "places": places,
+            "queues": queues,
             "problems": problems,
         }))
     }

@@ -216,6 +216,7 @@ impl Terminal {
         crash::point("terminal.callback.after");
         match sent {
             Ok(_) => {
+                log::info!("callback to {cb}: {car} ready for {rid}");
                 self.counters.callbacks_ok.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) =
                     self.backup
@@ -298,6 +299,12 @@ impl Terminal {
                         "terminal": self.name, "client": r.client})),
         )?;
         crash::point("terminal.rent.after_backup");
+        log::info!(
+            "rent {}: {} {} here",
+            r.request_id,
+            out.get("status").and_then(Value::as_str).unwrap_or("?"),
+            out.get("car").and_then(Value::as_str).unwrap_or("")
+        );
         self.counters.rented_here.fetch_add(1, Ordering::Relaxed);
         self.after_change();
         Ok(out)
@@ -392,6 +399,7 @@ impl Terminal {
             }
             match self.call_backup("pend", fields) {
                 Ok(b) => {
+                    log::info!("rent {}: no free {class} anywhere; pending", r.request_id);
                     self.counters.pended.fetch_add(1, Ordering::Relaxed);
                     return Ok(b);
                 }
@@ -413,6 +421,14 @@ impl Terminal {
             body(json!({"request_id": r.request_id, "car": r.car, "terminal": self.name})),
         )?;
         crash::point("terminal.return.after_backup");
+        log::info!(
+            "return {}: {} here, handed to {}",
+            r.request_id,
+            r.car,
+            out.get("handed_to")
+                .and_then(Value::as_str)
+                .unwrap_or("nobody (stock)")
+        );
         self.counters.returns.fetch_add(1, Ordering::Relaxed);
         // If the car went to a waiting request, that client is called back
         // from the sync thread, not while this client waits.

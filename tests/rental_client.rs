@@ -1,0 +1,61 @@
+//! The client simulator end to end against a real deployment: every client
+//! ends SUCCESS or PENDING TIMEOUT as the fleet allows, a client that gives
+//! up cancels (no car is left allocated to it), and the audit holds.
+
+use frota::launch::temp_dir;
+use frota::rental::audit;
+use frota::rental::client_sim::{self, SimConfig, Verdict};
+use frota::rental::cluster::{Bins, RentalCluster};
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+fn bins() -> Bins {
+    Bins::new(
+        env!("CARGO_BIN_EXE_frota-heartbeat"),
+        env!("CARGO_BIN_EXE_frota-backup"),
+        env!("CARGO_BIN_EXE_frota-terminal"),
+        env!("CARGO_BIN_EXE_frota-infodesk"),
+    )
+}
+
+#[test]
+fn simulator_serves_waits_and_gives_up_cleanly() {
+    let c = RentalCluster::start(bins(), &temp_dir("client-sim")).unwrap();
+    let file = "Executivos\nexecutive\nEXECUTIVOS\nExecutivo\n\n# comment\nSUV\nbicicleta\n";
+    let requests = client_sim::read_requests(file);
+    assert_eq!(requests.len(), 6);
+    let mut cfg = SimConfig::new(&c.addr("infodesk").to_string(), 1.0);
+    cfg.clients = 6;
+    // Two executive cars, four executive clients holding a car for 1.5 s
+    // and waiting at most 0.4 s: two succeed, two give up and cancel.
+    cfg.use_min = Duration::from_millis(1500);
+    cfg.use_max = Duration::from_millis(1500);
+    cfg.pending_wait = Duration::from_millis(400);
+    cfg.check_every = Duration::from_millis(100);
+    let done = AtomicUsize::new(0);
+    let out = client_sim::run(&cfg, &requests, &done);
+    let report = client_sim::report(&out);
+    eprintln!("{report}");
+    let count = |v: Verdict| out.iter().filter(|o| o.verdict == v).count();
+    assert_eq!(count(Verdict::Success), 3, "{report}");
+    assert_eq!(count(Verdict::PendingTimeout), 2, "{report}");
+    assert_eq!(
+        count(Verdict::Failure),
+        1,
+        "the unknown class fails: {report}"
+    );
+    assert!(report.contains("PENDÊNCIA NÃO RESOLVIDA (TIMEOUT_CALLBACK)"));
+    assert!(report.contains("SUCESSO") && report.contains("FALHA"));
+    let r = audit::run(
+        &c.addr("backup").to_string(),
+        &c.addr("heartbeat").to_string(),
+        20,
+        Duration::from_millis(100),
+    );
+    assert!(r.ok, "{}", r.verdict);
+    assert_eq!(
+        r.backup["free"], 14,
+        "every car back, none allocated to a client who left"
+    );
+    assert_eq!(r.backup["waiting"], 0);
+}
