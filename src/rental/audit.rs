@@ -27,13 +27,24 @@ pub struct Report {
 
 /// Audit once; on a mismatch, try again up to `attempts` times `pause` apart.
 pub fn run(backup: &str, heartbeat: &str, attempts: u32, pause: Duration) -> Report {
-    let mut last = once(backup, heartbeat);
+    run_with_timeout(backup, heartbeat, attempts, pause, Duration::from_secs(5))
+}
+
+/// [`run`] with an explicit bound on each request to a node.
+pub fn run_with_timeout(
+    backup: &str,
+    heartbeat: &str,
+    attempts: u32,
+    pause: Duration,
+    timeout: Duration,
+) -> Report {
+    let mut last = once(backup, heartbeat, timeout);
     for _ in 1..attempts.max(1) {
         if last.ok {
             break;
         }
         std::thread::sleep(pause);
-        last = once(backup, heartbeat);
+        last = once(backup, heartbeat, timeout);
     }
     last
 }
@@ -47,11 +58,11 @@ fn fail(msg: String) -> Report {
     }
 }
 
-/// One audit pass.
-pub fn once(backup: &str, heartbeat: &str) -> Report {
+/// One audit pass; `timeout` bounds each request.
+pub fn once(backup: &str, heartbeat: &str, timeout: Duration) -> Report {
     let pool = Pool::new(
         ClientConfig::default()
-            .with_timeout(Duration::from_secs(5))
+            .with_timeout(timeout)
             .with_retries(1),
     );
     let b = match pool.call(backup, "audit", crate::Body::new()) {

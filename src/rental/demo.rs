@@ -176,11 +176,12 @@ pub fn audit_cmd(args: &[String]) -> i32 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let r = audit::run(
+    let r = audit::run_with_timeout(
         &a.string("backup"),
         &a.string("heartbeat"),
         a.value("attempts"),
         Duration::from_millis(300),
+        a.millis("timeout-ms"),
     );
     if a.has("json") {
         println!("{}", audit::to_json(&r));
