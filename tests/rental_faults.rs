@@ -462,3 +462,67 @@ fn car_at_an_unreachable_terminal_reaches_the_waiting_client_when_it_returns() {
     srv.shutdown();
     assert_audit(&c);
 }
+
+#[test]
+fn rent_still_works_when_the_managing_terminal_is_down() {
+    let mut c = RentalCluster::start(bins(), &temp_dir("faults-manager-down")).unwrap();
+    // An SUV returned to terminal-3, then terminal-2 (the SUV manager) dies.
+    let r = ok(
+        &c,
+        "terminal-2",
+        "rent",
+        json!({"request_id": "s1", "class": "suv"}),
+    );
+    ok(
+        &c,
+        "terminal-3",
+        "return",
+        json!({"request_id": "s1-back", "car": s(&r, "car")}),
+    );
+    c.kill("terminal-2");
+    // terminal-1 cannot reach the manager, so it acts as the manager: it
+    // finds the SUV held by terminal-3.
+    let r = ok(
+        &c,
+        "terminal-1",
+        "rent",
+        json!({"request_id": "s2", "class": "suv"}),
+    );
+    assert_eq!(
+        (s(&r, "status"), s(&r, "terminal")),
+        ("rented".into(), "terminal-3".into())
+    );
+    // The other SUVs are at the dead terminal-2: the next request waits
+    // instead of failing, and is served when terminal-2 comes back.
+    let p = ok(
+        &c,
+        "terminal-1",
+        "rent",
+        json!({"request_id": "s3", "class": "suv"}),
+    );
+    assert_eq!(s(&p, "status"), "pending");
+    c.restart("terminal-2").unwrap();
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            s(
+                &ok(
+                    &c,
+                    "terminal-1",
+                    "check_pending",
+                    json!({"request_id": "s3"}),
+                ),
+                "status",
+            ) == "fulfilled"
+        }
+    ));
+    let f = ok(
+        &c,
+        "terminal-1",
+        "check_pending",
+        json!({"request_id": "s3", "claim": true}),
+    );
+    assert_eq!(s(&f, "terminal"), "terminal-2");
+    assert_audit(&c);
+}
