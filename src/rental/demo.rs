@@ -14,7 +14,9 @@ fn parse(program: &str, about: &str, flags: &[Flag], args: &[String]) -> Result<
     match Args::parse_from(program, about, flags, args) {
         Ok(a) => Ok(a),
         Err(ParseExit::Help(u)) => {
-            println!("{u}");
+            // A closed pipe (`| head`) is not worth a panic.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout(), "{u}");
             Err(0)
         }
         Err(ParseExit::Bad(msg, u)) => {
