@@ -59,3 +59,38 @@ fn simulator_serves_waits_and_gives_up_cleanly() {
     );
     assert_eq!(r.backup["waiting"], 0);
 }
+
+#[test]
+fn frota_ctl_audit_rental_reports_ok_and_fails_without_a_backup() {
+    let mut c = RentalCluster::start(bins(), &temp_dir("client-ctl")).unwrap();
+    let ctl = env!("CARGO_BIN_EXE_frota-ctl");
+    let run = |backup: &str, hb: &str| {
+        std::process::Command::new(ctl)
+            .args([
+                "audit-rental",
+                "--backup",
+                backup,
+                "--heartbeat",
+                hb,
+                "--timeout-ms",
+                "2000",
+            ])
+            .output()
+            .unwrap()
+    };
+    let (b, h) = (
+        c.addr("backup").to_string(),
+        c.addr("heartbeat").to_string(),
+    );
+    let out = run(&b, &h);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with("audit: OK — 14 vehicles: 14 free"),
+        "{text}"
+    );
+    c.kill("backup");
+    let out = run(&b, &h);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("audit: FAILED"));
+}

@@ -167,6 +167,7 @@ pub fn audit_cmd(args: &[String]) -> i32 {
             "5",
             "retry a mismatch this many times (views may trail by a moment)",
         ),
+        opt("timeout-ms", "5000", "bound on each request to a node"),
         switch("json", "print the verdict as JSON"),
     ];
     let a = match parse(
