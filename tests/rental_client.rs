@@ -94,3 +94,45 @@ fn frota_ctl_audit_rental_reports_ok_and_fails_without_a_backup() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("audit: FAILED"));
 }
+
+#[test]
+fn frota_client_binary_runs_the_sample_file() {
+    let c = RentalCluster::start(bins(), &temp_dir("client-bin")).unwrap();
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/carros_solicitados.txt"
+    );
+    assert_eq!(
+        client_sim::read_requests(&std::fs::read_to_string(sample).unwrap()).len(),
+        31
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frota-client"))
+        .args([
+            "--infodesk",
+            &c.addr("infodesk").to_string(),
+            "--file",
+            sample,
+        ])
+        .args(["--time-scale", "0.01", "--seed", "7"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("cliente-")).count(),
+        31,
+        "{text}"
+    );
+    let total = text.lines().find(|l| l.starts_with("total")).unwrap_or("");
+    let cols: Vec<&str> = total.split_whitespace().collect();
+    // requests, SUCCESS, PENDING TIMEOUT, FAILURE: a pending client may
+    // time out on a slow machine (1.2 s at this scale), none may fail.
+    assert_eq!((cols[1], cols[4]), ("31", "0"), "{text}");
+    let r = audit::run(
+        &c.addr("backup").to_string(),
+        &c.addr("heartbeat").to_string(),
+        20,
+        Duration::from_millis(100),
+    );
+    assert!(r.ok, "{}", r.verdict);
+}
