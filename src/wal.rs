@@ -120,6 +120,16 @@ impl Wal {
     /// Append several records atomically with respect to other appenders'
     /// ordering (they land contiguously); returns once all are durable.
     pub fn append_all(&self, records: &[Value]) -> io::Result<()> {
+        let ticket = self.enqueue(records)?;
+        self.wait(ticket)
+    }
+
+    /// Queue records without waiting for them to be durable; returns a
+    /// ticket for [`Wal::wait`]. Records land in the log in enqueue order,
+    /// so a caller can enqueue under its own state lock (fixing the order of
+    /// records to the order of its state changes) and wait for the fsync
+    /// after releasing that lock (so unrelated work shares one fsync).
+    pub fn enqueue(&self, records: &[Value]) -> io::Result<u64> {
         let mut encoded = Vec::new();
         for r in records {
             encode_into(&mut encoded, r)?;
@@ -127,9 +137,27 @@ impl Wal {
         self.appends
             .fetch_add(records.len() as u64, Ordering::Relaxed);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(why) = &st.failed {
+            return Err(io::Error::other(format!("log unusable: {why}")));
+        }
         st.queued.extend_from_slice(&encoded);
         st.last_queued += 1;
-        let mine = st.last_queued;
+        Ok(st.last_queued)
+    }
+
+    /// The ticket of the last enqueued record (0 if none): waiting for it
+    /// makes everything enqueued so far durable.
+    pub fn last_ticket(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_queued
+    }
+
+    /// Return once every record up to `ticket` is durable.
+    pub fn wait(&self, ticket: u64) -> io::Result<()> {
+        let mine = ticket;
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(why) = &st.failed {
                 return Err(io::Error::other(format!("log unusable: {why}")));
@@ -199,6 +227,14 @@ impl Wal {
         drop(st);
         Ok(())
     }
+}
+
+/// Read the records of the log at `path` without changing the file (a torn
+/// tail is left alone and simply not returned). For audits that compare a
+/// node's memory with what a restart would replay.
+pub fn read_records(path: impl AsRef<Path>) -> io::Result<Vec<Value>> {
+    let bytes = fs::read(path)?;
+    Ok(decode_all(&bytes).0)
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {

@@ -1,0 +1,467 @@
+//! The backup: the rental system's durable memory and its source of truth.
+//!
+//! It holds the [`Ledger`] (where every car is, the system-wide pending
+//! FIFO per class, the first answer to every request id) and writes every
+//! change to a [`Wal`] before acknowledging it. Terminals ask it to make
+//! each change; it validates the change against the ledger, so two terminals
+//! can never rent the same car and a cancel racing a return has exactly one
+//! winner (both are decided under one lock, in log order).
+//!
+//! Locking: the ledger lock is held while deciding, applying and *queuing*
+//! the record (so log order = decision order), never while waiting for the
+//! fsync, so concurrent requests share fsyncs (group commit).
+
+use super::fleet::{self, Class};
+use super::ledger::{Decision, Ledger};
+use crate::crash;
+use crate::error::{Code, Error};
+use crate::message::{body, Body, Request};
+use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::wal::{self, Wal};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Crash points of the backup (see protocol.md, "Crash points").
+pub const CRASH_POINTS: [&str; 2] = ["backup.before_log", "backup.after_log"];
+
+pub struct Backup {
+    ledger: Mutex<Ledger>,
+    wal: Wal,
+    claim_timeout: Duration,
+    replayed: usize,
+    truncated_bytes: u64,
+    records: AtomicU64,
+    stop: AtomicBool,
+}
+
+fn log_path(dir: &Path) -> PathBuf {
+    dir.join("rental.log")
+}
+
+/// The log cannot take a record: our memory is now ahead of the disk, so
+/// the only safe move is to stop (a restart replays what is durable).
+fn fatal(e: io::Error) -> ! {
+    log::error!("backup log failed: {e}; exiting so a restart can replay the durable log");
+    std::process::exit(1);
+}
+
+#[derive(Deserialize)]
+struct RentReq {
+    request_id: String,
+    class: String,
+    terminal: String,
+    #[serde(default)]
+    client: String,
+}
+
+#[derive(Deserialize)]
+struct PendReq {
+    request_id: String,
+    class: String,
+    terminal: String,
+    #[serde(default)]
+    client: String,
+    callback: Option<String>,
+    #[serde(default)]
+    unreachable: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ReturnReq {
+    request_id: String,
+    car: String,
+    terminal: String,
+}
+
+#[derive(Deserialize)]
+struct IdReq {
+    request_id: String,
+    #[serde(default)]
+    claim: bool,
+}
+
+#[derive(Deserialize)]
+struct ClassReq {
+    class: String,
+}
+
+#[derive(Deserialize)]
+struct TerminalReq {
+    terminal: String,
+}
+
+/// Parse a class name; error 12 names the field.
+pub fn class_of(text: &str) -> Result<Class, Error> {
+    Class::parse(text).ok_or_else(|| {
+        Error::malformed(format!(
+            "field 'class': unknown vehicle class '{text}' (economy, intermediate, suv, executive, minivan)"
+        ))
+    })
+}
+
+/// Request ids are client-chosen: bound them so nobody grows our memory.
+pub fn check_request_id(id: &str) -> Result<(), Error> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(Error::malformed(
+            "field 'request_id' must be 1..=128 characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_terminal(name: &str) -> Result<(), Error> {
+    if (1..=fleet::TERMINALS).any(|n| fleet::terminal_name(n) == name) {
+        Ok(())
+    } else {
+        Err(Error::malformed(format!(
+            "field 'terminal': '{name}' is not terminal-1..terminal-{}",
+            fleet::TERMINALS
+        )))
+    }
+}
+
+impl Backup {
+    /// Open (or create) the log under `data_dir` and replay it.
+    pub fn open(data_dir: &Path, claim_timeout: Duration) -> io::Result<Arc<Backup>> {
+        let (wal, replay) = Wal::open(log_path(data_dir))?;
+        let mut ledger = Ledger::new();
+        for r in &replay.records {
+            ledger.apply(r);
+        }
+        let problems = ledger.check_invariants();
+        if !problems.is_empty() {
+            log::error!("replayed log is inconsistent: {problems:?}");
+        }
+        log::info!(
+            "replayed {} records (lsn {}), dropped {} torn bytes",
+            replay.records.len(),
+            ledger.lsn(),
+            replay.truncated_bytes
+        );
+        Ok(Arc::new(Backup {
+            ledger: Mutex::new(ledger),
+            wal,
+            claim_timeout,
+            replayed: replay.records.len(),
+            truncated_bytes: replay.truncated_bytes,
+            records: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Decide under the lock, queue the record in log order, wait for the
+    /// fsync without the lock, then answer.
+    fn commit(
+        &self,
+        decide: impl FnOnce(&Ledger) -> Result<Decision, Error>,
+    ) -> Result<Body, Error> {
+        let mut ledger = self.lock();
+        match decide(&ledger)? {
+            Decision::Answer(b) => {
+                // A retry may arrive while the first answer's record is still
+                // being synced: never answer from a state that is not durable.
+                let ticket = self.wal.last_ticket();
+                drop(ledger);
+                self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
+                Ok(b)
+            }
+            Decision::Record(rec) => {
+                crash::point("backup.before_log");
+                let answer = ledger.apply(&rec);
+                let ticket = self.wal.enqueue(&[rec]).unwrap_or_else(|e| fatal(e));
+                drop(ledger);
+                self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
+                self.records.fetch_add(1, Ordering::Relaxed);
+                crash::point("backup.after_log");
+                Ok(answer)
+            }
+        }
+    }
+
+    /// Apply and log several records decided together (sweeps, matches).
+    fn commit_all(&self, decide: impl FnOnce(&Ledger) -> Vec<Value>) -> usize {
+        let mut ledger = self.lock();
+        let recs = decide(&ledger);
+        if recs.is_empty() {
+            return 0;
+        }
+        crash::point("backup.before_log");
+        for r in &recs {
+            ledger.apply(r);
+        }
+        let ticket = self.wal.enqueue(&recs).unwrap_or_else(|e| fatal(e));
+        drop(ledger);
+        self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
+        self.records.fetch_add(recs.len() as u64, Ordering::Relaxed);
+        crash::point("backup.after_log");
+        recs.len()
+    }
+
+    /// Read state only once everything it reflects is durable.
+    fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
+        let ledger = self.lock();
+        let out = f(&ledger);
+        let ticket = self.wal.last_ticket();
+        drop(ledger);
+        self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
+        out
+    }
+
+    /// Expire unclaimed allocations every `every` until [`Backup::stop`].
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) -> io::Result<JoinHandle<()>> {
+        let me = self.clone();
+        thread::Builder::new()
+            .name("claim-sweeper".into())
+            .spawn(move || {
+                while !me.stop.load(Ordering::SeqCst) {
+                    thread::sleep(every);
+                    let timeout = me.claim_timeout;
+                    let n = me.commit_all(|l| l.decide_expiries(timeout, Instant::now()));
+                    if n > 0 {
+                        log::info!("{n} unclaimed allocation(s) expired; cars back to stock");
+                    }
+                }
+            })
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    fn sync(&self, terminal: &str) -> Body {
+        self.commit_all(|l| l.decide_matches(terminal));
+        self.read(|l| {
+            let unclaimed: Vec<Value> = l
+                .unclaimed(terminal)
+                .into_iter()
+                .map(|p| {
+                    let car = match &p.state {
+                        super::ledger::PendState::Allocated { car, .. } => car.clone(),
+                        _ => String::new(),
+                    };
+                    json!({"request_id": p.request_id, "car": car, "class": p.class.name(),
+                           "client": p.client, "callback": p.callback})
+                })
+                .collect();
+            body(
+                json!({"terminal": terminal, "lsn": l.lsn(), "stock": l.stock(terminal),
+                        "unclaimed": unclaimed}),
+            )
+        })
+    }
+
+    fn audit(&self) -> Body {
+        // Snapshot under the lock, then compare with what a restart would
+        // replay *up to the snapshot's lsn* — without holding the lock
+        // across the fsync wait and the file read.
+        let (lsn, places, queues, counts, mut problems, ticket) = {
+            let l = self.lock();
+            (
+                l.lsn(),
+                l.places(),
+                l.queues(),
+                l.counts(),
+                l.check_invariants(),
+                self.wal.last_ticket(),
+            )
+        };
+        self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
+        match wal::read_records(self.wal.path()) {
+            Ok(records) => {
+                let mut again = Ledger::new();
+                for r in records
+                    .iter()
+                    .filter(|r| r.get("lsn").and_then(Value::as_u64).unwrap_or(0) <= lsn)
+                {
+                    again.apply(r);
+                }
+                if again.lsn() != lsn || again.places() != places || again.queues() != queues {
+                    problems.push(format!(
+                        "the log does not replay to the state in memory (lsn {} vs {lsn})",
+                        again.lsn()
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("cannot read the log back: {e}")),
+        }
+        let (free, rented, allocated, waiting) = counts;
+        body(json!({
+            "ok": problems.is_empty(),
+            "lsn": lsn,
+            "vehicles": free + rented + allocated,
+            "free": free, "rented": rented, "allocated": allocated, "waiting": waiting,
+            "places": places,
+            "queues": queues,
+            "problems": problems,
+        }))
+    }
+}
+
+pub const HELP: [MessageHelp; 9] = [
+    MessageHelp::new(
+        "rent",
+        "(terminal→backup) rent a free car of the class that is at this terminal and log it; error 20 if none there; a known request_id gets its first answer",
+        r#"{"type":"rent","id":1,"request_id":"r1","class":"economy","terminal":"terminal-3","client":"ana"}"#,
+    ),
+    MessageHelp::new(
+        "pend",
+        "(terminal→backup) queue a pending request in the class's system-wide FIFO and log it; error 22 while a car of the class is free at a terminal not listed in 'unreachable'",
+        r#"{"type":"pend","id":1,"request_id":"r9","class":"executive","terminal":"terminal-1","client":"ana","callback":"127.0.0.1:40001","unreachable":[]}"#,
+    ),
+    MessageHelp::new(
+        "return",
+        "(terminal→backup) a rented car came back to this terminal: it joins its stock, or goes to the oldest waiting request of its class (handed_to)",
+        r#"{"type":"return","id":1,"request_id":"r1-back","car":"ECO01","terminal":"terminal-1"}"#,
+    ),
+    MessageHelp::new(
+        "cancel",
+        "withdraw a waiting request; error 22 if it was already fulfilled (the car is the client's)",
+        r#"{"type":"cancel","id":1,"request_id":"r9"}"#,
+    ),
+    MessageHelp::new(
+        "claim",
+        "(terminal→backup) the client learned about its allocated car: it is now rented to it",
+        r#"{"type":"claim","id":1,"request_id":"r9"}"#,
+    ),
+    MessageHelp::new(
+        "check_pending",
+        "the truth about a request id: waiting / fulfilled / cancelled / expired / rented / unknown; claim=true also claims an allocated car",
+        r#"{"type":"check_pending","id":1,"request_id":"r9","claim":false}"#,
+    ),
+    MessageHelp::new(
+        "holders",
+        "terminals that hold a free car of a class",
+        r#"{"type":"holders","id":1,"class":"suv"}"#,
+    ),
+    MessageHelp::new(
+        "sync",
+        "(terminal→backup) this terminal's stock and its unclaimed allocations (callbacks to retry); first hands free cars to waiting requests",
+        r#"{"type":"sync","id":1,"terminal":"terminal-1"}"#,
+    ),
+    MessageHelp::new(
+        "audit",
+        "conservation check: every car's place, queues, invariants, and whether the log replays to the state in memory",
+        r#"{"type":"audit","id":1}"#,
+    ),
+];
+
+impl Handler for Backup {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: "backup".into(),
+            role: "backup".into(),
+        }
+    }
+
+    fn help(&self) -> Vec<MessageHelp> {
+        HELP.to_vec()
+    }
+
+    fn status(&self) -> Body {
+        let (appends, fsyncs) = self.wal.stats();
+        let (lsn, (free, rented, allocated, waiting)) = {
+            let l = self.lock();
+            (l.lsn(), l.counts())
+        };
+        body(json!({
+            "log": self.wal.path().display().to_string(),
+            "lsn": lsn,
+            "replayed_records": self.replayed,
+            "truncated_bytes": self.truncated_bytes,
+            "records_written": self.records.load(Ordering::Relaxed),
+            "appends": appends, "fsyncs": fsyncs,
+            "free": free, "rented": rented, "allocated": allocated, "waiting": waiting,
+            "claim_timeout_ms": self.claim_timeout.as_millis() as u64,
+            "crash_points": CRASH_POINTS,
+        }))
+    }
+
+    fn handle(&self, req: &Request, _ctx: &Ctx) -> Result<Body, Error> {
+        match req.kind.as_str() {
+            "rent" => {
+                let r: RentReq = req.parse()?;
+                check_request_id(&r.request_id)?;
+                check_terminal(&r.terminal)?;
+                let class = class_of(&r.class)?;
+                self.commit(|l| l.decide_rent(&r.request_id, class, &r.terminal, &r.client))
+            }
+            "pend" => {
+                let r: PendReq = req.parse()?;
+                check_request_id(&r.request_id)?;
+                check_terminal(&r.terminal)?;
+                let class = class_of(&r.class)?;
+                if let Some(cb) = &r.callback {
+                    if cb.parse::<std::net::SocketAddr>().is_err() {
+                        return Err(Error::malformed(format!(
+                            "field 'callback': '{cb}' is not HOST:PORT"
+                        )));
+                    }
+                }
+                self.commit(|l| {
+                    l.decide_pend(
+                        &r.request_id,
+                        class,
+                        &r.terminal,
+                        &r.client,
+                        r.callback.as_deref(),
+                        &r.unreachable,
+                    )
+                })
+            }
+            "return" => {
+                let r: ReturnReq = req.parse()?;
+                check_request_id(&r.request_id)?;
+                check_terminal(&r.terminal)?;
+                self.commit(|l| l.decide_return(&r.request_id, &r.car, &r.terminal))
+            }
+            "cancel" => {
+                let r: IdReq = req.parse()?;
+                self.commit(|l| l.decide_cancel(&r.request_id))
+            }
+            "claim" => {
+                let r: IdReq = req.parse()?;
+                self.commit(|l| l.decide_claim(&r.request_id))
+            }
+            "check_pending" => {
+                let r: IdReq = req.parse()?;
+                if r.claim {
+                    let allocated = self.read(|l| {
+                        matches!(
+                            l.pending(&r.request_id).map(|p| &p.state),
+                            Some(super::ledger::PendState::Allocated { .. })
+                        )
+                    });
+                    if allocated {
+                        // Lost a race with the sweeper or another claim:
+                        // either way the answer below is the truth.
+                        let _ = self.commit(|l| l.decide_claim(&r.request_id));
+                    }
+                }
+                Ok(self.read(|l| l.check(&r.request_id)))
+            }
+            "holders" => {
+                let r: ClassReq = req.parse()?;
+                let class = class_of(&r.class)?;
+                Ok(self
+                    .read(|l| body(json!({"class": class.name(), "terminals": l.holders(class)}))))
+            }
+            "sync" => {
+                let r: TerminalReq = req.parse()?;
+                check_terminal(&r.terminal)?;
+                Ok(self.sync(&r.terminal))
+            }
+            "audit" => Ok(self.audit()),
+            k => Err(Error::new(Code::NotSupported, format!("no '{k}' here"))),
+        }
+    }
+}

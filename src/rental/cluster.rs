@@ -1,0 +1,343 @@
+//! A whole rental deployment as real processes: heartbeat monitor, backup,
+//! three terminals and the info desk. Used by the tests (ports from
+//! 127.0.0.1:0, fast heartbeats), by the protocol.md replay test (to resolve
+//! node names such as `terminal-1` to addresses) and by the demo (default
+//! ports, logs under `logs/`).
+//!
+//! ```no_run
+//! use frota::rental::cluster::{Bins, RentalCluster};
+//! let dir = frota::launch::temp_dir("doc");
+//! let mut c = RentalCluster::start(Bins::sibling(), &dir).unwrap();
+//! let t1 = c.addr("terminal-1");
+//! c.kill("terminal-1");
+//! c.restart("terminal-1").unwrap();
+//! # let _ = t1;
+//! ```
+
+use super::fleet;
+use super::peers;
+use crate::client::{ClientConfig, Pool};
+use crate::launch::{self, NodeProc};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Paths of the four node binaries.
+#[derive(Debug, Clone)]
+pub struct Bins {
+    pub heartbeat: PathBuf,
+    pub backup: PathBuf,
+    pub terminal: PathBuf,
+    pub infodesk: PathBuf,
+}
+
+impl Bins {
+    /// Binaries next to the running executable (frota-ctl, benches, tests).
+    pub fn sibling() -> Bins {
+        Bins {
+            heartbeat: launch::sibling_bin("frota-heartbeat"),
+            backup: launch::sibling_bin("frota-backup"),
+            terminal: launch::sibling_bin("frota-terminal"),
+            infodesk: launch::sibling_bin("frota-infodesk"),
+        }
+    }
+
+    /// From explicit paths, e.g. `env!("CARGO_BIN_EXE_frota-heartbeat")`.
+    pub fn new(heartbeat: &str, backup: &str, terminal: &str, infodesk: &str) -> Bins {
+        Bins {
+            heartbeat: heartbeat.into(),
+            backup: backup.into(),
+            terminal: terminal.into(),
+            infodesk: infodesk.into(),
+        }
+    }
+}
+
+/// Timings and placement of a deployment.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub heartbeat_interval_ms: u64,
+    pub heartbeat_timeout_ms: u64,
+    /// How long an allocated, unclaimed car stays reserved.
+    pub claim_timeout_ms: u64,
+    pub sync_interval_ms: u64,
+    /// Use the default ports (7000, 7001, 7002, 7011-7013) instead of :0.
+    pub fixed_ports: bool,
+    /// Node logs go here as `<name>.log` (default: `<data_dir>/logs`).
+    pub log_dir: Option<PathBuf>,
+}
+
+impl ClusterOptions {
+    /// Fast timings for tests: 100 ms heartbeats, dead after 400 ms.
+    pub fn fast() -> ClusterOptions {
+        ClusterOptions {
+            heartbeat_interval_ms: 100,
+            heartbeat_timeout_ms: 400,
+            claim_timeout_ms: 3000,
+            sync_interval_ms: 200,
+            fixed_ports: false,
+            log_dir: None,
+        }
+    }
+
+    /// The defaults of the binaries, on the default ports (the demo).
+    pub fn defaults() -> ClusterOptions {
+        ClusterOptions {
+            heartbeat_interval_ms: 500,
+            heartbeat_timeout_ms: 1500,
+            claim_timeout_ms: 60_000,
+            sync_interval_ms: 1000,
+            fixed_ports: true,
+            log_dir: None,
+        }
+    }
+}
+
+/// The node names of a rental deployment, in start order.
+pub const NODES: [&str; 6] = [
+    "heartbeat",
+    "backup",
+    "terminal-1",
+    "terminal-2",
+    "terminal-3",
+    "infodesk",
+];
+
+pub struct RentalCluster {
+    bins: Bins,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    opts: ClusterOptions,
+    procs: BTreeMap<String, NodeProc>,
+    /// TCP address of every node ever started (kept across kill/restart,
+    /// which reuses it).
+    addrs: BTreeMap<String, SocketAddr>,
+    heartbeat_udp: Option<SocketAddr>,
+}
+
+impl RentalCluster {
+    /// Start every node on 127.0.0.1:0 with [`ClusterOptions::fast`]; data
+    /// under `data_dir`. Returns once all terminals and the backup are
+    /// reported alive by the heartbeat monitor.
+    pub fn start(bins: Bins, data_dir: &Path) -> io::Result<RentalCluster> {
+        RentalCluster::start_with(bins, data_dir, ClusterOptions::fast())
+    }
+
+    pub fn start_with(
+        bins: Bins,
+        data_dir: &Path,
+        opts: ClusterOptions,
+    ) -> io::Result<RentalCluster> {
+        let log_dir = opts
+            .log_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("logs"));
+        let mut c = RentalCluster {
+            bins,
+            data_dir: data_dir.to_path_buf(),
+            log_dir,
+            opts,
+            procs: BTreeMap::new(),
+            addrs: BTreeMap::new(),
+            heartbeat_udp: None,
+        };
+        for n in NODES {
+            c.spawn(n, &[])?;
+        }
+        c.wait_alive(&NODES[1..5], Duration::from_secs(20))?;
+        Ok(c)
+    }
+
+    /// The TCP address of node `name` (panics for a name not in [`NODES`],
+    /// which is a bug in the caller).
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        match self.addrs.get(name) {
+            Some(a) => *a,
+            None => panic!("no rental node named '{name}' (known: {NODES:?})"),
+        }
+    }
+
+    /// Like [`RentalCluster::addr`], without panicking.
+    pub fn try_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.addrs.get(name).copied()
+    }
+
+    /// The monitor's UDP address (where heartbeats go).
+    pub fn heartbeat_udp(&self) -> SocketAddr {
+        match self.heartbeat_udp {
+            Some(a) => a,
+            None => panic!("the heartbeat monitor announced no udp address"),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The log file of node `name`.
+    pub fn log_of(&self, name: &str) -> PathBuf {
+        self.log_dir.join(format!("{name}.log"))
+    }
+
+    /// kill -9 node `name` (no-op if it is not running).
+    pub fn kill(&mut self, name: &str) {
+        if let Some(mut p) = self.procs.remove(name) {
+            p.kill();
+        }
+    }
+
+    /// Start node `name` again on the address it had, and wait until the
+    /// monitor reports it alive (for nodes that send heartbeats).
+    pub fn restart(&mut self, name: &str) -> io::Result<()> {
+        self.restart_with_env(name, &[])
+    }
+
+    /// Restart with extra environment, e.g. `FROTA_CRASH_AT`.
+    pub fn restart_with_env(&mut self, name: &str, env: &[(&str, String)]) -> io::Result<()> {
+        self.kill(name);
+        self.spawn(name, env)?;
+        if name == "backup" || name.starts_with("terminal-") {
+            self.wait_alive(&[name], Duration::from_secs(20))?;
+        }
+        Ok(())
+    }
+
+    /// The running process of `name`, if any (to wait for a crash exit).
+    pub fn proc_mut(&mut self, name: &str) -> Option<&mut NodeProc> {
+        self.procs.get_mut(name)
+    }
+
+    fn listen_for(&self, name: &str) -> String {
+        if let Some(a) = self.addrs.get(name) {
+            return a.to_string();
+        }
+        if !self.opts.fixed_ports {
+            return "127.0.0.1:0".into();
+        }
+        let port = match name {
+            "heartbeat" => 7000,
+            "infodesk" => 7001,
+            "backup" => 7002,
+            t => {
+                7010 + t
+                    .strip_prefix("terminal-")
+                    .and_then(|n| n.parse::<u16>().ok())
+                    .unwrap_or(0)
+            }
+        };
+        format!("127.0.0.1:{port}")
+    }
+
+    fn spawn(&mut self, name: &str, env: &[(&str, String)]) -> io::Result<()> {
+        let o = &self.opts;
+        let listen = self.listen_for(name);
+        let hb = self.addrs.get("heartbeat").map(|a| a.to_string());
+        let hb = hb.unwrap_or_default();
+        let udp = self
+            .heartbeat_udp
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+        let interval = o.heartbeat_interval_ms.to_string();
+        let (bin, args) = match name {
+            "heartbeat" => {
+                let udp_listen = match self.heartbeat_udp {
+                    Some(a) => a.to_string(),
+                    None if o.fixed_ports => "127.0.0.1:7000".into(),
+                    None => "127.0.0.1:0".into(),
+                };
+                (
+                    &self.bins.heartbeat,
+                    s(&[
+                        "--listen",
+                        &listen,
+                        "--udp",
+                        &udp_listen,
+                        "--timeout-ms",
+                        &o.heartbeat_timeout_ms.to_string(),
+                    ]),
+                )
+            }
+            "backup" => {
+                let dir = self.data_dir.join("backup");
+                (
+                    &self.bins.backup,
+                    s(&[
+                        "--listen",
+                        &listen,
+                        "--data-dir",
+                        &dir.to_string_lossy(),
+                        "--heartbeat",
+                        &hb,
+                        "--heartbeat-udp",
+                        &udp,
+                        "--heartbeat-interval-ms",
+                        &interval,
+                        "--claim-timeout-ms",
+                        &o.claim_timeout_ms.to_string(),
+                    ]),
+                )
+            }
+            "infodesk" => (
+                &self.bins.infodesk,
+                s(&["--listen", &listen, "--heartbeat", &hb]),
+            ),
+            t => {
+                let id = t
+                    .strip_prefix("terminal-")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|n| (1..=fleet::TERMINALS).contains(n))
+                    .ok_or_else(|| io::Error::other(format!("no rental node named '{t}'")))?;
+                let backup = self.addr("backup").to_string();
+                (
+                    &self.bins.terminal,
+                    s(&[
+                        "--id",
+                        &id.to_string(),
+                        "--listen",
+                        &listen,
+                        "--backup",
+                        &backup,
+                        "--heartbeat",
+                        &hb,
+                        "--heartbeat-udp",
+                        &udp,
+                        "--heartbeat-interval-ms",
+                        &interval,
+                        "--sync-interval-ms",
+                        &o.sync_interval_ms.to_string(),
+                    ]),
+                )
+            }
+        };
+        let log = self.log_dir.join(format!("{name}.log"));
+        let p = NodeProc::spawn(bin, &args, env, Some(&log))?;
+        self.addrs.insert(name.to_string(), p.tcp());
+        if name == "heartbeat" {
+            self.heartbeat_udp = p.addrs.get("udp").copied();
+        }
+        self.procs.insert(name.to_string(), p);
+        Ok(())
+    }
+
+    /// Wait until the monitor reports every node in `names` alive.
+    pub fn wait_alive(&self, names: &[&str], timeout: Duration) -> io::Result<()> {
+        let pool = Pool::new(ClientConfig::default().with_retries(0));
+        let hb = self.addr("heartbeat").to_string();
+        let ok = launch::wait_until(timeout, Duration::from_millis(20), || {
+            peers::alive(&pool, &hb, None)
+                .map(|live| names.iter().all(|n| live.iter().any(|p| &p.name == n)))
+                .unwrap_or(false)
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "{names:?} not reported alive within {timeout:?} (logs in {})",
+                self.log_dir.display()
+            )))
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! `frota-ctl run-rental` and `frota-ctl audit-rental`.
+
+use super::audit;
+use super::client_sim::{self, SimConfig, Verdict};
+use super::cluster::{Bins, ClusterOptions, RentalCluster};
+use crate::cli::{opt, switch, Args, Flag, ParseExit};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Parse `args` for a subcommand; `Err(code)` means "exit with this".
+fn parse(program: &str, about: &str, flags: &[Flag], args: &[String]) -> Result<Args, i32> {
+    match Args::parse_from(program, about, flags, args) {
+        Ok(a) => Ok(a),
+        Err(ParseExit::Help(u)) => {
+            // A closed pipe (`| head`) is not worth a panic.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout(), "{u}");
+            Err(0)
+        }
+        Err(ParseExit::Bad(msg, u)) => {
+            eprintln!("{program}: {msg}\n\n{u}");
+            Err(2)
+        }
+    }
+}
+
+pub fn run(args: &[String]) -> i32 {
+    let flags = [
+        opt(
+            "file",
+            "examples/carros_solicitados.txt",
+            "one vehicle class per line",
+        ),
+        opt(
+            "time-scale",
+            "1.0",
+            "multiplies the clients' durations (0.1 = ten times faster)",
+        ),
+        opt("clients", "5", "concurrent clients"),
+        opt("logs", "logs", "node logs go here"),
+        opt(
+            "data",
+            "data",
+            "node data goes here (data/backup is wiped first)",
+        ),
+        opt(
+            "seed",
+            "",
+            "seed of the use-time random generator [default: clock]",
+        ),
+        opt("progress-ms", "3000", "print a progress line this often"),
+    ];
+    let a = match parse(
+        "frota-ctl run-rental",
+        "start the rental nodes on the default ports, run the client simulator, audit, stop",
+        &flags,
+        args,
+    ) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let started = Instant::now();
+    let file = a.string("file");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("run-rental: cannot read {file}: {e}");
+            return 1;
+        }
+    };
+    let requests = client_sim::read_requests(&text);
+    let data = PathBuf::from(a.string("data"));
+    // Every run starts from the initial fleet: forget the previous log.
+    let _ = std::fs::remove_dir_all(data.join("backup"));
+    let logs = PathBuf::from(a.string("logs"));
+    let mut opts = ClusterOptions::defaults();
+    opts.log_dir = Some(logs.clone());
+    println!(
+        "rental demo: starting heartbeat, backup, terminal-1..3, infodesk (logs in {}/, data in {}/)",
+        logs.display(),
+        data.display()
+    );
+    let cluster = match RentalCluster::start_with(Bins::sibling(), &data, opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "run-rental: cannot start the nodes: {e}\n(are they already running? `make down` stops a `make up` deployment)"
+            );
+            return 1;
+        }
+    };
+    let infodesk = cluster.addr("infodesk").to_string();
+    let mut cfg = SimConfig::new(&infodesk, a.value("time-scale"));
+    cfg.clients = a.value("clients");
+    if a.get("seed").is_some() {
+        cfg.seed = a.value("seed");
+    }
+    println!(
+        "nodes up in {:.1}s; {} clients from {file}, {} at a time, time scale {}",
+        started.elapsed().as_secs_f64(),
+        requests.len(),
+        cfg.clients,
+        cfg.time_scale
+    );
+    let done = AtomicUsize::new(0);
+    let finished = AtomicBool::new(false);
+    let every = a.millis("progress-ms").max(Duration::from_millis(100));
+    let total = requests.len();
+    let outcomes = thread::scope(|s| {
+        s.spawn(|| {
+            let mut last = Instant::now();
+            while !finished.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(50));
+                if last.elapsed() >= every {
+                    last = Instant::now();
+                    println!(
+                        "progress: {}/{total} clients done ({:.0}s)",
+                        done.load(Ordering::SeqCst),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        });
+        let o = client_sim::run(&cfg, &requests, &done);
+        finished.store(true, Ordering::SeqCst);
+        o
+    });
+    println!();
+    print!("{}", client_sim::report(&outcomes));
+    println!();
+    let report = audit::run(
+        &cluster.addr("backup").to_string(),
+        &cluster.addr("heartbeat").to_string(),
+        10,
+        Duration::from_millis(300),
+    );
+    println!("{}", report.verdict);
+    let failures = outcomes
+        .iter()
+        .filter(|o| o.verdict == Verdict::Failure)
+        .count();
+    println!(
+        "run-rental: {} clients, {failures} failure(s), wall time {:.1}s; stopping the nodes",
+        outcomes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(cluster);
+    if report.ok {
+        0
+    } else {
+        1
+    }
+}
+
+pub fn audit_cmd(args: &[String]) -> i32 {
+    let flags = [
+        opt("backup", "127.0.0.1:7002", "the backup's address"),
+        opt(
+            "heartbeat",
+            "127.0.0.1:7000",
+            "the heartbeat monitor's TCP address",
+        ),
+        opt(
+            "attempts",
+            "5",
+            "retry a mismatch this many times (views may trail by a moment)",
+        ),
+        opt("timeout-ms", "5000", "bound on each request to a node"),
+        switch("json", "print the verdict as JSON"),
+    ];
+    let a = match parse(
+        "frota-ctl audit-rental",
+        "conservation audit of a running rental system: each of the 14 vehicles in exactly one place",
+        &flags,
+        args,
+    ) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let r = audit::run_with_timeout(
+        &a.string("backup"),
+        &a.string("heartbeat"),
+        a.value("attempts"),
+        Duration::from_millis(300),
+        a.millis("timeout-ms"),
+    );
+    if a.has("json") {
+        println!("{}", audit::to_json(&r));
+    } else {
+        println!("{}", r.verdict);
+    }
+    if r.ok {
+        0
+    } else {
+        1
+    }
+}

@@ -1,0 +1,838 @@
+//! The backup's state machine: where every vehicle is, the pending queues,
+//! and the first answer to every request id.
+//!
+//! Every change is split in two steps so that the log and the memory can
+//! never disagree:
+//! 1. a `decide_*` function validates a request against the current state and
+//!    returns a [`Decision`]: either the stored first answer (a retry) or a
+//!    *record* — a JSON object that names every choice made (which car, which
+//!    pending request gets it);
+//! 2. [`Ledger::apply`] applies a record. It makes no choices, so replaying
+//!    the log on restart rebuilds exactly the state that was acknowledged.
+//!
+//! Nothing here does I/O; `backup.rs` writes the records to the WAL.
+
+use super::fleet::{self, Class, FLEET};
+use crate::error::Error;
+use crate::message::Body;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Where one vehicle is. Each of the 14 is in exactly one place, by
+/// construction (one map entry per car).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// In the stock of a terminal, free to rent there.
+    Free { terminal: String },
+    /// Rented to a client under its rent request id.
+    Rented { request_id: String, client: String },
+    /// Handed to a pending request that has not claimed it yet.
+    Allocated { request_id: String },
+}
+
+/// The life of a pending request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PendState {
+    Waiting,
+    /// A returned car was handed to it at `terminal`; not yet claimed.
+    Allocated {
+        car: String,
+        terminal: String,
+        since: Instant,
+    },
+    /// The client learned about its car (callback answered or check_pending
+    /// with claim): the car is rented to it.
+    Claimed {
+        car: String,
+        terminal: String,
+    },
+    Cancelled,
+    /// Allocated but never claimed within the claim timeout: the car went
+    /// back to stock.
+    Expired {
+        car: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub request_id: String,
+    pub class: Class,
+    pub client: String,
+    pub callback: Option<String>,
+    pub terminal: String,
+    pub state: PendState,
+}
+
+/// What a `decide_*` function concluded.
+#[derive(Debug)]
+pub enum Decision {
+    /// Nothing to write: answer with these fields (a retry's first answer,
+    /// or a no-op such as cancelling twice).
+    Answer(Body),
+    /// Write this record, then answer with what [`Ledger::apply`] returns.
+    Record(Value),
+}
+
+pub struct Ledger {
+    cars: BTreeMap<String, Place>,
+    pending: HashMap<String, Pending>,
+    queues: BTreeMap<Class, VecDeque<String>>,
+    /// request id → (operation, first answer) for rent, pend and return.
+    outcomes: HashMap<String, (String, Body)>,
+    lsn: u64,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger::new()
+    }
+}
+
+fn field<'a>(rec: &'a Value, name: &str) -> &'a str {
+    rec.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+fn opt_field(rec: &Value, name: &str) -> Option<String> {
+    rec.get(name).and_then(Value::as_str).map(str::to_string)
+}
+
+impl Ledger {
+    /// The initial fleet: every car free at the terminal managing its class.
+    pub fn new() -> Ledger {
+        let cars = FLEET
+            .iter()
+            .map(|v| {
+                let terminal = fleet::terminal_name(v.class.manager());
+                (v.id.to_string(), Place::Free { terminal })
+            })
+            .collect();
+        Ledger {
+            cars,
+            pending: HashMap::new(),
+            queues: Class::ALL.iter().map(|c| (*c, VecDeque::new())).collect(),
+            outcomes: HashMap::new(),
+            lsn: 0,
+        }
+    }
+
+    /// Sequence number of the last applied record.
+    pub fn lsn(&self) -> u64 {
+        self.lsn
+    }
+
+    pub fn place(&self, car: &str) -> Option<&Place> {
+        self.cars.get(car)
+    }
+
+    pub fn pending(&self, request_id: &str) -> Option<&Pending> {
+        self.pending.get(request_id)
+    }
+
+    fn record(&self, op: &str, fields: Value) -> Value {
+        let mut r = json!({"op": op, "lsn": self.lsn + 1});
+        if let (Some(m), Value::Object(f)) = (r.as_object_mut(), fields) {
+            m.extend(f);
+        }
+        r
+    }
+
+    /// A stored first answer for `request_id`, if the same operation saw it
+    /// before; error 21 if the id was used by a different operation.
+    fn known(&self, request_id: &str, op: &str) -> Result<Option<Body>, Error> {
+        match self.outcomes.get(request_id) {
+            None => Ok(None),
+            Some((o, body)) if o == op || (op != "return" && o != "return") => {
+                Ok(Some(body.clone()))
+            }
+            Some((o, _)) => Err(Error::new(
+                crate::error::Code::AlreadyExists,
+                format!("request id '{request_id}' was already used by a '{o}'"),
+            )),
+        }
+    }
+
+    /// Rent a free car of `class` that is at `terminal`.
+    pub fn decide_rent(
+        &self,
+        request_id: &str,
+        class: Class,
+        terminal: &str,
+        client: &str,
+    ) -> Result<Decision, Error> {
+        if let Some(b) = self.known(request_id, "rent")? {
+            return Ok(Decision::Answer(b));
+        }
+        let car = FLEET
+            .iter()
+            .filter(|v| v.class == class)
+            .find(|v| {
+                matches!(self.cars.get(v.id), Some(Place::Free { terminal: t }) if t == terminal)
+            })
+            .ok_or_else(|| {
+                Error::not_found(format!("no free {class} vehicle at {terminal}"))
+            })?;
+        Ok(Decision::Record(self.record(
+            "rent",
+            json!({"request_id": request_id, "car": car.id, "terminal": terminal, "client": client}),
+        )))
+    }
+
+    /// Terminals holding at least one free car of `class`, in name order.
+    pub fn holders(&self, class: Class) -> Vec<String> {
+        let set: BTreeSet<String> = self
+            .cars
+            .iter()
+            .filter(|(id, _)| fleet::vehicle(id).map(|v| v.class) == Some(class))
+            .filter_map(|(_, p)| match p {
+                Place::Free { terminal } => Some(terminal.clone()),
+                _ => None,
+            })
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// Queue a pending request, unless a car of the class is free at a
+    /// terminal the caller could still reach (then it must rent that one:
+    /// a client never waits while a reachable car stands idle).
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_pend(
+        &self,
+        request_id: &str,
+        class: Class,
+        terminal: &str,
+        client: &str,
+        callback: Option<&str>,
+        unreachable: &[String],
+    ) -> Result<Decision, Error> {
+        if let Some(b) = self.known(request_id, "pend")? {
+            return Ok(Decision::Answer(b));
+        }
+        let reachable: Vec<String> = self
+            .holders(class)
+            .into_iter()
+            .filter(|t| !unreachable.contains(t))
+            .collect();
+        if !reachable.is_empty() {
+            return Err(Error::new(
+                crate::error::Code::PreconditionFailed,
+                format!(
+                    "a {class} vehicle is free at {}; rent it there",
+                    reachable.join(", ")
+                ),
+            ));
+        }
+        Ok(Decision::Record(self.record(
+            "pend",
+            json!({"request_id": request_id, "class": class.name(), "terminal": terminal,
+                   "client": client, "callback": callback}),
+        )))
+    }
+
+    /// A rented car comes back to `terminal`; the oldest waiting request of
+    /// its class anywhere gets it.
+    pub fn decide_return(
+        &self,
+        request_id: &str,
+        car: &str,
+        terminal: &str,
+    ) -> Result<Decision, Error> {
+        if let Some(b) = self.known(request_id, "return")? {
+            return Ok(Decision::Answer(b));
+        }
+        let Some(v) = fleet::vehicle(car) else {
+            return Err(Error::not_found(format!("no vehicle '{car}' in the fleet")));
+        };
+        match self.cars.get(car) {
+            Some(Place::Rented { .. }) => {}
+            Some(Place::Free { terminal: t }) => {
+                return Err(Error::new(
+                    crate::error::Code::PreconditionFailed,
+                    format!("{car} is not rented: it is free at {t}"),
+                ))
+            }
+            _ => {
+                return Err(Error::new(
+                    crate::error::Code::PreconditionFailed,
+                    format!("{car} is not rented: it is held for a pending request"),
+                ))
+            }
+        }
+        let handed_to = self.next_waiting(v.class);
+        Ok(Decision::Record(self.record(
+            "return",
+            json!({"request_id": request_id, "car": car, "terminal": terminal, "handed_to": handed_to}),
+        )))
+    }
+
+    fn next_waiting(&self, class: Class) -> Option<String> {
+        self.queues.get(&class).and_then(|q| q.front().cloned())
+    }
+
+    pub fn decide_cancel(&self, request_id: &str) -> Result<Decision, Error> {
+        let Some(p) = self.pending.get(request_id) else {
+            return Err(Error::not_found(format!(
+                "no pending request '{request_id}'"
+            )));
+        };
+        match &p.state {
+            PendState::Waiting => Ok(Decision::Record(
+                self.record("cancel", json!({"request_id": request_id})),
+            )),
+            PendState::Cancelled => Ok(Decision::Answer(cancel_body(request_id))),
+            PendState::Allocated { car, .. } | PendState::Claimed { car, .. } => Err(Error::new(
+                crate::error::Code::PreconditionFailed,
+                format!("too late to cancel: '{request_id}' was already fulfilled with {car}"),
+            )),
+            PendState::Expired { car } => Err(Error::new(
+                crate::error::Code::PreconditionFailed,
+                format!("'{request_id}' was fulfilled with {car} but never claimed; it expired"),
+            )),
+        }
+    }
+
+    pub fn decide_claim(&self, request_id: &str) -> Result<Decision, Error> {
+        let Some(p) = self.pending.get(request_id) else {
+            return Err(Error::not_found(format!(
+                "no pending request '{request_id}'"
+            )));
+        };
+        match &p.state {
+            PendState::Allocated { .. } => Ok(Decision::Record(
+                self.record("claim", json!({"request_id": request_id})),
+            )),
+            PendState::Claimed { .. } => Ok(Decision::Answer(self.pending_body(p))),
+            _ => Err(Error::new(
+                crate::error::Code::PreconditionFailed,
+                format!("'{request_id}' has no vehicle to claim"),
+            )),
+        }
+    }
+
+    /// Allocations older than `timeout` that nobody claimed: their cars go
+    /// back to stock (or to the next waiting request of the class).
+    pub fn decide_expiries(&self, timeout: Duration, now: Instant) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut lsn = self.lsn;
+        // Each expiry hands the car to the *next* waiting request; two
+        // expiries of one class in one sweep must not pick the same one.
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        let mut expired: Vec<&Pending> = self
+            .pending
+            .values()
+            .filter(|p| {
+                matches!(&p.state, PendState::Allocated { since, .. }
+                         if now.saturating_duration_since(*since) >= timeout)
+            })
+            .collect();
+        expired.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        for p in expired {
+            let PendState::Allocated { car, terminal, .. } = &p.state else {
+                continue;
+            };
+            let next = self
+                .queues
+                .get(&p.class)
+                .and_then(|q| q.iter().find(|r| !taken.contains(*r)).cloned());
+            if let Some(n) = &next {
+                taken.insert(n.clone());
+            }
+            lsn += 1;
+            out.push(
+                json!({"op": "expire", "lsn": lsn, "request_id": p.request_id,
+                            "car": car, "terminal": terminal, "handed_to": next}),
+            );
+        }
+        out
+    }
+
+    /// Free cars at `terminal` whose class has waiting requests (possible
+    /// only if the terminal was unreachable when the request was queued).
+    pub fn decide_matches(&self, terminal: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut lsn = self.lsn;
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        for (car, place) in &self.cars {
+            let Place::Free { terminal: t } = place else {
+                continue;
+            };
+            let Some(v) = fleet::vehicle(car) else {
+                continue;
+            };
+            if t != terminal {
+                continue;
+            }
+            let next = self
+                .queues
+                .get(&v.class)
+                .and_then(|q| q.iter().find(|r| !taken.contains(*r)).cloned());
+            if let Some(n) = next {
+                taken.insert(n.clone());
+                lsn += 1;
+                out.push(json!({"op": "match", "lsn": lsn, "car": car,
+                                "terminal": terminal, "handed_to": n}));
+            }
+        }
+        out
+    }
+
+    /// Hand `car` (now at `terminal`) to pending `rid`.
+    fn allocate(&mut self, car: &str, terminal: &str, rid: &str) {
+        if let Some(p) = self.pending.get_mut(rid) {
+            p.state = PendState::Allocated {
+                car: car.to_string(),
+                terminal: terminal.to_string(),
+                since: Instant::now(),
+            };
+            if let Some(q) = self.queues.get_mut(&p.class) {
+                q.retain(|r| r != rid);
+            }
+        }
+        self.cars.insert(
+            car.to_string(),
+            Place::Allocated {
+                request_id: rid.to_string(),
+            },
+        );
+    }
+
+    /// Apply one record (live or during replay) and return the answer to
+    /// the request that produced it. Makes no choices: the record has them.
+    pub fn apply(&mut self, rec: &Value) -> Body {
+        if let Some(l) = rec.get("lsn").and_then(Value::as_u64) {
+            self.lsn = self.lsn.max(l);
+        }
+        let rid = field(rec, "request_id").to_string();
+        match field(rec, "op") {
+            "rent" => {
+                let car = field(rec, "car").to_string();
+                self.cars.insert(
+                    car.clone(),
+                    Place::Rented {
+                        request_id: rid.clone(),
+                        client: field(rec, "client").to_string(),
+                    },
+                );
+                let b = rented_body(&rid, &car, field(rec, "terminal"));
+                self.outcomes.insert(rid, ("rent".into(), b.clone()));
+                b
+            }
+            "pend" => {
+                let Some(class) = Class::parse(field(rec, "class")) else {
+                    return Body::new();
+                };
+                let q = self.queues.entry(class).or_default();
+                q.push_back(rid.clone());
+                let position = q.len();
+                self.pending.insert(
+                    rid.clone(),
+                    Pending {
+                        request_id: rid.clone(),
+                        class,
+                        client: field(rec, "client").to_string(),
+                        callback: opt_field(rec, "callback"),
+                        terminal: field(rec, "terminal").to_string(),
+                        state: PendState::Waiting,
+                    },
+                );
+                let b = crate::body(json!({
+                    "request_id": rid, "status": "pending", "class": class.name(),
+                    "position": position, "terminal": field(rec, "terminal"),
+                }));
+                self.outcomes.insert(rid, ("pend".into(), b.clone()));
+                b
+            }
+            "return" => {
+                let car = field(rec, "car").to_string();
+                let terminal = field(rec, "terminal").to_string();
+                let handed = opt_field(rec, "handed_to");
+                match &handed {
+                    Some(h) => self.allocate(&car, &terminal, h),
+                    None => {
+                        self.cars.insert(
+                            car.clone(),
+                            Place::Free {
+                                terminal: terminal.clone(),
+                            },
+                        );
+                    }
+                }
+                let b = crate::body(json!({
+                    "request_id": rid, "car": car, "terminal": terminal, "handed_to": handed,
+                }));
+                self.outcomes.insert(rid, ("return".into(), b.clone()));
+                b
+            }
+            "cancel" => {
+                if let Some(p) = self.pending.get_mut(&rid) {
+                    p.state = PendState::Cancelled;
+                    if let Some(q) = self.queues.get_mut(&p.class) {
+                        q.retain(|r| r != &rid);
+                    }
+                }
+                cancel_body(&rid)
+            }
+            "claim" => {
+                let mut out = Body::new();
+                if let Some(p) = self.pending.get_mut(&rid) {
+                    if let PendState::Allocated { car, terminal, .. } = p.state.clone() {
+                        p.state = PendState::Claimed {
+                            car: car.clone(),
+                            terminal,
+                        };
+                        self.cars.insert(
+                            car,
+                            Place::Rented {
+                                request_id: rid.clone(),
+                                client: p.client.clone(),
+                            },
+                        );
+                    }
+                }
+                if let Some(p) = self.pending.get(&rid) {
+                    out = self.pending_body(p);
+                }
+                out
+            }
+            "expire" => {
+                let car = field(rec, "car").to_string();
+                let terminal = field(rec, "terminal").to_string();
+                if let Some(p) = self.pending.get_mut(&rid) {
+                    p.state = PendState::Expired { car: car.clone() };
+                }
+                match opt_field(rec, "handed_to") {
+                    Some(h) => self.allocate(&car, &terminal, &h),
+                    None => {
+                        self.cars.insert(car, Place::Free { terminal });
+                    }
+                }
+                Body::new()
+            }
+            "match" => {
+                let car = field(rec, "car").to_string();
+                let terminal = field(rec, "terminal").to_string();
+                let h = field(rec, "handed_to").to_string();
+                self.allocate(&car, &terminal, &h);
+                Body::new()
+            }
+            other => {
+                log::warn!("ignoring log record with unknown op '{other}'");
+                Body::new()
+            }
+        }
+    }
+
+    /// The truth about a request id, as `check_pending` answers it.
+    pub fn check(&self, request_id: &str) -> Body {
+        if let Some(p) = self.pending.get(request_id) {
+            return self.pending_body(p);
+        }
+        if let Some((op, b)) = self.outcomes.get(request_id) {
+            if op == "rent" {
+                // Served at once, never pending: say so, with the car.
+                let mut b = b.clone();
+                b.insert("status".into(), json!("rented"));
+                return b;
+            }
+        }
+        crate::body(json!({"request_id": request_id, "status": "unknown"}))
+    }
+
+    fn pending_body(&self, p: &Pending) -> Body {
+        let base = json!({"request_id": p.request_id, "class": p.class.name()});
+        let mut b = crate::body(base);
+        match &p.state {
+            PendState::Waiting => {
+                let pos = self
+                    .queues
+                    .get(&p.class)
+                    .and_then(|q| q.iter().position(|r| r == &p.request_id))
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
+                b.insert("status".into(), json!("waiting"));
+                b.insert("position".into(), json!(pos));
+            }
+            PendState::Allocated { car, terminal, .. } | PendState::Claimed { car, terminal } => {
+                b.insert("status".into(), json!("fulfilled"));
+                b.insert("car".into(), json!(car));
+                let model = fleet::vehicle(car).map(|v| v.model).unwrap_or("");
+                b.insert("model".into(), json!(model));
+                b.insert("terminal".into(), json!(terminal));
+                let claimed = matches!(p.state, PendState::Claimed { .. });
+                b.insert("claimed".into(), json!(claimed));
+            }
+            PendState::Cancelled => {
+                b.insert("status".into(), json!("cancelled"));
+            }
+            PendState::Expired { car } => {
+                b.insert("status".into(), json!("expired"));
+                b.insert("car".into(), json!(car));
+            }
+        }
+        b
+    }
+
+    /// Free cars at `terminal`, in id order.
+    pub fn stock(&self, terminal: &str) -> Vec<String> {
+        self.cars
+            .iter()
+            .filter(|(_, p)| matches!(p, Place::Free { terminal: t } if t == terminal))
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+
+    /// Allocations at `terminal` that are not claimed yet (callbacks to retry).
+    pub fn unclaimed(&self, terminal: &str) -> Vec<&Pending> {
+        let mut v: Vec<&Pending> = self
+            .pending
+            .values()
+            .filter(
+                |p| matches!(&p.state, PendState::Allocated { terminal: t, .. } if t == terminal),
+            )
+            .collect();
+        v.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        v
+    }
+
+    /// Every car's place, as JSON (`audit`).
+    pub fn places(&self) -> Body {
+        self.cars
+            .iter()
+            .map(|(car, p)| {
+                let v = match p {
+                    Place::Free { terminal } => json!({"state": "free", "terminal": terminal}),
+                    Place::Rented { request_id, client } => {
+                        json!({"state": "rented", "request_id": request_id, "client": client})
+                    }
+                    Place::Allocated { request_id } => {
+                        json!({"state": "allocated", "request_id": request_id})
+                    }
+                };
+                (car.clone(), v)
+            })
+            .collect()
+    }
+
+    /// Waiting request ids per class, oldest first.
+    pub fn queues(&self) -> Body {
+        self.queues
+            .iter()
+            .map(|(c, q)| (c.name().to_string(), json!(q)))
+            .collect()
+    }
+
+    /// Internal consistency: the problems found (empty when sound).
+    pub fn check_invariants(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let fleet_ids: BTreeSet<&str> = FLEET.iter().map(|v| v.id).collect();
+        let held: BTreeSet<&str> = self.cars.keys().map(String::as_str).collect();
+        if fleet_ids != held {
+            problems.push(format!("vehicle set differs from the fleet: {held:?}"));
+        }
+        let mut renters = BTreeSet::new();
+        for (car, place) in &self.cars {
+            match place {
+                Place::Rented { request_id, .. } => {
+                    if !renters.insert(request_id.clone()) {
+                        problems.push(format!("request '{request_id}' holds two cars"));
+                    }
+                }
+                Place::Allocated { request_id } => match self.pending.get(request_id) {
+                    Some(Pending {
+                        state: PendState::Allocated { car: c, .. },
+                        ..
+                    }) if c == car => {}
+                    _ => problems.push(format!(
+                        "{car} is allocated to '{request_id}', which does not hold it"
+                    )),
+                },
+                Place::Free { terminal } => {
+                    let ok = (1..=fleet::TERMINALS).any(|n| &fleet::terminal_name(n) == terminal);
+                    if !ok {
+                        problems.push(format!("{car} is free at unknown node '{terminal}'"));
+                    }
+                }
+            }
+        }
+        for p in self.pending.values() {
+            let queued = self
+                .queues
+                .get(&p.class)
+                .map(|q| q.iter().filter(|r| *r == &p.request_id).count())
+                .unwrap_or(0);
+            match &p.state {
+                PendState::Waiting if queued != 1 => problems.push(format!(
+                    "waiting request '{}' is queued {queued} times",
+                    p.request_id
+                )),
+                PendState::Allocated { car, .. } => {
+                    if queued != 0 {
+                        problems.push(format!("fulfilled '{}' still queued", p.request_id));
+                    }
+                    let holds = matches!(self.cars.get(car),
+                        Some(Place::Allocated { request_id }) if request_id == &p.request_id);
+                    if !holds {
+                        problems.push(format!(
+                            "'{}' is allocated {car}, which is elsewhere",
+                            p.request_id
+                        ));
+                    }
+                }
+                _ if !matches!(p.state, PendState::Waiting) && queued != 0 => {
+                    problems.push(format!("finished '{}' still queued", p.request_id))
+                }
+                _ => {}
+            }
+        }
+        problems
+    }
+
+    /// Counts for status and audit.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let free = self
+            .cars
+            .values()
+            .filter(|p| matches!(p, Place::Free { .. }))
+            .count();
+        let rented = self
+            .cars
+            .values()
+            .filter(|p| matches!(p, Place::Rented { .. }))
+            .count();
+        let allocated = self.cars.len() - free - rented;
+        let waiting = self.queues.values().map(VecDeque::len).sum();
+        (free, rented, allocated, waiting)
+    }
+}
+
+fn rented_body(rid: &str, car: &str, terminal: &str) -> Body {
+    let (class, model) = fleet::vehicle(car)
+        .map(|v| (v.class.name(), v.model))
+        .unwrap_or(("", ""));
+    crate::body(json!({
+        "request_id": rid, "status": "rented", "class": class, "car": car,
+        "model": model, "terminal": terminal,
+    }))
+}
+
+fn cancel_body(rid: &str) -> Body {
+    crate::body(json!({"request_id": rid, "status": "cancelled"}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decide, then apply (and log) like the backup does.
+    fn step(
+        l: &mut Ledger,
+        log: &mut Vec<Value>,
+        f: impl FnOnce(&Ledger) -> Result<Decision, Error>,
+    ) -> Body {
+        match f(l).unwrap() {
+            Decision::Answer(b) => b,
+            Decision::Record(r) => {
+                log.push(r.clone());
+                l.apply(&r)
+            }
+        }
+    }
+
+    #[test]
+    fn rent_pend_return_hands_to_oldest_and_replays() {
+        let (mut l, mut log) = (Ledger::new(), Vec::new());
+        let e = Class::Executive;
+        let a = step(&mut l, &mut log, |l| {
+            l.decide_rent("a", e, "terminal-1", "c")
+        });
+        assert_eq!(a["car"], "EXE01");
+        step(&mut l, &mut log, |l| {
+            l.decide_rent("b", e, "terminal-1", "c")
+        });
+        let none = l.decide_rent("c", e, "terminal-1", "c").err().unwrap();
+        assert_eq!(none.code, crate::Code::NotFound);
+        let p1 = step(&mut l, &mut log, |l| {
+            l.decide_pend("p1", e, "terminal-2", "c", None, &[])
+        });
+        assert_eq!(p1["position"], 1);
+        step(&mut l, &mut log, |l| {
+            l.decide_pend("p2", e, "terminal-1", "c", None, &[])
+        });
+        // A retry answers the first answer and writes nothing.
+        let n = log.len();
+        let again = step(&mut l, &mut log, |l| {
+            l.decide_rent("a", e, "terminal-1", "c")
+        });
+        assert_eq!((again["car"].as_str(), log.len()), (Some("EXE01"), n));
+        let r = step(&mut l, &mut log, |l| {
+            l.decide_return("r1", "EXE02", "terminal-3")
+        });
+        assert_eq!(r["handed_to"], "p1");
+        assert_eq!(l.check("p1")["status"], "fulfilled");
+        assert_eq!(l.check("p2")["position"], 1);
+        assert!(l.decide_cancel("p1").is_err());
+        step(&mut l, &mut log, |l| l.decide_cancel("p2"));
+        assert!(
+            l.check_invariants().is_empty(),
+            "{:?}",
+            l.check_invariants()
+        );
+        let mut replayed = Ledger::new();
+        for rec in &log {
+            replayed.apply(rec);
+        }
+        assert_eq!(replayed.places(), l.places());
+        assert_eq!(replayed.queues(), l.queues());
+    }
+
+    #[test]
+    fn pend_refused_while_a_reachable_car_is_free() {
+        let l = Ledger::new();
+        let e = l
+            .decide_pend("p", Class::Suv, "terminal-1", "c", None, &[])
+            .err()
+            .unwrap();
+        assert_eq!(e.code, crate::Code::PreconditionFailed);
+        let ok = l.decide_pend(
+            "p",
+            Class::Suv,
+            "terminal-1",
+            "c",
+            None,
+            &["terminal-2".into()],
+        );
+        assert!(matches!(ok, Ok(Decision::Record(_))));
+    }
+
+    #[test]
+    fn expiry_returns_car_or_passes_it_on() {
+        let (mut l, mut log) = (Ledger::new(), Vec::new());
+        let e = Class::Executive;
+        for rid in ["a", "b"] {
+            step(&mut l, &mut log, |l| {
+                l.decide_rent(rid, e, "terminal-1", "c")
+            });
+        }
+        step(&mut l, &mut log, |l| {
+            l.decide_pend("p", e, "terminal-1", "c", None, &[])
+        });
+        step(&mut l, &mut log, |l| {
+            l.decide_pend("q", e, "terminal-1", "c", None, &[])
+        });
+        step(&mut l, &mut log, |l| {
+            l.decide_return("r", "EXE01", "terminal-2")
+        });
+        // p never claims: the car passes to q, then q never claims either.
+        for want in ["q", ""] {
+            let recs = l.decide_expiries(Duration::ZERO, Instant::now());
+            assert_eq!(recs.len(), 1);
+            assert_eq!(recs[0]["handed_to"].as_str().unwrap_or(""), want);
+            l.apply(&recs[0]);
+        }
+        assert_eq!(l.check("p")["status"], "expired");
+        assert_eq!(l.check("q")["status"], "expired");
+        assert!(l.stock("terminal-2").contains(&"EXE01".to_string()));
+        assert!(l.check_invariants().is_empty());
+    }
+}

@@ -1,0 +1,527 @@
+//! A rental terminal: the node clients talk to.
+//!
+//! The terminal owns the *routing* of a request — rent here, else forward to
+//! the terminal that manages the class, which looks for any terminal holding
+//! a car of the class, else queue a pending request — and the *callbacks* to
+//! waiting clients. Every state change is made by the backup (the source of
+//! truth), so the terminal holds no lock across any network call: its only
+//! shared state is a cached view of its own stock, refreshed from the backup
+//! after each change and every `sync_interval` (and on start, which is how a
+//! restarted terminal rebuilds its stock).
+
+use super::backup::{check_request_id, class_of};
+use super::fleet::{self, Class};
+use super::peers;
+use crate::client::{ClientConfig, Pool};
+use crate::crash;
+use crate::error::{Code, Error};
+use crate::message::{body, Body, Request};
+use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crossbeam_channel::{Receiver, Sender};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// Crash points of a terminal (see protocol.md, "Crash points").
+pub const CRASH_POINTS: [&str; 8] = [
+    "terminal.rent.before_backup",
+    "terminal.rent.after_backup",
+    "terminal.forward.before",
+    "terminal.forward.after",
+    "terminal.return.before_backup",
+    "terminal.return.after_backup",
+    "terminal.callback.before",
+    "terminal.callback.after",
+];
+
+#[derive(Debug, Clone)]
+pub struct TerminalConfig {
+    pub id: u32,
+    pub backup: String,
+    pub heartbeat: String,
+    /// Bound on one call to the backup.
+    pub backup_timeout: Duration,
+    /// Bound on one forwarded rent (which may itself forward once more).
+    pub peer_timeout: Duration,
+    /// Bound on one callback to a waiting client.
+    pub callback_timeout: Duration,
+    /// Refresh the stock view and retry undelivered callbacks this often.
+    pub sync_interval: Duration,
+}
+
+#[derive(Default)]
+struct View {
+    lsn: u64,
+    stock: Vec<String>,
+    synced: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    rented_here: AtomicU64,
+    forwarded: AtomicU64,
+    pended: AtomicU64,
+    returns: AtomicU64,
+    callbacks_ok: AtomicU64,
+    callbacks_failed: AtomicU64,
+}
+
+pub struct Terminal {
+    cfg: TerminalConfig,
+    name: String,
+    backup: Pool,
+    peers: Pool,
+    callbacks: Pool,
+    view: Mutex<View>,
+    counters: Counters,
+    kick: (Sender<()>, Receiver<()>),
+    stop: AtomicBool,
+}
+
+#[derive(Deserialize, Clone)]
+struct RentReq {
+    request_id: String,
+    class: String,
+    #[serde(default)]
+    client: String,
+    callback: Option<String>,
+    /// 0 from a client, 1 forwarded to the managing terminal, 2 forwarded
+    /// to a holder (which only rents locally).
+    #[serde(default)]
+    hops: u32,
+}
+
+#[derive(Deserialize)]
+struct ReturnReq {
+    request_id: String,
+    car: String,
+}
+
+#[derive(Deserialize)]
+struct IdReq {
+    request_id: String,
+    #[serde(default)]
+    claim: bool,
+}
+
+impl Terminal {
+    pub fn new(cfg: TerminalConfig) -> Arc<Terminal> {
+        // Retries of backup calls are done by `call_backup`, which keeps
+        // track of whether an attempt may have been applied.
+        let backup_cfg = ClientConfig::default()
+            .with_timeout(cfg.backup_timeout)
+            .with_retries(0);
+        let peer_cfg = ClientConfig::default()
+            .with_timeout(cfg.peer_timeout)
+            .with_retries(1);
+        let mut cb_cfg = ClientConfig::default()
+            .with_timeout(cfg.callback_timeout)
+            .with_retries(0);
+        cb_cfg.connect_timeout = cfg.callback_timeout;
+        Arc::new(Terminal {
+            name: fleet::terminal_name(cfg.id),
+            cfg,
+            backup: Pool::new(backup_cfg),
+            peers: Pool::new(peer_cfg),
+            callbacks: Pool::new(cb_cfg),
+            view: Mutex::new(View::default()),
+            counters: Counters::default(),
+            kick: crossbeam_channel::bounded(1),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Ask the backup for this terminal's stock and unclaimed allocations,
+    /// update the view, and deliver pending callbacks. Runs in the sync
+    /// thread (and once at start), never while a lock is held.
+    pub fn sync_once(&self) -> Result<(), Error> {
+        for a in self.refresh_view()? {
+            self.deliver(&a);
+        }
+        Ok(())
+    }
+
+    /// Fetch this terminal's stock from the backup into the view; returns
+    /// the unclaimed allocations at this terminal (callbacks to deliver).
+    fn refresh_view(&self) -> Result<Vec<Value>, Error> {
+        let reply = self.call_backup("sync", body(json!({"terminal": self.name})))?;
+        self.apply_view(&reply);
+        Ok(reply
+            .get("unclaimed")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// After a change to this terminal's stock: bring the view up to date
+    /// before answering (so `stock` right after a reply shows the change),
+    /// and let the sync thread deliver any callback it made necessary.
+    fn after_change(&self) {
+        match self.refresh_view() {
+            Ok(unclaimed) if !unclaimed.is_empty() => self.kick(),
+            Ok(_) => {}
+            Err(e) => {
+                log::debug!("view refresh failed ({e}); the sync thread retries");
+                self.kick();
+            }
+        }
+    }
+
+    fn apply_view(&self, reply: &Body) {
+        let lsn = reply.get("lsn").and_then(Value::as_u64).unwrap_or(0);
+        let stock: Vec<String> = reply
+            .get("stock")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        // Replies can arrive out of order: never go back to an older state.
+        if !v.synced || lsn >= v.lsn {
+            v.lsn = lsn;
+            v.stock = stock;
+            v.synced = true;
+        }
+    }
+
+    /// Tell a waiting client its car is ready, then claim the car for it.
+    /// A failed callback leaves the allocation in place: it is retried on
+    /// the next sync, the client can learn it with check_pending, and the
+    /// backup returns the car to stock if nobody claims it in time.
+    fn deliver(&self, a: &Value) {
+        let rid = a.get("request_id").and_then(Value::as_str).unwrap_or("");
+        let Some(cb) = a.get("callback").and_then(Value::as_str) else {
+            return; // no listener: the client polls check_pending
+        };
+        let car = a.get("car").and_then(Value::as_str).unwrap_or("");
+        let model = fleet::vehicle(car).map(|v| v.model).unwrap_or("");
+        crash::point("terminal.callback.before");
+        let sent = self.callbacks.call(
+            cb,
+            "car_ready",
+            body(json!({"request_id": rid, "car": car, "model": model,
+                        "class": a.get("class").cloned().unwrap_or(Value::Null),
+                        "terminal": self.name})),
+        );
+        crash::point("terminal.callback.after");
+        match sent {
+            Ok(_) => {
+                log::info!("callback to {cb}: {car} ready for {rid}");
+                self.counters.callbacks_ok.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) =
+                    self.backup
+                        .call(&self.cfg.backup, "claim", body(json!({"request_id": rid})))
+                {
+                    log::warn!("claim of {rid} failed ({e}); retried on next sync");
+                }
+            }
+            Err(e) => {
+                self.callbacks.forget(cb);
+                self.counters
+                    .callbacks_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                log::info!("callback to {cb} for {rid} failed: {e}; will retry");
+            }
+        }
+    }
+
+    /// Run [`Terminal::sync_once`] every `sync_interval`, or at once when
+    /// kicked (after a return that handed a car to a waiting request).
+    pub fn spawn_sync(self: &Arc<Self>) -> std::io::Result<JoinHandle<()>> {
+        let me = self.clone();
+        thread::Builder::new()
+            .name("terminal-sync".into())
+            .spawn(move || {
+                while !me.stop.load(Ordering::SeqCst) {
+                    let _ = me.kick.1.recv_timeout(me.cfg.sync_interval);
+                    if let Err(e) = me.sync_once() {
+                        log::debug!("sync with the backup failed: {e}");
+                    }
+                }
+            })
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.kick.0.try_send(());
+    }
+
+    fn kick(&self) {
+        let _ = self.kick.0.try_send(());
+    }
+
+    /// Call the backup, retrying transport failures with the same message
+    /// id (the backup answers a request id once). If any attempt may have
+    /// reached the backup, a later "cannot connect" must not turn the
+    /// outcome definite: the caller gets the indefinite error, and its own
+    /// retry with the same request id learns the truth.
+    fn call_backup(&self, kind: &str, fields: Body) -> Result<Body, Error> {
+        let mut req = Request::new(kind, fields);
+        req.id = Some(crate::client::next_id());
+        let mut maybe_sent: Option<Error> = None;
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                thread::sleep(Duration::from_millis(100) * attempt);
+            }
+            match self.backup.request(&self.cfg.backup, &req) {
+                Ok(b) => return Ok(b),
+                Err(e) if matches!(e.code, Code::Timeout | Code::Crash) => maybe_sent = Some(e),
+                Err(e) if e.code == Code::TemporarilyUnavailable => {
+                    if maybe_sent.is_none() && attempt == 2 {
+                        return Err(Error::unavailable(format!(
+                            "the backup is unreachable: {}",
+                            e.text
+                        )));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(maybe_sent.unwrap_or_else(|| Error::unavailable("the backup is unreachable")))
+    }
+
+    /// Try to rent a car of the class from this terminal's own stock.
+    fn rent_here(&self, r: &RentReq, class: Class) -> Result<Body, Error> {
+        crash::point("terminal.rent.before_backup");
+        let out = self.call_backup(
+            "rent",
+            body(json!({"request_id": r.request_id, "class": class.name(),
+                        "terminal": self.name, "client": r.client})),
+        )?;
+        crash::point("terminal.rent.after_backup");
+        log::info!(
+            "rent {}: {} {} here",
+            r.request_id,
+            out.get("status").and_then(Value::as_str).unwrap_or("?"),
+            out.get("car").and_then(Value::as_str).unwrap_or("")
+        );
+        self.counters.rented_here.fetch_add(1, Ordering::Relaxed);
+        self.after_change();
+        Ok(out)
+    }
+
+    /// Send the rent to terminal `to` with `hops`.
+    fn forward(&self, to: &str, r: &RentReq, hops: u32) -> Result<Body, Error> {
+        let addr = peers::address_of(&self.peers, &self.cfg.heartbeat, to)?
+            .ok_or_else(|| Error::unavailable(format!("{to} is not alive")))?;
+        let mut fwd = r.clone();
+        fwd.hops = hops;
+        let mut fields = body(json!({"request_id": fwd.request_id, "class": fwd.class,
+                                     "client": fwd.client, "hops": hops}));
+        if let Some(cb) = &fwd.callback {
+            fields.insert("callback".into(), json!(cb));
+        }
+        self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+        crash::point("terminal.forward.before");
+        let out = self.peers.call(&addr, "rent", fields);
+        crash::point("terminal.forward.after");
+        out
+    }
+
+    fn rent(&self, r: RentReq) -> Result<Body, Error> {
+        check_request_id(&r.request_id)?;
+        let class = class_of(&r.class)?;
+        match self.rent_here(&r, class) {
+            Err(e) if e.code == Code::NotFound => {}
+            other => return other,
+        }
+        if r.hops >= 2 {
+            return Err(Error::not_found(format!(
+                "no free {class} vehicle at {}",
+                self.name
+            )));
+        }
+        let manager = fleet::terminal_name(class.manager());
+        if r.hops == 0 && manager != self.name {
+            match self.forward(&manager, &r, 1) {
+                Ok(b) => return Ok(b),
+                Err(e) if e.code == Code::MalformedRequest => return Err(e),
+                // The manager is down or slow: act as the manager ourselves.
+                // A duplicate effort is harmless: the backup answers one
+                // request id once.
+                Err(e) => log::info!("forward to {manager} failed ({e}); handling it here"),
+            }
+        }
+        self.find_or_pend(&r, class)
+    }
+
+    /// The managing terminal's part: rent from any terminal holding a car of
+    /// the class, else queue a pending request at the backup.
+    fn find_or_pend(&self, r: &RentReq, class: Class) -> Result<Body, Error> {
+        let mut unreachable: Vec<String> = Vec::new();
+        for _ in 0..4 {
+            let holders = self.call_backup("holders", body(json!({"class": class.name()})))?;
+            let holders: Vec<String> = holders
+                .get("terminals")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let fresh: Vec<&String> = holders
+                .iter()
+                .filter(|h| !unreachable.contains(h))
+                .collect();
+            for h in fresh {
+                let got = if h == &self.name {
+                    self.rent_here(r, class)
+                } else {
+                    self.forward(h, r, 2)
+                };
+                match got {
+                    Ok(b) => return Ok(b),
+                    // Someone else took it meanwhile: look again.
+                    Err(e) if e.code == Code::NotFound => {}
+                    Err(e) if e.code == Code::MalformedRequest => return Err(e),
+                    Err(e) => {
+                        log::info!("holder {h} failed ({e}); counting it unreachable");
+                        unreachable.push(h.clone());
+                    }
+                }
+            }
+            let mut fields = body(json!({"request_id": r.request_id, "class": class.name(),
+                                         "terminal": self.name, "client": r.client,
+                                         "unreachable": unreachable}));
+            if let Some(cb) = &r.callback {
+                fields.insert("callback".into(), json!(cb));
+            }
+            match self.call_backup("pend", fields) {
+                Ok(b) => {
+                    log::info!("rent {}: no free {class} anywhere; pending", r.request_id);
+                    self.counters.pended.fetch_add(1, Ordering::Relaxed);
+                    return Ok(b);
+                }
+                // A car turned up (returned meanwhile): go and rent it.
+                Err(e) if e.code == Code::PreconditionFailed => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::unavailable(
+            "vehicles of this class keep moving between terminals; try again",
+        ))
+    }
+
+    fn give_back(&self, r: ReturnReq) -> Result<Body, Error> {
+        check_request_id(&r.request_id)?;
+        crash::point("terminal.return.before_backup");
+        let out = self.call_backup(
+            "return",
+            body(json!({"request_id": r.request_id, "car": r.car, "terminal": self.name})),
+        )?;
+        crash::point("terminal.return.after_backup");
+        log::info!(
+            "return {}: {} here, handed to {}",
+            r.request_id,
+            r.car,
+            out.get("handed_to")
+                .and_then(Value::as_str)
+                .unwrap_or("nobody (stock)")
+        );
+        self.counters.returns.fetch_add(1, Ordering::Relaxed);
+        // If the car went to a waiting request, that client is called back
+        // from the sync thread, not while this client waits.
+        self.after_change();
+        Ok(out)
+    }
+
+    fn stock(&self) -> Body {
+        let v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        body(json!({"terminal": self.name, "lsn": v.lsn, "synced": v.synced, "cars": v.stock}))
+    }
+}
+
+pub const HELP: [MessageHelp; 5] = [
+    MessageHelp::new(
+        "rent",
+        "rent a car of a class (economy|intermediate|suv|executive|minivan or the Portuguese name); forwards to the managing terminal, then to any holder; else queues a pending request and calls 'callback' (HOST:PORT) when a car is handed to it",
+        r#"{"type":"rent","id":1,"request_id":"ana-1","class":"economy","client":"ana","callback":"127.0.0.1:40001"}"#,
+    ),
+    MessageHelp::new(
+        "return",
+        "return a rented car (any class) here: it joins this terminal's stock, or goes to the oldest waiting request of its class",
+        r#"{"type":"return","id":1,"request_id":"ana-1-back","car":"ECO01"}"#,
+    ),
+    MessageHelp::new(
+        "check_pending",
+        "the truth about a request: waiting / fulfilled (with the car) / cancelled / expired / rented / unknown; claim=true takes an allocated car",
+        r#"{"type":"check_pending","id":1,"request_id":"ana-1","claim":false}"#,
+    ),
+    MessageHelp::new(
+        "cancel",
+        "withdraw a waiting request; error 22 if a car was already handed to it",
+        r#"{"type":"cancel","id":1,"request_id":"ana-1"}"#,
+    ),
+    MessageHelp::new(
+        "stock",
+        "the free cars this terminal holds (its view, refreshed from the backup)",
+        r#"{"type":"stock","id":1}"#,
+    ),
+];
+
+impl Handler for Terminal {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: self.name.clone(),
+            role: "terminal".into(),
+        }
+    }
+
+    fn help(&self) -> Vec<MessageHelp> {
+        HELP.to_vec()
+    }
+
+    fn status(&self) -> Body {
+        let c = &self.counters;
+        let managed: Vec<&str> = Class::ALL
+            .iter()
+            .filter(|k| k.manager() == self.cfg.id)
+            .map(|k| k.name())
+            .collect();
+        let mut b = body(json!({
+            "backup": self.cfg.backup,
+            "heartbeat": self.cfg.heartbeat,
+            "manages": managed,
+            "rented_here": c.rented_here.load(Ordering::Relaxed),
+            "forwarded": c.forwarded.load(Ordering::Relaxed),
+            "pended": c.pended.load(Ordering::Relaxed),
+            "returns": c.returns.load(Ordering::Relaxed),
+            "callbacks_ok": c.callbacks_ok.load(Ordering::Relaxed),
+            "callbacks_failed": c.callbacks_failed.load(Ordering::Relaxed),
+            "crash_points": CRASH_POINTS,
+        }));
+        b.insert("stock".into(), Value::Object(self.stock()));
+        b
+    }
+
+    fn handle(&self, req: &Request, _ctx: &Ctx) -> Result<Body, Error> {
+        match req.kind.as_str() {
+            "rent" => self.rent(req.parse()?),
+            "return" => self.give_back(req.parse()?),
+            "check_pending" => {
+                let r: IdReq = req.parse()?;
+                self.call_backup(
+                    "check_pending",
+                    body(json!({"request_id": r.request_id, "claim": r.claim})),
+                )
+            }
+            "cancel" => {
+                let r: IdReq = req.parse()?;
+                self.call_backup("cancel", body(json!({"request_id": r.request_id})))
+            }
+            "stock" => Ok(self.stock()),
+            k => Err(Error::new(Code::NotSupported, format!("no '{k}' here"))),
+        }
+    }
+}

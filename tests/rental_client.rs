@@ -1,0 +1,138 @@
+//! The client simulator end to end against a real deployment: every client
+//! ends SUCCESS or PENDING TIMEOUT as the fleet allows, a client that gives
+//! up cancels (no car is left allocated to it), and the audit holds.
+
+use frota::launch::temp_dir;
+use frota::rental::audit;
+use frota::rental::client_sim::{self, SimConfig, Verdict};
+use frota::rental::cluster::{Bins, RentalCluster};
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+fn bins() -> Bins {
+    Bins::new(
+        env!("CARGO_BIN_EXE_frota-heartbeat"),
+        env!("CARGO_BIN_EXE_frota-backup"),
+        env!("CARGO_BIN_EXE_frota-terminal"),
+        env!("CARGO_BIN_EXE_frota-infodesk"),
+    )
+}
+
+#[test]
+fn simulator_serves_waits_and_gives_up_cleanly() {
+    let c = RentalCluster::start(bins(), &temp_dir("client-sim")).unwrap();
+    let file = "Executivos\nexecutive\nEXECUTIVOS\nExecutivo\n\n# comment\nSUV\nbicicleta\n";
+    let requests = client_sim::read_requests(file);
+    assert_eq!(requests.len(), 6);
+    let mut cfg = SimConfig::new(&c.addr("infodesk").to_string(), 1.0);
+    cfg.clients = 6;
+    // Two executive cars, four executive clients holding a car for 1.5 s
+    // and waiting at most 0.4 s: two succeed, two give up and cancel.
+    cfg.use_min = Duration::from_millis(1500);
+    cfg.use_max = Duration::from_millis(1500);
+    cfg.pending_wait = Duration::from_millis(400);
+    cfg.check_every = Duration::from_millis(100);
+    let done = AtomicUsize::new(0);
+    let out = client_sim::run(&cfg, &requests, &done);
+    let report = client_sim::report(&out);
+    eprintln!("{report}");
+    let count = |v: Verdict| out.iter().filter(|o| o.verdict == v).count();
+    assert_eq!(count(Verdict::Success), 3, "{report}");
+    assert_eq!(count(Verdict::PendingTimeout), 2, "{report}");
+    assert_eq!(
+        count(Verdict::Failure),
+        1,
+        "the unknown class fails: {report}"
+    );
+    assert!(report.contains("PENDÊNCIA NÃO RESOLVIDA (TIMEOUT_CALLBACK)"));
+    assert!(report.contains("SUCESSO") && report.contains("FALHA"));
+    let r = audit::run(
+        &c.addr("backup").to_string(),
+        &c.addr("heartbeat").to_string(),
+        20,
+        Duration::from_millis(100),
+    );
+    assert!(r.ok, "{}", r.verdict);
+    assert_eq!(
+        r.backup["free"], 14,
+        "every car back, none allocated to a client who left"
+    );
+    assert_eq!(r.backup["waiting"], 0);
+}
+
+#[test]
+fn frota_ctl_audit_rental_reports_ok_and_fails_without_a_backup() {
+    let mut c = RentalCluster::start(bins(), &temp_dir("client-ctl")).unwrap();
+    let ctl = env!("CARGO_BIN_EXE_frota-ctl");
+    let run = |backup: &str, hb: &str| {
+        std::process::Command::new(ctl)
+            .args([
+                "audit-rental",
+                "--backup",
+                backup,
+                "--heartbeat",
+                hb,
+                "--timeout-ms",
+                "2000",
+            ])
+            .output()
+            .unwrap()
+    };
+    let (b, h) = (
+        c.addr("backup").to_string(),
+        c.addr("heartbeat").to_string(),
+    );
+    let out = run(&b, &h);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with("audit: OK — 14 vehicles: 14 free"),
+        "{text}"
+    );
+    c.kill("backup");
+    let out = run(&b, &h);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("audit: FAILED"));
+}
+
+#[test]
+fn frota_client_binary_runs_the_sample_file() {
+    let c = RentalCluster::start(bins(), &temp_dir("client-bin")).unwrap();
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/carros_solicitados.txt"
+    );
+    assert_eq!(
+        client_sim::read_requests(&std::fs::read_to_string(sample).unwrap()).len(),
+        31
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frota-client"))
+        .args([
+            "--infodesk",
+            &c.addr("infodesk").to_string(),
+            "--file",
+            sample,
+        ])
+        .args(["--time-scale", "0.01", "--seed", "7"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("cliente-")).count(),
+        31,
+        "{text}"
+    );
+    let total = text.lines().find(|l| l.starts_with("total")).unwrap_or("");
+    let cols: Vec<&str> = total.split_whitespace().collect();
+    // requests, SUCCESS, PENDING TIMEOUT, FAILURE: a pending client may
+    // time out on a slow machine (1.2 s at this scale), none may fail.
+    assert_eq!((cols[1], cols[4]), ("31", "0"), "{text}");
+    let r = audit::run(
+        &c.addr("backup").to_string(),
+        &c.addr("heartbeat").to_string(),
+        20,
+        Duration::from_millis(100),
+    );
+    assert!(r.ok, "{}", r.verdict);
+}

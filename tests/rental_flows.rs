@@ -1,0 +1,436 @@
+//! Rental flows against a real deployment (processes on loopback): rent and
+//! return every class, forwarding, returning to a non-managing terminal,
+//! system-wide pending FIFO, callbacks delivered and refused, check_pending
+//! in every state, cancel racing a return, idempotent retries.
+
+use frota::client::{call, ClientConfig};
+use frota::launch::{temp_dir, wait_until};
+use frota::rental::audit;
+use frota::rental::cluster::{Bins, ClusterOptions, RentalCluster};
+use frota::rental::fleet::{Class, FLEET};
+use frota::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
+use frota::{body, Body, Code, Error, Request};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn bins() -> Bins {
+    Bins::new(
+        env!("CARGO_BIN_EXE_frota-heartbeat"),
+        env!("CARGO_BIN_EXE_frota-backup"),
+        env!("CARGO_BIN_EXE_frota-terminal"),
+        env!("CARGO_BIN_EXE_frota-infodesk"),
+    )
+}
+
+fn start(tag: &str) -> RentalCluster {
+    RentalCluster::start(bins(), &temp_dir(tag)).expect("cluster starts")
+}
+
+fn send(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Result<Body, Error> {
+    let cfg = ClientConfig::default()
+        .with_timeout(Duration::from_secs(10))
+        .with_retries(0);
+    call(&c.addr(node).to_string(), kind, body(fields), &cfg)
+}
+
+/// The reply without its envelope's `in_reply_to` (which differs per call).
+fn ok(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Body {
+    match send(c, node, kind, fields.clone()) {
+        Ok(mut b) => {
+            b.remove("in_reply_to");
+            b
+        }
+        Err(e) => panic!("{kind} {fields} at {node}: {e}"),
+    }
+}
+
+fn rent(c: &RentalCluster, at: &str, rid: &str, class: &str) -> Body {
+    ok(
+        c,
+        at,
+        "rent",
+        json!({"request_id": rid, "class": class, "client": "t"}),
+    )
+}
+
+fn give_back(c: &RentalCluster, at: &str, rid: &str, car: &str) -> Body {
+    ok(c, at, "return", json!({"request_id": rid, "car": car}))
+}
+
+fn check(c: &RentalCluster, rid: &str) -> Body {
+    ok(c, "terminal-1", "check_pending", json!({"request_id": rid}))
+}
+
+fn assert_audit(c: &RentalCluster) -> audit::Report {
+    let r = audit::run(
+        &c.addr("backup").to_string(),
+        &c.addr("heartbeat").to_string(),
+        20,
+        Duration::from_millis(100),
+    );
+    assert!(r.ok, "{}", r.verdict);
+    r
+}
+
+fn s(b: &Body, k: &str) -> String {
+    b.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// A client's callback listener: records every `car_ready`.
+struct Listener(Mutex<Vec<Body>>);
+impl Handler for Listener {
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: "test-client".into(),
+            role: "client".into(),
+        }
+    }
+    fn help(&self) -> Vec<MessageHelp> {
+        vec![MessageHelp::new("car_ready", "callback", "{}")]
+    }
+    fn status(&self) -> Body {
+        Body::new()
+    }
+    fn handle(&self, req: &Request, _: &Ctx) -> Result<Body, Error> {
+        self.0.lock().unwrap().push(req.body.clone());
+        Ok(body(
+            json!({"request_id": req.str("request_id")?, "accepted": true}),
+        ))
+    }
+}
+
+fn listener() -> (Server, Arc<Listener>) {
+    let l = Arc::new(Listener(Mutex::new(Vec::new())));
+    (
+        Server::start(ServerConfig::default(), l.clone()).unwrap(),
+        l,
+    )
+}
+
+#[test]
+fn rent_and_return_every_class_with_forwarding() {
+    let c = start("flows-classes");
+    // From terminal-1, every class: its own classes are rented there, the
+    // others are forwarded to the managing terminal.
+    let mut cars = Vec::new();
+    for class in Class::ALL {
+        let r = rent(
+            &c,
+            "terminal-1",
+            &format!("all-{class}"),
+            class.portuguese(),
+        );
+        assert_eq!(s(&r, "status"), "rented", "{r:?}");
+        assert_eq!(s(&r, "class"), class.name());
+        let manager = format!("terminal-{}", class.manager());
+        assert_eq!(s(&r, "terminal"), manager, "{class} comes from its manager");
+        let car = s(&r, "car");
+        assert_eq!(FLEET.iter().find(|v| v.id == car).unwrap().class, class);
+        cars.push(car);
+    }
+    let st = ok(&c, "terminal-1", "status", json!({}));
+    assert!(st["forwarded"].as_u64().unwrap() >= 3, "{st:?}");
+    for (i, car) in cars.iter().enumerate() {
+        let r = give_back(&c, "terminal-2", &format!("back-{i}"), car);
+        assert_eq!(s(&r, "terminal"), "terminal-2");
+        assert_eq!(r["handed_to"], Value::Null);
+    }
+    // ECO01 now sits at terminal-2, which does not manage economy: renting
+    // economy at terminal-2 gets it there (defect 1 of the original).
+    let r = rent(&c, "terminal-2", "eco-at-2", "economy");
+    assert_eq!(
+        (s(&r, "car"), s(&r, "terminal")),
+        ("ECO01".into(), "terminal-2".into())
+    );
+    give_back(&c, "terminal-2", "eco-at-2-back", "ECO01");
+    // Take the three economy cars: two from terminal-3, and the third is
+    // found at terminal-2 by the manager (forward, then forward to holder).
+    let mut eco = Vec::new();
+    for i in 0..3 {
+        let r = rent(&c, "terminal-1", &format!("eco-{i}"), "Econômicos");
+        assert_eq!(s(&r, "status"), "rented");
+        eco.push((s(&r, "car"), s(&r, "terminal")));
+    }
+    assert!(
+        eco.contains(&("ECO01".into(), "terminal-2".into())),
+        "{eco:?}"
+    );
+    let t3 = ok(&c, "terminal-3", "status", json!({}));
+    assert!(
+        t3["forwarded"].as_u64().unwrap() >= 1,
+        "manager forwarded to the holder"
+    );
+    // Nothing left anywhere: the fourth goes pending.
+    let r = rent(&c, "terminal-2", "eco-3", "economy");
+    assert_eq!(s(&r, "status"), "pending");
+    assert_eq!(r["position"], 1);
+    ok(&c, "terminal-2", "cancel", json!({"request_id": "eco-3"}));
+    for (i, (car, _)) in eco.iter().enumerate() {
+        give_back(&c, "terminal-3", &format!("eco-back-{i}"), car);
+    }
+    let r = assert_audit(&c);
+    assert_eq!(r.backup["free"], 14);
+}
+
+#[test]
+fn pending_fifo_across_terminals_callbacks_and_check_states() {
+    let c = start("flows-pending");
+    let (srv1, l1) = listener();
+    let (srv2, l2) = listener();
+    let a = rent(&c, "terminal-1", "x-a", "executive");
+    let b = rent(&c, "terminal-2", "x-b", "executive");
+    assert_eq!(s(&a, "status"), "rented");
+    assert_eq!(s(&b, "status"), "rented");
+    // Three waiting clients, queued at three different terminals.
+    let p1 = ok(
+        &c,
+        "terminal-2",
+        "rent",
+        json!({"request_id": "p1", "class": "executive", "client": "c1", "callback": srv1.addr().to_string()}),
+    );
+    let p2 = ok(
+        &c,
+        "terminal-3",
+        "rent",
+        json!({"request_id": "p2", "class": "executive", "client": "c2", "callback": srv2.addr().to_string()}),
+    );
+    let p3 = rent(&c, "terminal-1", "p3", "executive");
+    for (p, pos) in [(&p1, 1), (&p2, 2), (&p3, 3)] {
+        assert_eq!(s(p, "status"), "pending", "{p:?}");
+        assert_eq!(p["position"], pos);
+    }
+    let w = check(&c, "p2");
+    assert_eq!(
+        (s(&w, "status"), w["position"].clone()),
+        ("waiting".into(), json!(2))
+    );
+    // The first car back, at terminal-3, goes to the oldest (p1, queued at
+    // terminal-2), and p1's listener is called back.
+    let r = give_back(&c, "terminal-3", "x-b-back", &s(&b, "car"));
+    assert_eq!(s(&r, "handed_to"), "p1");
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            !l1.0.lock().unwrap().is_empty()
+        }),
+        "p1 called back"
+    );
+    let got = l1.0.lock().unwrap()[0].clone();
+    assert_eq!(
+        (s(&got, "car"), s(&got, "request_id")),
+        (s(&b, "car"), "p1".into())
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            check(&c, "p1")["claimed"] == json!(true)
+        }),
+        "callback answered → claimed"
+    );
+    let f = check(&c, "p1");
+    assert_eq!(
+        (s(&f, "status"), s(&f, "car")),
+        ("fulfilled".into(), s(&b, "car"))
+    );
+    assert_eq!(check(&c, "p2")["position"], 1);
+    // The second car goes to p2.
+    let r = give_back(&c, "terminal-1", "x-a-back", &s(&a, "car"));
+    assert_eq!(s(&r, "handed_to"), "p2");
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || { !l2.0.lock().unwrap().is_empty() }
+    ));
+    assert!(
+        l1.0.lock().unwrap().len() == 1,
+        "p1 not called twice for p2's car"
+    );
+    // check_pending in every other state.
+    assert_eq!(s(&check(&c, "p3"), "status"), "waiting");
+    let x = ok(&c, "terminal-3", "cancel", json!({"request_id": "p3"}));
+    assert_eq!(s(&x, "status"), "cancelled");
+    assert_eq!(s(&check(&c, "p3"), "status"), "cancelled");
+    assert_eq!(s(&check(&c, "never-seen"), "status"), "unknown");
+    assert_eq!(s(&check(&c, "x-a"), "status"), "rented");
+    // p1 and p2 hold the cars now: return them; the fleet is whole again.
+    give_back(&c, "terminal-2", "p1-back", &s(&f, "car"));
+    let f2 = check(&c, "p2");
+    give_back(&c, "terminal-2", "p2-back", &s(&f2, "car"));
+    let r = assert_audit(&c);
+    assert_eq!(r.backup["free"], 14);
+    srv1.shutdown();
+    srv2.shutdown();
+}
+
+#[test]
+fn refused_callback_does_not_lose_the_car() {
+    let mut opts = ClusterOptions::fast();
+    opts.claim_timeout_ms = 1500;
+    let c = RentalCluster::start_with(bins(), &temp_dir("flows-refused"), opts).unwrap();
+    // A callback address nobody listens on.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut held = Vec::new();
+    for i in 0..3 {
+        held.push(s(
+            &rent(&c, "terminal-1", &format!("m{i}"), "minivan"),
+            "car",
+        ));
+    }
+    for rid in ["late", "gone"] {
+        let p = ok(
+            &c,
+            "terminal-1",
+            "rent",
+            json!({"request_id": rid, "class": "minivan", "client": rid, "callback": dead}),
+        );
+        assert_eq!(s(&p, "status"), "pending");
+    }
+    // MIN cars come back at terminal-3; the callback to "late" fails.
+    let r = give_back(&c, "terminal-3", "m0-back", &held[0]);
+    assert_eq!(s(&r, "handed_to"), "late");
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || { ok(&c, "terminal-3", "status", json!({}))["callbacks_failed"].as_u64() >= Some(1) }
+    ));
+    // The car is still allocated to "late", who learns it by polling and
+    // claims it.
+    let f = check(&c, "late");
+    assert_eq!(
+        (s(&f, "status"), f["claimed"].clone()),
+        ("fulfilled".into(), json!(false))
+    );
+    let f = ok(
+        &c,
+        "terminal-2",
+        "check_pending",
+        json!({"request_id": "late", "claim": true}),
+    );
+    assert_eq!(
+        (s(&f, "car"), f["claimed"].clone()),
+        (held[0].clone(), json!(true))
+    );
+    // "gone" never claims: after the claim timeout its car is back in stock.
+    let r = give_back(&c, "terminal-3", "m1-back", &held[1]);
+    assert_eq!(s(&r, "handed_to"), "gone");
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(50), || {
+            s(&check(&c, "gone"), "status") == "expired"
+        }),
+        "unclaimed allocation expires"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            let st = ok(&c, "terminal-3", "stock", json!({}));
+            st["cars"].as_array().unwrap().contains(&json!(held[1]))
+        }),
+        "the expired car is back in terminal-3's stock"
+    );
+    give_back(&c, "terminal-1", "late-back", &held[0]);
+    give_back(&c, "terminal-1", "m2-back", &held[2]);
+    let r = assert_audit(&c);
+    assert_eq!(r.backup["free"], 14);
+}
+
+#[test]
+fn cancel_racing_a_return_has_exactly_one_winner() {
+    let c = start("flows-race");
+    let (mut cancels, mut hand_offs) = (0, 0);
+    for round in 0..12 {
+        let a = rent(&c, "terminal-1", &format!("r{round}-a"), "executive");
+        let b = rent(&c, "terminal-2", &format!("r{round}-b"), "executive");
+        let p = format!("r{round}-p");
+        assert_eq!(
+            s(&rent(&c, "terminal-3", &p, "executive"), "status"),
+            "pending"
+        );
+        let (ret, can) = std::thread::scope(|sc| {
+            let ret = sc.spawn(|| {
+                send(
+                    &c,
+                    "terminal-2",
+                    "return",
+                    json!({"request_id": format!("r{round}-a-back"), "car": s(&a, "car")}),
+                )
+            });
+            let can = sc.spawn(|| send(&c, "terminal-3", "cancel", json!({"request_id": p})));
+            (ret.join().unwrap(), can.join().unwrap())
+        });
+        let ret = ret.expect("the return itself always succeeds");
+        match can {
+            Ok(x) => {
+                assert_eq!(s(&x, "status"), "cancelled");
+                assert_eq!(ret["handed_to"], Value::Null, "cancel won: car to stock");
+                cancels += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code, Code::PreconditionFailed, "{e}");
+                assert_eq!(s(&ret, "handed_to"), p, "return won: car to the request");
+                let f = ok(
+                    &c,
+                    "terminal-1",
+                    "check_pending",
+                    json!({"request_id": p, "claim": true}),
+                );
+                give_back(&c, "terminal-1", &format!("{p}-back"), &s(&f, "car"));
+                hand_offs += 1;
+            }
+        }
+        give_back(&c, "terminal-1", &format!("r{round}-b-back"), &s(&b, "car"));
+    }
+    eprintln!("cancel/return race: cancel won {cancels}, return won {hand_offs} of 12");
+    let r = assert_audit(&c);
+    assert_eq!(r.backup["free"], 14);
+}
+
+#[test]
+fn retries_answer_the_first_answer() {
+    let c = start("flows-idem");
+    let first = rent(&c, "terminal-3", "same", "suv");
+    // The same request id again, at another terminal: same car, no second rent.
+    let again = rent(&c, "terminal-1", "same", "suv");
+    assert_eq!(s(&first, "car"), s(&again, "car"));
+    let a = ok(&c, "backup", "audit", json!({}));
+    assert_eq!(a["rented"], 1);
+    let r1 = give_back(&c, "terminal-1", "same-back", &s(&first, "car"));
+    let r2 = give_back(&c, "terminal-2", "same-back", &s(&first, "car"));
+    assert_eq!(r1, r2, "a retried return answers the first answer");
+    // A fresh return of a car that is not rented is refused (definite).
+    let e = send(
+        &c,
+        "terminal-2",
+        "return",
+        json!({"request_id": "other", "car": s(&first, "car")}),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, Code::PreconditionFailed);
+    // A request id used by a rent cannot be reused by a return.
+    let e = send(
+        &c,
+        "terminal-2",
+        "return",
+        json!({"request_id": "same", "car": "SUV02"}),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, Code::AlreadyExists);
+    // A pending first answer is also kept, and a cancel retry is harmless.
+    for i in 0..2 {
+        rent(&c, "terminal-1", &format!("e{i}"), "executive");
+    }
+    let p = rent(&c, "terminal-1", "pe", "executive");
+    assert_eq!(rent(&c, "terminal-2", "pe", "executive"), p);
+    let x1 = ok(&c, "terminal-1", "cancel", json!({"request_id": "pe"}));
+    let x2 = ok(&c, "terminal-2", "cancel", json!({"request_id": "pe"}));
+    assert_eq!(x1, x2);
+    let e = send(
+        &c,
+        "terminal-1",
+        "rent",
+        json!({"request_id": "q", "class": "truck"}),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, Code::MalformedRequest);
+    assert_audit(&c);
+}
