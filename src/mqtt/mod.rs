@@ -23,4 +23,4 @@ pub mod topic;
 
 pub use client::{parse_mqtt_url, ClientConfig, ClientError, MqttClient};
 pub use json::JsonClient;
-pub use session::{serve_mqtt, Bus, Delivery, MqttConfig, MqttServer, Sink};
+pub use session::{serve_mqtt, Bus, Delivery, MqttConfig, MqttServer, MqttStats, Sink};
