@@ -11,7 +11,8 @@
 //!   connection, talking to a topic tree through [`session::Bus`].
 //! - [`memory_bus`]: an in-memory [`session::Bus`] (tests, reference).
 //!
-//! docs/mqtt.md lists the supported features and what is refused.
+//! protocol.md, section "MQTT", lists the supported features and what is
+//! refused; frota-broker's MQTT listener is `crate::ev::broker::mqtt_bridge`.
 
 pub mod client;
 pub mod codec;
