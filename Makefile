@@ -1,7 +1,9 @@
 # frota — every command a user needs. `make help` lists them.
 #
 # Needs only the Rust toolchain (cargo). netcat is optional (for the
-# netcat walkthrough); `make nc` installs it on Debian/Ubuntu.
+# netcat walkthrough); `make nc` installs it on Debian/Ubuntu. Mosquitto is
+# optional too (MQTT interop tests, `make run-ev-mosquitto`, watching a run
+# with mosquitto_sub); `make deps-mqtt` installs it when it can.
 
 CARGO    ?= cargo
 RELEASE  := target/release
@@ -11,7 +13,7 @@ SEED     ?=
 # 1.0 takes about 30 s; 0.1 about 4 s.
 TIME_SCALE ?= 1.0
 
-.PHONY: help build run run-rental run-ev test bench fmt lint clean clean-logs up down status nc check-tools
+.PHONY: help build run run-rental run-ev run-ev-mosquitto deps-mqtt test bench fmt lint clean clean-logs up down status nc check-tools
 
 help:
 	@echo "frota make targets:"
@@ -19,6 +21,8 @@ help:
 	@echo "  make test         every test (cargo test, all targets) + fmt and clippy checks"
 	@echo "  make run-rental   rental demo only (heartbeat, backup, 3 terminals, info desk, clients)"
 	@echo "  make run-ev       EV demo only (broker, companies A/B/C, vehicles)"
+	@echo "  make run-ev-mosquitto  the EV demo on a real Mosquitto instead of frota-broker"
+	@echo "  make deps-mqtt    install mosquitto + mosquitto-clients if missing (needs root + apt; never fails)"
 	@echo "  make bench        performance figures, as ratios against references measured in the same run"
 	@echo "  make up / down / status   leave nodes running in the background (PIDs in run/)"
 	@echo "  make fmt | lint | build | clean | clean-logs"
@@ -39,9 +43,29 @@ run-rental: build
 run-ev: build
 	$(CTL) run-ev
 
+run-ev-mosquitto: build deps-mqtt
+	$(CTL) run-ev --broker-kind mosquitto
+
+# Best effort, never fails: MQTT tests print SKIPPED when Mosquitto is
+# missing. Debian's package may start a system mosquitto on 1883; nothing
+# here depends on that port (tests use free ports, and frota-broker runs
+# without its MQTT listener when 1883 is taken).
+MOSQUITTO_OK = command -v mosquitto_sub >/dev/null 2>&1 && command -v mosquitto_pub >/dev/null 2>&1 && \
+	{ command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; }
+APT_MQTT = DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto mosquitto-clients
+deps-mqtt:
+	@if $(MOSQUITTO_OK); then echo "deps-mqtt: mosquitto and mosquitto-clients present"; \
+	 elif [ "$$(id -u)" != 0 ]; then echo "deps-mqtt: SKIPPED: not root, cannot install mosquitto (as root: apt-get install mosquitto mosquitto-clients); MQTT interop tests will skip"; \
+	 elif ! command -v apt-get >/dev/null 2>&1; then echo "deps-mqtt: SKIPPED: no apt-get; install mosquitto + its clients by hand; MQTT interop tests will skip"; \
+	 else echo "deps-mqtt: installing mosquitto mosquitto-clients"; \
+	   $(APT_MQTT) >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && $(APT_MQTT) >/dev/null 2>&1; } || true; \
+	   if $(MOSQUITTO_OK); then echo "deps-mqtt: installed"; \
+	   else echo "deps-mqtt: SKIPPED: apt-get could not install mosquitto (offline?); MQTT interop tests will skip"; fi; \
+	 fi
+
 # Tests run in debug (faster to build; timing bounds are generous). fmt and
 # clippy are part of the contract, so they run here too when installed.
-test: check-tools
+test: check-tools deps-mqtt
 	$(CARGO) test --all-targets -- --test-threads=2
 	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --check && echo "fmt: clean"; \
 	 else echo "fmt: rustfmt not installed (rustup component add rustfmt); skipped"; fi

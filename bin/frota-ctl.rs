@@ -10,6 +10,7 @@ Usage:
   frota-ctl run-rental [flags]    start the rental nodes, run the client demo, audit, stop
   frota-ctl audit-rental [flags]  conservation audit of a running rental system
   frota-ctl run-ev [flags]        start broker + companies, run the vehicle demo, audit, stop
+                                  (--broker-kind mosquitto: on a real Mosquitto, over MQTT)
   frota-ctl audit-ev [flags]      atomicity/isolation audit of a running EV system
   frota-ctl trace [--mermaid] DIR  merge the wire traces of a run (FROTA_TRACE=DIR) into a ladder diagram
   (each subcommand takes --help)

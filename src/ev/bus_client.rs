@@ -1,9 +1,15 @@
 //! The company/vehicle side of the broker connection, behind one small
-//! struct so another transport (MQTT, `--broker mqtt://...`) can be slotted
-//! in later without touching companies or vehicles.
+//! struct ([`BusClient`]) with two transports chosen by the `--broker` value:
 //!
-//! Two connections: one that only subscribes and receives pushed `message`
-//! frames (read by one thread in [`BusClient::recv`]), and pooled ones for
+//! * `HOST:PORT` — frota framing to `frota-broker` (the default, below);
+//! * `mqtt://HOST:PORT` — MQTT 3.1.1 to any MQTT broker (a real Mosquitto,
+//!   or frota-broker's MQTT listener) through [`crate::mqtt::JsonClient`].
+//!   Companies subscribe to `$share/companies/...` either way, so exactly
+//!   one company coordinates each request. Over MQTT `publish` returns 1
+//!   (MQTT never tells a publisher how many subscribers there were).
+//!
+//! The frota transport: two connections: one that only subscribes and receives pushed `message`
+//! frames (read by one thread in [`FrotaBus::recv`]), and pooled ones for
 //! `publish`, so any thread can publish while another waits for messages.
 //! When the broker restarts, `recv` reconnects and subscribes again to every
 //! filter; a keep-alive `ping` stops the broker's idle timeout from closing
@@ -12,6 +18,7 @@
 use crate::client::{Client, ClientConfig, Pool};
 use crate::error::{Code, Error};
 use crate::message::body;
+use crate::mqtt::JsonClient;
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -28,24 +35,86 @@ struct SubConn {
     last_sent: Instant,
 }
 
-pub struct BusClient {
+/// A broker connection over either transport (see the module docs).
+// A node holds one of these (behind an Arc) for its whole life: the
+// variants' sizes do not matter, boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
+pub enum BusClient {
+    Frota(FrotaBus),
+    Mqtt(JsonClient),
+}
+
+impl BusClient {
+    /// A client for `broker`: `mqtt://HOST:PORT` or `HOST:PORT` (frota
+    /// framing). Connects lazily: a node may start before its broker.
+    pub fn new(broker: &str, cfg: ClientConfig) -> Result<BusClient, Error> {
+        if broker.starts_with("mqtt://") {
+            return Ok(BusClient::Mqtt(JsonClient::new(broker, cfg)?));
+        }
+        Ok(BusClient::Frota(FrotaBus::new(broker, cfg)?))
+    }
+
+    /// Like [`BusClient::new`] but fails at once if the broker is unreachable.
+    pub fn connect(broker: &str, cfg: ClientConfig) -> Result<BusClient, Error> {
+        if broker.starts_with("mqtt://") {
+            return Ok(BusClient::Mqtt(JsonClient::connect(broker, cfg)?));
+        }
+        Ok(BusClient::Frota(FrotaBus::connect(broker, cfg)?))
+    }
+
+    /// `HOST:PORT` of the broker.
+    pub fn addr(&self) -> &str {
+        match self {
+            BusClient::Frota(b) => b.addr(),
+            BusClient::Mqtt(m) => m.addr(),
+        }
+    }
+
+    /// Subscribe (remembered across reconnects).
+    pub fn subscribe(&self, filter: &str) -> Result<(), Error> {
+        match self {
+            BusClient::Frota(b) => b.subscribe(filter),
+            BusClient::Mqtt(m) => m.subscribe(filter),
+        }
+    }
+
+    /// Publish; returns how many subscribers it was queued for (frota) or 1
+    /// once the broker took it (MQTT).
+    pub fn publish(&self, topic: &str, payload: Value) -> Result<u64, Error> {
+        match self {
+            BusClient::Frota(b) => b.publish(topic, payload),
+            BusClient::Mqtt(m) => m.publish(topic, payload),
+        }
+    }
+
+    /// The next message `(topic, payload)`, waiting at most `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<(String, Value)> {
+        match self {
+            BusClient::Frota(b) => b.recv(timeout),
+            BusClient::Mqtt(m) => m.recv(timeout),
+        }
+    }
+}
+
+/// The frota-framed transport.
+pub struct FrotaBus {
     addr: String,
     cfg: ClientConfig,
     sub: Mutex<SubConn>,
     pool: Pool,
 }
 
-impl BusClient {
+impl FrotaBus {
     /// A client for the broker at `addr` (`HOST:PORT`). Connects lazily:
     /// a node may start before its broker.
-    pub fn new(addr: &str, cfg: ClientConfig) -> Result<BusClient, Error> {
+    pub fn new(addr: &str, cfg: ClientConfig) -> Result<FrotaBus, Error> {
         if addr.contains("://") {
             return Err(Error::new(
                 Code::NotSupported,
-                format!("broker '{addr}': only HOST:PORT (frota framing) is supported for now"),
+                format!("broker '{addr}': expected HOST:PORT (frota framing) or mqtt://HOST:PORT"),
             ));
         }
-        Ok(BusClient {
+        Ok(FrotaBus {
             addr: addr.to_string(),
             pool: Pool::new(cfg.clone()),
             cfg,
@@ -57,9 +126,9 @@ impl BusClient {
         })
     }
 
-    /// Like [`BusClient::new`] but fails at once if the broker is unreachable.
-    pub fn connect(addr: &str, cfg: ClientConfig) -> Result<BusClient, Error> {
-        let c = BusClient::new(addr, cfg)?;
+    /// Like [`FrotaBus::new`] but fails at once if the broker is unreachable.
+    pub fn connect(addr: &str, cfg: ClientConfig) -> Result<FrotaBus, Error> {
+        let c = FrotaBus::new(addr, cfg)?;
         {
             let mut s = c.lock();
             c.ensure(&mut s)?;

@@ -7,7 +7,13 @@
 //! picks every port first (default: bind `127.0.0.1:0` and release; or fixed
 //! ports) and keeps it: a killed node restarts on the same address with the
 //! same data directory, as recovery requires.
+//!
+//! The broker is frota-broker (default; it also gets an MQTT listener on a
+//! port of its own, [`EvCluster::mqtt_addr`]) or a real Mosquitto
+//! ([`BrokerKind::Mosquitto`]): then companies get `--broker mqtt://...`,
+//! and `broker` names Mosquitto's address.
 
+use super::mosquitto::Mosquitto;
 use crate::launch::{sibling_bin, NodeProc};
 use std::collections::BTreeMap;
 use std::io;
@@ -34,8 +40,23 @@ impl EvBins {
     }
 }
 
+/// Which broker the cluster runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// frota-broker: frota framing, plus its MQTT listener.
+    Frota,
+    /// A real `mosquitto` (this binary); companies talk MQTT to it.
+    Mosquitto(PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub struct EvOptions {
+    pub broker_kind: BrokerKind,
+    /// frota-broker's `--mqtt-listen` port, or Mosquitto's port. `None`
+    /// picks a free one (then a broker that does not announce it counts as
+    /// not started, and new ports are tried); with a fixed port a busy one
+    /// only turns frota-broker's MQTT listener off.
+    pub mqtt_port: Option<u16>,
     /// Companies keep their logs in `<data_dir>/company-<a|b|c>`.
     pub data_dir: PathBuf,
     /// Node logs (`<log_dir>/<node>.log`); `None` discards them.
@@ -56,6 +77,8 @@ impl EvOptions {
     /// that exercise expiry shorten it), a short ask interval.
     pub fn new(data_dir: &Path) -> EvOptions {
         EvOptions {
+            broker_kind: BrokerKind::Frota,
+            mqtt_port: None,
             data_dir: data_dir.to_path_buf(),
             log_dir: Some(data_dir.join("logs")),
             ports: None,
@@ -74,6 +97,11 @@ pub struct EvCluster {
     opts: EvOptions,
     addrs: BTreeMap<String, SocketAddr>,
     procs: BTreeMap<String, NodeProc>,
+    /// The MQTT port to give the broker.
+    mqtt_port: u16,
+    /// The MQTT address the running broker announced (or Mosquitto's).
+    mqtt: Option<SocketAddr>,
+    mosquitto: Option<Mosquitto>,
 }
 
 /// `company-A` for `A`.
@@ -81,12 +109,12 @@ pub fn node_name(company: &str) -> String {
     format!("company-{company}")
 }
 
-fn free_ports() -> io::Result<[u16; 4]> {
-    // Hold all four listeners at once so the four ports differ.
-    let ls: Vec<TcpListener> = (0..4)
+fn free_ports() -> io::Result<[u16; 5]> {
+    // Hold all five listeners at once so the ports differ.
+    let ls: Vec<TcpListener> = (0..5)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<io::Result<_>>()?;
-    let mut p = [0u16; 4];
+    let mut p = [0u16; 5];
     for (i, l) in ls.iter().enumerate() {
         p[i] = l.local_addr()?.port();
     }
@@ -99,21 +127,33 @@ impl EvCluster {
         let mut last = None;
         // Free ports are released before the nodes bind them; another
         // process may grab one meanwhile, so try a few fresh sets.
-        let attempts = if opts.ports.is_some() { 1 } else { 3 };
+        let attempts = if opts.ports.is_some() && opts.mqtt_port.is_some() {
+            1
+        } else {
+            3
+        };
         for _ in 0..attempts {
+            let free = free_ports()?;
             let ports = match opts.ports {
                 Some(p) => p,
-                None => free_ports()?,
+                None => [free[0], free[1], free[2], free[3]],
             };
             let mut c = EvCluster {
                 bins: bins.clone(),
                 opts: opts.clone(),
                 addrs: BTreeMap::new(),
                 procs: BTreeMap::new(),
+                mqtt_port: opts.mqtt_port.unwrap_or(free[4]),
+                mqtt: None,
+                mosquitto: None,
+            };
+            let broker_port = match opts.broker_kind {
+                BrokerKind::Frota => ports[0],
+                BrokerKind::Mosquitto(_) => c.mqtt_port,
             };
             c.addrs.insert(
                 "broker".into(),
-                SocketAddr::from(([127, 0, 0, 1], ports[0])),
+                SocketAddr::from(([127, 0, 0, 1], broker_port)),
             );
             for (i, n) in COMPANIES.iter().enumerate() {
                 c.addrs.insert(
@@ -155,6 +195,25 @@ impl EvCluster {
         }
     }
 
+    /// The broker's MQTT address: frota-broker's MQTT listener (`None` if
+    /// it is off, e.g. a fixed port was busy) or Mosquitto's address.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt
+    }
+
+    /// The `--broker` value for companies and vehicles: frota-broker's
+    /// `HOST:PORT`, or `mqtt://HOST:PORT` for Mosquitto.
+    pub fn broker_url(&self) -> String {
+        match self.opts.broker_kind {
+            BrokerKind::Frota => self.addr("broker").to_string(),
+            BrokerKind::Mosquitto(_) => format!("mqtt://{}", self.addr("broker")),
+        }
+    }
+
+    pub fn broker_kind(&self) -> &BrokerKind {
+        &self.opts.broker_kind
+    }
+
     /// `A=127.0.0.1:p,B=...` (the `--peers` value).
     pub fn peers(&self) -> String {
         COMPANIES
@@ -175,7 +234,12 @@ impl EvCluster {
     fn args(&self, name: &str) -> Vec<String> {
         let addr = self.addr(name).to_string();
         if name == "broker" {
-            let mut a = vec!["--listen".to_string(), addr];
+            let mut a = vec![
+                "--listen".to_string(),
+                addr,
+                "--mqtt-listen".to_string(),
+                format!("127.0.0.1:{}", self.mqtt_port),
+            ];
             a.extend(self.opts.broker_args.iter().cloned());
             return a;
         }
@@ -187,7 +251,7 @@ impl EvCluster {
             "--listen",
             &addr,
             "--broker",
-            &self.addr("broker").to_string(),
+            &self.broker_url(),
             "--peers",
             &self.peers(),
         ]
@@ -228,11 +292,35 @@ impl EvCluster {
         if let Some(mut p) = self.procs.remove(name) {
             p.kill();
         }
+        if name == "broker" {
+            if let Some(mut m) = self.mosquitto.take() {
+                m.kill();
+            }
+            self.mqtt = None;
+        }
     }
 
     /// (Re)start `name` on its address with its data directory.
     pub fn restart(&mut self, name: &str) -> io::Result<()> {
         self.kill(name);
+        let log = self
+            .opts
+            .log_dir
+            .as_ref()
+            .map(|d| d.join(format!("{name}.log")));
+        if name == "broker" {
+            if let BrokerKind::Mosquitto(bin) = &self.opts.broker_kind {
+                let m = Mosquitto::start(
+                    bin,
+                    self.mqtt_port,
+                    &self.opts.data_dir.join("mosquitto"),
+                    log.as_deref(),
+                )?;
+                self.mqtt = Some(m.addr());
+                self.mosquitto = Some(m);
+                return Ok(());
+            }
+        }
         let bin = if name == "broker" {
             &self.bins.broker
         } else {
@@ -244,12 +332,18 @@ impl EvCluster {
             .get(name)
             .map(|v| v.iter().map(|(k, v)| (k.as_str(), v.clone())).collect())
             .unwrap_or_default();
-        let log = self
-            .opts
-            .log_dir
-            .as_ref()
-            .map(|d| d.join(format!("{name}.log")));
         let p = NodeProc::spawn(bin, &self.args(name), &env, log.as_deref())?;
+        if name == "broker" {
+            self.mqtt = p.addrs.get("mqtt").copied();
+            if self.mqtt.is_none() && self.opts.mqtt_port.is_none() {
+                // We picked the port as free and someone took it meanwhile:
+                // report failure so `start` tries fresh ports.
+                return Err(io::Error::other(format!(
+                    "broker announced no MQTT listener on port {}",
+                    self.mqtt_port
+                )));
+            }
+        }
         self.procs.insert(name.to_string(), p);
         Ok(())
     }
@@ -263,6 +357,9 @@ impl EvCluster {
     pub fn stop(&mut self) {
         for (_, mut p) in std::mem::take(&mut self.procs) {
             p.kill();
+        }
+        if let Some(mut m) = self.mosquitto.take() {
+            m.kill();
         }
     }
 }

@@ -5,9 +5,17 @@
 //!
 //! Interrupted with Ctrl-C, the nodes (same process group) get the SIGINT
 //! too and stop with it; on every normal path [`EvCluster`]'s drop kills them.
+//!
+//! `--broker-kind mosquitto` runs a real Mosquitto instead of frota-broker
+//! (config in `<data-dir>/mosquitto/`, bound to 127.0.0.1 on `--mqtt-port`,
+//! or a free port when that one is busy); companies and vehicles then use
+//! `--broker mqtt://...`. With frota-broker, `--mqtt-port` is its MQTT
+//! listener (if busy, the broker runs without MQTT and the demo says so).
+//! Either way `mosquitto_sub -p <port> -t 'vehicle/#' -v` watches the run.
 
 use super::audit;
-use super::cluster::{EvBins, EvCluster, EvOptions};
+use super::cluster::{BrokerKind, EvBins, EvCluster, EvOptions};
+use super::mosquitto;
 use super::vehicle::{self, SimConfig};
 use crate::cli::{opt, Args, ParseExit};
 use std::path::PathBuf;
@@ -32,7 +40,17 @@ pub fn run(args: &[String]) -> i32 {
         opt(
             "base-port",
             "7100",
-            "broker port; companies A, B, C use the next three",
+            "broker port; companies A, B, C use the next three (0 = free ports)",
+        ),
+        opt(
+            "broker-kind",
+            "frota",
+            "frota (frota-broker) or mosquitto (a real Mosquitto; companies and vehicles use MQTT)",
+        ),
+        opt(
+            "mqtt-port",
+            "1883",
+            "MQTT port: frota-broker's MQTT listener, or Mosquitto's (0 = a free port)",
         ),
         opt(
             "data-dir",
@@ -61,11 +79,38 @@ pub fn run(args: &[String]) -> i32 {
     }
     let mut opts = EvOptions::new(&data);
     opts.log_dir = Some(PathBuf::from(a.string("log-dir")));
-    opts.ports = Some([base, base + 1, base + 2, base + 3]);
+    if base != 0 {
+        opts.ports = Some([base, base + 1, base + 2, base + 3]);
+    }
+    let mqtt_port: u16 = a.value("mqtt-port");
+    opts.mqtt_port = Some(mqtt_port).filter(|p| *p != 0);
+    match a.string("broker-kind").as_str() {
+        "frota" => {}
+        "mosquitto" => {
+            let Some(bin) = mosquitto::find("mosquitto") else {
+                eprintln!(
+                    "run-ev: mosquitto not found (make deps-mqtt, or apt-get install mosquitto)"
+                );
+                return 1;
+            };
+            opts.broker_kind = BrokerKind::Mosquitto(bin);
+            // Mosquitto cannot run without its port: a busy one (often a
+            // system mosquitto on 1883) means we pick another.
+            if mqtt_port != 0 && std::net::TcpListener::bind(("127.0.0.1", mqtt_port)).is_err() {
+                println!("run-ev: port {mqtt_port} is busy; mosquitto gets a free port");
+                opts.mqtt_port = None;
+            }
+        }
+        other => {
+            eprintln!("run-ev: --broker-kind must be frota or mosquitto, not '{other}'");
+            return 2;
+        }
+    }
+    let kind = a.string("broker-kind");
     opts.hold_expiry_ms = a.value("hold-expiry-ms");
     opts.ask_interval_ms = 500;
     println!(
-        "run-ev: starting broker and companies A, B, C (logs in {})",
+        "run-ev: starting broker ({kind}) and companies A, B, C (logs in {})",
         a.string("log-dir")
     );
     let cluster = match EvCluster::start(EvBins::siblings(), opts) {
@@ -78,8 +123,19 @@ pub fn run(args: &[String]) -> i32 {
     for n in cluster.names() {
         println!("  {n:<10} {}", cluster.addr(&n));
     }
+    match cluster.mqtt_addr() {
+        Some(m) => println!(
+            "  mqtt       {m}   (watch: mosquitto_sub -h {} -p {} -t 'vehicle/#' -v)",
+            m.ip(),
+            m.port()
+        ),
+        None => println!(
+            "  mqtt       off (port {mqtt_port} busy; see {}/broker.log)",
+            a.string("log-dir")
+        ),
+    }
     let cfg = SimConfig {
-        broker: cluster.addr("broker").to_string(),
+        broker: cluster.broker_url(),
         vehicles: a.value("vehicles"),
         seed: a.value("seed"),
         contended: a.value("contended"),

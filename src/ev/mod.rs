@@ -10,6 +10,7 @@
 //! - [`audit`]: the atomicity / isolation / no-leftover-holds verdict.
 //! - [`cluster`]: start a whole EV deployment (tests, demo, doc replay).
 //! - [`demo`]: `frota-ctl run-ev`.
+//! - [`mosquitto`]: run a real Mosquitto as the broker (`--broker-kind mosquitto`).
 
 pub mod audit;
 pub mod broker;
@@ -17,6 +18,7 @@ pub mod bus_client;
 pub mod cluster;
 pub mod company;
 pub mod demo;
+pub mod mosquitto;
 pub mod points;
 pub mod vehicle;
 

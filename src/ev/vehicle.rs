@@ -30,7 +30,11 @@ pub const RANGE_KM: u32 = 400;
 
 pub fn flags() -> Vec<Flag> {
     vec![
-        opt("broker", "127.0.0.1:7100", "broker address HOST:PORT"),
+        opt(
+            "broker",
+            "127.0.0.1:7100",
+            "broker: HOST:PORT (frota framing) or mqtt://HOST:PORT (MQTT 3.1.1, e.g. Mosquitto)",
+        ),
         opt("vehicles", "20", "number of vehicles"),
         opt("seed", "7", "random seed (same seed, same routes)"),
         opt(

@@ -11,7 +11,8 @@
 //!   connection, talking to a topic tree through [`session::Bus`].
 //! - [`memory_bus`]: an in-memory [`session::Bus`] (tests, reference).
 //!
-//! docs/mqtt.md lists the supported features and what is refused.
+//! protocol.md, section "MQTT", lists the supported features and what is
+//! refused; frota-broker's MQTT listener is `crate::ev::broker::mqtt_bridge`.
 
 pub mod client;
 pub mod codec;
@@ -23,4 +24,4 @@ pub mod topic;
 
 pub use client::{parse_mqtt_url, ClientConfig, ClientError, MqttClient};
 pub use json::JsonClient;
-pub use session::{serve_mqtt, Bus, Delivery, MqttConfig, MqttServer, Sink};
+pub use session::{serve_mqtt, Bus, Delivery, MqttConfig, MqttServer, MqttStats, Sink};

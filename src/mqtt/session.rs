@@ -287,20 +287,17 @@ impl MqttServer {
 
     /// Counters for the owning node's `status`.
     pub fn status(&self) -> Value {
-        let s = &self.shared;
-        let c = &s.counters;
-        json!({
-            "listen": self.addr.to_string(),
-            "open": s.live.load(Ordering::SeqCst),
-            "max": s.cfg.max_connections,
-            "accepted": c.accepted.load(Ordering::Relaxed),
-            "refused": c.refused.load(Ordering::Relaxed),
-            "connack_refused": c.connacks_refused.load(Ordering::Relaxed),
-            "malformed": c.malformed.load(Ordering::Relaxed),
-            "timed_out": c.timeouts.load(Ordering::Relaxed),
-            "published": c.published.load(Ordering::Relaxed),
-            "delivered": c.delivered.load(Ordering::Relaxed),
-        })
+        self.stats().status()
+    }
+
+    /// A handle on the counters that outlives borrows of the server (which
+    /// [`MqttServer::wait`] and [`MqttServer::shutdown`] consume), e.g. for
+    /// a node's `status` handler.
+    pub fn stats(&self) -> MqttStats {
+        MqttStats {
+            addr: self.addr,
+            shared: self.shared.clone(),
+        }
     }
 
     /// Stop accepting, close every connection, wait for the accept loop
@@ -329,6 +326,33 @@ impl MqttServer {
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
+    }
+}
+
+/// Read-only access to a running listener's counters.
+#[derive(Clone)]
+pub struct MqttStats {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl MqttStats {
+    /// Counters for the owning node's `status`.
+    pub fn status(&self) -> Value {
+        let s = &self.shared;
+        let c = &s.counters;
+        json!({
+            "listen": self.addr.to_string(),
+            "open": s.live.load(Ordering::SeqCst),
+            "max": s.cfg.max_connections,
+            "accepted": c.accepted.load(Ordering::Relaxed),
+            "refused": c.refused.load(Ordering::Relaxed),
+            "connack_refused": c.connacks_refused.load(Ordering::Relaxed),
+            "malformed": c.malformed.load(Ordering::Relaxed),
+            "timed_out": c.timeouts.load(Ordering::Relaxed),
+            "published": c.published.load(Ordering::Relaxed),
+            "delivered": c.delivered.load(Ordering::Relaxed),
+        })
     }
 }
 

@@ -10,9 +10,11 @@
 //! {"type":"message","topic":"vehicle/v1/status","payload":{...}}
 //! ```
 //!
-//! A second listener (MQTT) can share the same [`bus::Bus`].
+//! The MQTT 3.1.1 listener ([`mqtt_bridge`], `--mqtt-listen`) shares the
+//! same [`bus::Bus`], so both kinds of client see each other's messages.
 
 pub mod bus;
+pub mod mqtt_bridge;
 pub mod topic;
 
 use crate::cli::{opt, Flag};
@@ -22,6 +24,7 @@ use crate::frame::Mode;
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
 use bus::{Bus, Sink};
+use mqtt_bridge::MqttState;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -37,6 +40,11 @@ pub fn flags() -> Vec<Flag> {
             "listen",
             "127.0.0.1:7100",
             "address for the frota-framed listener",
+        ),
+        opt(
+            "mqtt-listen",
+            "127.0.0.1:1883",
+            "address for the MQTT 3.1.1 listener ('off' disables; if busy, the broker warns and runs without it)",
         ),
         opt(
             "queue-len",
@@ -107,6 +115,8 @@ pub struct Broker {
     bus: Arc<Bus>,
     /// Runtime connection id → (bus subscriber, its gate).
     conns: Mutex<HashMap<u64, (SubscriberId, Arc<Gate>)>>,
+    /// The MQTT listener's state, for `status` (set once it is started).
+    mqtt: Mutex<Option<MqttState>>,
 }
 
 #[derive(Deserialize)]
@@ -125,7 +135,13 @@ impl Broker {
         Broker {
             bus,
             conns: Mutex::new(HashMap::new()),
+            mqtt: Mutex::new(None),
         }
+    }
+
+    /// Tell `status` about the MQTT listener.
+    pub fn set_mqtt(&self, state: MqttState) {
+        *self.mqtt.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
     }
 
     /// The shared topic tree (for a second listener).
@@ -190,7 +206,13 @@ impl Handler for Broker {
     }
 
     fn status(&self) -> Body {
-        self.bus.status()
+        let mut b = self.bus.status();
+        let mqtt = match &*self.mqtt.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(m) => m.status(),
+            None => json!({"listen": "off", "reason": "not started"}),
+        };
+        b.insert("mqtt".into(), mqtt);
+        b
     }
 
     fn handle(&self, req: &Request, ctx: &Ctx) -> Result<Body, Error> {

@@ -43,7 +43,7 @@ pub fn flags() -> Vec<Flag> {
         opt(
             "broker",
             "127.0.0.1:7100",
-            "broker address HOST:PORT ('' = no broker)",
+            "broker: HOST:PORT (frota-broker, frota framing) or mqtt://HOST:PORT (any MQTT 3.1.1 broker, e.g. Mosquitto); '' = no broker",
         ),
         opt(
             "data-dir",

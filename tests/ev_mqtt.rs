@@ -1,0 +1,360 @@
+//! The EV system meets MQTT, with real processes:
+//! * frota-broker's MQTT listener shares its topic tree with the frota one
+//!   (in-process check, then `mosquitto_sub` / `mosquitto_pub` against the
+//!   real binary with companies answering);
+//! * the whole EV system on a real Mosquitto (`frota-ctl run-ev
+//!   --broker-kind mosquitto`, and a cluster where exactly one company
+//!   coordinates each request).
+//!
+//! Tests that need the Mosquitto programs print `SKIPPED: ...` and return
+//! when they are missing (`make deps-mqtt` installs them).
+mod ev_common;
+
+use ev_common::{ask, bins, cluster, route};
+use frota::client::ClientConfig as FrotaConfig;
+use frota::ev::broker::{bus::Bus as Tree, mqtt_bridge::MqttBridge, Broker};
+use frota::ev::bus_client::BusClient;
+use frota::ev::cluster::{BrokerKind, EvCluster, EvOptions};
+use frota::ev::mosquitto::{self, find};
+use frota::ev::vehicle::{self, SimConfig};
+use frota::launch::{temp_dir, wait_until};
+use frota::mqtt::{serve_mqtt, Bus, ClientConfig, JsonClient, MqttClient, MqttConfig};
+use frota::server::{Server, ServerConfig};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn skip_without_mosquitto(test: &str) -> bool {
+    match mosquitto::missing_tools() {
+        Some(why) => {
+            println!("SKIPPED {test}: {why}");
+            eprintln!("SKIPPED {test}: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// A mosquitto_sub / mosquitto_pub process, killed when dropped.
+struct Tool {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Tool {
+    fn spawn(name: &str, args: &[&str]) -> Tool {
+        let bin = find(name).expect("tool present (checked before)");
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn a mosquitto tool");
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = channel();
+        // Ends when the tool's stdout closes (it exits or is killed).
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Tool { child, lines: rx }
+    }
+
+    /// The next line whose topic is `topic`, as (topic, JSON payload).
+    fn next_on(&self, topic: &str, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            if let Some((t, p)) = line.split_once(' ') {
+                if t == topic {
+                    return serde_json::from_str(p).ok();
+                }
+            }
+        }
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn frota_and_mqtt_clients_share_one_tree() {
+    let tree = Arc::new(Tree::new(1024));
+    let frota_srv =
+        Server::start(ServerConfig::default(), Arc::new(Broker::new(tree.clone()))).unwrap();
+    let bridge: Arc<dyn Bus> = Arc::new(MqttBridge::new(tree.clone()));
+    let mqtt_srv = serve_mqtt("127.0.0.1:0", bridge, MqttConfig::default()).unwrap();
+    let maddr = mqtt_srv.addr().to_string();
+
+    let mut watcher = MqttClient::connect(&maddr, "watch", &ClientConfig::default()).unwrap();
+    watcher.subscribe("vehicle/#", 1).unwrap();
+    let company_mqtt =
+        JsonClient::connect(&format!("mqtt://{maddr}"), FrotaConfig::default()).unwrap();
+    company_mqtt
+        .subscribe("$share/companies/vehicle/+/request")
+        .unwrap();
+
+    let vehicle =
+        BusClient::connect(&frota_srv.addr().to_string(), FrotaConfig::default()).unwrap();
+    vehicle.subscribe("vehicle/v1/response").unwrap();
+    let n = vehicle
+        .publish("vehicle/v1/request", json!({"request_id": "v1-1"}))
+        .unwrap();
+    assert_eq!(n, 2, "watcher + one member of the share group");
+    let (t, p) = watcher.recv(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!(
+        (t.as_str(), p.as_slice()),
+        ("vehicle/v1/request", &br#"{"request_id":"v1-1"}"#[..])
+    );
+    assert_eq!(
+        company_mqtt.recv(Duration::from_secs(5)),
+        Some(("vehicle/v1/request".into(), json!({"request_id": "v1-1"})))
+    );
+    company_mqtt
+        .publish("vehicle/v1/response", json!({"ok": true}))
+        .unwrap();
+    assert_eq!(
+        vehicle.recv(Duration::from_secs(5)),
+        Some(("vehicle/v1/response".into(), json!({"ok": true})))
+    );
+    let (t, _) = watcher.recv(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!(t, "vehicle/v1/response");
+    // A non-JSON MQTT payload cannot enter the JSON tree: dropped, and the
+    // session stays usable.
+    let mut raw = MqttClient::connect(&maddr, "raw", &ClientConfig::default()).unwrap();
+    raw.publish("vehicle/v1/status", b"hello", 1).unwrap();
+    raw.publish("vehicle/v1/status", b"{\"battery\":3}", 1)
+        .unwrap();
+    let (t, p) = watcher.recv(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!(
+        (t.as_str(), p.as_slice()),
+        ("vehicle/v1/status", &b"{\"battery\":3}"[..])
+    );
+    // Disconnecting an MQTT session drops its tree subscriber.
+    watcher.disconnect();
+    company_mqtt
+        .publish("vehicle/v9/status", json!({}))
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+            tree.status()["subscribers"].as_array().map(Vec::len) == Some(2)
+        }),
+        "{:?}",
+        tree.status()
+    );
+    mqtt_srv.shutdown();
+    frota_srv.shutdown();
+}
+
+fn broker_status(c: &EvCluster) -> Value {
+    Value::Object(ask(c, "broker", "status", json!({})).expect("broker status"))
+}
+
+/// mosquitto_sub and mosquitto_pub against the real frota-broker with
+/// companies: vehicle traffic is visible, and an MQTT request is answered.
+#[test]
+fn mosquitto_tools_against_frota_broker() {
+    if skip_without_mosquitto("mosquitto_tools_against_frota_broker") {
+        return;
+    }
+    let c = cluster("ev-mqtt-tools", |_| {});
+    let maddr = c
+        .mqtt_addr()
+        .expect("the broker announced its MQTT listener");
+    let port = maddr.port().to_string();
+    let watcher = Tool::spawn(
+        "mosquitto_sub",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "vehicle/#",
+            "-v",
+            "-q",
+            "1",
+        ],
+    );
+    // Subscribed once the tree lists an MQTT subscriber with that filter.
+    let subscribed = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        broker_status(&c)["subscribers"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["filters"] == json!(["vehicle/#"])))
+    });
+    assert!(
+        subscribed,
+        "mosquitto_sub did not subscribe: {}",
+        broker_status(&c)
+    );
+
+    // A frota (framed) vehicle's status reaches mosquitto_sub.
+    let frota_vehicle =
+        BusClient::connect(&c.addr("broker").to_string(), FrotaConfig::default()).unwrap();
+    let status = json!({"vehicle": "v7", "battery": 55});
+    let n = frota_vehicle
+        .publish("vehicle/v7/status", status.clone())
+        .unwrap();
+    assert!(n >= 1, "delivered to mosquitto_sub");
+    assert_eq!(
+        watcher.next_on("vehicle/v7/status", Duration::from_secs(10)),
+        Some(status)
+    );
+
+    // mosquitto_pub sends a route request; a company answers on the
+    // response topic, which mosquitto_sub sees.
+    let req = json!({"request_id": "vq-1", "vehicle": "vq", "stops": route(9)});
+    let mut publ = Tool::spawn(
+        "mosquitto_pub",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-q",
+            "1",
+            "-t",
+            "vehicle/vq/request",
+            "-m",
+            &req.to_string(),
+        ],
+    );
+    assert_eq!(
+        publ.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "mosquitto_pub"
+    );
+    assert_eq!(
+        watcher.next_on("vehicle/vq/request", Duration::from_secs(10)),
+        Some(req)
+    );
+    let answer = watcher
+        .next_on("vehicle/vq/response", Duration::from_secs(15))
+        .expect("an answer on vehicle/vq/response");
+    assert_eq!(answer["request_id"], "vq-1", "{answer}");
+    assert_eq!(answer["outcome"], "reserved", "{answer}");
+
+    // The broker's status counts the MQTT side.
+    let st = broker_status(&c);
+    let m = &st["mqtt"];
+    assert_eq!(m["listen"], maddr.to_string(), "{st}");
+    assert!(m["accepted"].as_u64() >= Some(2), "{st}");
+    assert!(m["published"].as_u64() >= Some(1), "{st}");
+    assert!(m["delivered"].as_u64().is_some(), "{st}");
+    assert_eq!(m["not_json"], 0, "{st}");
+}
+
+/// `frota-ctl run-ev --broker-kind mosquitto` as a user runs it: a real
+/// Mosquitto, companies and vehicles over MQTT, audit passing.
+#[test]
+fn run_ev_on_a_real_mosquitto() {
+    if skip_without_mosquitto("run_ev_on_a_real_mosquitto") {
+        return;
+    }
+    let dir = temp_dir("run-ev-mosquitto");
+    let out = Command::new(env!("CARGO_BIN_EXE_frota-ctl"))
+        .args(["run-ev", "--broker-kind", "mosquitto", "--base-port", "0"])
+        .args(["--mqtt-port", "0", "--vehicles", "16", "--contended", "8"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--log-dir")
+        .arg(dir.join("logs"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run frota-ctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "run-ev failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("starting broker (mosquitto)"), "{text}");
+    assert!(text.contains("audit: PASS"), "{text}");
+    assert!(
+        text.contains("16 vehicles:") && text.contains(" 0 failed"),
+        "{text}"
+    );
+    let log = std::fs::read_to_string(dir.join("logs/broker.log")).unwrap_or_default();
+    assert!(log.contains("mosquitto"), "the broker was mosquitto: {log}");
+}
+
+/// On Mosquitto's shared subscriptions exactly one company coordinates each
+/// request: the companies' coordinated transactions add up to the requests.
+#[test]
+fn exactly_one_company_per_request_on_mosquitto() {
+    if skip_without_mosquitto("exactly_one_company_per_request_on_mosquitto") {
+        return;
+    }
+    let bin = find("mosquitto").expect("checked");
+    let mut o = EvOptions::new(&temp_dir("ev-mosq-once"));
+    o.broker_kind = BrokerKind::Mosquitto(bin);
+    let c = EvCluster::start(bins(), o).expect("cluster on mosquitto");
+    assert!(c.broker_url().starts_with("mqtt://"));
+    let st = Value::Object(ask(&c, "company-A", "status", json!({})).unwrap());
+    assert_eq!(st["broker"], c.broker_url(), "{st}");
+    let cfg = SimConfig {
+        broker: c.broker_url(),
+        vehicles: 12,
+        seed: 3,
+        contended: 8,
+        group: 4,
+        timeout: Duration::from_secs(15),
+        status_interval: Duration::from_millis(500),
+        progress: Duration::from_secs(60),
+        points: None,
+    };
+    let report = vehicle::run(&cfg, &mut |_| {}).expect("simulator runs");
+    assert_eq!(report.failed, 0, "{}", report.summary());
+    assert_eq!(report.reserved + report.rejected, 12);
+    assert!(
+        report.reserved >= 2,
+        "two contended groups have a winner each"
+    );
+    let coordinated = |c: &EvCluster| -> u64 {
+        ["company-A", "company-B", "company-C"]
+            .iter()
+            .map(|n| {
+                let s = Value::Object(ask(c, n, "status", json!({})).unwrap());
+                let k = &s["coordinator"];
+                k["committed"].as_u64().unwrap_or(0)
+                    + k["aborted"].as_u64().unwrap_or(0)
+                    + k["failed"].as_u64().unwrap_or(0)
+            })
+            .sum()
+    };
+    let all = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        coordinated(&c) >= 12
+    });
+    assert!(all, "coordinated {} of 12", coordinated(&c));
+    assert_eq!(coordinated(&c), 12, "each request coordinated exactly once");
+    let verdict = frota::ev::audit::check(&c.companies(), Duration::from_secs(10)).unwrap();
+    assert!(verdict.ok, "{}", verdict.lines().join("\n"));
+}

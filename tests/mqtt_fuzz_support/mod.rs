@@ -1,0 +1,130 @@
+//! The seeded MQTT fuzz generator shared by the fuzz tests (not a test
+//! target itself): random bytes, valid packets and mutated ones.
+#![allow(dead_code)]
+
+use frota::mqtt::codec::{self, Connect, Packet, Publish};
+
+/// xorshift64*: small, seeded, good enough to pick mutations.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    pub fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+}
+
+pub fn connect(id: &str) -> Packet {
+    Packet::Connect(Connect {
+        clean_session: true,
+        keep_alive: 5,
+        client_id: id.into(),
+        will: None,
+        username: Some("u".into()),
+        password: Some(b"p".to_vec()),
+    })
+}
+
+pub fn corpus() -> Vec<Vec<u8>> {
+    let publish = |qos: u8, id: Option<u16>| {
+        Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain: qos == 0,
+            topic: "fuzz/a".into(),
+            packet_id: id,
+            payload: br#"{"type":"fuzz"}"#.to_vec(),
+        })
+    };
+    [
+        connect("fuzz"),
+        publish(0, None),
+        publish(1, Some(3)),
+        publish(2, Some(4)),
+        Packet::Subscribe {
+            packet_id: 5,
+            filters: vec![("fuzz/#".into(), 1), ("$share/g/fuzz/+".into(), 0)],
+        },
+        Packet::Unsubscribe {
+            packet_id: 6,
+            filters: vec!["fuzz/#".into()],
+        },
+        Packet::PubAck(1),
+        Packet::PingReq,
+        Packet::Disconnect,
+    ]
+    .iter()
+    .map(|p| codec::encode(p).expect("encode corpus"))
+    .collect()
+}
+
+pub fn mutate(rng: &mut Rng, mut p: Vec<u8>) -> Vec<u8> {
+    for _ in 0..1 + rng.below(4) {
+        let len = p.len().max(1);
+        match rng.below(8) {
+            0 => {
+                let i = rng.below(len);
+                if let Some(b) = p.get_mut(i) {
+                    *b ^= 1 << rng.below(8);
+                }
+            }
+            1 => {
+                let i = rng.below(len);
+                if let Some(b) = p.get_mut(i) {
+                    *b = rng.byte();
+                }
+            }
+            2 => {
+                let at = rng.below(p.len() + 1);
+                p.insert(at, rng.byte());
+            }
+            3 if !p.is_empty() => {
+                let at = rng.below(p.len());
+                p.remove(at);
+            }
+            4 => p.truncate(rng.below(len)),
+            5 => p.extend((0..rng.below(16)).map(|_| rng.byte())),
+            // A remaining length that lies: 1..=5 bytes with continuation bits.
+            6 if !p.is_empty() => {
+                let n = 1 + rng.below(5);
+                let lie: Vec<u8> = (0..n).map(|_| rng.byte() | 0x80).collect();
+                p.splice(1..2.min(p.len()), lie);
+            }
+            _ => {
+                // Swap the packet type.
+                if let Some(b) = p.first_mut() {
+                    *b = (*b & 0x0f) | ((rng.byte() & 0x0f) << 4);
+                }
+            }
+        }
+    }
+    p
+}
+
+/// One fuzz connection's bytes: maybe a valid CONNECT first (to reach the
+/// session loop), then random or mutated packets.
+pub fn fuzz_stream(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if rng.below(3) > 0 {
+        out.extend(codec::encode(&connect(&format!("f{}", rng.below(1000)))).unwrap_or_default());
+    }
+    for _ in 0..1 + rng.below(4) {
+        match rng.below(4) {
+            0 => out.extend((0..rng.below(64)).map(|_| rng.byte())),
+            1 => out.extend(corpus[rng.below(corpus.len())].clone()),
+            _ => {
+                let base = corpus[rng.below(corpus.len())].clone();
+                out.extend(mutate(rng, base));
+            }
+        }
+    }
+    out
+}
