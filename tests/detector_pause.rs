@@ -4,6 +4,10 @@
 //! info desk must still hand out every live terminal — the monitor's own
 //! pause is not a failure of its peers. Then a real failure (kill -9) is
 //! still detected. Runs once per detector (fixed, phi).
+//!
+//! Not vacuous: with `--pause-grace-ms 0` (the guard switched off) both
+//! tests fail at the first `get_terminal` after SIGCONT, which lists fewer
+//! than three terminals.
 
 use frota::client::{call, ClientConfig};
 use frota::launch::{temp_dir, wait_until};
