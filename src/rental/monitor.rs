@@ -460,12 +460,14 @@ impl Handler for Monitor {
         let mut nodes = Vec::new();
         for (n, (alive, phi)) in names.into_iter().zip(verdicts) {
             let Some(e) = table.get(n) else { continue };
-            nodes.push(
-                json!({"name": n, "role": e.role, "tcp": e.tcp.to_string(), "seq": e.seq,
+            let mut v = json!({"name": n, "role": e.role, "tcp": e.tcp.to_string(), "seq": e.seq,
                    "age_ms": now.saturating_duration_since(e.last_seen).as_millis() as u64,
-                   "alive": alive, "phi": self.phi_json(phi),
-                   "suspicions": w.suspicions.get(n).copied().unwrap_or(0)}),
-            );
+                   "alive": alive,
+                   "suspicions": w.suspicions.get(n).copied().unwrap_or(0)});
+            if self.cfg.detector == DetectorKind::Phi {
+                v["phi"] = self.phi_json(phi);
+            }
+            nodes.push(v);
         }
         let mut out = self.detector_fields();
         out.extend(body(json!({
@@ -504,5 +506,63 @@ impl Handler for Monitor {
         let mut out = body(json!({"nodes": self.alive(a.role.as_deref())}));
         out.extend(self.detector_fields());
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(name: &str, seq: u64, started_ms: u64) -> Map<String, Value> {
+        match json!({"type": "heartbeat", "name": name, "role": "terminal",
+                     "tcp": "127.0.0.1:7011", "seq": seq, "started_ms": started_ms})
+        {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn monitor(kind: DetectorKind) -> Arc<Monitor> {
+        Monitor::with_config(MonitorConfig {
+            detector: kind,
+            ..MonitorConfig::fixed(Duration::from_secs(3))
+        })
+    }
+
+    #[test]
+    fn phi_is_shown_only_with_the_phi_detector() {
+        let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let started = super::super::peers::now_ms();
+        for kind in [DetectorKind::Fixed, DetectorKind::Phi] {
+            let m = monitor(kind);
+            m.receive(&beat("terminal-1", 1, started), from);
+            m.receive(&beat("terminal-1", 2, started), from);
+            let live = m.alive(Some("terminal"));
+            assert_eq!(live.len(), 1, "{live:?}");
+            assert_eq!(live[0].get("phi").is_some(), kind == DetectorKind::Phi);
+            let st = m.status();
+            assert_eq!(st["detector"]["kind"], kind.name());
+            assert_eq!(
+                st["nodes"][0].get("phi").is_some(),
+                kind == DetectorKind::Phi
+            );
+        }
+    }
+
+    #[test]
+    fn a_restart_is_accepted_and_the_old_incarnation_is_not() {
+        let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let started = super::super::peers::now_ms();
+        let m = monitor(DetectorKind::Phi);
+        m.receive(&beat("terminal-1", 7, started), from);
+        // Restarted: seq starts over, accepted because started_ms is newer.
+        m.receive(&beat("terminal-1", 1, started + 1), from);
+        // The older incarnation again is a replay.
+        m.receive(&beat("terminal-1", 9, started), from);
+        assert_eq!(m.counters.accepted.load(Ordering::Relaxed), 2);
+        assert_eq!(m.counters.rejected.load(Ordering::Relaxed), 1);
+        let live = m.alive(None);
+        assert_eq!(live[0]["seq"], 1);
+        assert!(live[0]["phi"].as_f64().unwrap_or(99.0) < 8.0);
     }
 }
