@@ -13,7 +13,7 @@ SEED     ?=
 # 1.0 takes about 30 s; 0.1 about 4 s.
 TIME_SCALE ?= 1.0
 
-.PHONY: help build run run-rental run-ev run-ev-mosquitto deps-mqtt test bench fmt lint clean clean-logs up down status nc check-tools
+.PHONY: help build run run-rental run-ev run-ev-mosquitto deps-mqtt test bench bench-detector fmt lint clean clean-logs up down status nc check-tools
 
 help:
 	@echo "frota make targets:"
@@ -24,6 +24,7 @@ help:
 	@echo "  make run-ev-mosquitto  the EV demo on a real Mosquitto instead of frota-broker"
 	@echo "  make deps-mqtt    install mosquitto + mosquitto-clients if missing (needs root + apt; never fails)"
 	@echo "  make bench        performance figures, as ratios against references measured in the same run"
+	@echo "  make bench-detector  failure detectors: detection time after kill -9, false suspicions under load"
 	@echo "  make up / down / status   leave nodes running in the background (PIDs in run/)"
 	@echo "  make fmt | lint | build | clean | clean-logs"
 
@@ -74,6 +75,12 @@ test: check-tools deps-mqtt
 
 bench: check-tools
 	$(CARGO) bench --bench frota
+	$(CARGO) bench --bench detector
+
+# Failure detectors (issue 6): kill -9 a terminal, time until the info desk
+# stops handing it out, and false suspicions under CPU load. About a minute.
+bench-detector: check-tools
+	$(CARGO) bench --bench detector
 
 fmt:
 	$(CARGO) fmt

@@ -40,6 +40,29 @@ pub trait Detector: Send {
     fn nodes(&self) -> Vec<String>;
 }
 
+/// A boxed detector is a detector, so a monitor can wrap the one chosen by a
+/// flag in a [`PauseGuard`].
+impl<D: Detector + ?Sized> Detector for Box<D> {
+    fn heartbeat(&mut self, node: &str, now: Instant) {
+        (**self).heartbeat(node, now)
+    }
+    fn phi(&self, node: &str, now: Instant) -> f64 {
+        (**self).phi(node, now)
+    }
+    fn is_alive(&self, node: &str, now: Instant) -> bool {
+        (**self).is_alive(node, now)
+    }
+    fn forget(&mut self, node: &str) {
+        (**self).forget(node)
+    }
+    fn rebase(&mut self) {
+        (**self).rebase()
+    }
+    fn nodes(&self) -> Vec<String> {
+        (**self).nodes()
+    }
+}
+
 /// Dead after `timeout` without a heartbeat. Set `timeout` to the heartbeat
 /// interval plus the pause you accept (e.g. 3 × interval).
 #[derive(Debug, Clone)]
@@ -273,8 +296,10 @@ impl Detector for PhiAccrual {
 /// `check_interval`. A tick later than `check_interval + max_lateness`
 /// means the monitor did not run for a while: every peer's silence in that
 /// window is the observer's fault, and the heartbeats queued in the socket
-/// have not been read yet. For `grace` after such a tick every known node
-/// counts as alive, and the inner detector forgets the gap.
+/// have not been read yet. For `grace` after such a tick a node is judged
+/// as of the moment the monitor stopped (the last on-time tick): a node
+/// alive then stays alive, a node already dead then stays dead (the pause
+/// must not revive it either), and the inner detector forgets the gap.
 pub struct PauseGuard<D: Detector> {
     inner: D,
     check_interval: Duration,
@@ -282,6 +307,8 @@ pub struct PauseGuard<D: Detector> {
     grace: Duration,
     last_tick: Option<Instant>,
     quiet_until: Option<Instant>,
+    /// The last on-time tick before the latest pause.
+    paused_at: Option<Instant>,
     pauses: u64,
 }
 
@@ -299,6 +326,7 @@ impl<D: Detector> PauseGuard<D> {
             grace,
             last_tick: None,
             quiet_until: None,
+            paused_at: None,
             pauses: 0,
         }
     }
@@ -312,8 +340,11 @@ impl<D: Detector> PauseGuard<D> {
             }
             None => false,
         };
-        self.last_tick = Some(now);
+        let prev = self.last_tick;
+        // Ticks may come from several threads; never move the clock back.
+        self.last_tick = Some(prev.map_or(now, |p| p.max(now)));
         if paused {
+            self.paused_at = prev;
             self.pauses += 1;
             self.quiet_until = Some(now + self.grace);
             self.inner.rebase();
@@ -346,8 +377,12 @@ impl<D: Detector> Detector for PauseGuard<D> {
     }
 
     fn is_alive(&self, node: &str, now: Instant) -> bool {
-        if self.in_grace(now) && self.inner.nodes().iter().any(|n| n == node) {
-            return true;
+        if self.in_grace(now) {
+            if let Some(at) = self.paused_at {
+                if self.inner.is_alive(node, at) {
+                    return true;
+                }
+            }
         }
         self.inner.is_alive(node, now)
     }
@@ -524,7 +559,10 @@ mod tests {
             g.is_alive("b", resumed),
             "b's silence is the monitor's fault"
         );
-        assert!(g.is_alive("a", resumed + ms(999)));
+        assert!(
+            !g.is_alive("a", resumed + ms(10)),
+            "a was dead before the pause: the pause does not revive it"
+        );
         assert!(
             !g.is_alive("stranger", resumed),
             "unknown nodes stay unknown"

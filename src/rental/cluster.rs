@@ -67,6 +67,8 @@ pub struct ClusterOptions {
     pub fixed_ports: bool,
     /// Node logs go here as `<name>.log` (default: `<data_dir>/logs`).
     pub log_dir: Option<PathBuf>,
+    /// Extra flags for the heartbeat monitor, e.g. `--detector phi`.
+    pub heartbeat_args: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -79,6 +81,7 @@ impl ClusterOptions {
             sync_interval_ms: 200,
             fixed_ports: false,
             log_dir: None,
+            heartbeat_args: Vec::new(),
         }
     }
 
@@ -91,6 +94,7 @@ impl ClusterOptions {
             sync_interval_ms: 1000,
             fixed_ports: true,
             log_dir: None,
+            heartbeat_args: Vec::new(),
         }
     }
 }
@@ -204,6 +208,11 @@ impl RentalCluster {
         Ok(())
     }
 
+    /// The process id of node `name`, if it is running (to SIGSTOP it).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.procs.get(name).map(NodeProc::pid)
+    }
+
     /// The running process of `name`, if any (to wait for a crash exit).
     pub fn proc_mut(&mut self, name: &str) -> Option<&mut NodeProc> {
         self.procs.get_mut(name)
@@ -248,17 +257,18 @@ impl RentalCluster {
                     None if o.fixed_ports => "127.0.0.1:7000".into(),
                     None => "127.0.0.1:0".into(),
                 };
-                (
-                    &self.bins.heartbeat,
-                    s(&[
-                        "--listen",
-                        &listen,
-                        "--udp",
-                        &udp_listen,
-                        "--timeout-ms",
-                        &o.heartbeat_timeout_ms.to_string(),
-                    ]),
-                )
+                let mut args = s(&[
+                    "--listen",
+                    &listen,
+                    "--udp",
+                    &udp_listen,
+                    "--timeout-ms",
+                    &o.heartbeat_timeout_ms.to_string(),
+                    "--heartbeat-interval-ms",
+                    &interval,
+                ]);
+                args.extend(o.heartbeat_args.iter().cloned());
+                (&self.bins.heartbeat, args)
             }
             "backup" => {
                 let dir = self.data_dir.join("backup");

@@ -1,13 +1,23 @@
 //! The heartbeat monitor: receives UDP heartbeats from terminals and the
 //! backup, and answers `alive` over TCP.
 //!
-//! A node is alive while its last accepted heartbeat is younger than the
-//! timeout. A datagram is accepted only if it looks like one of ours:
+//! Whether a node is alive is decided by a failure detector from
+//! [`crate::detector`], chosen by `--detector`: a fixed timeout (alive while
+//! the last accepted heartbeat is younger than `--timeout-ms`) or phi
+//! accrual (alive while phi < `--phi-threshold`). Either is wrapped in a
+//! [`PauseGuard`]: a check thread ticks every few milliseconds, and a late
+//! tick means the monitor itself was paused (SIGSTOP, an overloaded host),
+//! so for `--pause-grace-ms` nodes are judged as of the moment it stopped.
+//! The check thread also counts suspicions (alive → dead transitions), so a
+//! benchmark can count false ones.
+//!
+//! A datagram is accepted only if it looks like one of ours:
 //! JSON object, `type` "heartbeat", a known role whose name fits it, a TCP
 //! address on the sender's own IP, sane numbers, and a sequence number that
 //! moves forward within one incarnation (`started_ms`). Everything else is
 //! counted and dropped; nothing a datagram carries can stop the receiver.
 
+use crate::detector::{Detector, FixedTimeout, PauseGuard, PhiAccrual, PhiConfig};
 use crate::heartbeat::{self, RecvError};
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
@@ -35,6 +45,101 @@ struct Entry {
     last_seen: Instant,
 }
 
+/// Which failure detector decides liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectorKind {
+    Fixed,
+    Phi,
+}
+
+impl DetectorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorKind::Fixed => "fixed",
+            DetectorKind::Phi => "phi",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DetectorKind> {
+        match s {
+            "fixed" => Some(DetectorKind::Fixed),
+            "phi" => Some(DetectorKind::Phi),
+            _ => None,
+        }
+    }
+}
+
+/// How the monitor decides who is alive.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    pub detector: DetectorKind,
+    /// Fixed detector: dead after this much silence.
+    pub timeout: Duration,
+    /// Phi detector: dead when phi reaches this.
+    pub phi_threshold: f64,
+    /// The interval nodes send heartbeats at: phi's first estimate, its
+    /// standard-deviation floor and acceptable pause are derived from it,
+    /// and so is how late a check may run before it counts as a pause.
+    pub interval: Duration,
+    /// After a detected pause of the monitor, judge nodes as of the moment
+    /// it stopped for this long.
+    pub pause_grace: Duration,
+}
+
+impl MonitorConfig {
+    /// A fixed timeout with heartbeats every `timeout / 3` (the project's
+    /// convention: three missed heartbeats).
+    pub fn fixed(timeout: Duration) -> MonitorConfig {
+        let interval = (timeout / 3).max(Duration::from_millis(1));
+        MonitorConfig {
+            detector: DetectorKind::Fixed,
+            timeout,
+            phi_threshold: 8.0,
+            interval,
+            pause_grace: interval * 2,
+        }
+    }
+
+    /// How often the check thread ticks: often enough that a pause is seen
+    /// long before it could look like a missed heartbeat.
+    pub fn check_interval(&self) -> Duration {
+        (self.interval / 5).clamp(Duration::from_millis(5), Duration::from_millis(100))
+    }
+
+    /// A tick this much later than due counts as a pause of the monitor.
+    /// Half an interval: scheduling jitter on a busy host stays below it,
+    /// and a shorter pause cannot push a peer from alive past either
+    /// detector's limit (both allow at least one whole extra interval).
+    pub fn max_lateness(&self) -> Duration {
+        (self.interval / 2).max(Duration::from_millis(20))
+    }
+
+    fn build(&self) -> PauseGuard<Box<dyn Detector>> {
+        let inner: Box<dyn Detector> = match self.detector {
+            DetectorKind::Fixed => Box::new(FixedTimeout::new(self.timeout)),
+            DetectorKind::Phi => Box::new(PhiAccrual::new(PhiConfig {
+                threshold: self.phi_threshold,
+                ..PhiConfig::for_interval(self.interval)
+            })),
+        };
+        PauseGuard::new(
+            inner,
+            self.check_interval(),
+            self.max_lateness(),
+            self.pause_grace,
+        )
+    }
+}
+
+/// The detector and what the check thread saw last.
+struct Watch {
+    guard: PauseGuard<Box<dyn Detector>>,
+    /// Verdict of the last check, per node, to count transitions.
+    verdict: HashMap<String, bool>,
+    /// alive → dead transitions, per node.
+    suspicions: HashMap<String, u64>,
+}
+
 #[derive(Default)]
 struct Counters {
     datagrams: AtomicU64,
@@ -44,18 +149,31 @@ struct Counters {
 }
 
 pub struct Monitor {
-    timeout: Duration,
+    cfg: MonitorConfig,
     table: Mutex<HashMap<String, Entry>>,
+    /// Locked after `table` when both are needed (never the other way).
+    watch: Mutex<Watch>,
     counters: Counters,
     last_rejection: Mutex<String>,
     stop: AtomicBool,
 }
 
 impl Monitor {
+    /// A fixed-timeout monitor (see [`MonitorConfig::fixed`]).
     pub fn new(timeout: Duration) -> Arc<Monitor> {
+        Monitor::with_config(MonitorConfig::fixed(timeout))
+    }
+
+    pub fn with_config(cfg: MonitorConfig) -> Arc<Monitor> {
+        let guard = cfg.build();
         Arc::new(Monitor {
-            timeout,
+            cfg,
             table: Mutex::new(HashMap::new()),
+            watch: Mutex::new(Watch {
+                guard,
+                verdict: HashMap::new(),
+                suspicions: HashMap::new(),
+            }),
             counters: Counters::default(),
             last_rejection: Mutex::new(String::new()),
             stop: AtomicBool::new(false),
@@ -91,6 +209,49 @@ impl Monitor {
                     }
                 }
             })
+    }
+
+    /// Tick the pause guard and count suspicions every check interval, in
+    /// a background thread until [`Monitor::stop`].
+    pub fn spawn_checker(self: &Arc<Self>) -> std::io::Result<JoinHandle<()>> {
+        let me = self.clone();
+        thread::Builder::new()
+            .name("heartbeat-check".into())
+            .spawn(move || {
+                let every = me.cfg.check_interval();
+                while !me.stop.load(Ordering::SeqCst) {
+                    me.check(Instant::now());
+                    thread::sleep(every);
+                }
+            })
+    }
+
+    /// One check: notice a pause of our own, and log and count every node
+    /// that went from alive to dead (or back).
+    pub fn check(&self, now: Instant) {
+        let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        if w.guard.tick(now) {
+            log::warn!(
+                "the monitor itself was paused (a check ran late); judging nodes as of \
+                 the pause for {} ms",
+                self.cfg.pause_grace.as_millis()
+            );
+        }
+        for name in w.guard.nodes() {
+            let alive = w.guard.is_alive(&name, now);
+            let before = w.verdict.insert(name.clone(), alive);
+            match (before, alive) {
+                (Some(true), false) => {
+                    *w.suspicions.entry(name.clone()).or_insert(0) += 1;
+                    log::info!(
+                        "{name} is suspected dead (phi {:.2})",
+                        w.guard.phi(&name, now)
+                    );
+                }
+                (Some(false), true) => log::info!("{name} is alive again"),
+                _ => {}
+            }
+        }
     }
 
     pub fn stop(&self) {
@@ -168,6 +329,7 @@ impl Monitor {
             return Err(format!("absurd started_ms {}", b.started_ms));
         }
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let mut new_incarnation = false;
         match table.get(&b.name) {
             Some(e) if e.started_ms > b.started_ms => {
                 return Err(format!("{} from an older incarnation", b.name))
@@ -179,7 +341,18 @@ impl Monitor {
                 ))
             }
             None if table.len() >= MAX_NODES => return Err("node table full".into()),
-            _ => {}
+            Some(e) => new_incarnation = e.started_ms != b.started_ms,
+            None => {}
+        }
+        let now = Instant::now();
+        {
+            let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+            if new_incarnation {
+                // A restarted node: the silence while it was down says
+                // nothing about its heartbeat rhythm from now on.
+                w.guard.forget(&b.name);
+            }
+            w.guard.heartbeat(&b.name, now);
         }
         table.insert(
             b.name,
@@ -188,33 +361,79 @@ impl Monitor {
                 tcp,
                 seq: b.seq,
                 started_ms: b.started_ms,
-                last_seen: Instant::now(),
+                last_seen: now,
             },
         );
         Ok(())
     }
 
-    /// Live nodes (of `role`, if given), sorted by name.
+    /// Per-node verdict and phi now (after noticing a pause of our own, so
+    /// an `alive` answered right after SIGCONT is already guarded).
+    fn judge(&self, names: &[&String], now: Instant) -> Vec<(bool, f64)> {
+        let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        w.guard.tick(now);
+        names
+            .iter()
+            .map(|n| (w.guard.is_alive(n, now), w.guard.phi(n, now)))
+            .collect()
+    }
+
+    fn phi_json(&self, phi: f64) -> Value {
+        // JSON has no infinity; two decimals are plenty for a person.
+        if phi.is_finite() {
+            json!((phi * 100.0).round() / 100.0)
+        } else {
+            json!(f64::MAX)
+        }
+    }
+
+    /// Live nodes (of `role`, if given), sorted by name. With the phi
+    /// detector each carries its current `phi`.
     pub fn alive(&self, role: Option<&str>) -> Vec<Value> {
         let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<(&String, &Entry)> = table
+        let mut names: Vec<&String> = table
             .iter()
-            .filter(|(_, e)| e.last_seen.elapsed() < self.timeout)
             .filter(|(_, e)| role.is_none_or(|r| r == e.role))
+            .map(|(n, _)| n)
             .collect();
-        out.sort_by(|a, b| a.0.cmp(b.0));
-        out.into_iter()
-            .map(|(name, e)| {
-                json!({"name": name, "role": e.role, "tcp": e.tcp.to_string(),
-                       "age_ms": e.last_seen.elapsed().as_millis() as u64, "seq": e.seq})
-            })
-            .collect()
+        names.sort();
+        let now = Instant::now();
+        let verdicts = self.judge(&names, now);
+        let mut out = Vec::new();
+        for (name, (alive, phi)) in names.into_iter().zip(verdicts) {
+            let Some(e) = table.get(name).filter(|_| alive) else {
+                continue;
+            };
+            let mut v = json!({"name": name, "role": e.role, "tcp": e.tcp.to_string(),
+                   "age_ms": now.saturating_duration_since(e.last_seen).as_millis() as u64,
+                   "seq": e.seq});
+            if self.cfg.detector == DetectorKind::Phi {
+                v["phi"] = self.phi_json(phi);
+            }
+            out.push(v);
+        }
+        out
+    }
+
+    /// Suspicions counted by the check thread since start (alive → dead
+    /// transitions of any node) and pauses of the monitor detected.
+    pub fn suspicions_and_pauses(&self) -> (u64, u64) {
+        let w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        (w.suspicions.values().sum(), w.guard.pauses())
+    }
+
+    /// The fields that say how liveness is decided (in `alive` and `status`).
+    fn detector_fields(&self) -> Body {
+        match self.cfg.detector {
+            DetectorKind::Fixed => body(json!({"timeout_ms": self.cfg.timeout.as_millis() as u64})),
+            DetectorKind::Phi => body(json!({"phi_threshold": self.cfg.phi_threshold})),
+        }
     }
 }
 
 pub const HELP: [MessageHelp; 1] = [MessageHelp::new(
     "alive",
-    "live nodes (optionally only one role: terminal, backup) with name, role, TCP address, age of the last heartbeat",
+    "live nodes (optionally only one role: terminal, backup) with name, role, TCP address, age of the last heartbeat (and phi with --detector phi)",
     r#"{"type":"alive","id":1,"role":"terminal"}"#,
 )];
 
@@ -233,17 +452,40 @@ impl Handler for Monitor {
     fn status(&self) -> Body {
         let c = &self.counters;
         let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        let mut nodes: Vec<Value> = table
-            .iter()
-            .map(|(n, e)| {
-                json!({"name": n, "role": e.role, "tcp": e.tcp.to_string(), "seq": e.seq,
-                       "age_ms": e.last_seen.elapsed().as_millis() as u64,
-                       "alive": e.last_seen.elapsed() < self.timeout})
-            })
-            .collect();
-        nodes.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        body(json!({
-            "timeout_ms": self.timeout.as_millis() as u64,
+        let mut names: Vec<&String> = table.keys().collect();
+        names.sort();
+        let now = Instant::now();
+        let verdicts = self.judge(&names, now);
+        let w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut nodes = Vec::new();
+        for (n, (alive, phi)) in names.into_iter().zip(verdicts) {
+            let Some(e) = table.get(n) else { continue };
+            let mut v = json!({"name": n, "role": e.role, "tcp": e.tcp.to_string(), "seq": e.seq,
+                   "age_ms": now.saturating_duration_since(e.last_seen).as_millis() as u64,
+                   "alive": alive,
+                   "suspicions": w.suspicions.get(n).copied().unwrap_or(0)});
+            if self.cfg.detector == DetectorKind::Phi {
+                v["phi"] = self.phi_json(phi);
+            }
+            nodes.push(v);
+        }
+        let mut out = self.detector_fields();
+        out.extend(body(json!({
+            "detector": {
+                "kind": self.cfg.detector.name(),
+                "timeout_ms": self.cfg.timeout.as_millis() as u64,
+                "phi_threshold": self.cfg.phi_threshold,
+                "interval_ms": self.cfg.interval.as_millis() as u64,
+                "pause_grace_ms": self.cfg.pause_grace.as_millis() as u64,
+                "check_interval_ms": self.cfg.check_interval().as_millis() as u64,
+                "max_lateness_ms": self.cfg.max_lateness().as_millis() as u64,
+            },
+            "pauses": w.guard.pauses(),
+            "in_grace": w.guard.in_grace(now),
+            "suspicions": w.suspicions.values().sum::<u64>(),
+        })));
+        drop(w);
+        out.extend(body(json!({
             "datagrams": c.datagrams.load(Ordering::Relaxed),
             "accepted": c.accepted.load(Ordering::Relaxed),
             "malformed": c.malformed.load(Ordering::Relaxed),
@@ -251,7 +493,8 @@ impl Handler for Monitor {
             "last_rejection": *self.last_rejection.lock().unwrap_or_else(|p| p.into_inner()),
             "nodes": nodes,
             "crash_points": [],
-        }))
+        })));
+        out
     }
 
     fn handle(&self, req: &Request, _ctx: &Ctx) -> Result<Body, Error> {
@@ -260,9 +503,66 @@ impl Handler for Monitor {
             role: Option<String>,
         }
         let a: Alive = req.parse()?;
-        Ok(body(json!({
-            "nodes": self.alive(a.role.as_deref()),
-            "timeout_ms": self.timeout.as_millis() as u64,
-        })))
+        let mut out = body(json!({"nodes": self.alive(a.role.as_deref())}));
+        out.extend(self.detector_fields());
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(name: &str, seq: u64, started_ms: u64) -> Map<String, Value> {
+        match json!({"type": "heartbeat", "name": name, "role": "terminal",
+                     "tcp": "127.0.0.1:7011", "seq": seq, "started_ms": started_ms})
+        {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn monitor(kind: DetectorKind) -> Arc<Monitor> {
+        Monitor::with_config(MonitorConfig {
+            detector: kind,
+            ..MonitorConfig::fixed(Duration::from_secs(3))
+        })
+    }
+
+    #[test]
+    fn phi_is_shown_only_with_the_phi_detector() {
+        let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let started = super::super::peers::now_ms();
+        for kind in [DetectorKind::Fixed, DetectorKind::Phi] {
+            let m = monitor(kind);
+            m.receive(&beat("terminal-1", 1, started), from);
+            m.receive(&beat("terminal-1", 2, started), from);
+            let live = m.alive(Some("terminal"));
+            assert_eq!(live.len(), 1, "{live:?}");
+            assert_eq!(live[0].get("phi").is_some(), kind == DetectorKind::Phi);
+            let st = m.status();
+            assert_eq!(st["detector"]["kind"], kind.name());
+            assert_eq!(
+                st["nodes"][0].get("phi").is_some(),
+                kind == DetectorKind::Phi
+            );
+        }
+    }
+
+    #[test]
+    fn a_restart_is_accepted_and_the_old_incarnation_is_not() {
+        let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let started = super::super::peers::now_ms();
+        let m = monitor(DetectorKind::Phi);
+        m.receive(&beat("terminal-1", 7, started), from);
+        // Restarted: seq starts over, accepted because started_ms is newer.
+        m.receive(&beat("terminal-1", 1, started + 1), from);
+        // The older incarnation again is a replay.
+        m.receive(&beat("terminal-1", 9, started), from);
+        assert_eq!(m.counters.accepted.load(Ordering::Relaxed), 2);
+        assert_eq!(m.counters.rejected.load(Ordering::Relaxed), 1);
+        let live = m.alive(None);
+        assert_eq!(live[0]["seq"], 1);
+        assert!(live[0]["phi"].as_f64().unwrap_or(99.0) < 8.0);
     }
 }

@@ -1,0 +1,318 @@
+//! Helpers for the hostile-input tests: start any node type as a real
+//! process with extra flags, and the one request that proves it serves.
+#![allow(dead_code)] // each test file uses a different subset
+
+use frota::heartbeat::Sender;
+use frota::launch::{temp_dir, wait_until, NodeProc};
+use frota::rental::peers;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Generous bound for any single wait (10x what we expect).
+pub const BOUND: Duration = Duration::from_secs(10);
+
+/// A node under test, with whatever it needs running beside it.
+pub struct Node {
+    pub kind: &'static str,
+    pub addr: SocketAddr,
+    /// A request (one inline line) only this kind of node answers, and the
+    /// start of its reply.
+    pub probe: &'static str,
+    pub want: &'static str,
+    /// The node itself, then its helpers (dropped = killed).
+    pub procs: Vec<NodeProc>,
+    _beat: Option<Sender>,
+    _hold: Option<TcpListener>,
+}
+
+fn bin(kind: &str) -> PathBuf {
+    PathBuf::from(match kind {
+        "heartbeat" => env!("CARGO_BIN_EXE_frota-heartbeat"),
+        "infodesk" => env!("CARGO_BIN_EXE_frota-infodesk"),
+        "backup" => env!("CARGO_BIN_EXE_frota-backup"),
+        "terminal" => env!("CARGO_BIN_EXE_frota-terminal"),
+        "broker" => env!("CARGO_BIN_EXE_frota-broker"),
+        "company" => env!("CARGO_BIN_EXE_frota-company"),
+        k => panic!("no node kind {k}"),
+    })
+}
+
+fn spawn(kind: &str, args: &[String]) -> NodeProc {
+    NodeProc::spawn(&bin(kind), args, &[("RUST_LOG", "error".to_string())], None)
+        .unwrap_or_else(|e| panic!("{kind} starts: {e}"))
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Start a node of `kind` on 127.0.0.1:0 with `flags` (the runtime's
+/// limits), plus what it needs to answer its probe: the info desk gets a
+/// monitor that hears a terminal, the terminal gets a backup.
+pub fn start(kind: &'static str, flags: &[&str]) -> Node {
+    let dir = temp_dir(&format!("hostile-{kind}"));
+    let d = |sub: &str| dir.join(sub).to_string_lossy().into_owned();
+    let mut helpers = Vec::new();
+    let mut beat = None;
+    let mut hold = None;
+    // Port 9 (discard): heartbeats of nodes tested alone go nowhere.
+    let nowhere = "127.0.0.1:9";
+    let (mut args, probe, want) = match kind {
+        "heartbeat" => (
+            strings(&["--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0"]),
+            r#"{"type":"alive","id":5}"#,
+            r#"{"type":"alive_ok","in_reply_to":5,"#,
+        ),
+        "infodesk" => {
+            let hb = spawn(
+                "heartbeat",
+                &strings(&["--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0"]),
+            );
+            // A terminal-1 that only beats: the desk can hand it out.
+            let fake = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let fake_addr = fake.local_addr().expect("addr");
+            beat = Some(
+                peers::beacon(
+                    hb.addr("udp"),
+                    "terminal-1",
+                    "terminal",
+                    fake_addr,
+                    Duration::from_millis(100),
+                )
+                .expect("beacon"),
+            );
+            hold = Some(fake);
+            let a = strings(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--heartbeat",
+                &hb.tcp().to_string(),
+            ]);
+            helpers.push(hb);
+            (
+                a,
+                r#"{"type":"get_terminal","id":5}"#,
+                r#"{"type":"get_terminal_ok","in_reply_to":5,"terminal":"terminal-1","#,
+            )
+        }
+        "backup" => (
+            strings(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                &d("backup"),
+                "--heartbeat",
+                nowhere,
+            ]),
+            r#"{"type":"holders","id":5,"class":"suv"}"#,
+            r#"{"type":"holders_ok","in_reply_to":5,"#,
+        ),
+        "terminal" => {
+            let b = spawn(
+                "backup",
+                &strings(&[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--data-dir",
+                    &d("backup"),
+                    "--heartbeat",
+                    nowhere,
+                ]),
+            );
+            let a = strings(&[
+                "--id",
+                "1",
+                "--listen",
+                "127.0.0.1:0",
+                "--backup",
+                &b.tcp().to_string(),
+                "--heartbeat",
+                nowhere,
+            ]);
+            helpers.push(b);
+            (
+                a,
+                r#"{"type":"stock","id":5}"#,
+                r#"{"type":"stock_ok","in_reply_to":5,"#,
+            )
+        }
+        "broker" => (
+            strings(&["--listen", "127.0.0.1:0"]),
+            r#"{"type":"publish","id":5,"topic":"vehicle/v1/status","payload":{"battery":80}}"#,
+            r#"{"type":"publish_ok","in_reply_to":5"#,
+        ),
+        "company" => (
+            strings(&[
+                "--name",
+                "A",
+                "--listen",
+                "127.0.0.1:0",
+                "--broker",
+                "",
+                "--data-dir",
+                &d("company-a"),
+                "--peers",
+                "A=127.0.0.1:9",
+            ]),
+            r#"{"type":"reservations","id":5}"#,
+            r#"{"type":"reservations_ok","in_reply_to":5,"#,
+        ),
+        k => panic!("no node kind {k}"),
+    };
+    args.extend(strings(flags));
+    let me = spawn(kind, &args);
+    let addr = me.tcp();
+    let mut procs = vec![me];
+    procs.extend(helpers);
+    let node = Node {
+        kind,
+        addr,
+        probe,
+        want,
+        procs,
+        _beat: beat,
+        _hold: hold,
+    };
+    // The info desk answers only once the monitor has heard the terminal.
+    assert!(
+        wait_until(BOUND, Duration::from_millis(20), || try_probe(&node)),
+        "{kind} never answered its probe {probe}"
+    );
+    node
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(BOUND)).expect("timeout");
+    s.set_write_timeout(Some(BOUND)).expect("timeout");
+    let _ = s.set_nodelay(true);
+    s
+}
+
+/// One `\n`-terminated line, byte by byte (nothing after it is consumed);
+/// `None` on EOF, reset or timeout.
+pub fn try_read_line(s: &mut TcpStream) -> Option<String> {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b) {
+            Ok(1) => {
+                out.push(b[0]);
+                if b[0] == b'\n' {
+                    return String::from_utf8(out).ok();
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Send the probe on `s` and check the reply.
+pub fn probe_on(s: &mut TcpStream, n: &Node) {
+    s.write_all(format!("{}\n", n.probe).as_bytes())
+        .expect("send probe");
+    let line = try_read_line(s).unwrap_or_default();
+    assert!(
+        line.starts_with(n.want),
+        "{}: probe {} got {line:?}",
+        n.kind,
+        n.probe
+    );
+}
+
+/// A fresh connection is served the probe.
+pub fn try_probe(n: &Node) -> bool {
+    let Ok(mut s) = TcpStream::connect(n.addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(BOUND));
+    if s.write_all(format!("{}\n", n.probe).as_bytes()).is_err() {
+        return false;
+    }
+    try_read_line(&mut s).is_some_and(|l| l.starts_with(n.want))
+}
+
+/// `status` on `s`, as JSON.
+pub fn status_on(s: &mut TcpStream) -> serde_json::Value {
+    s.write_all(b"{\"type\":\"status\"}\n")
+        .expect("send status");
+    let line = try_read_line(s).expect("status reply");
+    serde_json::from_str(&line).expect("status is JSON")
+}
+
+/// Connections the node counts as open, not counting the one asking.
+pub fn open_besides_me(addr: SocketAddr) -> u64 {
+    let mut s = connect(addr);
+    status_on(&mut s)["connections"]["open"]
+        .as_u64()
+        .expect("open count")
+        .saturating_sub(1)
+}
+
+/// Everything until the peer closes (a reset counts as the close).
+pub fn read_to_close(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("no close within {BOUND:?}: {e}; got {out:?}"),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The exact inline error line the runtime sends.
+pub fn error_line(code: u32, name: &str, text: &str) -> String {
+    let definite = code != 0 && code != 13;
+    let text = serde_json::to_string(text).expect("json");
+    format!("{{\"type\":\"error\",\"code\":{code},\"name\":\"{name}\",\"text\":{text},\"definite\":{definite}}}\n")
+}
+
+pub fn wait(cond: impl FnMut() -> bool) -> bool {
+    wait_until(BOUND, Duration::from_millis(20), cond)
+}
+
+/// Another process holding a connection to `addr`: a shell that opens it
+/// (optionally sends `first`) and then sleeps. Stop it (SIGSTOP) and it
+/// vanishes without a FIN; kill it (-9) and its kernel closes the socket.
+pub struct Peer(Child);
+
+impl Peer {
+    pub fn connect(addr: SocketAddr, first: &str) -> Peer {
+        let script = format!(
+            "exec 3<>/dev/tcp/{}/{} || exit 1; printf '%s' \"$1\" >&3; exec sleep 60",
+            addr.ip(),
+            addr.port()
+        );
+        let child = Command::new("bash")
+            .args(["-c", &script, "peer", first])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bash runs");
+        Peer(child)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig} failed");
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
