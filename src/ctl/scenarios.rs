@@ -68,6 +68,10 @@ pub fn run(args: &[String]) -> i32 {
     while let Some(a) = it.next() {
         match a.as_str() {
             "rental" | "ev" => system = Some(a.clone()),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return 0;
+            }
             "--out" => match it.next() {
                 Some(v) => out = PathBuf::from(v),
                 None => return usage(),
@@ -528,15 +532,11 @@ fn recent_subscribe(traces: &Path) -> bool {
 /// Used by tests: the arrows of a diagram file as sorted lines, without
 /// the step column (parallel messages may swap places between runs).
 pub fn arrows_of_text(text: &str) -> Vec<String> {
+    // Each line is a 10-character step column, two spaces, the ladder.
     let mut v: Vec<String> = text
         .lines()
         .skip(1)
-        .map(|l| {
-            l.trim_start()
-                .split_once("  ")
-                .map_or(l, |(_, rest)| rest)
-                .to_string()
-        })
+        .map(|l| l.get(12..).unwrap_or("").to_string())
         .collect();
     v.sort();
     v
@@ -545,4 +545,53 @@ pub fn arrows_of_text(text: &str) -> Vec<String> {
 /// Paths used by `make traces` and the test.
 pub fn doc_dir(manifest: &Path) -> PathBuf {
     manifest.join("docs").join("traces")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_found_and_filled() {
+        let doc =
+            "a\n<!-- trace:x -->\nold\n<!-- /trace -->\nb\n<!-- trace:y -->\n<!-- /trace -->\n";
+        assert_eq!(region(doc, "x"), Some("old\n"));
+        assert_eq!(region(doc, "y"), Some(""));
+        assert_eq!(region(doc, "z"), None);
+        let new = fill_region(doc, "y", "new\n").unwrap();
+        assert_eq!(region(&new, "y"), Some("new\n"));
+        assert_eq!(region(&new, "x"), Some("old\n"));
+        assert!(fill_region(doc, "z", "q").is_none());
+    }
+
+    #[test]
+    fn normalise_numbers_ids_and_txns_by_first_appearance() {
+        let mut recs = vec![
+            json!({"type":"prepare","id":1806302851190785024u64,"in_reply_to":null,"txn":"B-1806302851190785999"}),
+            json!({"type":"prepare_ok","id":null,"in_reply_to":1806302851190785024u64,"txn":"B-1806302851190785999"}),
+            json!({"type":"prepare","id":77,"txn":"doc-t1"}),
+            json!({"type":"commit","id":5,"txn":"A-12"}),
+        ];
+        normalise(&mut recs);
+        assert_eq!(recs[0]["id"], 1);
+        assert_eq!(recs[1]["in_reply_to"], 1);
+        assert_eq!(recs[0]["txn"], "B-t1");
+        assert_eq!(recs[1]["txn"], "B-t1");
+        assert_eq!(recs[2]["id"], 2);
+        // Not a clock-based id: left alone.
+        assert_eq!(recs[2]["txn"], "doc-t1");
+        assert_eq!(
+            (recs[3]["id"].clone(), recs[3]["txn"].clone()),
+            (json!(3), json!("A-t2"))
+        );
+    }
+
+    #[test]
+    fn arrows_drop_the_step_column_and_sort() {
+        let t = "      step   a   b\n         1   |-x->|\n         2   |<.y.|\n";
+        assert_eq!(
+            arrows_of_text(t),
+            vec!["|-x->|".to_string(), "|<.y.|".to_string()]
+        );
+    }
 }
