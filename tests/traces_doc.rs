@@ -34,6 +34,8 @@ fn arrows_of_mermaid(md: &str) -> Vec<String> {
             if let Some((id, name)) = p.split_once(" as ") {
                 names.insert(id.to_string(), name.to_string());
             }
+        } else if l.starts_with("Note over ") {
+            arrows.push(l.to_string());
         } else if let Some((head, label)) = l.split_once(": ") {
             let arrow = if head.contains("-->>") { "-->>" } else { "->>" };
             if let Some((a, b)) = head.split_once(arrow) {

@@ -479,6 +479,7 @@ fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
         return Err("company-A did not resubscribe after its restart".into());
     }
     let crash_from = now_us();
+    let crashed_at = std::cell::Cell::new(0u64);
     let sc = |c: &mut EvCluster| -> Result<(), String> {
         let stops = json!([
             stop("A", "A-REC-1", 1000),
@@ -495,6 +496,7 @@ fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
         if exited.is_none() {
             return Err("company-A did not exit at its crash point".into());
         }
+        crashed_at.set(now_us());
         c.set_env("company-A", &[]);
         c.restart("company-A").map_err(|e| e.to_string())?;
         let acked = |node: &'static str| move |r: &Value| is(r, node, "send", "commit_ok");
@@ -510,7 +512,21 @@ fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
     let from = now_us();
     sc(&mut c).map_err(|e| format!("scenario {}: {e}", EV[2].0))?;
     std::thread::sleep(Duration::from_millis(200));
-    let events = events_between(traces, from, now_us())?;
+    let mut events = events_between(traces, from, now_us())?;
+    // The crash itself sends nothing; mark it on the diagram.
+    let at = events.partition_point(|e| e.t_us <= crashed_at.get());
+    events.insert(
+        at,
+        Event {
+            t_us: crashed_at.get(),
+            from: "company-A".into(),
+            to: "company-A".into(),
+            label:
+                "CRASH at company.coord.after_decision (commit logged, none sent), then restarted"
+                    .into(),
+            reply: false,
+        },
+    );
     out.push((EV[2].0.to_string(), events));
     c.stop();
     Ok(out)

@@ -192,7 +192,15 @@ fn render_with(
         let b = parts.iter().position(|p| *p == e.to).unwrap_or(0);
         let (lo, hi) = (center(a.min(b)), center(a.max(b)));
         if lo == hi {
+            // Something that happened at one node (a crash): its label
+            // goes to the right of the node's line.
             line[lo] = '@';
+            for (j, c) in e.label.chars().enumerate() {
+                match line.get_mut(lo + 2 + j) {
+                    Some(slot) => *slot = c,
+                    None => line.push(c),
+                }
+            }
         } else {
             let dash = if e.reply { '.' } else { '-' };
             for c in line.iter_mut().take(hi).skip(lo + 1) {
@@ -229,6 +237,11 @@ pub fn render_mermaid(events: &[Event]) -> String {
     for e in events {
         let arrow = if e.reply { "-->>" } else { "->>" };
         let label = e.label.replace([';', '#'], " ");
+        if e.from == e.to {
+            // An event at one node (a crash), not a message.
+            out.push_str(&format!("    Note over {}: {label}\n", id(&e.from)));
+            continue;
+        }
         out.push_str(&format!(
             "    {}{arrow}{}: {label}\n",
             id(&e.from),
