@@ -26,6 +26,7 @@ help:
 	@echo "  make bench        performance figures, as ratios against references measured in the same run"
 	@echo "  make bench-detector  failure detectors: detection time after kill -9, false suspicions under load"
 	@echo "  make up / down / status   leave nodes running in the background (PIDs in run/)"
+	@echo "  make traces       run the traced scenarios: docs/traces/*.{txt,md} and the diagrams in protocol.md (trace-rental, trace-ev: one system)"
 	@echo "  make fmt | lint | build | clean | clean-logs"
 
 check-tools:
@@ -109,3 +110,19 @@ nc:
 	@command -v nc >/dev/null && echo "netcat is installed: $$(command -v nc)" || \
 	 { command -v apt-get >/dev/null && apt-get install -y netcat-openbsd; } || \
 	 echo "install netcat: Debian/Ubuntu 'apt-get install netcat-openbsd', macOS has nc built in"
+
+# --- traces and teaching docs (issue 7) --------------------------------------
+# Run the teaching scenarios on a traced deployment (FROTA_TRACE per node) and
+# write their ladder diagrams to docs/traces/<scenario>.{txt,md}; `make traces`
+# also refreshes the marked regions of protocol.md (<!-- trace:NAME -->).
+# tests/traces_doc.rs checks that the committed files match the code.
+.PHONY: trace-rental trace-ev traces
+trace-rental: build
+	$(CTL) trace-scenario rental --out docs/traces
+
+trace-ev: build
+	$(CTL) trace-scenario ev --out docs/traces
+
+traces: build
+	$(CTL) trace-scenario rental --out docs/traces --protocol protocol.md
+	$(CTL) trace-scenario ev --out docs/traces --protocol protocol.md

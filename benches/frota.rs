@@ -7,6 +7,8 @@
 //!    the same request bytes, over 1 and 64 connections: p50/p99 latency,
 //!    throughput, and the ratio (goal ≤ 1.5×).
 //! 2. Codec: frames/s for encode + decode of a typical message.
+//! 3. Trace off (issue 7): the cost of the wire-trace hooks when tracing is
+//!    off, per call and as a share of a runtime round trip (goal < 2%).
 //!
 //! Progress goes to stderr, the summary table to stdout, and every figure to
 //! `run/bench.json` (sections keyed by name, so later benches add theirs).
@@ -366,6 +368,7 @@ fn main() {
         codec["frames_per_s"], codec["frame_bytes"]
     );
 
+    let trace_off = trace_off_section(&rows, dur);
     let out = json!({
         "when_unix_s": std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -379,6 +382,7 @@ fn main() {
             "goal_p50_ratio": 1.5,
         },
         "codec": codec,
+        "trace_off": trace_off,
     });
     if smoke {
         return;
@@ -396,4 +400,49 @@ fn main() {
         Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
     }
     eprintln!("bench: done in {:.1} s", wall.elapsed().as_secs_f64());
+}
+
+/// Section 3: what the wire-trace hooks (`frota::trace`) cost when tracing
+/// is off. The runtime-floor rows above already run with tracing compiled in
+/// and off, so their ratio includes it; this isolates the hook itself: ns
+/// per `trace::record` call on the disabled path, times the hooks one
+/// node-to-node round trip passes (client send + recv, server recv + send =
+/// 4), against the in-process runtime's p50 round trip at 1 connection.
+fn trace_off_section(rows: &[Figures], dur: Duration) -> Value {
+    let on = frota::trace::enabled();
+    let msg = typical();
+    let local: Option<SocketAddr> = None;
+    let started = Instant::now();
+    let mut calls: u64 = 0;
+    while started.elapsed() < dur / 4 || calls == 0 {
+        for _ in 0..100_000 {
+            frota::trace::record(
+                std::hint::black_box("send"),
+                local,
+                local,
+                std::hint::black_box(&msg),
+            );
+        }
+        calls += 100_000;
+    }
+    let ns_per_call = started.elapsed().as_nanos() as f64 / calls as f64;
+    let rt_us = rows
+        .iter()
+        .find(|r| r.connections == 1 && r.target.contains("in-process"))
+        .map_or(f64::NAN, |r| r.p50_us);
+    let hooks_per_round_trip = 4.0;
+    let pct = hooks_per_round_trip * ns_per_call / (rt_us * 1000.0) * 100.0;
+    println!(
+        "trace off: {ns_per_call:.2} ns per hook, {hooks_per_round_trip} hooks per round trip = {pct:.4}% of a {rt_us:.1} µs round trip — goal < 2%: {}{}",
+        if pct < 2.0 { "met" } else { "NOT met" },
+        if on { " (FROTA_TRACE or RUST_LOG=frota::wire=trace is set: tracing was ON, figure not meaningful)" } else { "" }
+    );
+    json!({
+        "tracing_was_on": on,
+        "ns_per_call": round(ns_per_call, 2),
+        "hooks_per_round_trip": hooks_per_round_trip,
+        "round_trip_p50_us": round(rt_us, 1),
+        "percent_of_round_trip": round(pct, 4),
+        "goal_percent": 2.0,
+    })
 }

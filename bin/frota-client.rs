@@ -29,6 +29,7 @@ fn main() {
         ],
     );
     cli::init_logging();
+    frota::trace::name_process("client");
     let file = args.string("file");
     let text = std::fs::read_to_string(&file)
         .unwrap_or_else(|e| cli::die("frota-client", format!("cannot read {file}: {e}")));

@@ -13,6 +13,8 @@ Usage:
                                   (--broker-kind mosquitto: on a real Mosquitto, over MQTT)
   frota-ctl audit-ev [flags]      atomicity/isolation audit of a running EV system
   frota-ctl trace [--mermaid] DIR  merge the wire traces of a run (FROTA_TRACE=DIR) into a ladder diagram
+  frota-ctl trace-scenario rental|ev [--out DIR] [--protocol FILE]
+                                  run the teaching scenarios traced; write docs/traces/<scenario>.{txt,md}
   (each subcommand takes --help)
 
 Options for sending:
@@ -24,12 +26,23 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let sub = args.first().cloned().unwrap_or_default();
     let rest = args.get(1..).map(<[String]>::to_vec).unwrap_or_default();
+    // Name this process in wire traces (FROTA_TRACE=DIR); trace-scenario
+    // sets up tracing itself and must come first.
+    match sub.as_str() {
+        "trace-scenario" | "trace" => {}
+        "run-rental" => frota::trace::name_process("clients"),
+        "run-ev" => frota::trace::name_process("vehicles"),
+        _ => frota::trace::name_process(
+            &std::env::var("FROTA_TRACE_NAME").unwrap_or_else(|_| "ctl".into()),
+        ),
+    }
     let code = match sub.as_str() {
         "run-rental" => frota::rental::run_demo(&rest),
         "audit-rental" => frota::rental::audit(&rest),
         "run-ev" => frota::ev::run_demo(&rest),
         "audit-ev" => frota::ev::audit(&rest),
         "trace" => frota::ctl::trace::run(&rest),
+        "trace-scenario" => frota::ctl::scenarios::run(&rest),
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
             0

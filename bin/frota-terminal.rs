@@ -54,6 +54,8 @@ fn main() {
     if !(1..=frota::rental::fleet::TERMINALS).contains(&id) {
         args.fail("--id must be 1, 2 or 3 (the class map names three terminals)");
     }
+    // Named before the initial sync, its first traced call.
+    frota::trace::set_node(&format!("terminal-{id}"));
     let listen = match args.get("listen") {
         Some(l) => l.to_string(),
         None => format!("127.0.0.1:{}", 7010 + id),

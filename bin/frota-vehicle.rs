@@ -9,6 +9,7 @@ fn main() {
         &vehicle::flags(),
     );
     cli::init_logging();
+    frota::trace::name_process("vehicles");
     let cfg = vehicle::SimConfig::from_args(&args);
     let report = vehicle::run(&cfg, &mut |line| println!("{line}"));
     match report {

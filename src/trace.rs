@@ -32,6 +32,9 @@ static STATE: AtomicU8 = AtomicU8::new(0);
 
 struct Sink {
     node: String,
+    /// Set by [`name_process`]: servers started later in the same process
+    /// (a client's callback listener) do not rename it.
+    fixed: bool,
     dir: Option<PathBuf>,
     file: Option<File>,
 }
@@ -41,6 +44,7 @@ fn sink() -> &'static Mutex<Sink> {
     SINK.get_or_init(|| {
         Mutex::new(Sink {
             node: String::from("?"),
+            fixed: false,
             dir: std::env::var_os("FROTA_TRACE").map(PathBuf::from),
             file: None,
         })
@@ -72,8 +76,22 @@ pub fn set_node(name: &str) {
         return;
     }
     let mut s = sink().lock().unwrap_or_else(|p| p.into_inner());
+    if s.file.is_none() && !s.fixed {
+        s.node = name.to_string();
+    }
+}
+
+/// Name this whole process (simulators, `frota-ctl`): unlike [`set_node`],
+/// the name sticks even when the process later starts servers of its own
+/// (each simulated client's callback listener is a `Server`).
+pub fn name_process(name: &str) {
+    if !enabled() {
+        return;
+    }
+    let mut s = sink().lock().unwrap_or_else(|p| p.into_inner());
     if s.file.is_none() {
         s.node = name.to_string();
+        s.fixed = true;
     }
 }
 
@@ -98,7 +116,7 @@ pub fn record(dir: &str, local: Option<SocketAddr>, remote: Option<SocketAddr>, 
         "in_reply_to": msg.get("in_reply_to").cloned().unwrap_or(Value::Null),
     });
     // A few fields make ladders readable without dumping payloads.
-    for k in ["code", "topic", "txn", "class", "car", "status"] {
+    for k in ["code", "topic", "txn", "class", "car", "status", "outcome"] {
         if let Some(v) = msg.get(k) {
             if let Some(o) = rec.as_object_mut() {
                 o.insert(k.to_string(), v.clone());

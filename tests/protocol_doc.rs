@@ -2,17 +2,18 @@
 //! replayed against live nodes (src/ctl/doccheck.rs says how they match),
 //! and its error table is compared with `Code::ALL`.
 //!
-//! Nodes are started on first use and kept for the rest of the document, so
-//! the blocks of one system run in order against one deployment. A block
-//! whose node this test cannot start yet is reported as skipped (on stderr),
-//! never counted as passed.
+//! Every block runs: rental blocks (and the built-in ones, which name the
+//! rental `heartbeat` monitor) against one fresh `RentalCluster`, EV blocks
+//! against one fresh `EvCluster`, in document order. A block naming a node
+//! this test cannot start fails the test.
 
 use frota::ctl::doccheck;
-use frota::launch::NodeProc;
+use frota::ev::cluster::{EvBins, EvCluster, EvOptions};
+use frota::launch::temp_dir;
+use frota::rental::cluster::{Bins, RentalCluster};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn doc() -> String {
@@ -20,50 +21,58 @@ fn doc() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Start what serves `node`, if this test knows how.
-///
-/// For now the built-in examples run against `frota-echo` named and roled
-/// `heartbeat` (they only use ping and an unknown type, which every node
-/// answers the same way). Integrator: map `heartbeat` to the real monitor
-/// and add the rental (`infodesk`, `backup`, `terminal-N`) and EV
-/// (`broker`, `company-X`) cluster launchers here.
-fn launch(node: &str) -> Option<NodeProc> {
-    let args: Vec<String> = match node {
-        "heartbeat" => [
-            "--listen",
-            "127.0.0.1:0",
-            "--name",
-            "heartbeat",
-            "--role",
-            "heartbeat",
-        ]
-        .map(String::from)
-        .to_vec(),
-        _ => return None,
-    };
-    let bin = Path::new(env!("CARGO_BIN_EXE_frota-echo"));
-    Some(NodeProc::spawn(bin, &args, &[("RUST_LOG", "warn".into())], None).expect("node starts"))
+/// The two deployments, each started on first use and kept for the rest
+/// of the document, so a system's blocks run in order against one fresh
+/// deployment (the built-in examples name `heartbeat`: the rental monitor).
+#[derive(Default)]
+struct Deployments {
+    rental: Option<RentalCluster>,
+    ev: Option<EvCluster>,
+}
+
+impl Deployments {
+    fn resolve(&mut self, node: &str) -> Option<SocketAddr> {
+        match node {
+            "heartbeat" | "infodesk" | "backup" | "terminal-1" | "terminal-2" | "terminal-3" => {
+                if self.rental.is_none() {
+                    let bins = Bins::new(
+                        env!("CARGO_BIN_EXE_frota-heartbeat"),
+                        env!("CARGO_BIN_EXE_frota-backup"),
+                        env!("CARGO_BIN_EXE_frota-terminal"),
+                        env!("CARGO_BIN_EXE_frota-infodesk"),
+                    );
+                    let c = RentalCluster::start(bins, &temp_dir("protocol-doc-rental"))
+                        .expect("the rental deployment starts");
+                    self.rental = Some(c);
+                }
+                self.rental.as_ref().and_then(|c| c.try_addr(node))
+            }
+            "broker" | "company-A" | "company-B" | "company-C" => {
+                if self.ev.is_none() {
+                    let bins = EvBins {
+                        broker: PathBuf::from(env!("CARGO_BIN_EXE_frota-broker")),
+                        company: PathBuf::from(env!("CARGO_BIN_EXE_frota-company")),
+                    };
+                    let c = EvCluster::start(bins, EvOptions::new(&temp_dir("protocol-doc-ev")))
+                        .expect("the EV deployment starts");
+                    self.ev = Some(c);
+                }
+                self.ev.as_ref().and_then(|c| c.try_addr(node))
+            }
+            // Unknown: reported as skipped, which fails the test below.
+            _ => None,
+        }
+    }
 }
 
 #[test]
 fn examples_replay_against_live_nodes() {
     let doc = doc();
-    let nodes: RefCell<HashMap<String, Option<NodeProc>>> = RefCell::new(HashMap::new());
-    let resolve = |name: &str| -> Option<SocketAddr> {
-        let mut nodes = nodes.borrow_mut();
-        let entry = nodes
-            .entry(name.to_string())
-            .or_insert_with(|| launch(name));
-        entry.as_ref().map(NodeProc::tcp)
-    };
-    // The Rental and EV sections are replayed against real deployments by
-    // tests/rental_doc.rs and tests/ev_protocol_doc.rs; their `heartbeat`
-    // blocks (`alive`) cannot run against the echo stand-in used here.
-    let general = doc.find("\n## Rental").map_or(doc.as_str(), |i| &doc[..i]);
-    let report = doccheck::replay(general, resolve, Duration::from_secs(10));
-    for s in &report.skipped {
-        eprintln!("protocol.md SKIPPED {s}");
-    }
+    let nodes = RefCell::new(Deployments::default());
+    let resolve = |name: &str| nodes.borrow_mut().resolve(name);
+    // Strict: lists in replies have the example's length (the examples show
+    // whole lists, e.g. the three live terminals).
+    let report = doccheck::replay_with(&doc, resolve, Duration::from_secs(10), true);
     eprintln!(
         "protocol.md: {} blocks passed, {} messages matched, {} blocks skipped, {} failures",
         report.blocks_passed,
@@ -76,11 +85,15 @@ fn examples_replay_against_live_nodes() {
         "protocol.md examples do not match the nodes:\n{}",
         report.failures.join("\n")
     );
-    // The built-in examples (ping, unknown type) must really have run.
     assert!(
-        report.blocks_passed >= 2 && report.matched >= 2,
-        "{report:?}"
+        report.skipped.is_empty(),
+        "protocol.md blocks for nodes this test cannot start (every block must run):\n{}",
+        report.skipped.join("\n")
     );
+    // Every block ran and passed: the count is the document's own.
+    let blocks = doccheck::parse(&doc).blocks.len();
+    assert_eq!(report.blocks_passed, blocks, "{report:?}");
+    assert!(blocks >= 10 && report.matched >= 50, "{report:?}");
 }
 
 #[test]

@@ -140,6 +140,13 @@ fn kind(v: &Value) -> &'static str {
 
 /// Does `got` match the example `want`? `Err` says where it does not.
 pub fn matches(want: &Value, got: &Value) -> Result<(), String> {
+    matches_with(want, got, false)
+}
+
+/// [`matches`], and with `strict` arrays must also have the example's
+/// length, every element compared (what `tests/protocol_doc.rs` uses: the
+/// examples show whole lists, e.g. the three terminals `alive` returns).
+pub fn matches_with(want: &Value, got: &Value, strict: bool) -> Result<(), String> {
     for field in ["type", "in_reply_to", "code"] {
         if want.get(field) != got.get(field) {
             return Err(format!(
@@ -149,10 +156,10 @@ pub fn matches(want: &Value, got: &Value) -> Result<(), String> {
             ));
         }
     }
-    same_shape("", want, got)
+    same_shape("", want, got, strict)
 }
 
-fn same_shape(path: &str, want: &Value, got: &Value) -> Result<(), String> {
+fn same_shape(path: &str, want: &Value, got: &Value, strict: bool) -> Result<(), String> {
     let here = if path.is_empty() { "the message" } else { path };
     if kind(want) != kind(got) {
         return Err(format!(
@@ -176,12 +183,25 @@ fn same_shape(path: &str, want: &Value, got: &Value) -> Result<(), String> {
                 } else {
                     format!("{path}.{k}")
                 };
-                same_shape(&sub, wv, &g[k])?;
+                same_shape(&sub, wv, &g[k], strict)?;
+            }
+            Ok(())
+        }
+        (Value::Array(w), Value::Array(g)) if strict => {
+            if w.len() != g.len() {
+                return Err(format!(
+                    "{here} has {} elements, the example {}",
+                    g.len(),
+                    w.len()
+                ));
+            }
+            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
+                same_shape(&format!("{path}[{i}]"), wv, gv, strict)?;
             }
             Ok(())
         }
         (Value::Array(w), Value::Array(g)) => match (w.first(), g.first()) {
-            (Some(wf), Some(gf)) => same_shape(&format!("{path}[0]"), wf, gf),
+            (Some(wf), Some(gf)) => same_shape(&format!("{path}[0]"), wf, gf, strict),
             (Some(_), None) => Err(format!("{here} is empty, the example is not")),
             _ => Ok(()),
         },
@@ -208,6 +228,16 @@ pub fn replay(
     resolve: impl Fn(&str) -> Option<SocketAddr>,
     timeout: Duration,
 ) -> Report {
+    replay_with(doc, resolve, timeout, false)
+}
+
+/// [`replay`] with [`matches_with`]'s `strict` array rule.
+pub fn replay_with(
+    doc: &str,
+    resolve: impl Fn(&str) -> Option<SocketAddr>,
+    timeout: Duration,
+    strict: bool,
+) -> Report {
     let parsed = parse(doc);
     let mut report = Report {
         failures: parsed.problems,
@@ -222,7 +252,7 @@ pub fn replay(
             continue;
         };
         let before = report.failures.len();
-        replay_block(block, addr, timeout, &mut report);
+        replay_block(block, addr, timeout, strict, &mut report);
         if report.failures.len() == before {
             report.blocks_passed += 1;
         }
@@ -230,7 +260,13 @@ pub fn replay(
     report
 }
 
-fn replay_block(block: &Block, addr: SocketAddr, timeout: Duration, report: &mut Report) {
+fn replay_block(
+    block: &Block,
+    addr: SocketAddr,
+    timeout: Duration,
+    strict: bool,
+    report: &mut Report,
+) {
     let fail = |n: usize, why: String| format!("line {n} ({} at {addr}): {why}", block.node);
     let stream = match TcpStream::connect_timeout(&addr, timeout) {
         Ok(s) => s,
@@ -297,7 +333,7 @@ fn replay_block(block: &Block, addr: SocketAddr, timeout: Duration, report: &mut
                 };
                 let shown = String::from_utf8_lossy(&got).into_owned();
                 match serde_json::from_slice::<Value>(&got) {
-                    Ok(v) => match matches(&want, &v) {
+                    Ok(v) => match matches_with(&want, &v, strict) {
                         Ok(()) => report.matched += 1,
                         Err(why) => report.failures.push(fail(
                             *n,
@@ -478,6 +514,13 @@ mod tests {
             let e = matches(&want, &got).unwrap_err();
             assert!(e.contains(why), "{got}: {e}");
         }
+        // Strict: whole arrays, same length.
+        assert!(matches_with(&want, &ok, true)
+            .unwrap_err()
+            .contains("o.k has 2 elements, the example 1"));
+        let exact =
+            json!({"type":"x_ok","in_reply_to":1,"n":2,"s":"b","o":{"k":[3]},"l":[{"a":7}],"e":[]});
+        assert_eq!(matches_with(&want, &exact, true), Ok(()));
         let err = json!({"type":"error","code":10});
         assert!(matches(&err, &json!({"type":"error","code":12}))
             .unwrap_err()

@@ -2,6 +2,7 @@
 //! message and prints the reply; subcommands run audits and demos.
 
 pub mod doccheck;
+pub mod scenarios;
 pub mod trace;
 
 use crate::client::{Client, ClientConfig};

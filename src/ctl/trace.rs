@@ -109,7 +109,7 @@ fn label(r: &Value) -> String {
     if let Some(id) = r.get("in_reply_to").and_then(Value::as_u64) {
         l.push_str(&format!(" ↩{}", id % 10_000));
     }
-    for k in ["class", "car", "status", "txn", "topic", "code"] {
+    for k in ["class", "car", "status", "outcome", "txn", "topic", "code"] {
         if let Some(v) = r.get(k) {
             let v = match v {
                 Value::String(x) => x.clone(),
@@ -138,8 +138,26 @@ fn participants(events: &[Event]) -> Vec<String> {
     seen
 }
 
-/// A plain-text ladder: one column per node, one arrow per line.
+/// A plain-text ladder: one column per node, one arrow per line, with the
+/// time since the first message (ms).
 pub fn render_text(events: &[Event]) -> String {
+    let t0 = events.first().map(|e| e.t_us).unwrap_or(0);
+    render_with(events, "t (ms)", &|_, e| {
+        format!("{:>10.1}", (e.t_us.saturating_sub(t0)) as f64 / 1000.0)
+    })
+}
+
+/// The same ladder numbered by step instead of timed (diffable: the
+/// generated docs under docs/traces use it).
+pub fn render_text_steps(events: &[Event]) -> String {
+    render_with(events, "step", &|i, _| format!("{:>10}", i + 1))
+}
+
+fn render_with(
+    events: &[Event],
+    head_label: &str,
+    stamp: &dyn Fn(usize, &Event) -> String,
+) -> String {
     let parts = participants(events);
     let longest_label = events
         .iter()
@@ -162,11 +180,10 @@ pub fn render_text(events: &[Event]) -> String {
     }
     out.push_str(&format!(
         "{:>10}  {}\n",
-        "t (ms)",
+        head_label,
         head.iter().collect::<String>().trim_end()
     ));
-    let t0 = events.first().map(|e| e.t_us).unwrap_or(0);
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
         let mut line = vec![' '; width];
         for i in 0..parts.len() {
             line[center(i)] = '|';
@@ -175,7 +192,15 @@ pub fn render_text(events: &[Event]) -> String {
         let b = parts.iter().position(|p| *p == e.to).unwrap_or(0);
         let (lo, hi) = (center(a.min(b)), center(a.max(b)));
         if lo == hi {
+            // Something that happened at one node (a crash): its label
+            // goes to the right of the node's line.
             line[lo] = '@';
+            for (j, c) in e.label.chars().enumerate() {
+                match line.get_mut(lo + 2 + j) {
+                    Some(slot) => *slot = c,
+                    None => line.push(c),
+                }
+            }
         } else {
             let dash = if e.reply { '.' } else { '-' };
             for c in line.iter_mut().take(hi).skip(lo + 1) {
@@ -192,9 +217,9 @@ pub fn render_text(events: &[Event]) -> String {
                 line[start + j] = c;
             }
         }
-        let ms = (e.t_us.saturating_sub(t0)) as f64 / 1000.0;
         out.push_str(&format!(
-            "{ms:>10.1}  {}\n",
+            "{}  {}\n",
+            stamp(i, e),
             line.iter().collect::<String>().trim_end()
         ));
     }
@@ -212,6 +237,11 @@ pub fn render_mermaid(events: &[Event]) -> String {
     for e in events {
         let arrow = if e.reply { "-->>" } else { "->>" };
         let label = e.label.replace([';', '#'], " ");
+        if e.from == e.to {
+            // An event at one node (a crash), not a message.
+            out.push_str(&format!("    Note over {}: {label}\n", id(&e.from)));
+            continue;
+        }
         out.push_str(&format!(
             "    {}{arrow}{}: {label}\n",
             id(&e.from),

@@ -1,0 +1,119 @@
+//! `help` on every node lists every message with an example that works as
+//! typed into netcat: start every node type (the rental deployment, the EV
+//! deployment, frota-echo), ask each for `help`, send every example exactly
+//! as listed (one inline line), and require an answer that is not "unknown
+//! type" (10) or "malformed" (12). A domain error (20, 22, …) is accepted
+//! only where the example's own description says it answers that error.
+
+use frota::ev::cluster::{EvBins, EvCluster, EvOptions};
+use frota::launch::{temp_dir, NodeProc};
+use frota::rental::cluster::{Bins, RentalCluster};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Read one line that is a reply (skipping pushes from the broker: an
+/// example that publishes to the example's own subscription gets one).
+fn reply(r: &mut BufReader<TcpStream>, ctx: &str) -> Value {
+    loop {
+        let mut line = String::new();
+        let n = r
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        assert!(n > 0, "{ctx}: the node closed the connection");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{ctx}: {e}: {line}"));
+        if v["type"] != "message" {
+            return v;
+        }
+    }
+}
+
+/// Every example of `node`'s help, as typed; returns how many ran.
+fn check_node(node: &str, addr: SocketAddr, problems: &mut Vec<String>) -> usize {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{node} at {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    w.write_all(b"{\"type\":\"help\",\"id\":1}\n").unwrap();
+    let help = reply(&mut r, node);
+    let msgs = help["messages"].as_array().cloned().unwrap_or_default();
+    assert!(msgs.len() >= 4, "{node}: {help}");
+    for m in &msgs {
+        let (Some(ex), Some(desc)) = (m["example"].as_str(), m["description"].as_str()) else {
+            problems.push(format!(
+                "{node}: a help entry without example/description: {m}"
+            ));
+            continue;
+        };
+        w.write_all(ex.as_bytes()).unwrap();
+        w.write_all(b"\n").unwrap();
+        let got = reply(&mut r, &format!("{node}: {ex}"));
+        if got["type"] != "error" {
+            if got["type"] != format!("{}_ok", m["type"].as_str().unwrap_or("?")) {
+                problems.push(format!("{node}: example {ex}\n  answered {got}"));
+            }
+            continue;
+        }
+        let code = got["code"].as_u64().unwrap_or(999);
+        let documented = desc.contains(&format!("error {code}"));
+        if code == 10 || code == 12 || !documented {
+            problems.push(format!(
+                "{node}: example {ex}\n  answered {got}\n  (help says: {desc})"
+            ));
+        }
+    }
+    msgs.len()
+}
+
+#[test]
+fn every_help_example_works_as_typed() {
+    let mut problems = Vec::new();
+    let mut ran = 0;
+
+    let rental = RentalCluster::start(
+        Bins::new(
+            env!("CARGO_BIN_EXE_frota-heartbeat"),
+            env!("CARGO_BIN_EXE_frota-backup"),
+            env!("CARGO_BIN_EXE_frota-terminal"),
+            env!("CARGO_BIN_EXE_frota-infodesk"),
+        ),
+        &temp_dir("help-rental"),
+    )
+    .expect("rental deployment starts");
+    for node in frota::rental::cluster::NODES {
+        ran += check_node(node, rental.addr(node), &mut problems);
+    }
+    drop(rental);
+
+    let ev = EvCluster::start(
+        EvBins {
+            broker: PathBuf::from(env!("CARGO_BIN_EXE_frota-broker")),
+            company: PathBuf::from(env!("CARGO_BIN_EXE_frota-company")),
+        },
+        EvOptions::new(&temp_dir("help-ev")),
+    )
+    .expect("EV deployment starts");
+    for node in ev.names() {
+        ran += check_node(&node, ev.addr(&node), &mut problems);
+    }
+    drop(ev);
+
+    let echo = NodeProc::spawn(
+        Path::new(env!("CARGO_BIN_EXE_frota-echo")),
+        &["--listen".into(), "127.0.0.1:0".into()],
+        &[("RUST_LOG", "warn".into())],
+        None,
+    )
+    .expect("frota-echo starts");
+    ran += check_node("echo", echo.tcp(), &mut problems);
+
+    assert!(
+        problems.is_empty(),
+        "{} help example(s) do not work as typed:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert!(ran >= 40, "only {ran} examples ran");
+}
