@@ -11,6 +11,8 @@ Usage:
   frota-ctl audit-rental [flags]  conservation audit of a running rental system
   frota-ctl run-ev [flags]        start broker + companies, run the vehicle demo, audit, stop
   frota-ctl audit-ev [flags]      atomicity/isolation audit of a running EV system
+  frota-ctl chaos [--seed N] [--duration-s S]  both systems under load while random nodes
+                                  are killed -9 and restarted (some at crash points); audits, PASS/FAIL
   frota-ctl trace [--mermaid] DIR  merge the wire traces of a run (FROTA_TRACE=DIR) into a ladder diagram
   (each subcommand takes --help)
 
@@ -29,6 +31,7 @@ fn main() {
         "run-ev" => frota::ev::run_demo(&rest),
         "audit-ev" => frota::ev::audit(&rest),
         "trace" => frota::ctl::trace::run(&rest),
+        "chaos" => frota::ctl::chaos::run(&rest),
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
             0
