@@ -720,8 +720,11 @@ pub fn run(args: &[String]) -> i32 {
         while next < plan.len() && plan[next].at <= t0.elapsed() {
             let ev = plan[next].clone();
             next += 1;
-            d.kill(ev.node);
-            sh.stats.kills.fetch_add(1, Ordering::Relaxed);
+            // A node that is already down is not killed again.
+            if d.nodes[ev.node].restart_at.is_none() {
+                d.kill(ev.node);
+                sh.stats.kills.fetch_add(1, Ordering::Relaxed);
+            }
             match ev.action {
                 Action::Kill { down_for } => {
                     log::info!("chaos: kill -9 {} (down {:?})", ev.node, down_for);
