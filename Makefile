@@ -11,7 +11,7 @@ SEED     ?=
 # 1.0 takes about 30 s; 0.1 about 4 s.
 TIME_SCALE ?= 1.0
 
-.PHONY: help build run run-rental run-ev test bench fmt lint clean clean-logs up down status nc check-tools chaos run-netns
+.PHONY: help build run run-rental run-ev test bench fmt lint clean clean-logs up down status nc check-tools
 
 help:
 	@echo "frota make targets:"
@@ -21,9 +21,9 @@ help:
 	@echo "  make run-ev       EV demo only (broker, companies A/B/C, vehicles)"
 	@echo "  make bench        performance figures, as ratios against references measured in the same run"
 	@echo "  make up / down / status   leave nodes running in the background (PIDs in run/)"
+	@echo "  make fmt | lint | build | clean | clean-logs"
 	@echo "  make chaos        both systems under load while random nodes are killed/restarted (SEED=, DURATION=)"
 	@echo "  make run-netns    (root, Linux) every node in its own network namespace; demos, audits, a partition"
-	@echo "  make fmt | lint | build | clean | clean-logs"
 
 check-tools:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs (rustup) and retry"; exit 1; }
@@ -82,6 +82,7 @@ nc:
 	 echo "install netcat: Debian/Ubuntu 'apt-get install netcat-openbsd', macOS has nc built in"
 
 # --- chaos and network namespaces (issue 6) ---------------------------------
+.PHONY: chaos run-netns
 # `make chaos SEED=7 DURATION=60`: both systems under load while a seeded
 # driver kills -9 and restarts random nodes (some at crash points); ends with
 # both audits and a PASS/FAIL report (exit 0 only on PASS).

@@ -11,9 +11,9 @@ Usage:
   frota-ctl audit-rental [flags]  conservation audit of a running rental system
   frota-ctl run-ev [flags]        start broker + companies, run the vehicle demo, audit, stop
   frota-ctl audit-ev [flags]      atomicity/isolation audit of a running EV system
+  frota-ctl trace [--mermaid] DIR  merge the wire traces of a run (FROTA_TRACE=DIR) into a ladder diagram
   frota-ctl chaos [--seed N] [--duration-s S]  both systems under load while random nodes
                                   are killed -9 and restarted (some at crash points); audits, PASS/FAIL
-  frota-ctl trace [--mermaid] DIR  merge the wire traces of a run (FROTA_TRACE=DIR) into a ladder diagram
   (each subcommand takes --help)
 
 Options for sending:

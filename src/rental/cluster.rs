@@ -204,14 +204,6 @@ impl RentalCluster {
         Ok(())
     }
 
-    /// (Re)start node `name` on its address and return once it announced
-    /// itself, without waiting for the monitor (the chaos driver starts
-    /// nodes armed with crash points that may exit before they beat).
-    pub fn start_node(&mut self, name: &str, env: &[(&str, String)]) -> io::Result<()> {
-        self.kill(name);
-        self.spawn(name, env)
-    }
-
     /// The running process of `name`, if any (to wait for a crash exit).
     pub fn proc_mut(&mut self, name: &str) -> Option<&mut NodeProc> {
         self.procs.get_mut(name)
@@ -347,5 +339,13 @@ impl RentalCluster {
                 self.log_dir.display()
             )))
         }
+    }
+
+    /// (Re)start node `name` on its address and return once it announced
+    /// itself, without waiting for the monitor (the chaos driver starts
+    /// nodes armed with crash points that may exit before they beat).
+    pub fn start_node(&mut self, name: &str, env: &[(&str, String)]) -> io::Result<()> {
+        self.kill(name);
+        self.spawn(name, env)
     }
 }
