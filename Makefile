@@ -69,18 +69,6 @@ down:
 status:
 	@scripts/nodes.sh status
 
-# The original's limpar_logs.py: forget past runs.
-clean-logs:
-	rm -rf data logs run
-
-clean: clean-logs
-	$(CARGO) clean
-
-nc:
-	@command -v nc >/dev/null && echo "netcat is installed: $$(command -v nc)" || \
-	 { command -v apt-get >/dev/null && apt-get install -y netcat-openbsd; } || \
-	 echo "install netcat: Debian/Ubuntu 'apt-get install netcat-openbsd', macOS has nc built in"
-
 # --- chaos and network namespaces (issue 6) ---------------------------------
 .PHONY: chaos run-netns
 # `make chaos SEED=7 DURATION=60`: both systems under load while a seeded
@@ -94,3 +82,15 @@ chaos: build
 # reason where namespaces are unavailable.
 run-netns: build
 	scripts/run-netns.sh
+
+# The original's limpar_logs.py: forget past runs.
+clean-logs:
+	rm -rf data logs run
+
+clean: clean-logs
+	$(CARGO) clean
+
+nc:
+	@command -v nc >/dev/null && echo "netcat is installed: $$(command -v nc)" || \
+	 { command -v apt-get >/dev/null && apt-get install -y netcat-openbsd; } || \
+	 echo "install netcat: Debian/Ubuntu 'apt-get install netcat-openbsd', macOS has nc built in"
