@@ -28,6 +28,8 @@ help:
 	@echo "  make up / down / status   leave nodes running in the background (PIDs in run/)"
 	@echo "  make traces       run the traced scenarios: docs/traces/*.{txt,md} and the diagrams in protocol.md (trace-rental, trace-ev: one system)"
 	@echo "  make fmt | lint | build | clean | clean-logs"
+	@echo "  make chaos        both systems under load while random nodes are killed/restarted (SEED=, DURATION=)"
+	@echo "  make run-netns    (root, Linux) every node in its own network namespace; demos, audits, a partition"
 
 check-tools:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs (rustup) and retry"; exit 1; }
@@ -98,6 +100,20 @@ down:
 
 status:
 	@scripts/nodes.sh status
+
+# --- chaos and network namespaces (issue 6) ---------------------------------
+.PHONY: chaos run-netns
+# `make chaos SEED=7 DURATION=60`: both systems under load while a seeded
+# driver kills -9 and restarts random nodes (some at crash points); ends with
+# both audits and a PASS/FAIL report (exit 0 only on PASS).
+DURATION ?= 60
+chaos: build
+	$(CTL) chaos --seed $(or $(SEED),1) --duration-s $(DURATION) --dir run/chaos
+
+# Every node in its own network namespace (root, Linux); exits 0 with a
+# reason where namespaces are unavailable.
+run-netns: build
+	scripts/run-netns.sh
 
 # The original's limpar_logs.py: forget past runs.
 clean-logs:

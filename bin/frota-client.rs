@@ -22,6 +22,11 @@ fn main() {
             ),
             opt("request-timeout-ms", "10000", "bound on one request"),
             opt(
+                "callback-host",
+                "127.0.0.1",
+                "address the callback listeners bind (terminals must reach it)",
+            ),
+            opt(
                 "seed",
                 "",
                 "seed of the use-time random generator [default: clock]",
@@ -37,6 +42,7 @@ fn main() {
     let mut cfg = SimConfig::new(&args.string("infodesk"), args.value("time-scale"));
     cfg.clients = args.value("clients");
     cfg.request_timeout = args.millis("request-timeout-ms");
+    cfg.callback_host = args.string("callback-host");
     if args.get("seed").is_some() {
         cfg.seed = args.value("seed");
     }

@@ -7,6 +7,8 @@ const USAGE: &str = "frota-ctl — talk to frota nodes
 Usage:
   frota-ctl HOST:PORT 'JSON'      send one message, print the reply
                                   e.g. frota-ctl 127.0.0.1:7001 '{\"type\":\"help\"}'
+  frota-ctl chaos [--seed N] [--duration-s S]  both systems under load while random nodes
+                                  are killed -9 and restarted (some at crash points); audits, PASS/FAIL
   frota-ctl run-rental [flags]    start the rental nodes, run the client demo, audit, stop
   frota-ctl audit-rental [flags]  conservation audit of a running rental system
   frota-ctl run-ev [flags]        start broker + companies, run the vehicle demo, audit, stop
@@ -37,6 +39,7 @@ fn main() {
         ),
     }
     let code = match sub.as_str() {
+        "chaos" => frota::ctl::chaos::run(&rest),
         "run-rental" => frota::rental::run_demo(&rest),
         "audit-rental" => frota::rental::audit(&rest),
         "run-ev" => frota::ev::run_demo(&rest),

@@ -187,7 +187,7 @@ fn usage(program: &str, about: &str, flags: &[Flag]) -> String {
 }
 
 /// Flags every node shares: where to listen and the runtime's limits.
-pub const SERVER_FLAGS: [Flag; 5] = [
+pub const SERVER_FLAGS: [Flag; 6] = [
     opt("max-connections", "512", "maximum concurrent connections"),
     opt(
         "idle-timeout-ms",
@@ -209,6 +209,11 @@ pub const SERVER_FLAGS: [Flag; 5] = [
         "1048576",
         "largest accepted payload in bytes",
     ),
+    opt(
+        "link-faults",
+        "",
+        "fault injection: HOST:PORT=drop|delay:MS,... on this node's links to peers",
+    ),
 ];
 
 /// Concatenate a node's own flags with [`SERVER_FLAGS`].
@@ -228,6 +233,7 @@ impl Args {
             frame_timeout: self.millis("frame-timeout-ms"),
             write_timeout: self.millis("write-timeout-ms"),
             max_payload: self.value("max-payload"),
+            link_faults: self.get("link-faults").unwrap_or("").to_string(),
             ..Default::default()
         }
     }

@@ -19,8 +19,91 @@ use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A fault injected on this process's links to one peer (see [`set_link_fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkFault {
+    /// Every frame to the peer is dropped before it leaves: connecting fails
+    /// and sending on an open connection fails, as with an unreachable peer.
+    Drop,
+    /// Every frame to the peer waits this long before it is sent.
+    Delay(Duration),
+}
+
+/// The process-global fault table, consulted before each connect and each
+/// send. Faults are one-way (this process → peer): a partition between two
+/// nodes is a `drop` at each of them.
+fn faults() -> &'static Mutex<HashMap<SocketAddr, LinkFault>> {
+    static FAULTS: OnceLock<Mutex<HashMap<SocketAddr, LinkFault>>> = OnceLock::new();
+    FAULTS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Set (`Some`) or heal (`None`) the fault on this process's link to `peer`.
+pub fn set_link_fault(peer: &str, fault: Option<LinkFault>) -> Result<SocketAddr, Error> {
+    let addr = resolve(peer)?;
+    let mut t = faults().lock().unwrap_or_else(|p| p.into_inner());
+    match fault {
+        Some(f) => t.insert(addr, f),
+        None => t.remove(&addr),
+    };
+    Ok(addr)
+}
+
+/// Every link fault currently set, as `(peer, fault)`.
+pub fn link_faults() -> Vec<(SocketAddr, LinkFault)> {
+    let t = faults().lock().unwrap_or_else(|p| p.into_inner());
+    let mut v: Vec<_> = t.iter().map(|(a, f)| (*a, *f)).collect();
+    v.sort_by_key(|(a, _)| *a);
+    v
+}
+
+/// Parse `drop`, `delay:MS` or `heal` (the `--link-faults` value syntax).
+pub fn parse_link_fault(mode: &str) -> Result<Option<LinkFault>, String> {
+    match mode.split_once(':') {
+        None if mode == "drop" => Ok(Some(LinkFault::Drop)),
+        None if mode == "heal" => Ok(None),
+        Some(("delay", ms)) => ms
+            .parse::<u64>()
+            .map(|ms| Some(LinkFault::Delay(Duration::from_millis(ms))))
+            .map_err(|_| format!("bad delay '{ms}': milliseconds expected")),
+        _ => Err(format!("bad link fault '{mode}': drop, delay:MS or heal")),
+    }
+}
+
+/// Apply a `--link-faults` value: `HOST:PORT=drop,HOST:PORT=delay:200,...`.
+pub fn apply_link_faults(spec: &str) -> Result<(), String> {
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (peer, mode) = item
+            .rsplit_once('=')
+            .ok_or_else(|| format!("bad --link-faults item '{item}': HOST:PORT=MODE"))?;
+        let f = parse_link_fault(mode)?;
+        set_link_fault(peer, f).map_err(|e| e.text)?;
+    }
+    Ok(())
+}
+
+/// Consult the fault table before a frame goes to `addr`: `Err` for a
+/// dropped link (nothing was sent, so the error is definite), a sleep for a
+/// delayed one.
+fn link_check(addr: SocketAddr) -> Result<(), Error> {
+    let f = faults()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&addr)
+        .copied();
+    match f {
+        None => Ok(()),
+        Some(LinkFault::Drop) => Err(Error::unavailable(format!(
+            "link to {addr} is down (link fault: drop)"
+        ))),
+        Some(LinkFault::Delay(d)) => {
+            std::thread::sleep(d);
+            Ok(())
+        }
+    }
+}
 
 /// Timeouts and retries of a client. Every one is bounded.
 #[derive(Debug, Clone)]
@@ -93,6 +176,7 @@ pub fn resolve(addr: &str) -> Result<SocketAddr, Error> {
 impl Client {
     pub fn connect(addr: &str, cfg: &ClientConfig) -> Result<Client, Error> {
         let sock = resolve(addr)?;
+        link_check(sock)?;
         let stream = TcpStream::connect_timeout(&sock, cfg.connect_timeout)
             .map_err(|e| Error::unavailable(format!("cannot connect to {addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
@@ -128,6 +212,7 @@ impl Client {
     }
 
     pub fn send(&mut self, req: &Request) -> Result<(), Error> {
+        link_check(self.addr)?;
         self.conn
             .send(Mode::Length, &req.to_value())
             .map_err(|e| Error::crash(format!("send to {} failed: {e}", self.addr)))

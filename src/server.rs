@@ -74,6 +74,12 @@ pub trait Handler: Send + Sync + 'static {
     /// The broker uses it so a push to a publisher's own connection follows
     /// the `publish_ok` instead of racing it.
     fn replied(&self, _conn_id: u64) {}
+    /// The node's named crash points (`FROTA_CRASH_AT`), listed by `help`
+    /// as `crash_points`. Nodes without durable state or state-changing
+    /// calls have none.
+    fn crash_points(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 /// Limits of one server. Every timeout is bounded and configurable.
@@ -88,6 +94,9 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     pub max_payload: usize,
     pub stack_size: usize,
+    /// `--link-faults`: faults on this process's links to peers, applied at
+    /// start (`HOST:PORT=drop|delay:MS,...`; see [`crate::client::apply_link_faults`]).
+    pub link_faults: String,
 }
 
 impl Default for ServerConfig {
@@ -100,11 +109,12 @@ impl Default for ServerConfig {
             write_timeout: Duration::from_secs(10),
             max_payload: DEFAULT_MAX_PAYLOAD,
             stack_size: 256 * 1024,
+            link_faults: String::new(),
         }
     }
 }
 
-const BUILTINS: [MessageHelp; 3] = [
+const BUILTINS: [MessageHelp; 4] = [
     MessageHelp::new(
         "ping",
         "liveness: answers with the node's name, role and uptime",
@@ -119,6 +129,11 @@ const BUILTINS: [MessageHelp; 3] = [
         "help",
         "every message this node accepts, with an example",
         r#"{"type":"help","id":1}"#,
+    ),
+    MessageHelp::new(
+        "link_fault",
+        "fault injection: drop or delay (delay_ms) every frame this node sends to peer HOST:PORT, or heal it; answers the fault table",
+        r#"{"type":"link_fault","id":1,"peer":"127.0.0.1:9","mode":"heal"}"#,
     ),
 ];
 
@@ -156,6 +171,8 @@ pub struct Server {
 impl Server {
     /// Bind and start serving in the background.
     pub fn start<H: Handler>(cfg: ServerConfig, handler: Arc<H>) -> io::Result<Server> {
+        crate::client::apply_link_faults(&cfg.link_faults)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(&cfg.listen).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.listen))
         })?;
@@ -354,6 +371,7 @@ fn dispatch<H: Handler>(shared: &Shared<H>, frame: &Frame, ctx: &Ctx) -> Value {
         "ping" => Ok(ping_body(shared)),
         "status" => Ok(status_body(shared)),
         "help" => Ok(help_body(shared)),
+        "link_fault" => link_fault(&req),
         k if !shared.kinds.contains(k) => Err(Error::new(
             Code::NotSupported,
             format!("unknown message type '{k}'; send {{\"type\":\"help\"}} for the list"),
@@ -420,7 +438,53 @@ fn help_body<H: Handler>(shared: &Shared<H>) -> Body {
         "role": info.role,
         "framing": "one JSON object per line, or <length>\\n<payload>\\n; see protocol.md",
         "messages": messages,
+        "crash_points": shared.handler.crash_points(),
     }))
+}
+
+#[derive(serde::Deserialize)]
+struct LinkFaultReq {
+    peer: String,
+    mode: String,
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+/// `link_fault`: switch a fault on this process's link to one peer (the
+/// table lives in [`crate::client`], consulted by every outgoing call).
+fn link_fault(req: &Request) -> Result<Body, Error> {
+    let r: LinkFaultReq = req.parse()?;
+    let fault = match r.mode.as_str() {
+        "drop" => Some(crate::client::LinkFault::Drop),
+        "delay" => Some(crate::client::LinkFault::Delay(Duration::from_millis(
+            r.delay_ms.min(60_000),
+        ))),
+        "heal" => None,
+        m => {
+            return Err(Error::malformed(format!(
+                "field 'mode': '{m}' is not drop, delay or heal"
+            )))
+        }
+    };
+    let addr = crate::client::set_link_fault(&r.peer, fault)?;
+    Ok(body(
+        json!({"peer": addr.to_string(), "mode": r.mode, "faults": fault_table()}),
+    ))
+}
+
+/// The fault table as `{"HOST:PORT": "drop" | "delay:MS"}`.
+pub fn fault_table() -> Value {
+    let m: serde_json::Map<String, Value> = crate::client::link_faults()
+        .into_iter()
+        .map(|(a, f)| {
+            let v = match f {
+                crate::client::LinkFault::Drop => "drop".to_string(),
+                crate::client::LinkFault::Delay(d) => format!("delay:{}", d.as_millis()),
+            };
+            (a.to_string(), Value::String(v))
+        })
+        .collect();
+    Value::Object(m)
 }
 
 /// Print the line a launcher waits for: `frota ready name=<n> tcp=<addr> ...`.

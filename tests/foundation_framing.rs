@@ -330,7 +330,7 @@ fn help_and_status_are_built_in() {
         .iter()
         .map(|m| m["type"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["ping", "status", "help", "echo"]);
+    assert_eq!(kinds, ["ping", "status", "help", "link_fault", "echo"]);
     // Every example in help works as typed.
     for m in help["messages"].as_array().unwrap() {
         let ex = m["example"].as_str().unwrap();

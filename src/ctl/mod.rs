@@ -1,6 +1,7 @@
 //! `frota-ctl`: the operator's tool. `frota-ctl ADDR 'JSON'` sends one
 //! message and prints the reply; subcommands run audits and demos.
 
+pub mod chaos;
 pub mod doccheck;
 pub mod scenarios;
 pub mod trace;

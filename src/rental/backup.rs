@@ -367,6 +367,10 @@ impl Handler for Backup {
         HELP.to_vec()
     }
 
+    fn crash_points(&self) -> Vec<&'static str> {
+        CRASH_POINTS.to_vec()
+    }
+
     fn status(&self) -> Body {
         let (appends, fsyncs) = self.wal.stats();
         let (lsn, (free, rented, allocated, waiting)) = {

@@ -34,6 +34,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Prefix of every request id, unique per run.
     pub tag: String,
+    /// Address the callback listeners bind (port 0); terminals call it, so
+    /// off loopback it must be an address they can reach.
+    pub callback_host: String,
 }
 
 impl SimConfig {
@@ -50,6 +53,7 @@ impl SimConfig {
             request_timeout: Duration::from_secs(10),
             seed: super::peers::now_ms(),
             tag: format!("run{}", super::peers::now_ms() % 1_000_000),
+            callback_host: "127.0.0.1".into(),
         }
     }
 
@@ -259,7 +263,10 @@ impl Sim<'_> {
         let rid = format!("{}-{}", self.cfg.tag, index + 1);
         let (tx, rx) = crossbeam_channel::bounded(4);
         let listener = Server::start(
-            ServerConfig::default(),
+            ServerConfig {
+                listen: format!("{}:0", self.cfg.callback_host),
+                ..ServerConfig::default()
+            },
             Arc::new(Listener {
                 name: name.to_string(),
                 tx,

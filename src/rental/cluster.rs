@@ -350,4 +350,12 @@ impl RentalCluster {
             )))
         }
     }
+
+    /// (Re)start node `name` on its address and return once it announced
+    /// itself, without waiting for the monitor (the chaos driver starts
+    /// nodes armed with crash points that may exit before they beat).
+    pub fn start_node(&mut self, name: &str, env: &[(&str, String)]) -> io::Result<()> {
+        self.kill(name);
+        self.spawn(name, env)
+    }
 }

@@ -43,6 +43,7 @@ pub fn server_config(args: &Args, listen: String) -> ServerConfig {
         frame_timeout: args.millis("frame-timeout-ms"),
         write_timeout: args.millis("write-timeout-ms"),
         max_payload: args.value("max-payload"),
+        link_faults: args.get("link-faults").unwrap_or("").to_string(),
         ..Default::default()
     }
 }

@@ -26,15 +26,25 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 /// Crash points of a terminal (see protocol.md, "Crash points").
-pub const CRASH_POINTS: [&str; 8] = [
+pub const CRASH_POINTS: [&str; 18] = [
     "terminal.rent.before_backup",
     "terminal.rent.after_backup",
     "terminal.forward.before",
     "terminal.forward.after",
+    "terminal.pend.before_backup",
+    "terminal.pend.after_backup",
     "terminal.return.before_backup",
     "terminal.return.after_backup",
     "terminal.callback.before",
     "terminal.callback.after",
+    "terminal.claim.before_backup",
+    "terminal.claim.after_backup",
+    "terminal.sync.before_backup",
+    "terminal.sync.after_backup",
+    "terminal.cancel.before_backup",
+    "terminal.cancel.after_backup",
+    "terminal.check.before_backup",
+    "terminal.check.after_backup",
 ];
 
 #[derive(Debug, Clone)]
@@ -151,7 +161,10 @@ impl Terminal {
     /// Fetch this terminal's stock from the backup into the view; returns
     /// the unclaimed allocations at this terminal (callbacks to deliver).
     fn refresh_view(&self) -> Result<Vec<Value>, Error> {
+        // A sync may hand free cars to waiting requests at the backup.
+        crash::point("terminal.sync.before_backup");
         let reply = self.call_backup("sync", body(json!({"terminal": self.name})))?;
+        crash::point("terminal.sync.after_backup");
         self.apply_view(&reply);
         Ok(reply
             .get("unclaimed")
@@ -218,10 +231,12 @@ impl Terminal {
             Ok(_) => {
                 log::info!("callback to {cb}: {car} ready for {rid}");
                 self.counters.callbacks_ok.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) =
+                crash::point("terminal.claim.before_backup");
+                let claimed =
                     self.backup
-                        .call(&self.cfg.backup, "claim", body(json!({"request_id": rid})))
-                {
+                        .call(&self.cfg.backup, "claim", body(json!({"request_id": rid})));
+                crash::point("terminal.claim.after_backup");
+                if let Err(e) = claimed {
                     log::warn!("claim of {rid} failed ({e}); retried on next sync");
                 }
             }
@@ -397,7 +412,10 @@ impl Terminal {
             if let Some(cb) = &r.callback {
                 fields.insert("callback".into(), json!(cb));
             }
-            match self.call_backup("pend", fields) {
+            crash::point("terminal.pend.before_backup");
+            let pended = self.call_backup("pend", fields);
+            crash::point("terminal.pend.after_backup");
+            match pended {
                 Ok(b) => {
                     log::info!("rent {}: no free {class} anywhere; pending", r.request_id);
                     self.counters.pended.fetch_add(1, Ordering::Relaxed);
@@ -482,6 +500,10 @@ impl Handler for Terminal {
         HELP.to_vec()
     }
 
+    fn crash_points(&self) -> Vec<&'static str> {
+        CRASH_POINTS.to_vec()
+    }
+
     fn status(&self) -> Body {
         let c = &self.counters;
         let managed: Vec<&str> = Class::ALL
@@ -511,14 +533,21 @@ impl Handler for Terminal {
             "return" => self.give_back(req.parse()?),
             "check_pending" => {
                 let r: IdReq = req.parse()?;
-                self.call_backup(
+                // With claim=true this changes the backup (the car is rented).
+                crash::point("terminal.check.before_backup");
+                let out = self.call_backup(
                     "check_pending",
                     body(json!({"request_id": r.request_id, "claim": r.claim})),
-                )
+                );
+                crash::point("terminal.check.after_backup");
+                out
             }
             "cancel" => {
                 let r: IdReq = req.parse()?;
-                self.call_backup("cancel", body(json!({"request_id": r.request_id})))
+                crash::point("terminal.cancel.before_backup");
+                let out = self.call_backup("cancel", body(json!({"request_id": r.request_id})));
+                crash::point("terminal.cancel.after_backup");
+                out
             }
             "stock" => Ok(self.stock()),
             k => Err(Error::new(Code::NotSupported, format!("no '{k}' here"))),

@@ -53,10 +53,22 @@ struct Unfinished {
     pending: Vec<String>,
 }
 
-pub const CRASH_POINTS: [(&str, &str); 4] = [
+pub const CRASH_POINTS: [(&str, &str); 14] = [
+    (
+        "company.coord.before_begin",
+        "route accepted, begin record not yet written",
+    ),
     (
         "company.coord.after_begin",
-        "begin record durable, no prepare sent",
+        "begin record durable (written alongside phase 1, so prepares may be out)",
+    ),
+    (
+        "company.coord.before_prepare",
+        "about to send a prepare to one participant",
+    ),
+    (
+        "company.coord.after_prepare",
+        "one participant answered its prepare (yes or no)",
     ),
     (
         "company.coord.before_decision",
@@ -67,8 +79,36 @@ pub const CRASH_POINTS: [(&str, &str); 4] = [
         "commit decision durable, no commit sent",
     ),
     (
+        "company.coord.after_phase2",
+        "the decision was sent to every participant asked, before the reply",
+    ),
+    (
+        "company.coord.before_resend",
+        "finisher: about to resend an unacknowledged decision",
+    ),
+    (
+        "company.coord.after_resend",
+        "finisher: a resent decision was answered (or failed)",
+    ),
+    (
+        "company.coord.before_abort_log",
+        "a decision question found the txn undecided: abort chosen, not yet logged",
+    ),
+    (
+        "company.coord.after_abort_log",
+        "that abort is durable, not yet answered",
+    ),
+    (
         "company.coord.before_end",
-        "every participant acknowledged, end not yet logged",
+        "participants acknowledged, end record not yet logged (end writer thread)",
+    ),
+    (
+        "company.resolve.before_ask",
+        "participant: about to ask a coordinator for an in-doubt hold's outcome",
+    ),
+    (
+        "company.resolve.after_ask",
+        "participant: the coordinator answered (or not), before applying it",
     ),
 ];
 
@@ -340,6 +380,7 @@ impl Coordinator {
         // decision, which is all recovery needs.
         let (asked, refused) = std::thread::scope(|sc| {
             let logger = sc.spawn(|| {
+                crash::point("company.coord.before_begin");
                 self.log(begin);
                 crash::point("company.coord.after_begin");
             });
@@ -403,7 +444,10 @@ impl Coordinator {
                 participants: participants.to_vec(),
             };
             let fields = crate::message::to_body(&p);
-            if let Err(e) = self.send(&s.company, "prepare", fields) {
+            crash::point("company.coord.before_prepare");
+            let voted = self.send(&s.company, "prepare", fields);
+            crash::point("company.coord.after_prepare");
+            if let Err(e) = voted {
                 let refused = Conflict {
                     company: s.company.clone(),
                     point: s.point.clone(),
@@ -461,6 +505,7 @@ impl Coordinator {
                 .map(|h| h.join().unwrap_or_else(|_| (String::new(), false)))
                 .collect()
         });
+        crash::point("company.coord.after_phase2");
         let pending: Vec<String> = results
             .into_iter()
             .filter(|(_, ok)| !ok)
@@ -513,7 +558,9 @@ impl Coordinator {
                 Some(TxnState::Preparing) | None => {
                     t.insert(txn.to_string(), TxnState::Aborted);
                     drop(t);
+                    crash::point("company.coord.before_abort_log");
                     self.log(json!({"k": "abort", "txn": txn}));
+                    crash::point("company.coord.after_abort_log");
                     log::info!(
                         "{}: {txn} asked before a decision: recorded abort",
                         self.name
@@ -542,7 +589,9 @@ impl Coordinator {
             let still: Vec<String> = pending
                 .into_iter()
                 .filter(|c| {
+                    crash::point("company.coord.before_resend");
                     let r = self.send(c, kind, body(json!({"txn": txn})));
+                    crash::point("company.coord.after_resend");
                     !acknowledged(c, kind, &txn, r)
                 })
                 .collect();

@@ -333,6 +333,7 @@ impl Company {
     /// While a coordinator is down the hold stays (the blocking case).
     fn resolve_round(&self) {
         for (txn, coord) in self.participant.due_for_decision(self.cfg.ask_interval) {
+            crate::crash::point("company.resolve.before_ask");
             let answer = if coord == self.cfg.name {
                 self.coordinator.decision(&txn)
             } else {
@@ -344,6 +345,7 @@ impl Company {
                     )),
                 }
             };
+            crate::crash::point("company.resolve.after_ask");
             let applied = match answer
                 .as_ref()
                 .map(|b| b.get("outcome").and_then(Value::as_str))
@@ -373,6 +375,15 @@ impl Company {
     }
 }
 
+/// Every crash point of a company: participant, then coordinator.
+pub fn crash_points() -> Vec<&'static str> {
+    participant::CRASH_POINTS
+        .iter()
+        .chain(coordinator::CRASH_POINTS.iter())
+        .map(|(n, _)| *n)
+        .collect()
+}
+
 /// A route request from the broker; `vehicle` defaults to the topic's id.
 fn parse_request(topic: &str, payload: Value) -> Result<RouteRequest, String> {
     let mut payload = payload;
@@ -395,6 +406,10 @@ impl Handler for Company {
 
     fn help(&self) -> Vec<MessageHelp> {
         self.help.clone()
+    }
+
+    fn crash_points(&self) -> Vec<&'static str> {
+        crash_points()
     }
 
     fn status(&self) -> Body {
