@@ -329,7 +329,12 @@ fn main() {
     }
     let codec = codec(dur);
     inproc.shutdown();
-    let echo_mem = memory::measure("frota-echo", node.pid(), node.tcp(), if smoke { 20 } else { 1000 });
+    let echo_mem = memory::measure(
+        "frota-echo",
+        node.pid(),
+        node.tcp(),
+        if smoke { 20 } else { 1000 },
+    );
     drop(node);
     let sys = systems::run(raw, smoke, dur);
 

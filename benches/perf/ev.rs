@@ -5,10 +5,10 @@
 //! holds at the three companies, a durable coordinator decision, commits.
 
 use super::common::Run;
+use frota::body;
 use frota::client::{Client, ClientConfig};
 use frota::ev::cluster::{node_name, EvBins, EvCluster, EvOptions, COMPANIES};
 use frota::ev::points::{PointSet, Stop};
-use frota::body;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -55,9 +55,15 @@ fn stops_at(points: &[Vec<String>], k: u32, start: u32) -> Vec<Stop> {
 
 fn reserve(c: &mut Client, rid: &str, vehicle: &str, stops: &[Stop]) -> Result<String, String> {
     let r = c
-        .call("reserve", body(json!({"request_id": rid, "vehicle": vehicle, "stops": stops})))
+        .call(
+            "reserve",
+            body(json!({"request_id": rid, "vehicle": vehicle, "stops": stops})),
+        )
         .map_err(|e| e.to_string())?;
-    Ok(r.get("outcome").and_then(Value::as_str).unwrap_or("?").to_string())
+    Ok(r.get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string())
 }
 
 impl Ev {
@@ -109,7 +115,8 @@ impl Ev {
                         let k = window.fetch_add(10, Ordering::Relaxed);
                         let stops = stops_at(&points, k / 10, k);
                         let t = Instant::now();
-                        let r = reserve(c, &format!("e{tag}-{i}-{n}"), &format!("bench-{i}"), &stops);
+                        let r =
+                            reserve(c, &format!("e{tag}-{i}-{n}"), &format!("bench-{i}"), &stops);
                         let took = t.elapsed().as_nanos() as u64;
                         match r.as_deref() {
                             Ok("reserved") => {
@@ -180,11 +187,22 @@ impl Ev {
                     let r = round.load(Ordering::SeqCst);
                     let want = stops.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     let t = Instant::now();
-                    let out = reserve(&mut c, &format!("x{tag}-{r}-{i}"), &format!("racer-{i}"), &want);
+                    let out = reserve(
+                        &mut c,
+                        &format!("x{tag}-{r}-{i}"),
+                        &format!("racer-{i}"),
+                        &want,
+                    );
                     let took = t.elapsed().as_nanos() as u64;
                     match out.as_deref() {
-                        Ok("reserved") => results.lock().unwrap_or_else(|p| p.into_inner()).push((r, true, took)),
-                        Ok("rejected") => results.lock().unwrap_or_else(|p| p.into_inner()).push((r, false, took)),
+                        Ok("reserved") => results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((r, true, took)),
+                        Ok("rejected") => results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((r, false, took)),
                         other => {
                             if errors.fetch_add(1, Ordering::Relaxed) < 3 {
                                 eprintln!("bench: contended route failed: {other:?}");

@@ -63,7 +63,13 @@ fn repeat(dur: Duration, min: usize, mut f: impl FnMut()) -> Vec<u64> {
 }
 
 /// `rental_rec` / `ev_rec`: bytes of a typical log record of each system.
-pub fn measure(raw: SocketAddr, dir: &Path, dur: Duration, rental_rec: usize, ev_rec: usize) -> Floors {
+pub fn measure(
+    raw: SocketAddr,
+    dir: &Path,
+    dur: Duration,
+    rental_rec: usize,
+    ev_rec: usize,
+) -> Floors {
     eprintln!("bench: physical floors (loopback round trip, append + fdatasync) ...");
     let mut e = Echo::new(raw);
     let msg = vec![b'x'; 128];

@@ -30,7 +30,11 @@ pub fn bins() -> Bins {
 
 pub struct Rental {
     pub cluster: RentalCluster,
-    tokens: Vec<(Class, crossbeam_channel::Sender<()>, crossbeam_channel::Receiver<()>)>,
+    tokens: Vec<(
+        Class,
+        crossbeam_channel::Sender<()>,
+        crossbeam_channel::Receiver<()>,
+    )>,
     run_tag: AtomicU64,
 }
 
@@ -62,7 +66,11 @@ impl Rental {
 
     /// (records appended, fsyncs) of the backup's log so far.
     pub fn backup_log(&self) -> (u64, u64) {
-        let s = call(&self.cluster.addr("backup").to_string(), "status", json!({}));
+        let s = call(
+            &self.cluster.addr("backup").to_string(),
+            "status",
+            json!({}),
+        );
         let n = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0);
         (n("appends"), n("fsyncs"))
     }

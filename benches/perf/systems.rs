@@ -48,7 +48,11 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     // Node logs at warn: per-request info lines are for people, not figures.
     std::env::set_var("RUST_LOG", "warn");
     let dur = dur.mul_f64(0.75);
-    let counts: &[usize] = if smoke { &[1, 2] } else { &[1, 2, 4, 8, 16, 32, 64] };
+    let counts: &[usize] = if smoke {
+        &[1, 2]
+    } else {
+        &[1, 2, 4, 8, 16, 32, 64]
+    };
     let contended: &[usize] = if smoke { &[2] } else { &[8, 64] };
     let dir = frota::launch::temp_dir("bench-systems");
     let mut json = Map::new();
@@ -57,7 +61,13 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     // A typical record of each log, for floors of the same size.
     let rental_rec = serde_json::to_vec(&json!({"op":"rent","lsn":123456,"request_id":"b0-12-3456","car":"ECO01","terminal":"terminal-3","client":"bench-12"})).map(|v| v.len() + 15).unwrap_or(128);
     let ev_rec = serde_json::to_vec(&json!({"txn":"A-1763912345678901234","coordinator":"A","point":"A-REC-1","start":123456,"end":123458,"vehicle":"bench-12","participants":["A","B","C"],"k":"hold"})).map(|v| v.len() + 15).unwrap_or(200);
-    let fl = floor::measure(raw, &dir, if smoke { dur } else { dur * 2 }, rental_rec, ev_rec);
+    let fl = floor::measure(
+        raw,
+        &dir,
+        if smoke { dur } else { dur * 2 },
+        rental_rec,
+        ev_rec,
+    );
     json.insert("floors".into(), fl.json.clone());
 
     // Rental.
@@ -115,10 +125,19 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     eprintln!("bench: EV audit: {audit}");
     let pid = e.cluster.proc_mut("company-A").map(|p| p.pid());
     let company_mem = pid.and_then(|pid| {
-        memory::measure("frota-company A (after the EV runs)", pid, e.cluster.addr("company-A"), if smoke { 20 } else { 1000 })
+        memory::measure(
+            "frota-company A (after the EV runs)",
+            pid,
+            e.cluster.addr("company-A"),
+            if smoke { 20 } else { 1000 },
+        )
     });
     drop(e);
     eprintln!("bench: EV done in {:.1} s", t.elapsed().as_secs_f64());
+    // The disk of a shared VM drifts: measure the floors again at the end
+    // so a reader sees how steady they were during the runs.
+    let fl_end = floor::measure(raw, &dir, dur, rental_rec, ev_rec);
+    json.insert("floors_at_end".into(), fl_end.json.clone());
     let _ = std::fs::remove_dir_all(&dir);
 
     // JSON.
@@ -196,11 +215,21 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
         "scaling".into(),
         json!({"rental_cycles": scale(&rental_runs), "ev_routes": scale(&ev_runs)}),
     );
-    json.insert("references_from_issue_not_measured_here".into(), json!(REFERENCES));
+    json.insert(
+        "references_from_issue_not_measured_here".into(),
+        json!(REFERENCES),
+    );
 
     // Summary lines.
     lines.push(String::new());
-    lines.push("frota bench — systems (loopback, release build, real node processes, every ack after its fsync)".into());
+    lines.push(format!(
+        "frota bench — systems (loopback, {}, real node processes, every ack after its fsync)",
+        if smoke {
+            "smoke pass: test build, tiny runs"
+        } else {
+            "release build"
+        }
+    ));
     lines.push(format!(
         "physical floors measured in this run: loopback round trip p50 {:.3} ms; append+fdatasync (128 B) p50 {:.3} ms",
         fl.rt_ms, fl.fsync_ms
@@ -214,14 +243,24 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
         fl.ev_ms
     ));
     lines.push(format!(
+        "  re-measured after the runs: round trip {:.3} ms, fdatasync {:.3} ms, rental op {:.3} ms, EV {:.3} ms (ratios below use the first)",
+        fl_end.rt_ms, fl_end.fsync_ms, fl_end.rental_op_ms, fl_end.ev_ms
+    ));
+    lines.push(format!(
         "{:<34} {:>4} {:>9} {:>8} {:>8} {:>9} {:>6}",
         "measurement", "conc", "ops/s", "p50 ms", "p99 ms", "×floor", "errors"
     ));
     let pick = |runs: &[Run], n: usize| runs.iter().find(|r| r.clients == n).cloned();
-    for r in rental_runs.iter().filter(|r| [1, 8, 64].contains(&r.clients) || smoke) {
+    for r in rental_runs
+        .iter()
+        .filter(|r| [1, 8, 64].contains(&r.clients) || smoke)
+    {
         lines.push(row("rental rent+return cycle", r, fl.rental_cycle_ms));
     }
-    for r in ev_runs.iter().filter(|r| [1, 8, 64].contains(&r.clients) || smoke) {
+    for r in ev_runs
+        .iter()
+        .filter(|r| [1, 8, 64].contains(&r.clients) || smoke)
+    {
         lines.push(row("EV 3-stop route, no conflicts", r, fl.ev_ms));
     }
     for c in &races {
@@ -247,7 +286,10 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
         lines.push(m.line());
     }
     lines.push("scaling (throughput by concurrent clients; speedup over 1 client):".into());
-    lines.push(format!("{:>8} {:>14} {:>8} {:>14} {:>8}", "clients", "rental cyc/s", "×1", "EV routes/s", "×1"));
+    lines.push(format!(
+        "{:>8} {:>14} {:>8} {:>14} {:>8}",
+        "clients", "rental cyc/s", "×1", "EV routes/s", "×1"
+    ));
     for (i, r) in rental_runs.iter().enumerate() {
         let e = ev_runs.get(i);
         lines.push(format!(
@@ -256,7 +298,8 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
             r.per_sec(),
             r.per_sec() / rental_runs[0].per_sec().max(1e-9),
             e.map(Run::per_sec).unwrap_or(0.0),
-            e.map(|e| e.per_sec() / ev_runs[0].per_sec().max(1e-9)).unwrap_or(0.0)
+            e.map(|e| e.per_sec() / ev_runs[0].per_sec().max(1e-9))
+                .unwrap_or(0.0)
         ));
     }
     lines.push("references — from the issue, NOT measured here:".into());
@@ -270,19 +313,40 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
         let e8 = pick(&ev_runs, 8);
         let mut t = Vec::new();
         if let Some(r) = &r8 {
-            t.push(format!("rental ≥ 5,000 cycles/s at 8 clients: {:.0} — {}", r.per_sec(), verdict(r.per_sec() >= 5000.0)));
-            t.push(format!("rental p99 ≤ 5 ms at 8 clients: {:.3} ms — {}", r.p99(), verdict(r.p99() <= 5.0)));
+            t.push(format!(
+                "rental ≥ 5,000 cycles/s at 8 clients: {:.0} — {}",
+                r.per_sec(),
+                verdict(r.per_sec() >= 5000.0)
+            ));
+            t.push(format!(
+                "rental p99 ≤ 5 ms at 8 clients: {:.3} ms — {}",
+                r.p99(),
+                verdict(r.p99() <= 5.0)
+            ));
         }
         if let Some(r) = &r1 {
             let x = r.p50() / fl.rental_cycle_ms;
             t.push(format!("rental within 1.5× of the durable floor at 1 client: p50 {:.3} ms / floor {:.3} ms = {x:.2}× — {}", r.p50(), fl.rental_cycle_ms, verdict(x <= 1.5)));
-            t.push(format!("  vs the original at 1 client: {:.1}× its 151–158 cycles/s", r.per_sec() / 158.0));
+            t.push(format!(
+                "  vs the original at 1 client: {:.1}× its 151–158 cycles/s",
+                r.per_sec() / 158.0
+            ));
         }
         if let Some(e) = &e8 {
-            t.push(format!("EV ≥ 3,000 routes/s at 8 requesters: {:.0} — {} ({:.1}× PostgreSQL's 1,549)", e.per_sec(), verdict(e.per_sec() >= 3000.0), e.per_sec() / 1549.0));
+            t.push(format!(
+                "EV ≥ 3,000 routes/s at 8 requesters: {:.0} — {} ({:.1}× PostgreSQL's 1,549)",
+                e.per_sec(),
+                verdict(e.per_sec() >= 3000.0),
+                e.per_sec() / 1549.0
+            ));
         }
         if let Some(e) = &e1 {
-            t.push(format!("EV p50 ≤ 1 ms with 1 requester: {:.3} ms (floor {:.3} ms) — {}", e.p50(), fl.ev_ms, verdict(e.p50() <= 1.0)));
+            t.push(format!(
+                "EV p50 ≤ 1 ms with 1 requester: {:.3} ms (floor {:.3} ms) — {}",
+                e.p50(),
+                fl.ev_ms,
+                verdict(e.p50() <= 1.0)
+            ));
         }
         for c in &races {
             t.push(format!(
