@@ -189,6 +189,12 @@ impl Terminal {
         }
     }
 
+    /// A retried request id may be answered with a change made at another
+    /// terminal: only our own changes touch our view (the sync fixes the rest).
+    fn answer_is_here(&self, out: &Body) -> bool {
+        out.get("terminal").and_then(Value::as_str) == Some(self.name.as_str())
+    }
+
     fn apply_view(&self, reply: &Body, local: u64) {
         let lsn = reply.get("lsn").and_then(Value::as_u64).unwrap_or(0);
         let stock: Vec<String> = reply
@@ -322,7 +328,9 @@ impl Terminal {
             out.get("car").and_then(Value::as_str).unwrap_or("")
         );
         self.counters.rented_here.fetch_add(1, Ordering::Relaxed);
-        self.after_change(out.get("car").and_then(Value::as_str), None, false);
+        if self.answer_is_here(&out) {
+            self.after_change(out.get("car").and_then(Value::as_str), None, false);
+        }
         Ok(out)
     }
 
@@ -449,7 +457,9 @@ impl Terminal {
         // If the car went to a waiting request, that client is called back
         // from the sync thread, not while this client waits.
         let handed = !out.get("handed_to").unwrap_or(&Value::Null).is_null();
-        self.after_change(None, Some(&r.car), handed);
+        if self.answer_is_here(&out) {
+            self.after_change(None, Some(&r.car), handed);
+        }
         Ok(out)
     }
 
