@@ -9,11 +9,30 @@
 //! 2. Codec: frames/s for encode + decode of a typical message.
 //! 3. Trace off (issue 7): the cost of the wire-trace hooks when tracing is
 //!    off, per call and as a share of a runtime round trip (goal < 2%).
+//! 4. Systems (issue 9, items 2–5, `perf/`): physical floors measured in
+//!    this run; rental rent+return cycles and EV 3-stop 2PC routes through
+//!    real node processes with 1..64 concurrent clients (scaling table),
+//!    EV under heavy contention (winners per round, audit verdict), and the
+//!    memory of one node with 1,000 idle connections. The original systems'
+//!    figures quoted in the issue are printed beside ours, labelled as such.
 //!
 //! Progress goes to stderr, the summary table to stdout, and every figure to
 //! `run/bench.json` (sections keyed by name, so later benches add theirs).
-//! A full run takes about 30 s. Set `FROTA_BENCH_SECS` to change the time
-//! per measurement (default 2).
+//! A full run takes about 2 minutes. Set `FROTA_BENCH_SECS` to change the
+//! time per measurement (default 2; system measurements use 3/4 of it).
+
+#[path = "perf/common.rs"]
+mod common;
+#[path = "perf/ev.rs"]
+mod ev;
+#[path = "perf/floor.rs"]
+mod floor;
+#[path = "perf/memory.rs"]
+mod memory;
+#[path = "perf/rental.rs"]
+mod rental;
+#[path = "perf/systems.rs"]
+mod systems;
 
 use frota::echo::Echo;
 use frota::frame::{self, Mode};
@@ -312,7 +331,14 @@ fn main() {
     }
     let codec = codec(dur);
     inproc.shutdown();
+    let echo_mem = memory::measure(
+        "frota-echo",
+        node.pid(),
+        node.tcp(),
+        if smoke { 20 } else { 1000 },
+    );
     drop(node);
+    let sys = systems::run(raw, smoke, dur);
 
     println!();
     println!(
@@ -384,6 +410,21 @@ fn main() {
         "codec": codec,
         "trace_off": trace_off,
     });
+    let mut out = out;
+    if let Some(m) = out.as_object_mut() {
+        for (k, v) in sys.json {
+            m.insert(k, v);
+        }
+        if let (Some(Value::Object(memory)), Some(mem)) = (m.get_mut("memory"), &echo_mem) {
+            memory.insert("frota-echo".into(), mem.to_json());
+        }
+    }
+    if let Some(mem) = &echo_mem {
+        println!("{}", mem.line());
+    }
+    for l in &sys.lines {
+        println!("{l}");
+    }
     if smoke {
         return;
     }

@@ -326,7 +326,10 @@ impl Pool {
         Pool {
             cfg,
             idle: Mutex::new(HashMap::new()),
-            max_idle_per_peer: 8,
+            // As many as the concurrent calls a node makes to one peer under
+            // load (e.g. a coordinator's worker threads): fewer would close
+            // and reopen connections on every burst.
+            max_idle_per_peer: 64,
         }
     }
 

@@ -5,9 +5,10 @@
 //! a car of the class, else queue a pending request — and the *callbacks* to
 //! waiting clients. Every state change is made by the backup (the source of
 //! truth), so the terminal holds no lock across any network call: its only
-//! shared state is a cached view of its own stock, refreshed from the backup
-//! after each change and every `sync_interval` (and on start, which is how a
-//! restarted terminal rebuilds its stock).
+//! shared state is a cached view of its own stock, updated from the backup's
+//! answer to each change it makes, refreshed from the backup every
+//! `sync_interval` (and on start, which is how a restarted terminal rebuilds
+//! its stock).
 
 use super::backup::{check_request_id, class_of};
 use super::fleet::{self, Class};
@@ -67,6 +68,9 @@ struct View {
     lsn: u64,
     stock: Vec<String>,
     synced: bool,
+    /// Bumped by every local change (see `after_change`): a refresh that
+    /// was in flight meanwhile may predate it and is not applied.
+    local: u64,
 }
 
 #[derive(Default)]
@@ -161,11 +165,12 @@ impl Terminal {
     /// Fetch this terminal's stock from the backup into the view; returns
     /// the unclaimed allocations at this terminal (callbacks to deliver).
     fn refresh_view(&self) -> Result<Vec<Value>, Error> {
+        let local = self.view.lock().unwrap_or_else(|p| p.into_inner()).local;
         // A sync may hand free cars to waiting requests at the backup.
         crash::point("terminal.sync.before_backup");
         let reply = self.call_backup("sync", body(json!({"terminal": self.name})))?;
         crash::point("terminal.sync.after_backup");
-        self.apply_view(&reply);
+        self.apply_view(&reply, local);
         Ok(reply
             .get("unclaimed")
             .and_then(Value::as_array)
@@ -173,21 +178,37 @@ impl Terminal {
             .unwrap_or_default())
     }
 
-    /// After a change to this terminal's stock: bring the view up to date
-    /// before answering (so `stock` right after a reply shows the change),
-    /// and let the sync thread deliver any callback it made necessary.
-    fn after_change(&self) {
-        match self.refresh_view() {
-            Ok(unclaimed) if !unclaimed.is_empty() => self.kick(),
-            Ok(_) => {}
-            Err(e) => {
-                log::debug!("view refresh failed ({e}); the sync thread retries");
-                self.kick();
+    /// After a change to this terminal's stock, acknowledged by the backup:
+    /// apply it to the view before answering (so `stock` right after a
+    /// reply shows it). The backup's answer says exactly what changed, so
+    /// no second round trip (and no wait for other clients' fsyncs) is
+    /// needed on the reply path. A car handed to a waiting request means a
+    /// callback to deliver: the sync thread does that, not this client.
+    fn after_change(&self, rented: Option<&str>, returned: Option<&str>, handed: bool) {
+        {
+            let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+            v.local += 1;
+            if let Some(car) = rented {
+                v.stock.retain(|c| c != car);
             }
+            if let Some(car) = returned.filter(|_| !handed) {
+                if let Err(at) = v.stock.binary_search_by(|c| c.as_str().cmp(car)) {
+                    v.stock.insert(at, car.to_string());
+                }
+            }
+        }
+        if handed {
+            self.kick();
         }
     }
 
-    fn apply_view(&self, reply: &Body) {
+    /// A retried request id may be answered with a change made at another
+    /// terminal: only our own changes touch our view (the sync fixes the rest).
+    fn answer_is_here(&self, out: &Body) -> bool {
+        out.get("terminal").and_then(Value::as_str) == Some(self.name.as_str())
+    }
+
+    fn apply_view(&self, reply: &Body, local: u64) {
         let lsn = reply.get("lsn").and_then(Value::as_u64).unwrap_or(0);
         let stock: Vec<String> = reply
             .get("stock")
@@ -199,8 +220,9 @@ impl Terminal {
             })
             .unwrap_or_default();
         let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        // Replies can arrive out of order: never go back to an older state.
-        if !v.synced || lsn >= v.lsn {
+        // Replies can arrive out of order: never go back to an older state,
+        // nor over a local change made while this reply was on its way.
+        if v.local == local && (!v.synced || lsn >= v.lsn) {
             v.lsn = lsn;
             v.stock = stock;
             v.synced = true;
@@ -321,7 +343,9 @@ impl Terminal {
             out.get("car").and_then(Value::as_str).unwrap_or("")
         );
         self.counters.rented_here.fetch_add(1, Ordering::Relaxed);
-        self.after_change();
+        if self.answer_is_here(&out) {
+            self.after_change(out.get("car").and_then(Value::as_str), None, false);
+        }
         Ok(out)
     }
 
@@ -450,7 +474,10 @@ impl Terminal {
         self.counters.returns.fetch_add(1, Ordering::Relaxed);
         // If the car went to a waiting request, that client is called back
         // from the sync thread, not while this client waits.
-        self.after_change();
+        let handed = !out.get("handed_to").unwrap_or(&Value::Null).is_null();
+        if self.answer_is_here(&out) {
+            self.after_change(None, Some(&r.car), handed);
+        }
         Ok(out)
     }
 

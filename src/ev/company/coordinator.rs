@@ -8,10 +8,15 @@
 //!   +--a no / timeout / a participant asked first--> abort --acks--> end
 //! ```
 //!
-//! * Holds are taken one company at a time in one global order (company
-//!   name), and the first no stops the round. Racing routes for the same
-//!   stops therefore meet at their first common stop, where exactly one
-//!   gets the hold and the others fail fast: one wins, never none.
+//! * Stops are prepared in one global order (company name): the first stop
+//!   alone, then all the others at once (one parallel round instead of
+//!   N-1 sequential ones). Racing routes for the same stops therefore meet
+//!   at the first stop, where exactly one gets the hold and the others fail
+//!   fast: one wins, never none. (Routes that share only later stops can
+//!   each get one of them and both lose: the price of the parallel round.)
+//! * The `begin` record is queued, not waited for: presumed abort covers
+//!   its absence, and it reaches the disk with the commit record's fsync at
+//!   the latest (records land in order), so it costs no fsync of its own.
 //! * `decision` for a transaction without a commit decision records abort
 //!   (in memory at once, durably before answering), so the coordinator can
 //!   never commit it later.
@@ -60,7 +65,7 @@ pub const CRASH_POINTS: [(&str, &str); 14] = [
     ),
     (
         "company.coord.after_begin",
-        "begin record durable (written alongside phase 1, so prepares may be out)",
+        "begin record queued (durable with the decision at the latest), no prepare sent",
     ),
     (
         "company.coord.before_prepare",
@@ -231,14 +236,17 @@ impl Coordinator {
         let spawned = std::thread::Builder::new()
             .name("end-writer".into())
             .spawn(move || {
-                // Everything queued meanwhile goes into one append (one fsync).
+                // Ends are queued, not waited for: they reach the disk with
+                // the next decision's fsync. A lost end only makes recovery
+                // resend a decision (harmless), so it is worth no fsync of
+                // its own — which would delay the next route's commit record.
                 while let Ok(first) = rx.recv() {
                     let batch: Vec<Value> = std::iter::once(first)
                         .chain(rx.try_iter())
                         .map(|txn| json!({"k": "end", "txn": txn}))
                         .collect();
                     crash::point("company.coord.before_end");
-                    if let Err(e) = w.append_all(&batch) {
+                    if let Err(e) = w.enqueue(&batch) {
                         log::warn!("{who}: cannot log {} end record(s): {e}", batch.len());
                     }
                 }
@@ -270,6 +278,17 @@ impl Coordinator {
     /// (fail-stop) and recovery decides from what is on disk.
     fn log(&self, rec: Value) {
         if let Err(e) = self.wal.append(&rec) {
+            log::error!(
+                "{}: coordinator log write failed ({e}); stopping",
+                self.name
+            );
+            std::process::exit(1);
+        }
+    }
+
+    /// Queue a record without waiting for its fsync (see `begin`).
+    fn queue(&self, rec: Value) {
+        if let Err(e) = self.wal.enqueue(&[rec]) {
             log::error!(
                 "{}: coordinator log write failed ({e}); stopping",
                 self.name
@@ -375,19 +394,13 @@ impl Coordinator {
         let begin = json!({"k": "begin", "txn": txn, "vehicle": r.vehicle,
                            "request_id": r.request_id, "participants": participants, "stops": stops});
         // `begin` only lets a restarted coordinator abort proactively
-        // (presumed abort already covers its absence), so its fsync runs
-        // alongside phase 1 instead of before it; it is durable before the
-        // decision, which is all recovery needs.
-        let (asked, refused) = std::thread::scope(|sc| {
-            let logger = sc.spawn(|| {
-                crash::point("company.coord.before_begin");
-                self.log(begin);
-                crash::point("company.coord.after_begin");
-            });
-            let r = self.phase_one(&txn, r, &stops, &participants);
-            let _ = logger.join();
-            r
-        });
+        // (presumed abort already covers its absence), so it is queued and
+        // rides on the next fsync of this log — at the latest the commit
+        // record's, which is all recovery needs.
+        crash::point("company.coord.before_begin");
+        self.queue(begin);
+        crash::point("company.coord.after_begin");
+        let (asked, refused) = self.phase_one(&txn, r, &stops, &participants);
         let decision = match refused {
             Some(_) => Decision::Abort,
             None => {
@@ -422,8 +435,9 @@ impl Coordinator {
         out
     }
 
-    /// Phase 1: prepare each stop in canonical order; stop at the first no.
-    /// Returns the companies asked and the refusal, if any.
+    /// Phase 1: prepare the first stop (canonical order) alone, then the
+    /// others in parallel. Returns the companies asked and the first
+    /// refusal in canonical order, if any.
     fn phase_one(
         &self,
         txn: &str,
@@ -431,9 +445,7 @@ impl Coordinator {
         stops: &[Stop],
         participants: &[String],
     ) -> (Vec<String>, Option<Conflict>) {
-        let mut asked = Vec::new();
-        for s in stops {
-            asked.push(s.company.clone());
+        let prepare = |s: &Stop| -> Option<Conflict> {
             let p = Prepare {
                 txn: txn.to_string(),
                 coordinator: self.name.clone(),
@@ -447,19 +459,33 @@ impl Coordinator {
             crash::point("company.coord.before_prepare");
             let voted = self.send(&s.company, "prepare", fields);
             crash::point("company.coord.after_prepare");
-            if let Err(e) = voted {
-                let refused = Conflict {
-                    company: s.company.clone(),
-                    point: s.point.clone(),
-                    start: s.start,
-                    end: s.end,
-                    code: e.code.number(),
-                    reason: e.text,
-                };
-                return (asked, Some(refused));
-            }
+            let e = voted.err()?;
+            Some(refusal(s, e.code, e.text))
+        };
+        let Some((first, rest)) = stops.split_first() else {
+            return (Vec::new(), None);
+        };
+        let asked: Vec<String> = stops.iter().map(|s| s.company.clone()).collect();
+        if let Some(no) = prepare(first) {
+            return (asked[..1].to_vec(), Some(no));
         }
-        (asked, None)
+        let prepare = &prepare;
+        let refusals: Vec<Option<Conflict>> = std::thread::scope(|sc| {
+            let others: Vec<_> = rest
+                .iter()
+                .skip(1)
+                .map(|s| sc.spawn(move || prepare(s)))
+                .collect();
+            // The calling thread takes one stop itself: one spawn fewer.
+            let mut out: Vec<Option<Conflict>> = rest.first().map(prepare).into_iter().collect();
+            for (h, s) in others.into_iter().zip(rest.iter().skip(1)) {
+                out.push(h.join().unwrap_or_else(|_| {
+                    Some(refusal(s, Code::Crash, "prepare thread panicked".into()))
+                }));
+            }
+            out
+        });
+        (asked, refusals.into_iter().flatten().next())
     }
 
     /// Decide commit unless a `decision` query already recorded abort.
@@ -490,20 +516,25 @@ impl Coordinator {
         } else {
             "abort"
         };
+        let one = |c: &String| {
+            let r = self.send(c, kind, body(json!({"txn": txn})));
+            (c.clone(), acknowledged(c, kind, txn, r))
+        };
+        let one = &one;
         let results: Vec<(String, bool)> = std::thread::scope(|s| {
             let handles: Vec<_> = targets
                 .iter()
-                .map(|c| {
-                    s.spawn(move || {
-                        let r = self.send(c, kind, body(json!({"txn": txn})));
-                        (c.clone(), acknowledged(c, kind, txn, r))
-                    })
-                })
+                .skip(1)
+                .map(|c| s.spawn(move || one(c)))
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| (String::new(), false)))
-                .collect()
+            // The calling thread sends one decision itself: one spawn fewer.
+            let mut out: Vec<(String, bool)> = targets.first().map(one).into_iter().collect();
+            out.extend(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| (String::new(), false))),
+            );
+            out
         });
         crash::point("company.coord.after_phase2");
         let pending: Vec<String> = results
@@ -639,6 +670,17 @@ impl Coordinator {
             "unfinished": unfinished,
             "log": {"records": appends, "fsyncs": fsyncs},
         })
+    }
+}
+
+fn refusal(s: &Stop, code: Code, reason: String) -> Conflict {
+    Conflict {
+        company: s.company.clone(),
+        point: s.point.clone(),
+        start: s.start,
+        end: s.end,
+        code: code.number(),
+        reason,
     }
 }
 

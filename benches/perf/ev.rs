@@ -1,0 +1,294 @@
+//! EV: committed 3-stop routes through real company processes. A requester
+//! is a thread with one connection to a coordinating company (A, B, C in
+//! turn) sending `reserve` (the broker only relays requests, so it is left
+//! out of the measured path). Every reservation is a full 2PC: durable
+//! holds at the three companies, a durable coordinator decision, commits.
+
+use super::common::Run;
+use frota::body;
+use frota::client::{Client, ClientConfig};
+use frota::ev::cluster::{node_name, EvBins, EvCluster, EvOptions, COMPANIES};
+use frota::ev::points::{PointSet, Stop};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub struct Ev {
+    pub cluster: EvCluster,
+    points: Vec<Vec<String>>,
+    /// Next free window (minutes): every route without conflicts gets its own.
+    window: Arc<AtomicU32>,
+    tag: AtomicU64,
+    /// Routes answered `reserved` so far (the audit must find exactly these).
+    pub reserved: AtomicU64,
+}
+
+/// Contention figures: rounds where all requesters want the same 3 stops.
+pub struct Contended {
+    pub run: Run,
+    pub attempts: u64,
+    pub aborted: u64,
+    pub rounds: u64,
+    pub one_winner: u64,
+    pub no_winner: u64,
+    pub many_winners: u64,
+}
+
+fn stops_at(points: &[Vec<String>], k: u32, start: u32) -> Vec<Stop> {
+    COMPANIES
+        .iter()
+        .enumerate()
+        .map(|(i, co)| {
+            let ps = &points[i];
+            Stop {
+                company: co.to_string(),
+                point: ps[k as usize % ps.len()].clone(),
+                start: start + 3 * i as u32,
+                end: start + 3 * i as u32 + 2,
+            }
+        })
+        .collect()
+}
+
+fn reserve(c: &mut Client, rid: &str, vehicle: &str, stops: &[Stop]) -> Result<String, String> {
+    let r = c
+        .call(
+            "reserve",
+            body(json!({"request_id": rid, "vehicle": vehicle, "stops": stops})),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(r.get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string())
+}
+
+impl Ev {
+    pub fn start(dir: &Path) -> Ev {
+        let mut o = EvOptions::new(dir);
+        // Room for the memory figure's 1,000 idle connections.
+        o.company_args = vec!["--max-connections".into(), "1200".into()];
+        let bins = EvBins {
+            broker: env!("CARGO_BIN_EXE_frota-broker").into(),
+            company: env!("CARGO_BIN_EXE_frota-company").into(),
+        };
+        let cluster = EvCluster::start(bins, o).expect("EV cluster");
+        let set = PointSet::default_set();
+        let points = COMPANIES
+            .iter()
+            .map(|c| set.of_company(c).map(|p| p.id.clone()).collect())
+            .collect();
+        Ev {
+            cluster,
+            points,
+            window: Arc::new(AtomicU32::new(2000)),
+            tag: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
+        }
+    }
+
+    fn connect(&self, i: usize) -> Client {
+        let co = COMPANIES[i % COMPANIES.len()];
+        let addr = self.cluster.addr(&node_name(co)).to_string();
+        let cfg = ClientConfig::default().with_timeout(Duration::from_secs(10));
+        Client::connect(&addr, &cfg).expect("connect company")
+    }
+
+    /// `clients` requesters, each route on its own windows (no conflicts).
+    pub fn run(&self, clients: usize, dur: Duration) -> Run {
+        let tag = self.tag.fetch_add(1, Ordering::Relaxed);
+        let start = Arc::new(Barrier::new(clients + 1));
+        let errors = Arc::new(AtomicU64::new(0));
+        let reserved = Arc::new(AtomicU64::new(0));
+        let workers: Vec<_> = (0..clients)
+            .map(|i| {
+                let mut c = self.connect(i);
+                let (start, errors, reserved) = (start.clone(), errors.clone(), reserved.clone());
+                let (window, points) = (self.window.clone(), self.points.clone());
+                thread::spawn(move || {
+                    let mut n = 0u64;
+                    let mut one = |c: &mut Client, lat: Option<&mut Vec<u64>>| {
+                        n += 1;
+                        let k = window.fetch_add(10, Ordering::Relaxed);
+                        let stops = stops_at(&points, k / 10, k);
+                        let t = Instant::now();
+                        let r =
+                            reserve(c, &format!("e{tag}-{i}-{n}"), &format!("bench-{i}"), &stops);
+                        let took = t.elapsed().as_nanos() as u64;
+                        match r.as_deref() {
+                            Ok("reserved") => {
+                                reserved.fetch_add(1, Ordering::Relaxed);
+                                if let Some(l) = lat {
+                                    l.push(took)
+                                }
+                            }
+                            other => {
+                                if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                                    eprintln!("bench: uncontended route not reserved: {other:?}");
+                                }
+                            }
+                        }
+                    };
+                    for _ in 0..3 {
+                        one(&mut c, None);
+                    }
+                    start.wait();
+                    let began = Instant::now();
+                    let mut lat = Vec::new();
+                    while began.elapsed() < dur {
+                        one(&mut c, Some(&mut lat));
+                    }
+                    (lat, began.elapsed().as_secs_f64())
+                })
+            })
+            .collect();
+        start.wait();
+        let mut lat = Vec::new();
+        let mut secs: f64 = 0.0;
+        for w in workers {
+            let (l, s) = w.join().expect("EV bench requester");
+            lat.extend(l);
+            secs = secs.max(s);
+        }
+        self.reserved
+            .fetch_add(reserved.load(Ordering::Relaxed), Ordering::Relaxed);
+        Run::new(clients, lat, errors.load(Ordering::Relaxed), secs)
+    }
+
+    /// Rounds in which all `clients` requesters race for the same 3 stops
+    /// (fresh windows each round), for about `dur`.
+    pub fn contended(&self, clients: usize, dur: Duration) -> Contended {
+        let tag = self.tag.fetch_add(1, Ordering::Relaxed);
+        let bar = Arc::new(Barrier::new(clients + 1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stops = Arc::new(Mutex::new(Vec::<Stop>::new()));
+        let results = Arc::new(Mutex::new(Vec::<(u64, bool, u64)>::new()));
+        let errors = Arc::new(AtomicU64::new(0));
+        let round = Arc::new(AtomicU64::new(0));
+        let workers: Vec<_> = (0..clients)
+            .map(|i| {
+                let mut c = self.connect(i);
+                let (bar, stop, stops, results, errors, round) = (
+                    bar.clone(),
+                    stop.clone(),
+                    stops.clone(),
+                    results.clone(),
+                    errors.clone(),
+                    round.clone(),
+                );
+                thread::spawn(move || loop {
+                    bar.wait();
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let r = round.load(Ordering::SeqCst);
+                    let want = stops.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let t = Instant::now();
+                    let out = reserve(
+                        &mut c,
+                        &format!("x{tag}-{r}-{i}"),
+                        &format!("racer-{i}"),
+                        &want,
+                    );
+                    let took = t.elapsed().as_nanos() as u64;
+                    match out.as_deref() {
+                        Ok("reserved") => results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((r, true, took)),
+                        Ok("rejected") => results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((r, false, took)),
+                        other => {
+                            if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                                eprintln!("bench: contended route failed: {other:?}");
+                            }
+                        }
+                    }
+                    bar.wait();
+                })
+            })
+            .collect();
+        let began = Instant::now();
+        let mut rounds = 0u64;
+        while began.elapsed() < dur || rounds == 0 {
+            let k = self.window.fetch_add(10, Ordering::Relaxed);
+            *stops.lock().unwrap_or_else(|p| p.into_inner()) = stops_at(&self.points, 0, k);
+            round.store(rounds, Ordering::SeqCst);
+            bar.wait(); // go
+            bar.wait(); // all answered
+            rounds += 1;
+        }
+        let secs = began.elapsed().as_secs_f64();
+        stop.store(true, Ordering::SeqCst);
+        bar.wait();
+        for w in workers {
+            let _ = w.join();
+        }
+        let res = results.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut per_round = vec![0u32; rounds as usize];
+        for (r, won, _) in &res {
+            if *won {
+                per_round[*r as usize] += 1;
+            }
+        }
+        let winners: Vec<u64> = res.iter().filter(|x| x.1).map(|x| x.2).collect();
+        let attempts = res.len() as u64;
+        let won = winners.len() as u64;
+        self.reserved.fetch_add(won, Ordering::Relaxed);
+        let mut all_lat: Vec<u64> = res.iter().map(|x| x.2).collect();
+        all_lat.sort_unstable();
+        let mut run = Run::new(clients, winners, errors.load(Ordering::Relaxed), secs);
+        // Latency of every attempt (winners and losers): what a requester waits.
+        run.lat = all_lat;
+        Contended {
+            run,
+            attempts,
+            aborted: attempts - won,
+            rounds,
+            one_winner: per_round.iter().filter(|n| **n == 1).count() as u64,
+            no_winner: per_round.iter().filter(|n| **n == 0).count() as u64,
+            many_winners: per_round.iter().filter(|n| **n > 1).count() as u64,
+        }
+    }
+
+    /// (coordinator records, fsyncs, participant records, fsyncs) summed
+    /// over the companies: how many records share one fsync.
+    pub fn log_stats(&self) -> (u64, u64, u64, u64) {
+        let mut t = (0, 0, 0, 0);
+        for co in COMPANIES {
+            let s = frota::client::call(
+                &self.cluster.addr(&node_name(co)).to_string(),
+                "status",
+                frota::Body::new(),
+                &ClientConfig::default(),
+            );
+            let Ok(s) = s else { continue };
+            let g = |a: &str, b: &str| s.get(a).and_then(|v| v["log"][b].as_u64()).unwrap_or(0);
+            t.0 += g("coordinator", "records");
+            t.1 += g("coordinator", "fsyncs");
+            t.2 += g("participant", "records");
+            t.3 += g("participant", "fsyncs");
+        }
+        t
+    }
+
+    /// The atomicity/isolation audit over all three companies.
+    pub fn audit(&self) -> Value {
+        match frota::ev::audit::check(&self.cluster.companies(), Duration::from_secs(15)) {
+            Ok(v) => json!({
+                "ok": v.ok,
+                "routes_committed": v.routes,
+                "routes_acknowledged_in_bench": self.reserved.load(Ordering::Relaxed),
+                "reservations": v.reservations,
+                "holds_left": v.holds_left,
+                "problems": v.problems.iter().take(5).collect::<Vec<_>>(),
+            }),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        }
+    }
+}
