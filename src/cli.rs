@@ -50,12 +50,34 @@ impl Args {
         match Args::parse_from(program, about, flags, &argv) {
             Ok(a) => a,
             Err(ParseExit::Help(u)) => {
-                println!("{u}");
+                print_usage(&u);
                 process::exit(0);
             }
             Err(ParseExit::Bad(msg, u)) => {
                 eprintln!("{program}: {msg}\n\n{u}");
                 process::exit(2);
+            }
+        }
+    }
+
+    /// Parse a `frota-ctl` subcommand's arguments. `Err(status)` means
+    /// "exit with this": 0 after `--help`, 2 after a bad flag (the usage has
+    /// been printed either way).
+    pub fn parse_sub(
+        program: &str,
+        about: &str,
+        flags: &[Flag],
+        argv: &[String],
+    ) -> Result<Args, i32> {
+        match Args::parse_from(program, about, flags, argv) {
+            Ok(a) => Ok(a),
+            Err(ParseExit::Help(u)) => {
+                print_usage(&u);
+                Err(0)
+            }
+            Err(ParseExit::Bad(msg, u)) => {
+                eprintln!("{program}: {msg}\n\n{u}");
+                Err(2)
             }
         }
     }
@@ -161,6 +183,13 @@ impl Args {
     pub fn millis(&self, name: &str) -> Duration {
         Duration::from_millis(self.value::<u64>(name))
     }
+}
+
+/// Print a usage text to stdout; a closed pipe (`--help | head`) is not
+/// worth a panic.
+fn print_usage(u: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{u}");
 }
 
 pub enum ParseExit {

@@ -18,7 +18,7 @@
 //! * The **verdict**: lost acknowledged operations, half-reserved routes and
 //!   double bookings must all be 0, and both audits must pass.
 
-use crate::cli::{opt, Args, ParseExit};
+use crate::cli::{opt, Args};
 use crate::client::{call, ClientConfig};
 use crate::error::{Code, Error};
 use crate::ev::audit as ev_audit;
@@ -562,21 +562,14 @@ pub fn run(args: &[String]) -> i32 {
         ),
         opt("progress-ms", "3000", "print a progress line this often"),
     ];
-    let a = match Args::parse_from(
+    let a = match Args::parse_sub(
         "frota-ctl chaos",
         "both systems under load while random nodes are killed and restarted; audits and a PASS/FAIL report",
         &flags,
         args,
     ) {
         Ok(a) => a,
-        Err(ParseExit::Help(u)) => {
-            println!("{u}");
-            return 0;
-        }
-        Err(ParseExit::Bad(m, u)) => {
-            eprintln!("chaos: {m}\n\n{u}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let seed: u64 = a.value("seed");
     let duration = Duration::from_secs(a.value("duration-s"));

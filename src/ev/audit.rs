@@ -181,21 +181,14 @@ pub fn run(args: &[String]) -> i32 {
             "wait this long for in-flight holds to end",
         ),
     ];
-    let a = match Args::parse_from(
+    let a = match Args::parse_sub(
         "frota-ctl audit-ev",
         "EV atomicity/isolation audit",
         &flags,
         args,
     ) {
         Ok(a) => a,
-        Err(crate::cli::ParseExit::Help(u)) => {
-            println!("{u}");
-            return 0;
-        }
-        Err(crate::cli::ParseExit::Bad(m, u)) => {
-            eprintln!("audit-ev: {m}\n\n{u}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let companies = match parse_companies(&a.string("companies")) {
         Ok(c) => c,

@@ -17,7 +17,7 @@ use super::audit;
 use super::cluster::{BrokerKind, EvBins, EvCluster, EvOptions};
 use super::mosquitto;
 use super::vehicle::{self, SimConfig};
-use crate::cli::{opt, Args, ParseExit};
+use crate::cli::{opt, Args};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -59,16 +59,9 @@ pub fn run(args: &[String]) -> i32 {
         ),
         opt("log-dir", "logs", "node logs"),
     ];
-    let a = match Args::parse_from("frota-ctl run-ev", "the EV charging demo", &flags, args) {
+    let a = match Args::parse_sub("frota-ctl run-ev", "the EV charging demo", &flags, args) {
         Ok(a) => a,
-        Err(ParseExit::Help(u)) => {
-            println!("{u}");
-            return 0;
-        }
-        Err(ParseExit::Bad(m, u)) => {
-            eprintln!("run-ev: {m}\n\n{u}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let started = Instant::now();
     let base: u16 = a.value("base-port");

@@ -3,28 +3,11 @@
 use super::audit;
 use super::client_sim::{self, SimConfig, Verdict};
 use super::cluster::{Bins, ClusterOptions, RentalCluster};
-use crate::cli::{opt, switch, Args, Flag, ParseExit};
+use crate::cli::{opt, switch, Args};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Parse `args` for a subcommand; `Err(code)` means "exit with this".
-fn parse(program: &str, about: &str, flags: &[Flag], args: &[String]) -> Result<Args, i32> {
-    match Args::parse_from(program, about, flags, args) {
-        Ok(a) => Ok(a),
-        Err(ParseExit::Help(u)) => {
-            // A closed pipe (`| head`) is not worth a panic.
-            use std::io::Write;
-            let _ = writeln!(std::io::stdout(), "{u}");
-            Err(0)
-        }
-        Err(ParseExit::Bad(msg, u)) => {
-            eprintln!("{program}: {msg}\n\n{u}");
-            Err(2)
-        }
-    }
-}
 
 pub fn run(args: &[String]) -> i32 {
     let flags = [
@@ -52,7 +35,7 @@ pub fn run(args: &[String]) -> i32 {
         ),
         opt("progress-ms", "3000", "print a progress line this often"),
     ];
-    let a = match parse(
+    let a = match Args::parse_sub(
         "frota-ctl run-rental",
         "start the rental nodes on the default ports, run the client simulator, audit, stop",
         &flags,
@@ -170,7 +153,7 @@ pub fn audit_cmd(args: &[String]) -> i32 {
         opt("timeout-ms", "5000", "bound on each request to a node"),
         switch("json", "print the verdict as JSON"),
     ];
-    let a = match parse(
+    let a = match Args::parse_sub(
         "frota-ctl audit-rental",
         "conservation audit of a running rental system: each of the 14 vehicles in exactly one place",
         &flags,
