@@ -478,6 +478,19 @@ fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
     }) {
         return Err("company-A did not resubscribe after its restart".into());
     }
+    // Nor may its recovery: the kill can lose the queued `end` record of
+    // the first route, and the restarted coordinator then resends that
+    // commit (harmless, but it is not part of this flow).
+    if !wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+        ask(c.addr("company-A"), "status", json!({})).is_ok_and(|s| {
+            s.get("coordinator")
+                .and_then(|co| co.get("unfinished"))
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+        })
+    }) {
+        return Err("company-A did not finish its recovery after its restart".into());
+    }
     let crash_from = now_us();
     let crashed_at = std::cell::Cell::new(0u64);
     let sc = |c: &mut EvCluster| -> Result<(), String> {
