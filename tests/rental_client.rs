@@ -6,7 +6,6 @@ mod rental_support;
 use rental_support::{assert_audit, bins};
 
 use frota::launch::temp_dir;
-use frota::rental::audit;
 use frota::rental::client_sim::{self, SimConfig, Verdict};
 use frota::rental::cluster::RentalCluster;
 use std::sync::atomic::AtomicUsize;
@@ -116,11 +115,5 @@ fn frota_client_binary_runs_the_sample_file() {
     // requests, SUCCESS, PENDING TIMEOUT, FAILURE: a pending client may
     // time out on a slow machine (1.2 s at this scale), none may fail.
     assert_eq!((cols[1], cols[4]), ("31", "0"), "{text}");
-    let r = audit::run(
-        &c.addr("backup").to_string(),
-        &c.addr("heartbeat").to_string(),
-        20,
-        Duration::from_millis(100),
-    );
-    assert!(r.ok, "{}", r.verdict);
+    assert_audit(&c);
 }
