@@ -153,7 +153,7 @@ struct Shared<H: Handler> {
     cfg: ServerConfig,
     kinds: HashSet<&'static str>,
     started: Instant,
-    live: AtomicUsize,
+    live: Arc<AtomicUsize>,
     next_conn: AtomicU64,
     counters: Counters,
     stop: AtomicBool,
@@ -189,7 +189,7 @@ impl Server {
             cfg,
             kinds,
             started: Instant::now(),
-            live: AtomicUsize::new(0),
+            live: Arc::new(AtomicUsize::new(0)),
             next_conn: AtomicU64::new(1),
             counters: Counters::default(),
             stop: AtomicBool::new(false),
@@ -236,43 +236,96 @@ impl Server {
 }
 
 fn accept_loop<H: Handler>(listener: TcpListener, shared: Arc<Shared<H>>) {
-    for stream in listener.incoming() {
-        if shared.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                log::warn!("accept failed: {e}");
-                thread::sleep(Duration::from_millis(50));
+    let s = shared.clone();
+    let gate = AcceptGate {
+        thread_prefix: "conn",
+        label: "",
+        stop: &shared.stop,
+        live: &shared.live,
+        next_id: &shared.next_conn,
+        accepted: &shared.counters.accepted,
+        refused: &shared.counters.refused,
+        max_connections: shared.cfg.max_connections,
+        stack_size: shared.cfg.stack_size,
+    };
+    gate.run(
+        listener,
+        |stream| refuse(stream, shared.cfg.max_connections),
+        move |id, stream| {
+            serve_connection(&s, id, stream);
+            s.conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            s.handler.closed(id);
+        },
+    );
+}
+
+/// The accept loop both listeners run (this runtime and the MQTT one in
+/// `crate::mqtt::session`): one place for the connection cap, the refusal,
+/// the small-stack thread per connection and the live count, so the two
+/// cannot drift apart. Shutdown: set `stop`, then connect once to wake
+/// `accept()`.
+pub(crate) struct AcceptGate<'a> {
+    /// Connection threads are named `<thread_prefix>-<id>`.
+    pub thread_prefix: &'static str,
+    /// Put before "accept failed" in the log (`""` or `"mqtt "`).
+    pub label: &'static str,
+    pub stop: &'a AtomicBool,
+    /// Open connections; each thread takes itself off when it ends, so it
+    /// holds its own handle on the count.
+    pub live: &'a Arc<AtomicUsize>,
+    pub next_id: &'a AtomicU64,
+    pub accepted: &'a AtomicU64,
+    pub refused: &'a AtomicU64,
+    pub max_connections: usize,
+    pub stack_size: usize,
+}
+
+impl AcceptGate<'_> {
+    /// Accept until `stop` is set: over the cap `refuse` gets the stream
+    /// (and must not block for long); otherwise `serve(id, stream)` runs on
+    /// a new thread, which is counted in `live` until it returns.
+    pub(crate) fn run<R, S>(self, listener: TcpListener, refuse: R, serve: S)
+    where
+        R: Fn(TcpStream),
+        S: Fn(u64, TcpStream) + Clone + Send + 'static,
+    {
+        for stream in listener.incoming() {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    log::warn!("{}accept failed: {e}", self.label);
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            if self.live.load(Ordering::SeqCst) >= self.max_connections {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                refuse(stream);
                 continue;
             }
-        };
-        if shared.live.load(Ordering::SeqCst) >= shared.cfg.max_connections {
-            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
-            refuse(stream, shared.cfg.max_connections);
-            continue;
-        }
-        shared.live.fetch_add(1, Ordering::SeqCst);
-        shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-        let s = shared.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("conn-{id}"))
-            .stack_size(shared.cfg.stack_size)
-            .spawn(move || {
-                serve_connection(&s, id, stream);
-                s.conns
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                s.handler.closed(id);
-                s.live.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            log::warn!("cannot spawn a connection thread: {e}");
-            shared.live.fetch_sub(1, Ordering::SeqCst);
+            self.live.fetch_add(1, Ordering::SeqCst);
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let serve = serve.clone();
+            let live = self.live.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("{}-{id}", self.thread_prefix))
+                .stack_size(self.stack_size)
+                .spawn(move || {
+                    serve(id, stream);
+                    live.fetch_sub(1, Ordering::SeqCst);
+                });
+            if let Err(e) = spawned {
+                log::warn!("cannot spawn a {}connection thread: {e}", self.label);
+                self.live.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     }
 }

@@ -9,31 +9,15 @@
 //! tests fail at the first `get_terminal` after SIGCONT, which lists fewer
 //! than three terminals.
 
-use frota::client::{call, ClientConfig};
+mod rental_support;
+use rental_support::{bins, send as ask};
+
 use frota::launch::{temp_dir, wait_until};
-use frota::rental::cluster::{Bins, ClusterOptions, RentalCluster};
-use frota::{Body, Error};
-use serde_json::Value;
+use frota::rental::cluster::{ClusterOptions, RentalCluster};
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
-
-fn bins() -> Bins {
-    Bins::new(
-        env!("CARGO_BIN_EXE_frota-heartbeat"),
-        env!("CARGO_BIN_EXE_frota-backup"),
-        env!("CARGO_BIN_EXE_frota-terminal"),
-        env!("CARGO_BIN_EXE_frota-infodesk"),
-    )
-}
-
-fn ask(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Result<Body, Error> {
-    let cfg = ClientConfig::default()
-        .with_timeout(Duration::from_secs(10))
-        .with_retries(0);
-    call(&c.addr(node).to_string(), kind, frota::body(fields), &cfg)
-}
 
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")

@@ -9,6 +9,7 @@
 //! Tests that need the Mosquitto programs print `SKIPPED: ...` and return
 //! when they are missing (`make deps-mqtt` installs them).
 mod ev_common;
+mod proc_support;
 
 use ev_common::{ask, bins, cluster, route};
 use frota::client::ClientConfig as FrotaConfig;
@@ -20,12 +21,10 @@ use frota::ev::vehicle::{self, SimConfig};
 use frota::launch::{temp_dir, wait_until};
 use frota::mqtt::{serve_mqtt, Bus, ClientConfig, JsonClient, MqttClient, MqttConfig};
 use frota::server::{Server, ServerConfig};
+use proc_support::Proc;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 fn skip_without_mosquitto(test: &str) -> bool {
@@ -40,33 +39,12 @@ fn skip_without_mosquitto(test: &str) -> bool {
 }
 
 /// A mosquitto_sub / mosquitto_pub process, killed when dropped.
-struct Tool {
-    child: Child,
-    lines: Receiver<String>,
-}
+struct Tool(Proc);
 
 impl Tool {
     fn spawn(name: &str, args: &[&str]) -> Tool {
         let bin = find(name).expect("tool present (checked before)");
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn a mosquitto tool");
-        let out = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = channel();
-        // Ends when the tool's stdout closes (it exits or is killed).
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Tool { child, lines: rx }
+        Tool(Proc::spawn(Command::new(bin).args(args), true))
     }
 
     /// The next line whose topic is `topic`, as (topic, JSON payload).
@@ -74,7 +52,7 @@ impl Tool {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).ok()?;
+            let line = self.0.line(left)?;
             if let Some((t, p)) = line.split_once(' ') {
                 if t == topic {
                     return serde_json::from_str(p).ok();
@@ -84,23 +62,7 @@ impl Tool {
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s.code().unwrap_or(-1));
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Tool {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.wait_exit(timeout)
     }
 }
 

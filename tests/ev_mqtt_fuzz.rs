@@ -2,6 +2,7 @@
 //! frota-broker binary: afterwards it must still serve both listeners (MQTT
 //! and frota framing, across each other), count the bad input, and have
 //! closed every fuzz connection. FROTA_FUZZ_SEED replays a run.
+mod fuzz_rng;
 mod mqtt_fuzz_support;
 
 use frota::client::{call, ClientConfig as FrotaConfig};

@@ -9,15 +9,16 @@
 //! replays it (or explores k times more cases). Every crash it ever found
 //! is a named `regression_*` test below.
 
+mod fuzz_rng;
+use fuzz_rng::Rng;
+
 use frota::frame::{self, Frame, FrameError, Mode};
 use frota::message::{Request, MAX_DEPTH};
 use frota::wal::{crc32, Wal};
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// xorshift64*: tiny, deterministic, good enough to pick bytes.
-struct Rng(u64);
-
+// The shared xorshift64* plus this file's generators.
 impl Rng {
     fn from_env(test: &str) -> Rng {
         let seed = std::env::var("FROTA_FUZZ_SEED")
@@ -26,17 +27,6 @@ impl Rng {
             .unwrap_or(0x5eed_f00d_u64);
         println!("{test}: fuzz seed {seed} (rerun with FROTA_FUZZ_SEED={seed})");
         Rng(seed.max(1))
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
     fn chance(&mut self, percent: usize) -> bool {
         self.below(100) < percent

@@ -5,25 +5,11 @@
 //! `FROTA_FUZZ_SEED=<n>` replays a run).
 
 mod foundation_support;
+mod fuzz_rng;
 use foundation_support::*;
+use fuzz_rng::Rng;
 use std::io::Write;
 use std::net::Shutdown;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 const VALID: &[&str] = &[
     "{\"type\":\"ping\",\"id\":1}\n",

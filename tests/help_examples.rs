@@ -5,13 +5,16 @@
 //! type" (10) or "malformed" (12). A domain error (20, 22, …) is accepted
 //! only where the example's own description says it answers that error.
 
-use frota::ev::cluster::{EvBins, EvCluster, EvOptions};
+mod ev_common;
+mod rental_support;
+
+use frota::ev::cluster::{EvCluster, EvOptions};
 use frota::launch::{temp_dir, NodeProc};
-use frota::rental::cluster::{Bins, RentalCluster};
+use frota::rental::cluster::RentalCluster;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Read one line that is a reply (skipping pushes from the broker: an
@@ -72,29 +75,15 @@ fn every_help_example_works_as_typed() {
     let mut problems = Vec::new();
     let mut ran = 0;
 
-    let rental = RentalCluster::start(
-        Bins::new(
-            env!("CARGO_BIN_EXE_frota-heartbeat"),
-            env!("CARGO_BIN_EXE_frota-backup"),
-            env!("CARGO_BIN_EXE_frota-terminal"),
-            env!("CARGO_BIN_EXE_frota-infodesk"),
-        ),
-        &temp_dir("help-rental"),
-    )
-    .expect("rental deployment starts");
+    let rental = RentalCluster::start(rental_support::bins(), &temp_dir("help-rental"))
+        .expect("rental deployment starts");
     for node in frota::rental::cluster::NODES {
         ran += check_node(node, rental.addr(node), &mut problems);
     }
     drop(rental);
 
-    let ev = EvCluster::start(
-        EvBins {
-            broker: PathBuf::from(env!("CARGO_BIN_EXE_frota-broker")),
-            company: PathBuf::from(env!("CARGO_BIN_EXE_frota-company")),
-        },
-        EvOptions::new(&temp_dir("help-ev")),
-    )
-    .expect("EV deployment starts");
+    let ev = EvCluster::start(ev_common::bins(), EvOptions::new(&temp_dir("help-ev")))
+        .expect("EV deployment starts");
     for node in ev.names() {
         ran += check_node(&node, ev.addr(&node), &mut problems);
     }

@@ -10,9 +10,11 @@
 //! monitor's own host. Without authentication the monitor cannot tell it
 //! from a real node and would list it (protocol.md, "Security").
 
-use frota::client::{call, ClientConfig};
+mod rental_support;
+use rental_support::{bins, send_to, Rng};
+
 use frota::launch::temp_dir;
-use frota::rental::cluster::{Bins, RentalCluster};
+use frota::rental::cluster::RentalCluster;
 use frota::rental::peers::now_ms;
 use frota::{Body, Error};
 use serde_json::{json, Value};
@@ -23,33 +25,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn bins() -> Bins {
-    Bins::new(
-        env!("CARGO_BIN_EXE_frota-heartbeat"),
-        env!("CARGO_BIN_EXE_frota-backup"),
-        env!("CARGO_BIN_EXE_frota-terminal"),
-        env!("CARGO_BIN_EXE_frota-infodesk"),
-    )
-}
-
 fn ask(addr: SocketAddr, kind: &str, fields: Value) -> Result<Body, Error> {
-    let cfg = ClientConfig::default()
-        .with_timeout(Duration::from_secs(5))
-        .with_retries(0);
-    call(&addr.to_string(), kind, frota::body(fields), &cfg)
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
+    send_to(&addr.to_string(), kind, fields, Duration::from_secs(5))
 }
 
 /// One hostile datagram; every kind must be dropped by the monitor.

@@ -3,9 +3,11 @@
 //! deciding alone) until the link heals; then every company ends in the
 //! coordinator's decision and the audit passes.
 
+mod ev_common;
+
 use frota::client::{call, ClientConfig};
 use frota::ev::audit;
-use frota::ev::cluster::{EvBins, EvCluster, EvOptions};
+use frota::ev::cluster::{EvCluster, EvOptions};
 use frota::ev::points::PointSet;
 use frota::launch::{temp_dir, wait_until, NodeProc};
 use frota::{body, Body};
@@ -44,14 +46,7 @@ fn partitioned_participant_stays_in_doubt_then_resolves() {
     let mut opts = EvOptions::new(&dir);
     opts.hold_expiry_ms = 4000;
     opts.ask_interval_ms = 200;
-    let ev = EvCluster::start(
-        EvBins {
-            broker: env!("CARGO_BIN_EXE_frota-broker").into(),
-            company: env!("CARGO_BIN_EXE_frota-company").into(),
-        },
-        opts,
-    )
-    .unwrap();
+    let ev = EvCluster::start(ev_common::bins(), opts).unwrap();
     let (a, b, c) = (
         ev.addr("company-A").to_string(),
         ev.addr("company-B").to_string(),

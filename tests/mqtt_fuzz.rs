@@ -2,6 +2,7 @@
 //! serve_mqtt: it must keep serving well-behaved clients, and every fuzz
 //! connection must end (no thread left behind). Set FROTA_FUZZ_SEED to
 //! replay a run; the seed in use is printed.
+mod fuzz_rng;
 mod mqtt_fuzz_support;
 
 use frota::mqtt::memory_bus::MemoryBus;

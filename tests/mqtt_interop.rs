@@ -4,29 +4,20 @@
 //!
 //! Skips (saying why) when the Mosquitto programs are not installed:
 //! `apt-get install mosquitto mosquitto-clients`.
+mod proc_support;
+use proc_support::Proc;
+
+use frota::ev::mosquitto::{find, Mosquitto};
 use frota::mqtt::memory_bus::MemoryBus;
 use frota::mqtt::{serve_mqtt, Bus, ClientConfig, ClientError, MqttClient, MqttConfig};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::Command;
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SKIP: &str = "SKIPPED: mosquitto not installed (apt-get install mosquitto mosquitto-clients)";
-
-/// `name` on PATH, or (for the broker, a daemon) in an sbin directory that a
-/// non-root PATH often lacks.
-fn find(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
 
 struct Tools {
     broker: PathBuf,
@@ -49,63 +40,6 @@ fn tools() -> Option<Tools> {
     }
 }
 
-/// A spawned process, killed and reaped when dropped (also on panic).
-struct Proc {
-    child: Child,
-    lines: Option<Receiver<String>>,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command, capture_stdout: bool) -> Proc {
-        cmd.stdin(Stdio::null()).stderr(Stdio::null());
-        cmd.stdout(if capture_stdout {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        let mut child = cmd.spawn().expect("spawn a mosquitto program");
-        let lines = child.stdout.take().map(|out| {
-            let (tx, rx) = channel();
-            // Ends when the child's stdout closes (it exits or is killed).
-            thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-            rx
-        });
-        Proc { child, lines }
-    }
-
-    fn line(&self, timeout: Duration) -> Option<String> {
-        self.lines.as_ref()?.recv_timeout(timeout).ok()
-    }
-
-    /// Wait for the process to exit by itself, at most `timeout`.
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s.code().unwrap_or(-1));
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn ccfg() -> ClientConfig {
     ClientConfig {
         connect_timeout: Duration::from_secs(5),
@@ -120,29 +54,15 @@ fn free_port() -> u16 {
 }
 
 /// Start `mosquitto` on a free loopback port; returns it and its address.
-fn start_mosquitto(bin: &Path) -> (Proc, String) {
+/// The library's launcher writes the config and waits for a real CONNECT.
+fn start_mosquitto(bin: &Path) -> (Mosquitto, String) {
     let dir = frota::launch::temp_dir("mosquitto");
     for _ in 0..3 {
-        let port = free_port();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
-            ),
-        )
-        .expect("write mosquitto.conf");
-        let mut p = Proc::spawn(Command::new(bin).arg("-c").arg(&conf), false);
-        let addr = format!("127.0.0.1:{port}");
-        let up =
-            frota::launch::wait_until(Duration::from_secs(10), Duration::from_millis(25), || {
-                MqttClient::connect(&addr, "probe", &ccfg()).is_ok()
-            });
-        if up {
-            return (p, addr);
+        // An error is most likely the port taken in between: try another.
+        if let Ok(m) = Mosquitto::start(bin, free_port(), &dir, None) {
+            let addr = m.addr().to_string();
+            return (m, addr);
         }
-        // The port was taken in between, most likely: try another.
-        let _ = p.wait_exit(Duration::from_millis(10));
     }
     panic!("mosquitto did not start (3 attempts)");
 }

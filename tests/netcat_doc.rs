@@ -11,15 +11,17 @@
 //!   The test listens on that address itself (it is the callback address
 //!   the document's requests carry, so it must be the same bytes).
 
+mod ev_common;
+mod rental_support;
+
 use frota::ctl::doccheck;
-use frota::ev::cluster::{EvBins, EvCluster, EvOptions};
+use frota::ev::cluster::{EvCluster, EvOptions};
 use frota::launch::temp_dir;
-use frota::rental::cluster::{Bins, RentalCluster};
+use frota::rental::cluster::RentalCluster;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -116,24 +118,10 @@ fn the_walkthrough_works_as_written() {
             listeners.insert(b.target.clone(), listen(&b.target, stop.clone()));
         }
     }
-    let rental = RentalCluster::start(
-        Bins::new(
-            env!("CARGO_BIN_EXE_frota-heartbeat"),
-            env!("CARGO_BIN_EXE_frota-backup"),
-            env!("CARGO_BIN_EXE_frota-terminal"),
-            env!("CARGO_BIN_EXE_frota-infodesk"),
-        ),
-        &temp_dir("netcat-rental"),
-    )
-    .expect("rental deployment starts");
-    let ev = EvCluster::start(
-        EvBins {
-            broker: PathBuf::from(env!("CARGO_BIN_EXE_frota-broker")),
-            company: PathBuf::from(env!("CARGO_BIN_EXE_frota-company")),
-        },
-        EvOptions::new(&temp_dir("netcat-ev")),
-    )
-    .expect("EV deployment starts");
+    let rental = RentalCluster::start(rental_support::bins(), &temp_dir("netcat-rental"))
+        .expect("rental deployment starts");
+    let ev = EvCluster::start(ev_common::bins(), EvOptions::new(&temp_dir("netcat-ev")))
+        .expect("EV deployment starts");
     let addr_of = |node: &str| -> SocketAddr {
         rental
             .try_addr(node)

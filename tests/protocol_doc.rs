@@ -7,13 +7,16 @@
 //! against one fresh `EvCluster`, in document order. A block naming a node
 //! this test cannot start fails the test.
 
+mod ev_common;
+mod rental_support;
+
 use frota::ctl::doccheck;
-use frota::ev::cluster::{EvBins, EvCluster, EvOptions};
+use frota::ev::cluster::{EvCluster, EvOptions};
 use frota::launch::temp_dir;
-use frota::rental::cluster::{Bins, RentalCluster};
+use frota::rental::cluster::RentalCluster;
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 fn doc() -> String {
@@ -35,12 +38,7 @@ impl Deployments {
         match node {
             "heartbeat" | "infodesk" | "backup" | "terminal-1" | "terminal-2" | "terminal-3" => {
                 if self.rental.is_none() {
-                    let bins = Bins::new(
-                        env!("CARGO_BIN_EXE_frota-heartbeat"),
-                        env!("CARGO_BIN_EXE_frota-backup"),
-                        env!("CARGO_BIN_EXE_frota-terminal"),
-                        env!("CARGO_BIN_EXE_frota-infodesk"),
-                    );
+                    let bins = rental_support::bins();
                     let c = RentalCluster::start(bins, &temp_dir("protocol-doc-rental"))
                         .expect("the rental deployment starts");
                     self.rental = Some(c);
@@ -49,10 +47,7 @@ impl Deployments {
             }
             "broker" | "company-A" | "company-B" | "company-C" => {
                 if self.ev.is_none() {
-                    let bins = EvBins {
-                        broker: PathBuf::from(env!("CARGO_BIN_EXE_frota-broker")),
-                        company: PathBuf::from(env!("CARGO_BIN_EXE_frota-company")),
-                    };
+                    let bins = ev_common::bins();
                     let c = EvCluster::start(bins, EvOptions::new(&temp_dir("protocol-doc-ev")))
                         .expect("the EV deployment starts");
                     self.ev = Some(c);

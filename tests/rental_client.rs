@@ -2,21 +2,14 @@
 //! ends SUCCESS or PENDING TIMEOUT as the fleet allows, a client that gives
 //! up cancels (no car is left allocated to it), and the audit holds.
 
+mod rental_support;
+use rental_support::{assert_audit, bins};
+
 use frota::launch::temp_dir;
-use frota::rental::audit;
 use frota::rental::client_sim::{self, SimConfig, Verdict};
-use frota::rental::cluster::{Bins, RentalCluster};
+use frota::rental::cluster::RentalCluster;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
-
-fn bins() -> Bins {
-    Bins::new(
-        env!("CARGO_BIN_EXE_frota-heartbeat"),
-        env!("CARGO_BIN_EXE_frota-backup"),
-        env!("CARGO_BIN_EXE_frota-terminal"),
-        env!("CARGO_BIN_EXE_frota-infodesk"),
-    )
-}
 
 #[test]
 fn simulator_serves_waits_and_gives_up_cleanly() {
@@ -46,13 +39,7 @@ fn simulator_serves_waits_and_gives_up_cleanly() {
     );
     assert!(report.contains("PENDÊNCIA NÃO RESOLVIDA (TIMEOUT_CALLBACK)"));
     assert!(report.contains("SUCESSO") && report.contains("FALHA"));
-    let r = audit::run(
-        &c.addr("backup").to_string(),
-        &c.addr("heartbeat").to_string(),
-        20,
-        Duration::from_millis(100),
-    );
-    assert!(r.ok, "{}", r.verdict);
+    let r = assert_audit(&c);
     assert_eq!(
         r.backup["free"], 14,
         "every car back, none allocated to a client who left"
@@ -128,11 +115,5 @@ fn frota_client_binary_runs_the_sample_file() {
     // requests, SUCCESS, PENDING TIMEOUT, FAILURE: a pending client may
     // time out on a slow machine (1.2 s at this scale), none may fail.
     assert_eq!((cols[1], cols[4]), ("31", "0"), "{text}");
-    let r = audit::run(
-        &c.addr("backup").to_string(),
-        &c.addr("heartbeat").to_string(),
-        20,
-        Duration::from_millis(100),
-    );
-    assert!(r.ok, "{}", r.verdict);
+    assert_audit(&c);
 }

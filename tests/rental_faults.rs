@@ -4,10 +4,11 @@
 //! right on retry, a torn log tail is dropped, and a restarted terminal
 //! rebuilds its stock from the backup.
 
-use frota::client::{call, ClientConfig};
+mod rental_support;
+use rental_support::{assert_audit, bins, s, send, send_to};
+
 use frota::launch::{temp_dir, wait_until};
-use frota::rental::audit;
-use frota::rental::cluster::{Bins, RentalCluster};
+use frota::rental::cluster::RentalCluster;
 use frota::{body, Body, Code, Error};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -16,51 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-fn bins() -> Bins {
-    Bins::new(
-        env!("CARGO_BIN_EXE_frota-heartbeat"),
-        env!("CARGO_BIN_EXE_frota-backup"),
-        env!("CARGO_BIN_EXE_frota-terminal"),
-        env!("CARGO_BIN_EXE_frota-infodesk"),
-    )
-}
-
-fn send_to(addr: &str, kind: &str, fields: Value, timeout: Duration) -> Result<Body, Error> {
-    let cfg = ClientConfig::default()
-        .with_timeout(timeout)
-        .with_retries(0);
-    call(addr, kind, body(fields), &cfg)
-}
-
-fn send(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Result<Body, Error> {
-    send_to(
-        &c.addr(node).to_string(),
-        kind,
-        fields,
-        Duration::from_secs(10),
-    )
-}
-
 fn ok(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Body {
     match send(c, node, kind, fields.clone()) {
         Ok(b) => b,
         Err(e) => panic!("{kind} {fields} at {node}: {e}"),
     }
-}
-
-fn s(b: &Body, k: &str) -> String {
-    b.get(k).and_then(Value::as_str).unwrap_or("").to_string()
-}
-
-fn assert_audit(c: &RentalCluster) -> audit::Report {
-    let r = audit::run(
-        &c.addr("backup").to_string(),
-        &c.addr("heartbeat").to_string(),
-        20,
-        Duration::from_millis(100),
-    );
-    assert!(r.ok, "{}", r.verdict);
-    r
 }
 
 #[test]

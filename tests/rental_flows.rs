@@ -3,10 +3,11 @@
 //! system-wide pending FIFO, callbacks delivered and refused, check_pending
 //! in every state, cancel racing a return, idempotent retries.
 
-use frota::client::{call, ClientConfig};
+mod rental_support;
+use rental_support::{assert_audit, bins, s, send};
+
 use frota::launch::{temp_dir, wait_until};
-use frota::rental::audit;
-use frota::rental::cluster::{Bins, ClusterOptions, RentalCluster};
+use frota::rental::cluster::{ClusterOptions, RentalCluster};
 use frota::rental::fleet::{Class, FLEET};
 use frota::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
 use frota::{body, Body, Code, Error, Request};
@@ -14,24 +15,8 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn bins() -> Bins {
-    Bins::new(
-        env!("CARGO_BIN_EXE_frota-heartbeat"),
-        env!("CARGO_BIN_EXE_frota-backup"),
-        env!("CARGO_BIN_EXE_frota-terminal"),
-        env!("CARGO_BIN_EXE_frota-infodesk"),
-    )
-}
-
 fn start(tag: &str) -> RentalCluster {
     RentalCluster::start(bins(), &temp_dir(tag)).expect("cluster starts")
-}
-
-fn send(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Result<Body, Error> {
-    let cfg = ClientConfig::default()
-        .with_timeout(Duration::from_secs(10))
-        .with_retries(0);
-    call(&c.addr(node).to_string(), kind, body(fields), &cfg)
 }
 
 /// The reply without its envelope's `in_reply_to` (which differs per call).
@@ -60,21 +45,6 @@ fn give_back(c: &RentalCluster, at: &str, rid: &str, car: &str) -> Body {
 
 fn check(c: &RentalCluster, rid: &str) -> Body {
     ok(c, "terminal-1", "check_pending", json!({"request_id": rid}))
-}
-
-fn assert_audit(c: &RentalCluster) -> audit::Report {
-    let r = audit::run(
-        &c.addr("backup").to_string(),
-        &c.addr("heartbeat").to_string(),
-        20,
-        Duration::from_millis(100),
-    );
-    assert!(r.ok, "{}", r.verdict);
-    r
-}
-
-fn s(b: &Body, k: &str) -> String {
-    b.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
 /// A client's callback listener: records every `car_ready`.

@@ -3,10 +3,13 @@
 //! spoofed-looking heartbeats. Afterwards every node still answers ping,
 //! the monitor lists only the real nodes, and the audit holds.
 
+mod rental_support;
+use rental_support::{bins, Rng};
+
 use frota::client::{call, ClientConfig};
 use frota::launch::temp_dir;
 use frota::rental::audit;
-use frota::rental::cluster::{Bins, RentalCluster};
+use frota::rental::cluster::RentalCluster;
 use frota::rental::peers::now_ms;
 use frota::{body, Body};
 use serde_json::{json, Value};
@@ -14,26 +17,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
-fn bins() -> Bins {
-    Bins::new(
-        env!("CARGO_BIN_EXE_frota-heartbeat"),
-        env!("CARGO_BIN_EXE_frota-backup"),
-        env!("CARGO_BIN_EXE_frota-terminal"),
-        env!("CARGO_BIN_EXE_frota-infodesk"),
-    )
-}
-
-struct Rng(u64);
+// The shared xorshift plus this file's generators (inherent methods may
+// live in any module of the test crate).
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
     fn bytes(&mut self, max: u64) -> Vec<u8> {
         let n = self.below(max) + 1;
         let mut v: Vec<u8> = (0..n).map(|_| self.next() as u8).collect();

@@ -20,12 +20,12 @@ use crate::error::Error;
 use crate::ev::cluster::{EvBins, EvCluster, EvOptions};
 use crate::launch::{temp_dir, wait_until};
 use crate::message::{body, Body, Request};
+use crate::rental::client_sim::Listener;
 use crate::rental::cluster::{Bins, ClusterOptions, RentalCluster};
-use crate::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
+use crate::server::{Server, ServerConfig};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The scenarios of each system, in run order: (name, one-line title).
@@ -285,35 +285,6 @@ fn scenario(
     Ok(())
 }
 
-/// A waiting client's callback listener: answers `car_ready`.
-struct Listener {
-    tx: crossbeam_channel::Sender<Body>,
-}
-
-impl Handler for Listener {
-    fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "client-A".into(),
-            role: "client".into(),
-        }
-    }
-    fn help(&self) -> Vec<MessageHelp> {
-        vec![MessageHelp::new(
-            "car_ready",
-            "(terminal→client) a car was handed to your pending request",
-            r#"{"type":"car_ready","id":1,"request_id":"ana-1","car":"EXE01","model":"BMW5","class":"executive","terminal":"terminal-2"}"#,
-        )]
-    }
-    fn status(&self) -> Body {
-        Body::new()
-    }
-    fn handle(&self, req: &Request, _ctx: &Ctx) -> Result<Body, Error> {
-        let rid = req.str("request_id")?.to_string();
-        let _ = self.tx.try_send(req.body.clone());
-        Ok(body(json!({"request_id": rid, "accepted": true})))
-    }
-}
-
 fn rental(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
     let mut opts = ClusterOptions::fast();
     // Slower heartbeats than the tests' (a loaded machine must not declare
@@ -353,7 +324,7 @@ fn rental(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
 
     // 2. A waits; client B's return hands the car to it; A is called back.
     let (tx, rx) = crossbeam_channel::bounded(4);
-    let listener = Server::start(ServerConfig::default(), Arc::new(Listener { tx }))
+    let listener = Server::start(ServerConfig::default(), Listener::new("client-A", tx))
         .map_err(|e| e.to_string())?;
     let cb = listener.addr().to_string();
     scenario(&mut out, traces, RENTAL[1].0, || {

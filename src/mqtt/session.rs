@@ -28,6 +28,7 @@
 use super::codec::{self, connack, MqttError, Packet, Publish};
 use super::conn::{PacketReader, PacketWriter, ReadError};
 use super::topic;
+use crate::server::AcceptGate;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -236,7 +237,7 @@ struct Shared {
     bus: Arc<dyn Bus>,
     cfg: MqttConfig,
     stop: AtomicBool,
-    live: AtomicUsize,
+    live: Arc<AtomicUsize>,
     next_session: AtomicU64,
     counters: Counters,
     /// Open connections, so shutdown can wake their threads.
@@ -263,7 +264,7 @@ pub fn serve_mqtt(listen: &str, bus: Arc<dyn Bus>, cfg: MqttConfig) -> io::Resul
         bus,
         cfg,
         stop: AtomicBool::new(false),
-        live: AtomicUsize::new(0),
+        live: Arc::new(AtomicUsize::new(0)),
         next_session: AtomicU64::new(1),
         counters: Counters::default(),
         conns: Mutex::new(HashMap::new()),
@@ -357,44 +358,25 @@ impl MqttStats {
 }
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                log::warn!("mqtt accept failed: {e}");
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if shared.live.load(Ordering::SeqCst) >= shared.cfg.max_connections {
-            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
-            refuse_over_cap(stream);
-            continue;
-        }
-        shared.live.fetch_add(1, Ordering::SeqCst);
-        shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
-        let s = shared.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("mqtt-{id}"))
-            .stack_size(shared.cfg.stack_size)
-            .spawn(move || {
-                run_session(&s, id, stream);
-                s.conns
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                s.live.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            log::warn!("cannot spawn an mqtt session thread: {e}");
-            shared.live.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
+    let s = shared.clone();
+    let gate = AcceptGate {
+        thread_prefix: "mqtt",
+        label: "mqtt ",
+        stop: &shared.stop,
+        live: &shared.live,
+        next_id: &shared.next_session,
+        accepted: &shared.counters.accepted,
+        refused: &shared.counters.refused,
+        max_connections: shared.cfg.max_connections,
+        stack_size: shared.cfg.stack_size,
+    };
+    gate.run(listener, refuse_over_cap, move |id, stream| {
+        run_session(&s, id, stream);
+        s.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    });
 }
 
 /// Past the cap a client gets CONNACK 3 without us reading its CONNECT (an

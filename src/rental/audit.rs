@@ -69,15 +69,7 @@ pub fn once(backup: &str, heartbeat: &str, timeout: Duration) -> Report {
         Ok(b) => b,
         Err(e) => return fail(format!("cannot audit the backup at {backup}: {e}")),
     };
-    let mut problems: Vec<String> = b
-        .get("problems")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut problems = super::strings(&b, "problems");
     let places = b
         .get("places")
         .and_then(Value::as_object)
@@ -118,15 +110,7 @@ pub fn once(backup: &str, heartbeat: &str, timeout: Duration) -> Report {
                 continue;
             }
         };
-        let cars: BTreeSet<String> = view
-            .get("cars")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let cars: BTreeSet<String> = super::strings(&view, "cars").into_iter().collect();
         for c in &cars {
             if let Some(other) = seen.insert(c.clone(), t.name.clone()) {
                 problems.push(format!("{c} is free at both {other} and {}", t.name));

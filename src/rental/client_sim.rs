@@ -114,10 +114,20 @@ pub fn read_requests(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The callback listener of one waiting client: accepts `car_ready`.
-struct Listener {
+/// The callback listener of one waiting client: accepts `car_ready` and
+/// passes each one's body to `tx` (also used by `frota-ctl`'s scenarios).
+pub struct Listener {
     name: String,
     tx: Sender<Body>,
+}
+
+impl Listener {
+    pub fn new(name: &str, tx: Sender<Body>) -> Arc<Listener> {
+        Arc::new(Listener {
+            name: name.to_string(),
+            tx,
+        })
+    }
 }
 
 impl Handler for Listener {
@@ -267,10 +277,7 @@ impl Sim<'_> {
                 listen: format!("{}:0", self.cfg.callback_host),
                 ..ServerConfig::default()
             },
-            Arc::new(Listener {
-                name: name.to_string(),
-                tx,
-            }),
+            Listener::new(name, tx),
         )
         .map_err(|e| Error::unavailable(format!("cannot open a callback listener: {e}")))?;
         let result = self.rent_use_return(name, &rid, class, listener.addr(), &rx, out, rng);

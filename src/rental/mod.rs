@@ -57,3 +57,17 @@ pub fn heartbeat_target(args: &Args) -> Result<SocketAddr, crate::Error> {
     };
     crate::client::resolve(&udp)
 }
+
+/// The strings in a reply's array field `key` (non-strings skipped); empty
+/// when the field is missing or not an array. Used for the backup's and the
+/// terminals' lists of cars, terminals and problems.
+pub fn strings(b: &crate::Body, key: &str) -> Vec<String> {
+    b.get(key)
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -210,15 +210,7 @@ impl Terminal {
 
     fn apply_view(&self, reply: &Body, local: u64) {
         let lsn = reply.get("lsn").and_then(Value::as_u64).unwrap_or(0);
-        let stock: Vec<String> = reply
-            .get("stock")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let stock = super::strings(reply, "stock");
         let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
         // Replies can arrive out of order: never go back to an older state,
         // nor over a local change made while this reply was on its way.
@@ -400,15 +392,7 @@ impl Terminal {
         let mut unreachable: Vec<String> = Vec::new();
         for _ in 0..4 {
             let holders = self.call_backup("holders", body(json!({"class": class.name()})))?;
-            let holders: Vec<String> = holders
-                .get("terminals")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let holders = super::strings(&holders, "terminals");
             let fresh: Vec<&String> = holders
                 .iter()
                 .filter(|h| !unreachable.contains(h))

@@ -4,23 +4,8 @@
 
 use frota::mqtt::codec::{self, Connect, Packet, Publish};
 
-/// xorshift64*: small, seeded, good enough to pick mutations.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    pub fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-}
+/// The shared xorshift64* (tests/fuzz_rng).
+pub use crate::fuzz_rng::Rng;
 
 pub fn connect(id: &str) -> Packet {
     Packet::Connect(Connect {
