@@ -68,3 +68,45 @@ pub fn timing_json(sorted_ns: &[u64]) -> Value {
         "p99_ms": round(pct_ms(sorted_ns, 0.99), 4),
     })
 }
+
+/// The body every bench worker shares: warm up with 3 unmeasured
+/// operations, wait for the others at `start`, then run `one` (which pushes
+/// its latency when given a vector) for `dur`. Returns the latencies and the
+/// seconds measured.
+pub fn timed(
+    start: &std::sync::Barrier,
+    dur: std::time::Duration,
+    mut one: impl FnMut(Option<&mut Vec<u64>>),
+) -> (Vec<u64>, f64) {
+    for _ in 0..3 {
+        one(None);
+    }
+    start.wait();
+    let began = std::time::Instant::now();
+    let mut lat = Vec::new();
+    while began.elapsed() < dur {
+        one(Some(&mut lat));
+    }
+    (lat, began.elapsed().as_secs_f64())
+}
+
+/// Release the workers waiting at `start` and gather their figures into a
+/// [`Run`] (the longest worker's time is the run's time).
+pub fn collect(
+    clients: usize,
+    start: &std::sync::Barrier,
+    workers: Vec<std::thread::JoinHandle<(Vec<u64>, f64)>>,
+    errors: &std::sync::atomic::AtomicU64,
+) -> Run {
+    start.wait();
+    let mut lat = Vec::new();
+    let mut secs: f64 = 0.0;
+    for w in workers {
+        let (l, s) = w.join().expect("bench worker");
+        lat.extend(l);
+        secs = secs.max(s);
+    }
+    // Read after every worker joined: their last errors count too.
+    let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
+    Run::new(clients, lat, errors, secs)
+}

@@ -4,7 +4,7 @@
 //! out of the measured path). Every reservation is a full 2PC: durable
 //! holds at the three companies, a durable coordinator decision, commits.
 
-use super::common::Run;
+use super::common::{collect, timed, Run};
 use frota::body;
 use frota::client::{Client, ClientConfig};
 use frota::ev::cluster::{node_name, EvBins, EvCluster, EvOptions, COMPANIES};
@@ -132,30 +132,14 @@ impl Ev {
                             }
                         }
                     };
-                    for _ in 0..3 {
-                        one(&mut c, None);
-                    }
-                    start.wait();
-                    let began = Instant::now();
-                    let mut lat = Vec::new();
-                    while began.elapsed() < dur {
-                        one(&mut c, Some(&mut lat));
-                    }
-                    (lat, began.elapsed().as_secs_f64())
+                    timed(&start, dur, |lat| one(&mut c, lat))
                 })
             })
             .collect();
-        start.wait();
-        let mut lat = Vec::new();
-        let mut secs: f64 = 0.0;
-        for w in workers {
-            let (l, s) = w.join().expect("EV bench requester");
-            lat.extend(l);
-            secs = secs.max(s);
-        }
+        let run = collect(clients, &start, workers, &errors);
         self.reserved
             .fetch_add(reserved.load(Ordering::Relaxed), Ordering::Relaxed);
-        Run::new(clients, lat, errors.load(Ordering::Relaxed), secs)
+        run
     }
 
     /// Rounds in which all `clients` requesters race for the same 3 stops

@@ -7,7 +7,7 @@
 //! car): with more clients than cars the extra ones queue in the bench, and
 //! the cycle latency is measured from the rent, not from the token.
 
-use super::common::Run;
+use super::common::{collect, timed, Run};
 use frota::client::{Client, ClientConfig};
 use frota::rental::cluster::{Bins, RentalCluster};
 use frota::rental::fleet::{Class, FLEET};
@@ -134,27 +134,10 @@ impl Rental {
                             }
                         }
                     };
-                    for _ in 0..3 {
-                        one(&mut c, None);
-                    }
-                    start.wait();
-                    let began = Instant::now();
-                    let mut lat = Vec::new();
-                    while began.elapsed() < dur {
-                        one(&mut c, Some(&mut lat));
-                    }
-                    (lat, began.elapsed().as_secs_f64())
+                    timed(&start, dur, |lat| one(&mut c, lat))
                 })
             })
             .collect();
-        start.wait();
-        let mut lat = Vec::new();
-        let mut secs: f64 = 0.0;
-        for w in workers {
-            let (l, s) = w.join().expect("rental bench client");
-            lat.extend(l);
-            secs = secs.max(s);
-        }
-        Run::new(clients, lat, errors.load(Ordering::Relaxed), secs)
+        collect(clients, &start, workers, &errors)
     }
 }
