@@ -39,6 +39,9 @@ impl NodeProc {
     ) -> io::Result<NodeProc> {
         let mut cmd = Command::new(bin);
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+        // The child exits when its launcher dies, even by kill -9 (see
+        // [`watch_parent`]): a demo or test never leaves nodes behind.
+        cmd.env(EXIT_WITH_PARENT, "1");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -173,6 +176,39 @@ impl Drop for NodeProc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Set by [`NodeProc::spawn`] in every child's environment.
+pub const EXIT_WITH_PARENT: &str = "FROTA_EXIT_WITH_PARENT";
+
+/// If this process was started by [`NodeProc::spawn`], exit as soon as its
+/// parent is gone. Ctrl-C reaches a whole process group, but `kill -9` (or a
+/// plain `kill`) of the launcher alone does not; without this, its nodes
+/// would keep the ports busy. Nodes started by `make up` (nohup) are meant to
+/// outlive their shell and do not have the variable. Called from
+/// [`crate::server::announce`], the moment a node reports itself ready.
+pub fn watch_parent() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    if std::env::var_os(EXIT_WITH_PARENT).is_none() {
+        return;
+    }
+    ONCE.call_once(|| {
+        let parent = std::os::unix::process::parent_id();
+        let spawned = thread::Builder::new()
+            .name("watch-parent".into())
+            .spawn(move || loop {
+                thread::sleep(Duration::from_millis(250));
+                // An orphan is re-parented (to init or a subreaper).
+                if std::os::unix::process::parent_id() != parent {
+                    log::warn!("launcher (pid {parent}) is gone; exiting");
+                    std::process::exit(0);
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot watch the launcher: {e}");
+        }
+    });
 }
 
 /// Poll `cond` every `every` until it holds or `timeout` passes. Tests wait

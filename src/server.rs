@@ -551,4 +551,5 @@ pub fn announce(name: &str, addrs: &[(&str, SocketAddr)]) {
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+    crate::launch::watch_parent();
 }
