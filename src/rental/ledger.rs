@@ -400,6 +400,10 @@ impl Ledger {
     /// Apply one record (live or during replay) and return the answer to
     /// the request that produced it. Makes no choices: the record has them.
     pub fn apply(&mut self, rec: &Value) -> Body {
+        if field(rec, "kind") == "snapshot" {
+            self.restore(rec);
+            return Body::new();
+        }
         if let Some(l) = rec.get("lsn").and_then(Value::as_u64) {
             self.lsn = self.lsn.max(l);
         }
@@ -521,6 +525,134 @@ impl Ledger {
                 Body::new()
             }
         }
+    }
+
+    /// The whole state as one `{"kind":"snapshot", ...}` log record:
+    /// replaying it alone rebuilds this ledger (compaction). Ordered maps
+    /// and a sorted pending list keep it deterministic, so two equal
+    /// ledgers give equal snapshots.
+    pub fn snapshot(&self) -> Value {
+        let cars = self.places();
+        let mut pending: Vec<&Pending> = self.pending.values().collect();
+        pending.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        let pending: Vec<Value> = pending
+            .into_iter()
+            .map(|p| {
+                let state = match &p.state {
+                    PendState::Waiting => json!({"state": "waiting"}),
+                    // `since` is not logged: like replaying the original
+                    // `return`/`match`, a restart restarts the claim clock.
+                    PendState::Allocated { car, terminal, .. } => {
+                        json!({"state": "allocated", "car": car, "terminal": terminal})
+                    }
+                    PendState::Claimed { car, terminal } => {
+                        json!({"state": "claimed", "car": car, "terminal": terminal})
+                    }
+                    PendState::Cancelled => json!({"state": "cancelled"}),
+                    PendState::Expired { car } => json!({"state": "expired", "car": car}),
+                };
+                json!({"request_id": p.request_id, "class": p.class.name(), "client": p.client,
+                       "callback": p.callback, "terminal": p.terminal, "state": state})
+            })
+            .collect();
+        let outcomes: BTreeMap<&String, Value> = self
+            .outcomes
+            .iter()
+            .map(|(rid, (op, b))| (rid, json!({"op": op, "answer": b})))
+            .collect();
+        json!({"kind": "snapshot", "lsn": self.lsn, "cars": cars, "pending": pending,
+               "queues": self.queues(), "outcomes": outcomes})
+    }
+
+    /// Replace the whole state with a snapshot record's. Unreadable parts
+    /// are skipped (and then reported by `check_invariants`), never a panic.
+    fn restore(&mut self, rec: &Value) {
+        let mut fresh = Ledger::new();
+        fresh.lsn = rec.get("lsn").and_then(Value::as_u64).unwrap_or(0);
+        if let Some(cars) = rec.get("cars").and_then(Value::as_object) {
+            for (car, p) in cars {
+                let place = match field(p, "state") {
+                    "free" => Place::Free {
+                        terminal: field(p, "terminal").to_string(),
+                    },
+                    "rented" => Place::Rented {
+                        request_id: field(p, "request_id").to_string(),
+                        client: field(p, "client").to_string(),
+                    },
+                    "allocated" => Place::Allocated {
+                        request_id: field(p, "request_id").to_string(),
+                    },
+                    other => {
+                        log::warn!("snapshot: {car} has unknown state '{other}'");
+                        continue;
+                    }
+                };
+                fresh.cars.insert(car.clone(), place);
+            }
+        }
+        let now = Instant::now();
+        for p in rec
+            .get("pending")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(class) = Class::parse(field(p, "class")) else {
+                continue;
+            };
+            let st = p.get("state").unwrap_or(&Value::Null);
+            let car = field(st, "car").to_string();
+            let terminal = field(st, "terminal").to_string();
+            let state = match field(st, "state") {
+                "waiting" => PendState::Waiting,
+                "allocated" => PendState::Allocated {
+                    car,
+                    terminal,
+                    since: now,
+                },
+                "claimed" => PendState::Claimed { car, terminal },
+                "cancelled" => PendState::Cancelled,
+                "expired" => PendState::Expired { car },
+                _ => continue,
+            };
+            let rid = field(p, "request_id").to_string();
+            fresh.pending.insert(
+                rid.clone(),
+                Pending {
+                    request_id: rid,
+                    class,
+                    client: field(p, "client").to_string(),
+                    callback: opt_field(p, "callback"),
+                    terminal: field(p, "terminal").to_string(),
+                    state,
+                },
+            );
+        }
+        if let Some(queues) = rec.get("queues").and_then(Value::as_object) {
+            for (name, ids) in queues {
+                let Some(class) = Class::parse(name) else {
+                    continue;
+                };
+                let q: VecDeque<String> = ids
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect();
+                fresh.queues.insert(class, q);
+            }
+        }
+        if let Some(outcomes) = rec.get("outcomes").and_then(Value::as_object) {
+            for (rid, o) in outcomes {
+                let answer = o.get("answer").and_then(Value::as_object).cloned();
+                fresh.outcomes.insert(
+                    rid.clone(),
+                    (field(o, "op").to_string(), answer.unwrap_or_default()),
+                );
+            }
+        }
+        *self = fresh;
     }
 
     /// The truth about a request id, as `check_pending` answers it.
@@ -784,6 +916,74 @@ mod tests {
         }
         assert_eq!(replayed.places(), l.places());
         assert_eq!(replayed.queues(), l.queues());
+    }
+
+    #[test]
+    fn snapshot_replays_to_an_equal_ledger() {
+        let (mut l, mut log) = (Ledger::new(), Vec::new());
+        let e = Class::Executive;
+        for rid in ["a", "b"] {
+            step(&mut l, &mut log, |l| {
+                l.decide_rent(rid, e, "terminal-1", "c")
+            });
+        }
+        for (rid, cb) in [
+            ("p", Some("127.0.0.1:9")),
+            ("q", None),
+            ("w", None),
+            ("x", None),
+        ] {
+            step(&mut l, &mut log, |l| {
+                l.decide_pend(rid, e, "terminal-2", "c", cb, &[])
+            });
+        }
+        step(&mut l, &mut log, |l| {
+            l.decide_return("r1", "EXE01", "terminal-3")
+        });
+        step(&mut l, &mut log, |l| l.decide_claim("p"));
+        step(&mut l, &mut log, |l| {
+            l.decide_return("r2", "EXE02", "terminal-1")
+        });
+        step(&mut l, &mut log, |l| l.decide_cancel("x"));
+        step(&mut l, &mut log, |l| {
+            l.decide_rent("s", Class::Suv, "terminal-2", "d")
+        });
+        // Every pending state occurs: claimed p, allocated q, waiting w,
+        // cancelled x; and rent/return outcomes are stored.
+        assert_eq!(l.check("q")["status"], "fulfilled");
+        assert_eq!(l.check("w")["status"], "waiting");
+        let snap = l.snapshot();
+        let text = serde_json::to_string(&snap).unwrap();
+        let mut again = Ledger::new();
+        again.apply(&serde_json::from_str(&text).unwrap());
+        assert_eq!(again.snapshot(), snap);
+        assert_eq!(again.lsn(), l.lsn());
+        assert_eq!(again.places(), l.places());
+        assert_eq!(again.queues(), l.queues());
+        assert!(again.check_invariants().is_empty());
+        for rid in ["a", "b", "p", "q", "w", "x", "s", "r1", "r2", "none"] {
+            assert_eq!(again.check(rid), l.check(rid), "{rid}");
+        }
+        // Retries get the first answer, and the next decisions agree.
+        let first = |l: &Ledger| match l.decide_rent("a", e, "terminal-1", "c") {
+            Ok(Decision::Answer(b)) => b,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(first(&again), first(&l));
+        let next = |l: &Ledger| match l.decide_return("r3", "SUV01", "terminal-2") {
+            Ok(Decision::Record(r)) => r,
+            other => panic!("{other:?}"),
+        };
+        let rec = next(&l);
+        assert_eq!(next(&again), rec);
+        l.apply(&rec);
+        again.apply(&rec);
+        assert_eq!(again.snapshot(), l.snapshot());
+        // Records after a snapshot replay on top of it.
+        let mut tail = Ledger::new();
+        tail.apply(&snap);
+        tail.apply(&rec);
+        assert_eq!(tail.snapshot(), l.snapshot());
     }
 
     #[test]
