@@ -36,11 +36,17 @@ fn main() {
                 "60000",
                 "an allocated car nobody claims returns to stock after this",
             ),
+            opt(
+                "compact-every",
+                "10000",
+                "rewrite the log as one snapshot after this many records (0 = never)",
+            ),
         ]),
     );
     cli::init_logging();
     let claim = args.millis("claim-timeout-ms");
-    let backup = Backup::open(Path::new(&args.string("data-dir")), claim)
+    let compact_every: u64 = args.value("compact-every");
+    let backup = Backup::open(Path::new(&args.string("data-dir")), claim, compact_every)
         .unwrap_or_else(|e| cli::die("frota-backup", format!("cannot open the log: {e}")));
     let sweep = (claim / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
     let _sweeper = backup

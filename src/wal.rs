@@ -208,7 +208,12 @@ impl Wal {
         // Hold the state lock so no append interleaves with the swap.
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.syncing || !st.queued.is_empty() {
-            return Err(io::Error::other("log busy; retry compaction later"));
+            // WouldBlock (not Other) so a caller can tell "try again later"
+            // from a real failure.
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "log busy; retry compaction later",
+            ));
         }
         let tmp = self.path.with_extension("compact.tmp");
         let mut out = Vec::new();

@@ -10,6 +10,14 @@
 //! Locking: the ledger lock is held while deciding, applying and *queuing*
 //! the record (so log order = decision order), never while waiting for the
 //! fsync, so concurrent requests share fsyncs (group commit).
+//!
+//! Compaction: the log would grow forever, so after replay and whenever
+//! more than `compact_every` records were written since the last time, the
+//! whole log is replaced by one snapshot record of the ledger. It happens
+//! under the ledger lock (nothing can be decided or queued meanwhile, so the
+//! snapshot covers every record in the log) and only when no append is in
+//! flight (`Wal::rewrite` refuses otherwise; the next write or sweep tries
+//! again), so no acknowledged record can be lost.
 
 use super::fleet::{self, Class};
 use super::ledger::{Decision, Ledger};
@@ -23,12 +31,17 @@ use serde_json::{json, Value};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// Crash points of the backup (see protocol.md, "Crash points").
-pub const CRASH_POINTS: [&str; 2] = ["backup.before_log", "backup.after_log"];
+pub const CRASH_POINTS: [&str; 4] = [
+    "backup.before_log",
+    "backup.after_log",
+    "backup.before_compact",
+    "backup.after_compact",
+];
 
 pub struct Backup {
     ledger: Mutex<Ledger>,
@@ -38,6 +51,14 @@ pub struct Backup {
     truncated_bytes: u64,
     records: AtomicU64,
     stop: AtomicBool,
+    /// Compact once more than this many records were written since the
+    /// last compaction (0 = never).
+    compact_every: u64,
+    since_compact: AtomicU64,
+    compactions: AtomicU64,
+    /// Held by a compaction and by `audit` (which reads the log file back
+    /// without the ledger lock: the log must not be swapped under it).
+    compact_lock: Mutex<()>,
 }
 
 fn log_path(dir: &Path) -> PathBuf {
@@ -127,8 +148,13 @@ fn check_terminal(name: &str) -> Result<(), Error> {
 }
 
 impl Backup {
-    /// Open (or create) the log under `data_dir` and replay it.
-    pub fn open(data_dir: &Path, claim_timeout: Duration) -> io::Result<Arc<Backup>> {
+    /// Open (or create) the log under `data_dir`, replay it, and compact it
+    /// to one snapshot record if `compact_every` > 0.
+    pub fn open(
+        data_dir: &Path,
+        claim_timeout: Duration,
+        compact_every: u64,
+    ) -> io::Result<Arc<Backup>> {
         let (wal, replay) = Wal::open(log_path(data_dir))?;
         let mut ledger = Ledger::new();
         for r in &replay.records {
@@ -144,7 +170,7 @@ impl Backup {
             ledger.lsn(),
             replay.truncated_bytes
         );
-        Ok(Arc::new(Backup {
+        let backup = Arc::new(Backup {
             ledger: Mutex::new(ledger),
             wal,
             claim_timeout,
@@ -152,7 +178,63 @@ impl Backup {
             truncated_bytes: replay.truncated_bytes,
             records: AtomicU64::new(0),
             stop: AtomicBool::new(false),
-        }))
+            compact_every,
+            since_compact: AtomicU64::new(replay.records.len() as u64),
+            compactions: AtomicU64::new(0),
+            compact_lock: Mutex::new(()),
+        });
+        // Nothing is in flight before we serve, so this cannot be refused.
+        if compact_every > 0 && replay.records.len() > 1 {
+            backup.compact()?;
+        }
+        Ok(backup)
+    }
+
+    /// Replace the log by one snapshot record of the ledger. Ok(false) when
+    /// it must wait (an append in flight, or an audit reading the log).
+    pub fn compact(&self) -> io::Result<bool> {
+        let _c = match self.compact_lock.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock) => return Ok(false),
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        // The ledger lock stops every decide/apply/enqueue, so the snapshot
+        // includes every record already queued or written.
+        let ledger = self.lock();
+        let snap = ledger.snapshot();
+        crash::point("backup.before_compact");
+        match self.wal.rewrite(&[snap]) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        self.since_compact.store(0, Ordering::Relaxed);
+        self.compactions.fetch_add(1, Ordering::Relaxed);
+        log::info!("log compacted to one snapshot at lsn {}", ledger.lsn());
+        drop(ledger);
+        crash::point("backup.after_compact");
+        Ok(true)
+    }
+
+    /// Count durable records and compact when the log has grown enough.
+    fn written(&self, n: u64) {
+        self.records.fetch_add(n, Ordering::Relaxed);
+        self.since_compact.fetch_add(n, Ordering::Relaxed);
+        self.maybe_compact();
+    }
+
+    fn maybe_compact(&self) {
+        let every = self.compact_every;
+        if every == 0 || self.since_compact.load(Ordering::Relaxed) <= every {
+            return;
+        }
+        // A failed rewrite may have renamed the new log without our file
+        // handle following it: appends could then go to an unlinked file.
+        // Exit instead; a restart replays whichever log is on disk, and
+        // both hold every acknowledged record.
+        if let Err(e) = self.compact() {
+            fatal(e);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Ledger> {
@@ -181,8 +263,8 @@ impl Backup {
                 let ticket = self.wal.enqueue(&[rec]).unwrap_or_else(|e| fatal(e));
                 drop(ledger);
                 self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
-                self.records.fetch_add(1, Ordering::Relaxed);
                 crash::point("backup.after_log");
+                self.written(1);
                 Ok(answer)
             }
         }
@@ -202,8 +284,8 @@ impl Backup {
         let ticket = self.wal.enqueue(&recs).unwrap_or_else(|e| fatal(e));
         drop(ledger);
         self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
-        self.records.fetch_add(recs.len() as u64, Ordering::Relaxed);
         crash::point("backup.after_log");
+        self.written(recs.len() as u64);
         recs.len()
     }
 
@@ -230,6 +312,8 @@ impl Backup {
                     if n > 0 {
                         log::info!("{n} unclaimed allocation(s) expired; cars back to stock");
                     }
+                    // A compaction refused during a burst happens once quiet.
+                    me.maybe_compact();
                 }
             })
     }
@@ -263,7 +347,9 @@ impl Backup {
     fn audit(&self) -> Body {
         // Snapshot under the lock, then compare with what a restart would
         // replay *up to the snapshot's lsn* — without holding the lock
-        // across the fsync wait and the file read.
+        // across the fsync wait and the file read. No compaction may swap
+        // the log meanwhile (its snapshot would be newer than ours).
+        let _c = self.compact_lock.lock().unwrap_or_else(|p| p.into_inner());
         let (lsn, places, queues, counts, mut problems, ticket) = {
             let l = self.lock();
             (
@@ -386,6 +472,9 @@ impl Handler for Backup {
             "appends": appends, "fsyncs": fsyncs,
             "free": free, "rented": rented, "allocated": allocated, "waiting": waiting,
             "claim_timeout_ms": self.claim_timeout.as_millis() as u64,
+            "compact_every": self.compact_every,
+            "compactions": self.compactions.load(Ordering::Relaxed),
+            "records_since_compaction": self.since_compact.load(Ordering::Relaxed),
             "crash_points": CRASH_POINTS,
         }))
     }

@@ -69,6 +69,8 @@ pub struct ClusterOptions {
     pub log_dir: Option<PathBuf>,
     /// Extra flags for the heartbeat monitor, e.g. `--detector phi`.
     pub heartbeat_args: Vec<String>,
+    /// Extra flags for the backup, e.g. `--compact-every 50`.
+    pub backup_args: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -82,6 +84,7 @@ impl ClusterOptions {
             fixed_ports: false,
             log_dir: None,
             heartbeat_args: Vec::new(),
+            backup_args: Vec::new(),
         }
     }
 
@@ -95,6 +98,7 @@ impl ClusterOptions {
             fixed_ports: true,
             log_dir: None,
             heartbeat_args: Vec::new(),
+            backup_args: Vec::new(),
         }
     }
 }
@@ -272,23 +276,22 @@ impl RentalCluster {
             }
             "backup" => {
                 let dir = self.data_dir.join("backup");
-                (
-                    &self.bins.backup,
-                    s(&[
-                        "--listen",
-                        &listen,
-                        "--data-dir",
-                        &dir.to_string_lossy(),
-                        "--heartbeat",
-                        &hb,
-                        "--heartbeat-udp",
-                        &udp,
-                        "--heartbeat-interval-ms",
-                        &interval,
-                        "--claim-timeout-ms",
-                        &o.claim_timeout_ms.to_string(),
-                    ]),
-                )
+                let mut args = s(&[
+                    "--listen",
+                    &listen,
+                    "--data-dir",
+                    &dir.to_string_lossy(),
+                    "--heartbeat",
+                    &hb,
+                    "--heartbeat-udp",
+                    &udp,
+                    "--heartbeat-interval-ms",
+                    &interval,
+                    "--claim-timeout-ms",
+                    &o.claim_timeout_ms.to_string(),
+                ]);
+                args.extend(o.backup_args.iter().cloned());
+                (&self.bins.backup, args)
             }
             "infodesk" => (
                 &self.bins.infodesk,
