@@ -20,6 +20,8 @@
 //! `run/bench.json` (sections keyed by name, so later benches add theirs).
 //! A full run takes about 2 minutes. Set `FROTA_BENCH_SECS` to change the
 //! time per measurement (default 2; system measurements use 3/4 of it).
+//! To profile one configuration: `FROTA_BENCH_ONLY=rental|ev` runs only
+//! that system, `FROTA_BENCH_CLIENTS=8` only that concurrency (comma list).
 
 #[path = "perf/common.rs"]
 mod common;
@@ -314,7 +316,14 @@ fn main() {
         ("frota runtime (in-process)", inproc.addr()),
         ("frota-echo binary", node.tcp()),
     ];
-    let counts: &[usize] = if smoke { &[1, 4] } else { &[1, 64] };
+    // FROTA_BENCH_ONLY (rental|ev, see perf/systems.rs) skips this section.
+    let counts: &[usize] = if std::env::var_os("FROTA_BENCH_ONLY").is_some() {
+        &[]
+    } else if smoke {
+        &[1, 4]
+    } else {
+        &[1, 64]
+    };
     for &conns in counts {
         let figs = measure(&targets, conns, dur);
         let base = figs[0].clone();

@@ -313,6 +313,13 @@ fn retryable(e: &Error) -> bool {
     ) && !e.text.starts_with("connection limit")
 }
 
+/// A request sent by [`Pool::start`], its reply not yet read.
+pub struct Pending {
+    addr: String,
+    req: Request,
+    sent: Option<Client>,
+}
+
 /// A small pool of idle connections per peer, so nodes that call each other
 /// often do not pay a TCP handshake per request.
 pub struct Pool {
@@ -383,6 +390,60 @@ impl Pool {
                 Err(e) => Err(e),
             }
         })
+    }
+
+    /// Send a request without waiting for its reply: several requests to
+    /// different peers can be in flight from one thread (a coordinator's
+    /// prepares, say) with no thread per request. [`Pool::finish`] waits.
+    pub fn start(&self, addr: &str, kind: &str, fields: Body) -> Pending {
+        let mut req = Request::new(kind, fields);
+        req.id = Some(next_id());
+        let sent = match self.take(addr) {
+            Some(c) => Some(c),
+            None => Client::connect(addr, &self.cfg).ok(),
+        }
+        .and_then(|mut c| c.send(&req).is_ok().then_some(c));
+        Pending {
+            addr: addr.to_string(),
+            req,
+            sent,
+        }
+    }
+
+    /// The reply to a [`Pool::start`]ed request. If the first attempt
+    /// failed in transit, it is retried like [`Pool::request`] (same id).
+    pub fn finish(&self, p: Pending) -> Result<Body, Error> {
+        self.finish_with(p, true)
+    }
+
+    /// Like [`Pool::finish`] but without a retry: a transport failure is
+    /// returned as is (for callers that retry later on their own).
+    pub fn finish_once(&self, p: Pending) -> Result<Body, Error> {
+        self.finish_with(p, false)
+    }
+
+    fn finish_with(&self, p: Pending, retry: bool) -> Result<Body, Error> {
+        let Pending { addr, req, sent } = p;
+        if let Some(mut c) = sent {
+            let id = req.id.unwrap_or(0);
+            match c.wait_reply(id, &req.kind) {
+                Ok(r) => {
+                    self.put(&addr, c);
+                    return Ok(r);
+                }
+                Err(e) if e.code.definite() => {
+                    if !e.text.starts_with("connection limit") {
+                        self.put(&addr, c);
+                    }
+                    return Err(e);
+                }
+                Err(e) if !retry => return Err(e),
+                Err(_) => {}
+            }
+        } else if !retry {
+            return Err(Error::unavailable(format!("cannot send to {addr}")));
+        }
+        self.request(&addr, &req)
     }
 
     fn take(&self, addr: &str) -> Option<Client> {

@@ -48,12 +48,24 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     // Node logs at warn: per-request info lines are for people, not figures.
     std::env::set_var("RUST_LOG", "warn");
     let dur = dur.mul_f64(0.75);
-    let counts: &[usize] = if smoke {
-        &[1, 2]
-    } else {
-        &[1, 2, 4, 8, 16, 32, 64]
+    // FROTA_BENCH_CLIENTS=8,64 narrows the runs to those concurrencies
+    // (for profiling one configuration); FROTA_BENCH_ONLY=rental|ev skips
+    // the other system.
+    let picked: Option<Vec<usize>> = std::env::var("FROTA_BENCH_CLIENTS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let only = std::env::var("FROTA_BENCH_ONLY").unwrap_or_default();
+    let counts: Vec<usize> = match &picked {
+        Some(p) => p.clone(),
+        None if smoke => vec![1, 2],
+        None => vec![1, 2, 4, 8, 16, 32, 64],
     };
-    let contended: &[usize] = if smoke { &[2] } else { &[8, 64] };
+    let contended: Vec<usize> = match &picked {
+        Some(p) => p.iter().copied().filter(|n| *n >= 2).collect(),
+        None if smoke => vec![2],
+        None => vec![8, 64],
+    };
+    let counts = counts.as_slice();
     let dir = frota::launch::temp_dir("bench-systems");
     let mut json = Map::new();
     let mut lines = Vec::new();
@@ -75,7 +87,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     let r = rental::Rental::start(&dir.join("rental"));
     let log0 = r.backup_log();
     let mut rental_runs = Vec::new();
-    for &n in counts {
+    for &n in counts.iter().filter(|_| only != "ev") {
         eprintln!("bench: rental rent+return, {n} client(s) ...");
         let run = r.run(n, dur);
         eprintln!(
@@ -98,7 +110,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     let mut e = ev::Ev::start(&dir.join("ev"));
     let ev0 = e.log_stats();
     let mut ev_runs = Vec::new();
-    for &n in counts {
+    for &n in counts.iter().filter(|_| only != "rental") {
         eprintln!("bench: EV 3-stop routes, no conflicts, {n} requester(s) ...");
         let run = e.run(n, dur);
         eprintln!(
@@ -112,7 +124,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     }
     let ev1 = e.log_stats();
     let mut races = Vec::new();
-    for &n in contended {
+    for &n in contended.iter().filter(|_| only != "rental") {
         eprintln!("bench: EV heavy conflicts, {n} requesters racing for the same 3 stops ...");
         let c = e.contended(n, dur);
         eprintln!(

@@ -883,7 +883,7 @@ pub fn run(args: &[String]) -> i32 {
     // EV: every acked reservation committed at each company of its route.
     let mut committed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (c, addr) in &companies {
-        if let Ok(b) = call(addr, "reservations", Body::new(), &cfg) {
+        if let Ok(b) = crate::ev::audit::reservations(addr, &cfg) {
             for r in b
                 .get("reservations")
                 .and_then(Value::as_array)

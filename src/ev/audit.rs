@@ -60,11 +60,36 @@ fn fetch(companies: &BTreeMap<String, String>) -> Result<BTreeMap<String, Body>,
     let cfg = ClientConfig::default().with_timeout(Duration::from_secs(5));
     let mut all = BTreeMap::new();
     for (name, addr) in companies {
-        let r = call(addr, "reservations", Body::new(), &cfg)
+        let r = reservations(addr, &cfg)
             .map_err(|e| Error::new(e.code, format!("company {name} at {addr}: {}", e.text)))?;
         all.insert(name.clone(), r);
     }
     Ok(all)
+}
+
+/// A company's whole `reservations` reply, every page of it joined (the
+/// holds are those of the last page: the freshest view).
+pub fn reservations(addr: &str, cfg: &ClientConfig) -> Result<Body, Error> {
+    let mut joined: Vec<Value> = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let mut page = call(
+            addr,
+            "reservations",
+            crate::message::body(serde_json::json!({"offset": offset})),
+            cfg,
+        )?;
+        if let Some(Value::Array(rs)) = page.remove("reservations") {
+            joined.extend(rs);
+        }
+        match page.remove("next_offset").and_then(|v| v.as_u64()) {
+            Some(next) if next > offset => offset = next,
+            _ => {
+                page.insert("reservations".into(), Value::Array(joined));
+                return Ok(page);
+            }
+        }
+    }
 }
 
 fn list<'a>(b: &'a Body, key: &str) -> &'a [Value] {

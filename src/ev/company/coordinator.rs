@@ -24,8 +24,8 @@
 //!   resent, undecided ones are aborted.
 
 use super::messages::{Conflict, Prepare, RouteOutcome, RouteRequest};
-use super::participant::Participant;
-use crate::client::{next_id, Pool};
+use super::participant::{Hold1, Participant};
+use crate::client::{next_id, Pending, Pool};
 use crate::crash;
 use crate::error::{Code, Error};
 use crate::ev::points::Stop;
@@ -85,7 +85,7 @@ pub const CRASH_POINTS: [(&str, &str); 14] = [
     ),
     (
         "company.coord.after_phase2",
-        "the decision was sent to every participant asked, before the reply",
+        "the decision was sent to every participant asked, before the reply (acks not yet read)",
     ),
     (
         "company.coord.before_resend",
@@ -117,6 +117,10 @@ pub const CRASH_POINTS: [(&str, &str); 14] = [
     ),
 ];
 
+/// Decisions whose acknowledgements may wait for a collector thread; past
+/// that, the coordinating thread collects its own (back-pressure).
+const COLLECT_QUEUE: usize = 256;
+
 /// How long a `decision` waits for a commit record being written.
 const DECISION_WAIT: Duration = Duration::from_secs(2);
 
@@ -144,6 +148,27 @@ pub struct Coordinator {
     /// a retried request gets the same answer instead of a second route.
     answered: Mutex<HashMap<(String, String), RouteOutcome>>,
     counters: Counters,
+    /// To the ack collector thread, once started (else acks are collected
+    /// inline, before the reply).
+    collector: Mutex<Option<crossbeam_channel::Sender<Acks>>>,
+}
+
+/// A participant message on its way (see [`Coordinator::send_all`]).
+enum Sent {
+    /// Answered already (in-process, or refused before sending).
+    Done(&'static str, Result<Body, Error>),
+    /// Sent to a peer, reply not read yet.
+    Remote(&'static str, Box<Pending>),
+    /// For our own participant, not run yet.
+    Local(&'static str, Body),
+}
+
+/// Phase two of one transaction, acknowledgements not yet collected.
+pub struct Acks {
+    txn: String,
+    decision: Decision,
+    targets: Vec<String>,
+    sent: Vec<Sent>,
 }
 
 impl Coordinator {
@@ -266,6 +291,7 @@ impl Coordinator {
             unfinished: Mutex::new(unfinished),
             answered: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            collector: Mutex::new(None),
         }
     }
 
@@ -299,25 +325,89 @@ impl Coordinator {
 
     /// Send one participant message, to ourselves in-process (same code
     /// path as a remote peer's handler) or to a peer over the pool.
-    fn send(&self, company: &str, kind: &str, fields: Body) -> Result<Body, Error> {
-        if company == self.name {
-            let req = crate::message::Request::new(kind, fields);
-            return match kind {
-                "prepare" => self.local.prepare(&req.parse()?),
-                "commit" => self.local.commit(req.str("txn")?),
-                "abort" => self.local.abort(req.str("txn")?),
-                _ => Err(Error::malformed(format!(
-                    "not a participant message: {kind}"
-                ))),
-            };
+    fn send(&self, company: &str, kind: &'static str, fields: Body) -> Result<Body, Error> {
+        let mut out = self.send_all(vec![(company.to_string(), kind, fields)], || {});
+        out.pop()
+            .unwrap_or_else(|| Err(Error::crash("no reply collected")))
+    }
+
+    /// Send several participant messages at once, from this thread: every
+    /// remote one goes out first, then the local ones run in-process, then
+    /// `meanwhile`, then the remote replies are collected. Results are in
+    /// the order of `msgs`. No thread per message: a round trip to each
+    /// peer overlaps the others' and our own local work.
+    fn send_all(
+        &self,
+        msgs: Vec<(String, &'static str, Body)>,
+        meanwhile: impl FnOnce(),
+    ) -> Vec<Result<Body, Error>> {
+        let sent = self.start_all(msgs);
+        meanwhile();
+        self.finish_all(sent, true)
+    }
+
+    /// First half of [`Coordinator::send_all`]: remote messages sent, local
+    /// ones already answered.
+    fn start_all(&self, msgs: Vec<(String, &'static str, Body)>) -> Vec<Sent> {
+        let mut sent: Vec<Sent> = msgs
+            .into_iter()
+            .map(|(company, kind, fields)| {
+                if kind == "prepare" {
+                    crash::point("company.coord.before_prepare");
+                }
+                if company == self.name {
+                    return Sent::Local(kind, fields);
+                }
+                match self.peers.get(&company) {
+                    Some(addr) => Sent::Remote(kind, Box::new(self.pool.start(addr, kind, fields))),
+                    None => Sent::Done(
+                        kind,
+                        Err(Error::new(
+                            Code::NodeNotFound,
+                            format!("unknown company '{company}'"),
+                        )),
+                    ),
+                }
+            })
+            .collect();
+        for s in sent.iter_mut() {
+            if let Sent::Local(kind, fields) = s {
+                let req = crate::message::Request::new(kind, std::mem::take(fields));
+                *s = Sent::Done(kind, self.local_call(&req));
+            }
         }
-        let Some(addr) = self.peers.get(company) else {
-            return Err(Error::new(
-                Code::NodeNotFound,
-                format!("unknown company '{company}'"),
-            ));
-        };
-        self.pool.call(addr, kind, fields)
+        sent
+    }
+
+    /// Second half of [`Coordinator::send_all`]: the replies, in order.
+    /// With `retry`, a reply lost in transit is asked for again.
+    fn finish_all(&self, sent: Vec<Sent>, retry: bool) -> Vec<Result<Body, Error>> {
+        sent.into_iter()
+            .map(|s| {
+                let (kind, r) = match s {
+                    Sent::Done(kind, r) => (kind, r),
+                    Sent::Remote(kind, p) if retry => (kind, self.pool.finish(*p)),
+                    Sent::Remote(kind, p) => (kind, self.pool.finish_once(*p)),
+                    Sent::Local(kind, _) => (kind, Err(Error::crash("local message not run"))),
+                };
+                if kind == "prepare" {
+                    crash::point("company.coord.after_prepare");
+                }
+                r
+            })
+            .collect()
+    }
+
+    /// A participant message to our own participant.
+    fn local_call(&self, req: &crate::message::Request) -> Result<Body, Error> {
+        match req.kind.as_str() {
+            "prepare" => self.local.prepare(&req.parse()?),
+            "commit" => self.local.commit(req.str("txn")?),
+            "abort" => self.local.abort(req.str("txn")?),
+            kind => Err(Error::malformed(format!(
+                "not a participant message: {kind}"
+            ))),
+        }
     }
 
     /// Check a route: 1..=N stops, distinct known companies.
@@ -408,9 +498,7 @@ impl Coordinator {
                 self.decide_commit(&txn)
             }
         };
-        if self.phase_two(&txn, decision, &asked) {
-            self.end(&txn);
-        }
+        self.phase_two(&txn, decision, &asked);
         match decision {
             Decision::Commit => {
                 self.counters.committed.fetch_add(1, Ordering::Relaxed);
@@ -435,8 +523,11 @@ impl Coordinator {
         out
     }
 
-    /// Phase 1: prepare the first stop (canonical order) alone, then the
-    /// others in parallel. Returns the companies asked and the first
+    /// Phase 1: hold the first stop (canonical order) before any other, so
+    /// routes racing for the same stops meet there first and one of them
+    /// wins; then prepare the others at once. When the first stop is ours,
+    /// only its in-memory hold comes first: its fsync overlaps the other
+    /// prepares' round trips. Returns the companies asked and the first
     /// refusal in canonical order, if any.
     fn phase_one(
         &self,
@@ -445,47 +536,55 @@ impl Coordinator {
         stops: &[Stop],
         participants: &[String],
     ) -> (Vec<String>, Option<Conflict>) {
-        let prepare = |s: &Stop| -> Option<Conflict> {
-            let p = Prepare {
-                txn: txn.to_string(),
-                coordinator: self.name.clone(),
-                point: s.point.clone(),
-                start: s.start,
-                end: s.end,
-                vehicle: r.vehicle.clone(),
-                participants: participants.to_vec(),
-            };
-            let fields = crate::message::to_body(&p);
-            crash::point("company.coord.before_prepare");
-            let voted = self.send(&s.company, "prepare", fields);
-            crash::point("company.coord.after_prepare");
-            let e = voted.err()?;
-            Some(refusal(s, e.code, e.text))
+        let prepare = |s: &Stop| Prepare {
+            txn: txn.to_string(),
+            coordinator: self.name.clone(),
+            point: s.point.clone(),
+            start: s.start,
+            end: s.end,
+            vehicle: r.vehicle.clone(),
+            participants: participants.to_vec(),
         };
         let Some((first, rest)) = stops.split_first() else {
             return (Vec::new(), None);
         };
         let asked: Vec<String> = stops.iter().map(|s| s.company.clone()).collect();
-        if let Some(no) = prepare(first) {
-            return (asked[..1].to_vec(), Some(no));
-        }
-        let prepare = &prepare;
-        let refusals: Vec<Option<Conflict>> = std::thread::scope(|sc| {
-            let others: Vec<_> = rest
-                .iter()
-                .skip(1)
-                .map(|s| sc.spawn(move || prepare(s)))
-                .collect();
-            // The calling thread takes one stop itself: one spawn fewer.
-            let mut out: Vec<Option<Conflict>> = rest.first().map(prepare).into_iter().collect();
-            for (h, s) in others.into_iter().zip(rest.iter().skip(1)) {
-                out.push(h.join().unwrap_or_else(|_| {
-                    Some(refusal(s, Code::Crash, "prepare thread panicked".into()))
-                }));
+        let mut first_ticket = None;
+        if first.company == self.name {
+            crash::point("company.coord.before_prepare");
+            match self.local.hold(&prepare(first)) {
+                Ok(Hold1::Writing(t)) => first_ticket = Some(t),
+                Ok(Hold1::Voted(_)) => {}
+                Err(e) => return (asked[..1].to_vec(), Some(refusal(first, e.code, e.text))),
             }
-            out
+        } else {
+            let fields = crate::message::to_body(&prepare(first));
+            if let Err(e) = self.send(&first.company, "prepare", fields) {
+                return (asked[..1].to_vec(), Some(refusal(first, e.code, e.text)));
+            }
+        }
+        let mut first_vote = Ok(());
+        let msgs = rest
+            .iter()
+            .map(|s| {
+                let fields = crate::message::to_body(&prepare(s));
+                (s.company.clone(), "prepare", fields)
+            })
+            .collect();
+        let votes = self.send_all(msgs, || {
+            if let Some(t) = first_ticket {
+                first_vote = self.local.confirm(txn, t).map(|_| ());
+                crash::point("company.coord.after_prepare");
+            }
         });
-        (asked, refusals.into_iter().flatten().next())
+        let first_refusal = first_vote.err().map(|e| refusal(first, e.code, e.text));
+        let refused = first_refusal.or_else(|| {
+            votes
+                .into_iter()
+                .zip(rest)
+                .find_map(|(v, s)| v.err().map(|e| refusal(s, e.code, e.text)))
+        });
+        (asked, refused)
     }
 
     /// Decide commit unless a `decision` query already recorded abort.
@@ -504,9 +603,12 @@ impl Coordinator {
         Decision::Commit
     }
 
-    /// Send the decision to `targets` (in parallel). Returns whether every
-    /// one acknowledged; if not, the finisher keeps retrying.
-    fn phase_two(&self, txn: &str, d: Decision, targets: &[String]) -> bool {
+    /// Send the decision to `targets`, all at once. The acknowledgements
+    /// are collected off the reply path (by the ack collector thread, if
+    /// running): the decision is durable here, so the route's outcome is
+    /// final, and a participant that misses it asks for it. Unacknowledged
+    /// targets go to the finisher, which keeps resending.
+    fn phase_two(&self, txn: &str, d: Decision, targets: &[String]) {
         if d == Decision::Abort {
             self.table().insert(txn.to_string(), TxnState::Aborted);
             self.changed.notify_all();
@@ -516,34 +618,68 @@ impl Coordinator {
         } else {
             "abort"
         };
-        let one = |c: &String| {
-            let r = self.send(c, kind, body(json!({"txn": txn})));
-            (c.clone(), acknowledged(c, kind, txn, r))
+        let msgs = targets
+            .iter()
+            .map(|c| (c.clone(), kind, body(json!({"txn": txn}))))
+            .collect();
+        let job = Acks {
+            txn: txn.to_string(),
+            decision: d,
+            targets: targets.to_vec(),
+            sent: self.start_all(msgs),
         };
-        let one = &one;
-        let results: Vec<(String, bool)> = std::thread::scope(|s| {
-            let handles: Vec<_> = targets
-                .iter()
-                .skip(1)
-                .map(|c| s.spawn(move || one(c)))
-                .collect();
-            // The calling thread sends one decision itself: one spawn fewer.
-            let mut out: Vec<(String, bool)> = targets.first().map(one).into_iter().collect();
-            out.extend(
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| (String::new(), false))),
-            );
-            out
-        });
         crash::point("company.coord.after_phase2");
-        let pending: Vec<String> = results
+        // A full queue (collectors behind) or none: collect here, which
+        // slows this route's reply and so pushes back on new routes.
+        let job = match self
+            .collector
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(tx) => match tx.try_send(job) {
+                Ok(()) => return,
+                Err(back) => back.into_inner(),
+            },
+            None => job,
+        };
+        self.collect(job);
+    }
+
+    /// Start handing phase-two acknowledgements to a collector: returns the
+    /// receiving end, to be drained with [`Coordinator::collect`].
+    pub fn start_collector(&self) -> crossbeam_channel::Receiver<Acks> {
+        let (tx, rx) = crossbeam_channel::bounded(COLLECT_QUEUE);
+        *self.collector.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// Wait for the acknowledgements of one decision; `end` it if everyone
+    /// acknowledged, else leave it to the finisher.
+    pub fn collect(&self, job: Acks) {
+        let Acks {
+            txn,
+            decision,
+            targets,
+            sent,
+        } = job;
+        let kind = if decision == Decision::Commit {
+            "commit"
+        } else {
+            "abort"
+        };
+        // One attempt each: whoever did not answer is the finisher's, which
+        // resends; a slow or dead participant must not hold this thread.
+        let pending: Vec<String> = self
+            .finish_all(sent, false)
             .into_iter()
-            .filter(|(_, ok)| !ok)
-            .map(|(c, _)| c)
+            .zip(targets)
+            .filter(|(r, c)| !acknowledged(c, kind, &txn, r.clone()))
+            .map(|(_, c)| c)
             .collect();
         if pending.is_empty() {
-            return true;
+            self.end(&txn);
+            return;
         }
         log::info!(
             "{}: {txn}: {kind} not acknowledged by {pending:?}; will retry",
@@ -552,14 +688,7 @@ impl Coordinator {
         self.unfinished
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                txn.to_string(),
-                Unfinished {
-                    decision: d,
-                    pending,
-                },
-            );
-        false
+            .insert(txn, Unfinished { decision, pending });
     }
 
     /// `decision`: the outcome of `txn`. Not decided → abort, recorded first.

@@ -36,6 +36,13 @@ use std::time::Duration;
 /// The shared subscription every company joins: one company per request.
 pub const REQUEST_FILTER: &str = "$share/companies/vehicle/+/request";
 
+/// Most reservations in one `reservations` reply (about 120 bytes each,
+/// well inside the 1 MiB frame limit).
+pub const RESERVATIONS_PAGE: usize = 2000;
+
+/// Threads reading phase-two acknowledgements (see `start_background`).
+const ACK_COLLECTORS: usize = 4;
+
 pub fn flags() -> Vec<Flag> {
     vec![
         opt("name", "", "company name: A, B or C (required)"),
@@ -240,6 +247,22 @@ impl Company {
 
     /// Start the resolver and (with a broker) the listener and workers.
     pub fn start_background(self: &Arc<Self>) -> std::io::Result<()> {
+        // Phase-two acknowledgements are read off the reply path by a few
+        // collectors (a few, so one slow participant does not hold up the
+        // acks of routes that do not involve it).
+        let acks = self.coordinator.start_collector();
+        for i in 0..ACK_COLLECTORS {
+            let (me, acks) = (self.clone(), acks.clone());
+            thread::Builder::new()
+                .name(format!("acks-{i}"))
+                .spawn(move || {
+                    while !me.stop.load(Ordering::Relaxed) {
+                        if let Ok(job) = acks.recv_timeout(Duration::from_millis(200)) {
+                            me.coordinator.collect(job);
+                        }
+                    }
+                })?;
+        }
         let me = self.clone();
         thread::Builder::new()
             .name("resolver".into())
@@ -447,7 +470,17 @@ impl Handler for Company {
                 let r: RouteRequest = req.parse()?;
                 Ok(to_body(&self.coordinator.reserve(&r)))
             }
-            "reservations" => Ok(self.participant.reservations()),
+            "reservations" => {
+                let n = |k: &str| match req.body.get(k) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(_) => req.u64(k).map(Some),
+                };
+                let offset = n("offset")?.unwrap_or(0) as usize;
+                let limit = n("limit")?.map_or(RESERVATIONS_PAGE, |l| {
+                    (l as usize).clamp(1, RESERVATIONS_PAGE)
+                });
+                Ok(self.participant.reservations(offset, limit))
+            }
             other => Err(Error::new(
                 Code::NotSupported,
                 format!("company does not handle '{other}'"),

@@ -22,7 +22,7 @@
 use super::messages::Prepare;
 use crate::crash;
 use crate::error::{Code, Error};
-use crate::ev::points::{hhmm, overlaps, Point};
+use crate::ev::points::{hhmm, Point};
 use crate::message::{body, Body};
 use crate::wal::Wal;
 use serde::Serialize;
@@ -60,36 +60,77 @@ pub struct Hold {
 #[derive(Default)]
 struct State {
     entries: HashMap<String, Hold>,
-    /// Txns per point, for conflict checks.
-    by_point: HashMap<String, Vec<String>>,
+    /// Holds and reservations of each point, ordered by start: a conflict
+    /// check is a range query (O(log n)), not a scan of every reservation
+    /// the point ever had (the scan made prepare cost grow with history).
+    by_point: HashMap<String, PointBook>,
+    /// Transactions not (yet) committed here: the only ones a decision
+    /// round has to look at.
+    open: HashSet<String>,
     /// Aborted transactions: a late prepare for one of them is refused.
     aborted: HashSet<String>,
+}
+
+/// One point's windows: (start, txn) → end, plus the longest window ever
+/// booked, which bounds how far back an overlapping window can start.
+#[derive(Default)]
+struct PointBook {
+    by_start: BTreeMap<(u32, String), u32>,
+    longest: u32,
+}
+
+impl PointBook {
+    /// Windows overlapping `[from, to)`, in start order.
+    fn overlapping(&self, (from, to): (u32, u32)) -> impl Iterator<Item = (u32, u32, &str)> {
+        let earliest = from.saturating_sub(self.longest);
+        self.by_start
+            .range((earliest, String::new())..(to, String::new()))
+            .filter(move |(_, end)| **end > from)
+            .map(|((start, txn), end)| (*start, *end, txn.as_str()))
+    }
 }
 
 impl State {
     fn remove(&mut self, txn: &str) -> Option<Hold> {
         let h = self.entries.remove(txn)?;
-        if let Some(v) = self.by_point.get_mut(&h.point) {
-            v.retain(|t| t != txn);
+        if let Some(b) = self.by_point.get_mut(&h.point) {
+            b.by_start.remove(&(h.start, h.txn.clone()));
         }
+        self.open.remove(txn);
         Some(h)
     }
 
     fn insert(&mut self, h: Hold) {
-        self.by_point
-            .entry(h.point.clone())
-            .or_default()
-            .push(h.txn.clone());
+        let b = self.by_point.entry(h.point.clone()).or_default();
+        b.by_start.insert((h.start, h.txn.clone()), h.end);
+        b.longest = b.longest.max(h.end.saturating_sub(h.start));
+        if h.state != HoldState::Committed {
+            self.open.insert(h.txn.clone());
+        }
         self.entries.insert(h.txn.clone(), h);
     }
 
-    fn conflict(&self, point: &str, win: (u32, u32)) -> Option<&Hold> {
-        self.by_point
-            .get(point)?
-            .iter()
-            .filter_map(|t| self.entries.get(t))
-            .find(|h| overlaps((h.start, h.end), win))
+    fn set_state(&mut self, txn: &str, state: HoldState) {
+        if let Some(h) = self.entries.get_mut(txn) {
+            h.state = state;
+            if state == HoldState::Committed {
+                self.open.remove(txn);
+            }
+        }
     }
+
+    fn conflict(&self, point: &str, win: (u32, u32)) -> Option<&Hold> {
+        let (_, _, txn) = self.by_point.get(point)?.overlapping(win).next()?;
+        self.entries.get(txn)
+    }
+}
+
+/// What [`Participant::hold`] did.
+pub enum Hold1 {
+    /// The hold is taken and its record queued: confirm with this ticket.
+    Writing(u64),
+    /// A repeated prepare for a hold already durable: this is the vote.
+    Voted(Body),
 }
 
 pub struct Participant {
@@ -115,13 +156,16 @@ pub const CRASH_POINTS: [(&str, &str); 6] = [
     ),
     (
         "company.commit.after_log",
-        "commit durable, ack not yet sent",
+        "commit record queued (durable with the next fsync), ack not yet sent",
     ),
     (
         "company.abort.before_log",
         "participant got abort, not yet logged",
     ),
-    ("company.abort.after_log", "abort durable, ack not yet sent"),
+    (
+        "company.abort.after_log",
+        "abort record queued (durable with the next fsync), ack not yet sent",
+    ),
 ];
 
 impl Participant {
@@ -144,11 +188,7 @@ impl Participant {
                         st.insert(hold_from(&p, HoldState::Held, Instant::now()));
                     }
                 }
-                Some("commit") => {
-                    if let Some(h) = st.entries.get_mut(&txn) {
-                        h.state = HoldState::Committed;
-                    }
-                }
+                Some("commit") => st.set_state(&txn, HoldState::Committed),
                 Some("abort") => {
                     st.remove(&txn);
                     st.aborted.insert(txn);
@@ -156,11 +196,7 @@ impl Participant {
                 _ => log::warn!("{name}: unknown participant record {r}"),
             }
         }
-        let in_doubt = st
-            .entries
-            .values()
-            .filter(|h| h.state == HoldState::Held)
-            .count();
+        let in_doubt = st.open.len();
         if in_doubt > 0 {
             log::info!("{name}: restored {in_doubt} in-doubt hold(s); asking their coordinators");
         }
@@ -177,15 +213,35 @@ impl Participant {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn log(&self, rec: &Value) -> Result<(), Error> {
-        self.wal.append(rec).map_err(|e| {
-            log::error!("{}: participant log write failed: {e}", self.name);
-            Error::unavailable(format!("reservation log unavailable: {e}"))
-        })
+    /// Queue a record behind everything already queued (no fsync wait).
+    fn queue(&self, rec: &Value) -> Result<(), Error> {
+        self.wal
+            .enqueue(std::slice::from_ref(rec))
+            .map(|_| ())
+            .map_err(|e| self.log_failed(e))
+    }
+
+    fn log_failed(&self, e: std::io::Error) -> Error {
+        log::error!("{}: participant log write failed: {e}", self.name);
+        Error::unavailable(format!("reservation log unavailable: {e}"))
     }
 
     /// Phase 1. Ok = yes vote (the hold is durable). Err = no vote.
     pub fn prepare(&self, p: &Prepare) -> Result<Body, Error> {
+        match self.hold(p)? {
+            Hold1::Voted(b) => Ok(b),
+            Hold1::Writing(ticket) => self.confirm(&p.txn, ticket),
+        }
+    }
+
+    /// Phase 1, first half: check the window and take the hold in memory
+    /// (so a racing prepare for the same window is refused from now on),
+    /// and queue its record. The vote is [`Participant::confirm`], once the
+    /// record is durable. A coordinator that is itself the first stop's
+    /// participant sends the other prepares between the two halves, so the
+    /// hold's fsync overlaps their round trips without giving up the
+    /// canonical order in which holds are taken.
+    pub fn hold(&self, p: &Prepare) -> Result<Hold1, Error> {
         if !self.points.contains_key(&p.point) {
             return Err(Error::not_found(format!(
                 "company {} has no point '{}'",
@@ -195,74 +251,80 @@ impl Participant {
         if p.start >= p.end {
             return Err(Error::malformed("window must have start < end"));
         }
-        {
-            let mut st = self.lock();
-            if st.aborted.contains(&p.txn) {
-                return Err(Error::new(
-                    Code::Abort,
-                    format!("transaction {} was already aborted here", p.txn),
-                ));
-            }
-            if let Some(h) = st.entries.get(&p.txn) {
-                return match h.state {
-                    HoldState::Writing => Err(Error::unavailable(format!(
-                        "prepare of {} is being written; retry",
-                        p.txn
-                    ))),
-                    // Idempotent: the same vote again.
-                    _ => Ok(self.vote(h)),
-                };
-            }
-            if let Some(h) = st.conflict(&p.point, (p.start, p.end)) {
-                return Err(Error::conflict(format!(
-                    "{} {}-{} is taken: overlaps {}-{} {} by another route",
-                    p.point,
-                    hhmm(p.start),
-                    hhmm(p.end),
-                    hhmm(h.start),
-                    hhmm(h.end),
-                    if h.state == HoldState::Committed {
-                        "reserved"
-                    } else {
-                        "held"
-                    }
-                )));
-            }
-            st.insert(hold_from(
-                p,
-                HoldState::Writing,
-                Instant::now() + self.expiry,
+        let mut st = self.lock();
+        if st.aborted.contains(&p.txn) {
+            return Err(Error::new(
+                Code::Abort,
+                format!("transaction {} was already aborted here", p.txn),
             ));
         }
+        if let Some(h) = st.entries.get(&p.txn) {
+            return match h.state {
+                HoldState::Writing => Err(Error::unavailable(format!(
+                    "prepare of {} is being written; retry",
+                    p.txn
+                ))),
+                // Idempotent: the same vote again.
+                _ => Ok(Hold1::Voted(self.vote(h))),
+            };
+        }
+        if let Some(h) = st.conflict(&p.point, (p.start, p.end)) {
+            return Err(Error::conflict(format!(
+                "{} {}-{} is taken: overlaps {}-{} {} by another route",
+                p.point,
+                hhmm(p.start),
+                hhmm(p.end),
+                hhmm(h.start),
+                hhmm(h.end),
+                if h.state == HoldState::Committed {
+                    "reserved"
+                } else {
+                    "held"
+                }
+            )));
+        }
+        st.insert(hold_from(
+            p,
+            HoldState::Writing,
+            Instant::now() + self.expiry,
+        ));
         crash::point("company.prepare.before_log");
         let mut rec = serde_json::to_value(p).unwrap_or(Value::Null);
         if let Value::Object(m) = &mut rec {
             m.insert("k".into(), json!("hold"));
         }
-        if let Err(e) = self.log(&rec) {
-            self.lock().remove(&p.txn);
-            return Err(e);
+        // Queued under the state lock: records reach the log in the order
+        // the state changed (a later commit or abort never precedes it).
+        match self.wal.enqueue(&[rec]) {
+            Ok(ticket) => Ok(Hold1::Writing(ticket)),
+            Err(e) => {
+                st.remove(&p.txn);
+                Err(self.log_failed(e))
+            }
+        }
+    }
+
+    /// Phase 1, second half: wait until the hold queued by
+    /// [`Participant::hold`] is durable, then vote yes.
+    pub fn confirm(&self, txn: &str, ticket: u64) -> Result<Body, Error> {
+        if let Err(e) = self.wal.wait(ticket) {
+            self.lock().remove(txn);
+            return Err(self.log_failed(e));
         }
         crash::point("company.prepare.after_log");
         let mut st = self.lock();
-        let aborted_meanwhile = st.aborted.contains(&p.txn);
-        let Some(h) = st.entries.get_mut(&p.txn) else {
-            return Err(Error::new(
-                Code::Abort,
-                format!("{} aborted meanwhile", p.txn),
-            ));
+        let aborted_meanwhile = st.aborted.contains(txn);
+        st.set_state(txn, HoldState::Held);
+        let Some(h) = st.entries.get(txn) else {
+            return Err(Error::new(Code::Abort, format!("{txn} aborted meanwhile")));
         };
-        h.state = HoldState::Held;
         let reply = self.vote(h);
         drop(st);
         if aborted_meanwhile {
             // An abort overtook our own prepare (the coordinator gave up on
             // us): the hold is logged, so log the abort after it too.
-            let _ = self.abort(&p.txn);
-            return Err(Error::new(
-                Code::Abort,
-                format!("{} aborted meanwhile", p.txn),
-            ));
+            let _ = self.abort(txn);
+            return Err(Error::new(Code::Abort, format!("{txn} aborted meanwhile")));
         }
         Ok(reply)
     }
@@ -301,12 +363,18 @@ impl Participant {
                 None => return Err(Error::not_found(format!("no hold for {txn}"))),
             }
         }
+        // The commit record is queued, not waited for: it reaches the disk
+        // with the next fsync of this log. The decision is already durable
+        // at the coordinator, which answers `decision` for every
+        // transaction it ever decided; a participant that loses this record
+        // in a crash restarts with the hold in doubt and asks again.
         crash::point("company.commit.before_log");
-        self.log(&json!({"k": "commit", "txn": txn}))?;
-        crash::point("company.commit.after_log");
-        if let Some(h) = self.lock().entries.get_mut(txn) {
-            h.state = HoldState::Committed;
+        {
+            let mut st = self.lock();
+            self.queue(&json!({"k": "commit", "txn": txn}))?;
+            st.set_state(txn, HoldState::Committed);
         }
+        crash::point("company.commit.after_log");
         Ok(outcome(txn, "committed"))
     }
 
@@ -339,12 +407,16 @@ impl Participant {
                 }
             }
         }
+        // Queued, not waited for (presumed abort): a participant that loses
+        // this record asks the coordinator, which answers abort.
         crash::point("company.abort.before_log");
-        self.log(&json!({"k": "abort", "txn": txn}))?;
+        {
+            let mut st = self.lock();
+            self.queue(&json!({"k": "abort", "txn": txn}))?;
+            st.remove(txn);
+            st.aborted.insert(txn.to_string());
+        }
         crash::point("company.abort.after_log");
-        let mut st = self.lock();
-        st.remove(txn);
-        st.aborted.insert(txn.to_string());
         Ok(outcome(txn, "aborted"))
     }
 
@@ -354,8 +426,12 @@ impl Participant {
     pub fn due_for_decision(&self, every: Duration) -> Vec<(String, String)> {
         let now = Instant::now();
         let mut st = self.lock();
+        let State { open, entries, .. } = &mut *st;
         let mut due = Vec::new();
-        for h in st.entries.values_mut() {
+        for t in open.iter() {
+            let Some(h) = entries.get_mut(t) else {
+                continue;
+            };
             if h.state == HoldState::Held && h.expires <= now {
                 h.expires = now + every;
                 h.asked += 1;
@@ -365,8 +441,11 @@ impl Participant {
         due
     }
 
-    /// `reservations`: committed reservations and current holds.
-    pub fn reservations(&self) -> Body {
+    /// `reservations`: committed reservations (a page of at most `limit`
+    /// from `offset`, in (point, start, txn) order) and every current hold.
+    /// A reply that stops short says where the next page starts
+    /// (`next_offset`): the whole history would not fit in one frame.
+    pub fn reservations(&self, offset: usize, limit: usize) -> Body {
         let st = self.lock();
         let mut res: Vec<&Hold> = st
             .entries
@@ -388,11 +467,18 @@ impl Participant {
             json!({"txn": h.txn, "point": h.point, "start": h.start, "end": h.end,
                    "coordinator": h.coordinator, "asked": h.asked})
         };
-        body(json!({
+        let total = res.len();
+        let page: Vec<Value> = res.iter().skip(offset).take(limit).map(view).collect();
+        let next = offset.saturating_add(page.len());
+        let mut out = body(json!({
             "company": self.name,
-            "reservations": res.iter().map(view).collect::<Vec<_>>(),
+            "reservations": page,
             "holds": holds.iter().map(hold_view).collect::<Vec<_>>(),
-        }))
+        }));
+        if next < total {
+            out.insert("next_offset".into(), json!(next));
+        }
+        out
     }
 
     /// `availability`: every point (or one) with its busy and free windows
@@ -415,16 +501,13 @@ impl Participant {
             if point.is_some_and(|want| want != id) {
                 continue;
             }
-            let mut busy: Vec<(u32, u32)> = st
+            let busy: Vec<(u32, u32)> = st
                 .by_point
                 .get(id)
                 .into_iter()
-                .flatten()
-                .filter_map(|t| st.entries.get(t))
-                .filter(|h| overlaps((h.start, h.end), (from, to)))
-                .map(|h| (h.start, h.end))
+                .flat_map(|b| b.overlapping((from, to)))
+                .map(|(s, e, _)| (s, e))
                 .collect();
-            busy.sort_unstable();
             let mut free = Vec::new();
             let mut at = from;
             for (s, e) in &busy {
@@ -447,7 +530,16 @@ impl Participant {
 
     pub fn status(&self) -> Value {
         let st = self.lock();
-        let count = |s: HoldState| st.entries.values().filter(|h| h.state == s).count();
+        let count = |s: HoldState| {
+            if s == HoldState::Committed {
+                return st.entries.len() - st.open.len();
+            }
+            st.open
+                .iter()
+                .filter_map(|t| st.entries.get(t))
+                .filter(|h| h.state == s)
+                .count()
+        };
         let (appends, fsyncs) = self.wal.stats();
         json!({
             "points": self.points.len(),
