@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Floors {
     pub rt_ms: f64,
     pub fsync_ms: f64,
+    /// One 128-byte record through `frota::wal` (preallocated file), p50.
+    pub wal_ms: f64,
     /// 1 round trip + 1 fsync, p50 (one durable rental operation).
     pub rental_op_ms: f64,
     /// Two of those back to back: one rent + return cycle.
@@ -89,6 +91,13 @@ pub fn measure(
         f.sync_data().expect("fdatasync");
     };
     let fs128 = repeat(dur / 4, 50, || sync(128));
+    // The same 128 bytes on disk through frota's log: framing, checksum and
+    // a preallocated file (an overwrite, not an append, for fdatasync).
+    let (wal, _) = frota::wal::Wal::open(dir.join("floor-wal.log")).expect("floor wal");
+    let rec = json!({"p": "r".repeat(128 - 22)});
+    let wal128 = repeat(dur / 4, 50, || wal.append(&rec).expect("wal append"));
+    drop(wal);
+    let _ = std::fs::remove_file(dir.join("floor-wal.log"));
     let op = repeat(dur / 4, 50, || {
         e.rt(&msg);
         sync(rental_rec);
@@ -103,12 +112,14 @@ pub fn measure(
     let fl = Floors {
         rt_ms: pct_ms(&rt, 0.5),
         fsync_ms: pct_ms(&fs128, 0.5),
+        wal_ms: pct_ms(&wal128, 0.5),
         rental_op_ms: pct_ms(&op, 0.5),
         rental_cycle_ms: 2.0 * pct_ms(&op, 0.5),
         ev_ms: pct_ms(&ev, 0.5),
         json: json!({
             "loopback_round_trip_128B": timing_json(&rt),
             "append_fdatasync_128B": timing_json(&fs128),
+            "frota_wal_append_128B": timing_json(&wal128),
             "rental_durable_op": {"what": format!("1 loopback round trip + 1 append+fdatasync of {rental_rec} B"),
                                    "timing": timing_json(&op)},
             "rental_durable_cycle_p50_ms": round(2.0 * pct_ms(&op, 0.5), 4),
@@ -117,10 +128,11 @@ pub fn measure(
         }),
     };
     eprintln!(
-        "bench:   round trip p50 {:.3} ms, fdatasync(128 B) p50 {:.3} ms (p99 {:.3}), rental op floor {:.3} ms, EV floor {:.3} ms",
+        "bench:   round trip p50 {:.3} ms, fdatasync(128 B) p50 {:.3} ms (p99 {:.3}), frota WAL append p50 {:.3} ms, rental op floor {:.3} ms, EV floor {:.3} ms",
         fl.rt_ms,
         fl.fsync_ms,
         pct_ms(&fs128, 0.99),
+        fl.wal_ms,
         fl.rental_op_ms,
         fl.ev_ms
     );
