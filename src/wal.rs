@@ -488,7 +488,7 @@ mod tests {
             w.append(&json!({"i": i, "pad": big})).unwrap();
         }
         let len = fs::metadata(&p).unwrap().len();
-        assert!(len >= 2_500_000 && len % PREALLOCATE == 0, "{len}");
+        assert!(len >= 2_500_000 && len.is_multiple_of(PREALLOCATE), "{len}");
         drop(w);
         let (_, r) = Wal::open(&p).unwrap();
         assert_eq!(r.records.len(), 25);
