@@ -531,6 +531,12 @@ impl Ledger {
     /// replaying it alone rebuilds this ledger (compaction). Ordered maps
     /// and a sorted pending list keep it deterministic, so two equal
     /// ledgers give equal snapshots.
+    /// How many entries a snapshot holds (pending requests and remembered
+    /// answers; the 14 cars are negligible): its cost to write.
+    pub fn snapshot_entries(&self) -> u64 {
+        (self.pending.len() + self.outcomes.len()) as u64
+    }
+
     pub fn snapshot(&self) -> Value {
         let cars = self.places();
         let mut pending: Vec<&Pending> = self.pending.values().collect();
