@@ -72,6 +72,16 @@ struct State {
     syncing: bool,
     /// A write or fsync failed: the log's tail is unknown, refuse to ack.
     failed: Option<String>,
+    /// File offset where `queued` will be written (every byte before it was
+    /// handed to a leader).
+    taken: u64,
+}
+
+/// A point in the log: everything enqueued so far (see [`Wal::mark`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    ticket: u64,
+    offset: u64,
 }
 
 /// What replay found.
@@ -130,7 +140,10 @@ impl Wal {
                 end: good as u64,
                 allocated: bytes.len() as u64,
             }),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                taken: good as u64,
+                ..State::default()
+            }),
             synced: Condvar::new(),
             fsyncs: AtomicU64::new(0),
             appends: AtomicU64::new(0),
@@ -209,6 +222,7 @@ impl Wal {
             // Become the leader for everything queued so far.
             st.syncing = true;
             let batch = std::mem::take(&mut st.queued);
+            st.taken += batch.len() as u64;
             let upto = st.last_queued;
             drop(st);
             let result = self.write_and_sync(&batch);
@@ -250,40 +264,65 @@ impl Wal {
         )
     }
 
-    /// Replace the whole log with `records` (compaction), atomically:
-    /// write a temp file, fsync it, rename over the log, fsync the directory.
-    /// A crash at any point leaves either the old log or the new one.
-    pub fn rewrite(&self, records: &[Value]) -> io::Result<()> {
-        // Hold the state lock so no append interleaves with the swap.
+    /// The log's current end: every record enqueued so far lies before it.
+    /// A caller that builds a snapshot of its state under its own lock (the
+    /// lock it enqueues under) takes the mark under that lock too; then
+    /// [`Wal::rewrite_from`] can swap the log for the snapshot later,
+    /// without holding that lock.
+    pub fn mark(&self) -> Mark {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.syncing || !st.queued.is_empty() {
-            // WouldBlock (not Other) so a caller can tell "try again later"
-            // from a real failure.
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "log busy; retry compaction later",
-            ));
+        Mark {
+            ticket: st.last_queued,
+            offset: st.taken + st.queued.len() as u64,
         }
+    }
+
+    /// Replace the log (compaction) by `records` — a snapshot of the state
+    /// at `mark` — followed by every record appended after `mark`,
+    /// atomically: the new log is written to a temp file and fsynced while
+    /// appends go on; then, with appends paused for a moment, the records
+    /// written since `mark` are copied after it, it is fsynced, renamed over
+    /// the log, and the directory fsynced. A crash at any point leaves
+    /// either the old log or the new one, each holding every durable record.
+    pub fn rewrite_from(&self, mark: Mark, records: &[Value]) -> io::Result<()> {
+        // The snapshot must cover records that are durable in the old log
+        // (nothing before the mark may be written after the snapshot).
+        self.wait(mark.ticket)?;
         let tmp = self.path.with_extension("compact.tmp");
         let mut out = Vec::new();
         for r in records {
             encode_into(&mut out, r)?;
         }
-        {
-            let mut t = File::create(&tmp)?;
-            t.write_all(&out)?;
-            t.sync_all()?;
+        let mut t = File::create(&tmp)?;
+        t.write_all(&out)?;
+        t.sync_all()?;
+        // Pause appends: no leader may write to the old file from here on.
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while st.syncing {
+            st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+        if let Some(why) = &st.failed {
+            return Err(io::Error::other(format!("log unusable: {why}")));
+        }
+        let mut tail = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        // Records written after the mark: already durable in the old log,
+        // so they must be in the new one, after the snapshot.
+        let after = st.taken.saturating_sub(mark.offset);
+        let mut moved = vec![0u8; after as usize];
+        tail.file.read_exact_at(&mut moved, mark.offset)?;
+        t.write_all(&moved)?;
+        t.sync_all()?;
+        drop(t);
         fs::rename(&tmp, &self.path)?;
         sync_dir(&self.path)?;
         let fresh = OpenOptions::new().read(true).write(true).open(&self.path)?;
-        let len = out.len() as u64;
-        *self.file.lock().unwrap_or_else(|p| p.into_inner()) = Tail {
+        let len = out.len() as u64 + after;
+        *tail = Tail {
             file: fresh,
             end: len,
             allocated: len,
         };
-        drop(st);
+        st.taken = len;
         Ok(())
     }
 }
@@ -495,6 +534,59 @@ mod tests {
         assert_eq!(r.truncated_bytes, 0);
     }
 
+    /// Compactions racing appends: the state behind each snapshot is taken
+    /// under the lock the appenders enqueue under (as the backup does), and
+    /// replay must see every record exactly once, in order.
+    #[test]
+    fn rewrite_from_keeps_every_record_under_concurrent_appends() {
+        use std::collections::BTreeMap;
+        let p = tmp("rewrite-race");
+        let (w, _) = Wal::open(&p).unwrap();
+        let w = Arc::new(w);
+        let state = Arc::new(Mutex::new(BTreeMap::<u64, u64>::new()));
+        let writers: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (w, state) = (w.clone(), state.clone());
+                std::thread::spawn(move || {
+                    for i in 1..=200u64 {
+                        let ticket = {
+                            let mut st = state.lock().unwrap();
+                            st.insert(t, i);
+                            w.enqueue(&[json!({"t": t, "i": i})]).unwrap()
+                        };
+                        w.wait(ticket).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..20 {
+            let (snap, mark) = {
+                let st = state.lock().unwrap();
+                (json!({"snap": *st}), w.mark())
+            };
+            w.rewrite_from(mark, &[snap]).unwrap();
+        }
+        for t in writers {
+            t.join().unwrap();
+        }
+        drop(w);
+        let (_, r) = Wal::open(&p).unwrap();
+        let mut seen = BTreeMap::<u64, u64>::new();
+        for rec in &r.records {
+            if let Some(snap) = rec.get("snap").and_then(Value::as_object) {
+                assert!(std::ptr::eq(rec, &r.records[0]), "snapshot comes first");
+                for (t, i) in snap {
+                    seen.insert(t.parse().unwrap(), i.as_u64().unwrap());
+                }
+                continue;
+            }
+            let (t, i) = (rec["t"].as_u64().unwrap(), rec["i"].as_u64().unwrap());
+            let last = seen.insert(t, i).unwrap_or(0);
+            assert_eq!(i, last + 1, "thread {t}: record {i} after {last}");
+        }
+        assert_eq!(seen.values().copied().collect::<Vec<_>>(), vec![200; 4]);
+    }
+
     #[test]
     fn rewrite_compacts() {
         let p = tmp("rewrite");
@@ -502,13 +594,20 @@ mod tests {
         for i in 0..10 {
             w.append(&json!({"i": i})).unwrap();
         }
-        w.rewrite(&[json!({"snapshot": true})]).unwrap();
+        let mark = w.mark();
+        // Appended after the snapshot's moment, before the swap: kept.
+        w.append(&json!({"between": 1})).unwrap();
+        w.rewrite_from(mark, &[json!({"snapshot": true})]).unwrap();
         w.append(&json!({"after": 1})).unwrap();
         drop(w);
         let (_, r) = Wal::open(&p).unwrap();
         assert_eq!(
             r.records,
-            vec![json!({"snapshot": true}), json!({"after": 1})]
+            vec![
+                json!({"snapshot": true}),
+                json!({"between": 1}),
+                json!({"after": 1})
+            ]
         );
     }
 }

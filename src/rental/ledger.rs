@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::message::Body;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where one vehicle is. Each of the 14 is in exactly one place, by
@@ -75,12 +76,58 @@ pub enum Decision {
     Record(Value),
 }
 
+/// A ledger's state at one moment, for a snapshot record.
+pub struct SnapshotParts {
+    lsn: u64,
+    cars: Body,
+    pending: Vec<Pending>,
+    queues: Body,
+    outcomes: HashMap<Arc<str>, Arc<(String, Body)>>,
+}
+
+impl SnapshotParts {
+    pub fn to_value(&self) -> Value {
+        let cars = &self.cars;
+        let mut pending: Vec<&Pending> = self.pending.iter().collect();
+        pending.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        let pending: Vec<Value> = pending
+            .into_iter()
+            .map(|p| {
+                let state = match &p.state {
+                    PendState::Waiting => json!({"state": "waiting"}),
+                    // `since` is not logged: like replaying the original
+                    // `return`/`match`, a restart restarts the claim clock.
+                    PendState::Allocated { car, terminal, .. } => {
+                        json!({"state": "allocated", "car": car, "terminal": terminal})
+                    }
+                    PendState::Claimed { car, terminal } => {
+                        json!({"state": "claimed", "car": car, "terminal": terminal})
+                    }
+                    PendState::Cancelled => json!({"state": "cancelled"}),
+                    PendState::Expired { car } => json!({"state": "expired", "car": car}),
+                };
+                json!({"request_id": p.request_id, "class": p.class.name(), "client": p.client,
+                       "callback": p.callback, "terminal": p.terminal, "state": state})
+            })
+            .collect();
+        let outcomes: BTreeMap<&str, Value> = self
+            .outcomes
+            .iter()
+            .map(|(rid, a)| (&**rid, json!({"op": a.0, "answer": a.1})))
+            .collect();
+        json!({"kind": "snapshot", "lsn": self.lsn, "cars": cars, "pending": pending,
+               "queues": self.queues, "outcomes": outcomes})
+    }
+}
+
 pub struct Ledger {
     cars: BTreeMap<String, Place>,
     pending: HashMap<String, Pending>,
     queues: BTreeMap<Class, VecDeque<String>>,
     /// request id → (operation, first answer) for rent, pend and return.
-    outcomes: HashMap<String, (String, Body)>,
+    /// Shared pointers, so a snapshot copies this map in a few milliseconds
+    /// under the lock and serializes it outside (see `snapshot_parts`).
+    outcomes: HashMap<Arc<str>, Arc<(String, Body)>>,
     lsn: u64,
 }
 
@@ -143,12 +190,10 @@ impl Ledger {
     fn known(&self, request_id: &str, op: &str) -> Result<Option<Body>, Error> {
         match self.outcomes.get(request_id) {
             None => Ok(None),
-            Some((o, body)) if o == op || (op != "return" && o != "return") => {
-                Ok(Some(body.clone()))
-            }
-            Some((o, _)) => Err(Error::new(
+            Some(a) if a.0 == op || (op != "return" && a.0 != "return") => Ok(Some(a.1.clone())),
+            Some(a) => Err(Error::new(
                 crate::error::Code::AlreadyExists,
-                format!("request id '{request_id}' was already used by a '{o}'"),
+                format!("request id '{request_id}' was already used by a '{}'", a.0),
             )),
         }
     }
@@ -419,7 +464,7 @@ impl Ledger {
                     },
                 );
                 let b = rented_body(&rid, &car, field(rec, "terminal"));
-                self.outcomes.insert(rid, ("rent".into(), b.clone()));
+                self.remember(rid, "rent", &b);
                 b
             }
             "pend" => {
@@ -444,7 +489,7 @@ impl Ledger {
                     "request_id": rid, "status": "pending", "class": class.name(),
                     "position": position, "terminal": field(rec, "terminal"),
                 }));
-                self.outcomes.insert(rid, ("pend".into(), b.clone()));
+                self.remember(rid, "pend", &b);
                 b
             }
             "return" => {
@@ -465,7 +510,7 @@ impl Ledger {
                 let b = crate::body(json!({
                     "request_id": rid, "car": car, "terminal": terminal, "handed_to": handed,
                 }));
-                self.outcomes.insert(rid, ("return".into(), b.clone()));
+                self.remember(rid, "return", &b);
                 b
             }
             "cancel" => {
@@ -537,37 +582,25 @@ impl Ledger {
         (self.pending.len() + self.outcomes.len()) as u64
     }
 
+    fn remember(&mut self, rid: String, op: &str, answer: &Body) {
+        self.outcomes
+            .insert(rid.into(), Arc::new((op.to_string(), answer.clone())));
+    }
+
     pub fn snapshot(&self) -> Value {
-        let cars = self.places();
-        let mut pending: Vec<&Pending> = self.pending.values().collect();
-        pending.sort_by(|a, b| a.request_id.cmp(&b.request_id));
-        let pending: Vec<Value> = pending
-            .into_iter()
-            .map(|p| {
-                let state = match &p.state {
-                    PendState::Waiting => json!({"state": "waiting"}),
-                    // `since` is not logged: like replaying the original
-                    // `return`/`match`, a restart restarts the claim clock.
-                    PendState::Allocated { car, terminal, .. } => {
-                        json!({"state": "allocated", "car": car, "terminal": terminal})
-                    }
-                    PendState::Claimed { car, terminal } => {
-                        json!({"state": "claimed", "car": car, "terminal": terminal})
-                    }
-                    PendState::Cancelled => json!({"state": "cancelled"}),
-                    PendState::Expired { car } => json!({"state": "expired", "car": car}),
-                };
-                json!({"request_id": p.request_id, "class": p.class.name(), "client": p.client,
-                       "callback": p.callback, "terminal": p.terminal, "state": state})
-            })
-            .collect();
-        let outcomes: BTreeMap<&String, Value> = self
-            .outcomes
-            .iter()
-            .map(|(rid, (op, b))| (rid, json!({"op": op, "answer": b})))
-            .collect();
-        json!({"kind": "snapshot", "lsn": self.lsn, "cars": cars, "pending": pending,
-               "queues": self.queues(), "outcomes": outcomes})
+        self.snapshot_parts().to_value()
+    }
+
+    /// What a snapshot needs, copied cheaply (the answers are shared, not
+    /// cloned): taken under the backup's lock, serialized after it.
+    pub fn snapshot_parts(&self) -> SnapshotParts {
+        SnapshotParts {
+            lsn: self.lsn,
+            cars: self.places(),
+            pending: self.pending.values().cloned().collect(),
+            queues: self.queues(),
+            outcomes: self.outcomes.clone(),
+        }
     }
 
     /// Replace the whole state with a snapshot record's. Unreadable parts
@@ -652,10 +685,7 @@ impl Ledger {
         if let Some(outcomes) = rec.get("outcomes").and_then(Value::as_object) {
             for (rid, o) in outcomes {
                 let answer = o.get("answer").and_then(Value::as_object).cloned();
-                fresh.outcomes.insert(
-                    rid.clone(),
-                    (field(o, "op").to_string(), answer.unwrap_or_default()),
-                );
+                fresh.remember(rid.clone(), field(o, "op"), &answer.unwrap_or_default());
             }
         }
         *self = fresh;
@@ -666,10 +696,10 @@ impl Ledger {
         if let Some(p) = self.pending.get(request_id) {
             return self.pending_body(p);
         }
-        if let Some((op, b)) = self.outcomes.get(request_id) {
-            if op == "rent" {
+        if let Some(a) = self.outcomes.get(request_id) {
+            if a.0 == "rent" {
                 // Served at once, never pending: say so, with the car.
-                let mut b = b.clone();
+                let mut b = a.1.clone();
                 b.insert("status".into(), json!("rented"));
                 return b;
             }
