@@ -116,8 +116,25 @@ pub fn record(dir: &str, local: Option<SocketAddr>, remote: Option<SocketAddr>, 
         "in_reply_to": msg.get("in_reply_to").cloned().unwrap_or(Value::Null),
     });
     // A few fields make ladders readable without dumping payloads.
-    for k in ["code", "topic", "txn", "class", "car", "status", "outcome"] {
-        if let Some(v) = msg.get(k) {
+    let keys = [
+        "code",
+        "topic",
+        "txn",
+        "class",
+        "car",
+        "status",
+        "outcome",
+        "commit",
+        "abort",
+        "committed",
+        "aborted",
+    ];
+    for k in keys {
+        // Empty lists (a `decide` with no aborts) say nothing.
+        if let Some(v) = msg
+            .get(k)
+            .filter(|v| v.as_array().is_none_or(|a| !a.is_empty()))
+        {
             if let Some(o) = rec.as_object_mut() {
                 o.insert(k.to_string(), v.clone());
             }

@@ -217,15 +217,28 @@ pub fn normalise(recs: &mut [Value]) {
                 o.insert(k.into(), json!(n));
             }
         }
-        if let Some(t) = o.get("txn").and_then(Value::as_str).map(str::to_string) {
-            if let Some((who, num)) = t.split_once('-') {
-                if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
-                    let n = txns.len() + 1;
-                    let short = txns
-                        .entry(t.clone())
-                        .or_insert_with(|| format!("{who}-t{n}"))
-                        .clone();
-                    o.insert("txn".into(), json!(short));
+        let mut short = |t: &str| -> Option<String> {
+            let (who, num) = t.split_once('-')?;
+            if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let n = txns.len() + 1;
+            Some(
+                txns.entry(t.to_string())
+                    .or_insert_with(|| format!("{who}-t{n}"))
+                    .clone(),
+            )
+        };
+        if let Some(s) = o.get("txn").and_then(Value::as_str).and_then(&mut short) {
+            o.insert("txn".into(), json!(s));
+        }
+        // Lists of transactions (`decide` and its reply).
+        for k in ["commit", "abort", "committed", "aborted"] {
+            if let Some(Value::Array(ts)) = o.get_mut(k) {
+                for t in ts.iter_mut() {
+                    if let Some(s) = t.as_str().and_then(&mut short) {
+                        *t = json!(s);
+                    }
                 }
             }
         }

@@ -109,8 +109,24 @@ fn label(r: &Value) -> String {
     if let Some(id) = r.get("in_reply_to").and_then(Value::as_u64) {
         l.push_str(&format!(" ↩{}", id % 10_000));
     }
-    for k in ["class", "car", "status", "outcome", "txn", "topic", "code"] {
-        if let Some(v) = r.get(k) {
+    let keys = [
+        "class",
+        "car",
+        "status",
+        "outcome",
+        "txn",
+        "commit",
+        "abort",
+        "committed",
+        "aborted",
+        "topic",
+        "code",
+    ];
+    for k in keys {
+        if let Some(v) = r
+            .get(k)
+            .filter(|v| v.as_array().is_none_or(|a| !a.is_empty()))
+        {
             let v = match v {
                 Value::String(x) => x.clone(),
                 Value::Object(o) => o

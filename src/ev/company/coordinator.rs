@@ -32,9 +32,9 @@ use crate::ev::points::Stop;
 use crate::message::{body, Body};
 use crate::wal::Wal;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +47,8 @@ enum TxnState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
+/// A phase-2 outcome.
+pub enum Decision {
     Commit,
     Abort,
 }
@@ -85,7 +86,7 @@ pub const CRASH_POINTS: [(&str, &str); 14] = [
     ),
     (
         "company.coord.after_phase2",
-        "the decision was sent to every participant asked, before the reply (acks not yet read)",
+        "the decision was applied locally and queued for every other participant asked, before the reply",
     ),
     (
         "company.coord.before_resend",
@@ -117,9 +118,9 @@ pub const CRASH_POINTS: [(&str, &str); 14] = [
     ),
 ];
 
-/// Decisions whose acknowledgements may wait for a collector thread; past
-/// that, the coordinating thread collects its own (back-pressure).
-const COLLECT_QUEUE: usize = 256;
+/// Decisions that may wait for one peer's decider thread; past that, the
+/// coordinating thread waits (back-pressure).
+const DECIDE_QUEUE: usize = 4096;
 
 /// How long a `decision` waits for a commit record being written.
 const DECISION_WAIT: Duration = Duration::from_secs(2);
@@ -148,9 +149,12 @@ pub struct Coordinator {
     /// a retried request gets the same answer instead of a second route.
     answered: Mutex<HashMap<(String, String), RouteOutcome>>,
     counters: Counters,
-    /// To the ack collector thread, once started (else acks are collected
-    /// inline, before the reply).
-    collector: Mutex<Option<crossbeam_channel::Sender<Acks>>>,
+    /// Per peer, to its decider thread, once started (else decisions are
+    /// sent and acknowledged inline, before the reply).
+    deciders: OnceLock<BTreeMap<String, crossbeam_channel::Sender<(String, Decision)>>>,
+    /// Decided transactions whose remote participants have not all
+    /// answered yet: txn → those still to answer.
+    inflight: Mutex<HashMap<String, Vec<String>>>,
 }
 
 /// A participant message on its way (see [`Coordinator::send_all`]).
@@ -164,7 +168,7 @@ enum Sent {
 }
 
 /// Phase two of one transaction, acknowledgements not yet collected.
-pub struct Acks {
+struct Acks {
     txn: String,
     decision: Decision,
     targets: Vec<String>,
@@ -291,7 +295,8 @@ impl Coordinator {
             unfinished: Mutex::new(unfinished),
             answered: Mutex::new(HashMap::new()),
             counters: Counters::default(),
-            collector: Mutex::new(None),
+            deciders: OnceLock::new(),
+            inflight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -603,11 +608,13 @@ impl Coordinator {
         Decision::Commit
     }
 
-    /// Send the decision to `targets`, all at once. The acknowledgements
-    /// are collected off the reply path (by the ack collector thread, if
-    /// running): the decision is durable here, so the route's outcome is
-    /// final, and a participant that misses it asks for it. Unacknowledged
-    /// targets go to the finisher, which keeps resending.
+    /// Send the decision to `targets`. Our own participant gets it in
+    /// process at once; the others get it from their peer's decider thread
+    /// (see [`Coordinator::send_decisions`]), off the reply path: the
+    /// decision is durable here, so the route's outcome is final, and a
+    /// participant that misses it asks for it. Unacknowledged targets go to
+    /// the finisher, which keeps resending. Without decider threads (not
+    /// started), the decision is sent and acknowledged before returning.
     fn phase_two(&self, txn: &str, d: Decision, targets: &[String]) {
         if d == Decision::Abort {
             self.table().insert(txn.to_string(), TxnState::Aborted);
@@ -618,45 +625,173 @@ impl Coordinator {
         } else {
             "abort"
         };
-        let msgs = targets
-            .iter()
-            .map(|c| (c.clone(), kind, body(json!({"txn": txn}))))
-            .collect();
-        let job = Acks {
-            txn: txn.to_string(),
-            decision: d,
-            targets: targets.to_vec(),
-            sent: self.start_all(msgs),
+        let Some(deciders) = self.deciders.get() else {
+            let msgs = targets
+                .iter()
+                .map(|c| (c.clone(), kind, body(json!({"txn": txn}))))
+                .collect();
+            let job = Acks {
+                txn: txn.to_string(),
+                decision: d,
+                targets: targets.to_vec(),
+                sent: self.start_all(msgs),
+            };
+            crash::point("company.coord.after_phase2");
+            self.collect(job);
+            return;
         };
-        crash::point("company.coord.after_phase2");
-        // A full queue (collectors behind) or none: collect here, which
-        // slows this route's reply and so pushes back on new routes.
-        let job = match self
-            .collector
+        let (local, remote): (Vec<&String>, Vec<&String>) =
+            targets.iter().partition(|c| **c == self.name);
+        let mut failed = Vec::new();
+        for c in local {
+            let req = crate::message::Request::new(kind, body(json!({"txn": txn})));
+            if !acknowledged(c, kind, txn, self.local_call(&req)) {
+                failed.push(c.clone());
+            }
+        }
+        if !failed.is_empty() {
+            self.unfinished
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    txn.to_string(),
+                    Unfinished {
+                        decision: d,
+                        pending: failed.clone(),
+                    },
+                );
+        }
+        if remote.is_empty() {
+            crash::point("company.coord.after_phase2");
+            if failed.is_empty() {
+                self.end(txn);
+            }
+            return;
+        }
+        self.inflight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            Some(tx) => match tx.try_send(job) {
-                Ok(()) => return,
-                Err(back) => back.into_inner(),
-            },
-            None => job,
-        };
-        self.collect(job);
+            .insert(
+                txn.to_string(),
+                remote.iter().map(|c| c.to_string()).collect(),
+            );
+        for c in remote {
+            let queued = deciders
+                .get(c.as_str())
+                .is_some_and(|tx| tx.send((txn.to_string(), d)).is_ok());
+            if !queued {
+                self.settle(txn, c, d, false);
+            }
+        }
+        crash::point("company.coord.after_phase2");
     }
 
-    /// Start handing phase-two acknowledgements to a collector: returns the
-    /// receiving end, to be drained with [`Coordinator::collect`].
-    pub fn start_collector(&self) -> crossbeam_channel::Receiver<Acks> {
-        let (tx, rx) = crossbeam_channel::bounded(COLLECT_QUEUE);
-        *self.collector.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
-        rx
+    /// Start one decision queue per peer: returns each peer's receiving
+    /// end, to be drained (in batches) with [`Coordinator::send_decisions`].
+    pub fn start_deciders(&self) -> Vec<(String, crossbeam_channel::Receiver<(String, Decision)>)> {
+        let mut senders = BTreeMap::new();
+        let mut receivers = Vec::new();
+        for peer in self.peers.keys().filter(|p| **p != self.name) {
+            let (tx, rx) = crossbeam_channel::bounded(DECIDE_QUEUE);
+            senders.insert(peer.clone(), tx);
+            receivers.push((peer.clone(), rx));
+        }
+        if self.deciders.set(senders).is_err() {
+            return Vec::new(); // already started
+        }
+        receivers
+    }
+
+    /// Send a batch of decisions to `peer` as one `decide` and settle each.
+    pub fn send_decisions(&self, peer: &str, batch: Vec<(String, Decision)>) {
+        let pick = |want: Decision| -> Vec<&str> {
+            batch
+                .iter()
+                .filter(|(_, d)| *d == want)
+                .map(|(t, _)| t.as_str())
+                .collect()
+        };
+        let fields =
+            body(json!({"commit": pick(Decision::Commit), "abort": pick(Decision::Abort)}));
+        let reply = match self.peers.get(peer) {
+            Some(addr) => self.pool.call(addr, "decide", fields),
+            None => Err(Error::new(
+                Code::NodeNotFound,
+                format!("unknown company '{peer}'"),
+            )),
+        };
+        let mut done: HashSet<String> = HashSet::new();
+        match reply {
+            Ok(b) => {
+                for key in ["committed", "aborted"] {
+                    done.extend(
+                        b.get(key)
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .map(String::from),
+                    );
+                }
+                for f in b
+                    .get("failed")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    log::warn!("{}: {peer} refused a decision: {f}", self.name);
+                }
+            }
+            Err(e) => log::info!(
+                "{}: {} decision(s) to {peer} not acknowledged ({e}); will retry",
+                self.name,
+                batch.len()
+            ),
+        }
+        for (txn, d) in batch {
+            let ok = done.contains(&txn);
+            self.settle(&txn, peer, d, ok);
+        }
+    }
+
+    /// `peer` acknowledged `txn`'s decision (`ok`) or not (then it is the
+    /// finisher's). The last acknowledgement writes `end`.
+    fn settle(&self, txn: &str, peer: &str, d: Decision, ok: bool) {
+        let last = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            match inflight.get_mut(txn) {
+                Some(left) => {
+                    left.retain(|c| c != peer);
+                    let last = left.is_empty();
+                    if last {
+                        inflight.remove(txn);
+                    }
+                    last
+                }
+                None => false,
+            }
+        };
+        let mut unfinished = self.unfinished.lock().unwrap_or_else(|p| p.into_inner());
+        if !ok {
+            unfinished
+                .entry(txn.to_string())
+                .or_insert(Unfinished {
+                    decision: d,
+                    pending: Vec::new(),
+                })
+                .pending
+                .push(peer.to_string());
+            return;
+        }
+        if last && !unfinished.contains_key(txn) {
+            drop(unfinished);
+            self.end(txn);
+        }
     }
 
     /// Wait for the acknowledgements of one decision; `end` it if everyone
     /// acknowledged, else leave it to the finisher.
-    pub fn collect(&self, job: Acks) {
+    fn collect(&self, job: Acks) {
         let Acks {
             txn,
             decision,

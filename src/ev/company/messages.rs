@@ -26,6 +26,18 @@ pub struct TxnRef {
     pub txn: String,
 }
 
+/// `decide`: several phase-2 decisions for one participant in one message.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Decide {
+    #[serde(default)]
+    pub commit: Vec<String>,
+    #[serde(default)]
+    pub abort: Vec<String>,
+}
+
+/// Most decisions in one `decide` (a bound on the work one message asks).
+pub const MAX_DECIDE: usize = 1000;
+
 /// `availability`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Availability {

@@ -23,7 +23,7 @@ use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
 use crate::wal::Wal;
 use coordinator::Coordinator;
 use crossbeam_channel::{bounded, Receiver, TrySendError};
-use messages::{Availability, Prepare, RouteOutcome, RouteRequest, TxnRef};
+use messages::{Availability, Decide, Prepare, RouteOutcome, RouteRequest, TxnRef, MAX_DECIDE};
 use participant::Participant;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -39,9 +39,6 @@ pub const REQUEST_FILTER: &str = "$share/companies/vehicle/+/request";
 /// Most reservations in one `reservations` reply (about 120 bytes each,
 /// well inside the 1 MiB frame limit).
 pub const RESERVATIONS_PAGE: usize = 2000;
-
-/// Threads reading phase-two acknowledgements (see `start_background`).
-const ACK_COLLECTORS: usize = 4;
 
 pub fn flags() -> Vec<Flag> {
     vec![
@@ -216,6 +213,11 @@ impl Company {
                 r#"{"type":"abort","id":4,"txn":"nc-2"}"#,
             ),
             MessageHelp::new(
+                "decide",
+                "phase 2 for several txns at once: commit and abort lists; replies what was done and what failed",
+                r#"{"type":"decide","id":8,"commit":["nc-1"],"abort":["nc-3"]}"#,
+            ),
+            MessageHelp::new(
                 "decision",
                 "ask this company, as coordinator, for txn's outcome; undecided = abort, recorded first",
                 leak(format!(r#"{{"type":"decision","id":5,"txn":"{n}-1"}}"#)),
@@ -247,19 +249,23 @@ impl Company {
 
     /// Start the resolver and (with a broker) the listener and workers.
     pub fn start_background(self: &Arc<Self>) -> std::io::Result<()> {
-        // Phase-two acknowledgements are read off the reply path by a few
-        // collectors (a few, so one slow participant does not hold up the
-        // acks of routes that do not involve it).
-        let acks = self.coordinator.start_collector();
-        for i in 0..ACK_COLLECTORS {
-            let (me, acks) = (self.clone(), acks.clone());
+        // Phase-two decisions go to each peer off the reply path, from one
+        // thread per peer that sends whatever has piled up as one `decide`
+        // (so a slow participant holds up only its own decisions, and under
+        // load one message carries many).
+        for (peer, rx) in self.coordinator.start_deciders() {
+            let me = self.clone();
             thread::Builder::new()
-                .name(format!("acks-{i}"))
+                .name(format!("decide-{peer}"))
                 .spawn(move || {
                     while !me.stop.load(Ordering::Relaxed) {
-                        if let Ok(job) = acks.recv_timeout(Duration::from_millis(200)) {
-                            me.coordinator.collect(job);
-                        }
+                        let Ok(first) = rx.recv_timeout(Duration::from_millis(200)) else {
+                            continue;
+                        };
+                        let batch: Vec<_> = std::iter::once(first)
+                            .chain(rx.try_iter().take(MAX_DECIDE - 1))
+                            .collect();
+                        me.coordinator.send_decisions(&peer, batch);
                     }
                 })?;
         }
@@ -464,6 +470,15 @@ impl Handler for Company {
             }
             "prepare" => self.participant.prepare(&req.parse::<Prepare>()?),
             "commit" => self.participant.commit(&req.parse::<TxnRef>()?.txn),
+            "decide" => {
+                let d: Decide = req.parse()?;
+                if d.commit.len() + d.abort.len() > MAX_DECIDE {
+                    return Err(Error::malformed(format!(
+                        "at most {MAX_DECIDE} decisions in one decide"
+                    )));
+                }
+                Ok(self.participant.decide(&d.commit, &d.abort))
+            }
             "abort" => self.participant.abort(&req.parse::<TxnRef>()?.txn),
             "decision" => self.coordinator.decision(&req.parse::<TxnRef>()?.txn),
             "reserve" => {

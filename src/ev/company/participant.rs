@@ -420,6 +420,30 @@ impl Participant {
         Ok(outcome(txn, "aborted"))
     }
 
+    /// `decide`: commit and abort several transactions (each exactly as
+    /// its own `commit`/`abort` would). The reply lists what was done and
+    /// what failed, with each failure's error code.
+    pub fn decide(&self, commit: &[String], abort: &[String]) -> Body {
+        let mut done = (Vec::new(), Vec::new(), Vec::new());
+        for (txns, is_commit) in [(commit, true), (abort, false)] {
+            for t in txns {
+                let r = if is_commit {
+                    self.commit(t)
+                } else {
+                    self.abort(t)
+                };
+                match r {
+                    Ok(_) if is_commit => done.0.push(t.clone()),
+                    Ok(_) => done.1.push(t.clone()),
+                    Err(e) => done
+                        .2
+                        .push(json!({"txn": t, "code": e.code.number(), "text": e.text})),
+                }
+            }
+        }
+        body(json!({"committed": done.0, "aborted": done.1, "failed": done.2}))
+    }
+
     /// Held (in-doubt) transactions whose hold expired: (txn, coordinator).
     /// Their next expiry is pushed back by `every` so they are asked once
     /// per round.
