@@ -38,7 +38,7 @@ fn main() {
             ),
             opt(
                 "compact-every",
-                "10000",
+                "100000",
                 "rewrite the log as one snapshot after this many records (0 = never)",
             ),
         ]),
