@@ -21,7 +21,8 @@ fn all_yes_commits_everywhere_and_one_no_aborts_everywhere() {
     assert_eq!(ok["outcome"], "reserved", "{ok:?}");
     let txn = ok["txn"].as_str().unwrap().to_string();
     assert!(txn.starts_with("A-"), "{txn}");
-    assert!(committed_everywhere(&c, &txn));
+    // Phase 2 travels after the reply (protocol.md, rule 7): poll for it.
+    assert!(wait(10, || committed_everywhere(&c, &txn)));
 
     // C's point is taken at 12:00 by a one-stop route; a route needing it
     // is prepared at A and B (yes), refused at C (no) → aborted at all.
@@ -32,10 +33,13 @@ fn all_yes_commits_everywhere_and_one_no_aborts_everywhere() {
     assert_eq!(no["conflict"]["company"], "C");
     assert_eq!(no["conflict"]["code"], Code::Conflict.number());
     let bad = no["txn"].as_str().unwrap().to_string();
-    for n in ["A", "B", "C"] {
+    let gone = |n: &str| {
         let b = book(&c, n);
-        assert!(!txns_in(&b, "reservations").contains(&bad), "{n}: {b:?}");
-        assert!(!txns_in(&b, "holds").contains(&bad), "{n}: {b:?}");
+        !txns_in(&b, "reservations").contains(&bad) && !txns_in(&b, "holds").contains(&bad)
+    };
+    for n in ["A", "B", "C"] {
+        assert!(!txns_in(&book(&c, n), "reservations").contains(&bad), "{n}");
+        assert!(wait(10, || gone(n)), "{n}: {:?}", book(&c, n));
     }
     // The refused route's A and B stops are free again.
     let again = reserve(&c, "company-C", "r4", &route(10)[..2]).unwrap();

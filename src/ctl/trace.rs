@@ -114,6 +114,7 @@ fn label(r: &Value) -> String {
         "car",
         "status",
         "outcome",
+        "vote",
         "txn",
         "commit",
         "abort",

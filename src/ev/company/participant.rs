@@ -53,6 +53,9 @@ pub struct Hold {
     pub state: HoldState,
     #[serde(skip)]
     pub expires: Instant,
+    /// While `Writing`: the log ticket of the hold record.
+    #[serde(skip)]
+    pub ticket: u64,
     /// Times we asked the coordinator for the outcome (blocking case).
     pub asked: u32,
 }
@@ -260,10 +263,8 @@ impl Participant {
         }
         if let Some(h) = st.entries.get(&p.txn) {
             return match h.state {
-                HoldState::Writing => Err(Error::unavailable(format!(
-                    "prepare of {} is being written; retry",
-                    p.txn
-                ))),
+                // Its record is queued: the vote comes once it is durable.
+                HoldState::Writing => Ok(Hold1::Writing(h.ticket)),
                 // Idempotent: the same vote again.
                 _ => Ok(Hold1::Voted(self.vote(h))),
             };
@@ -296,7 +297,12 @@ impl Participant {
         // Queued under the state lock: records reach the log in the order
         // the state changed (a later commit or abort never precedes it).
         match self.wal.enqueue(&[rec]) {
-            Ok(ticket) => Ok(Hold1::Writing(ticket)),
+            Ok(ticket) => {
+                if let Some(h) = st.entries.get_mut(&p.txn) {
+                    h.ticket = ticket;
+                }
+                Ok(Hold1::Writing(ticket))
+            }
             Err(e) => {
                 st.remove(&p.txn);
                 Err(self.log_failed(e))
@@ -314,7 +320,12 @@ impl Participant {
         crash::point("company.prepare.after_log");
         let mut st = self.lock();
         let aborted_meanwhile = st.aborted.contains(txn);
-        st.set_state(txn, HoldState::Held);
+        // Only Writing → Held: another confirm of the same hold (a retried
+        // prepare's) may have voted already, and the hold may even be
+        // committed since.
+        if st.entries.get(txn).map(|h| h.state) == Some(HoldState::Writing) {
+            st.set_state(txn, HoldState::Held);
+        }
         let Some(h) = st.entries.get(txn) else {
             return Err(Error::new(Code::Abort, format!("{txn} aborted meanwhile")));
         };
@@ -588,9 +599,77 @@ fn hold_from(p: &Prepare, state: HoldState, expires: Instant) -> Hold {
         state,
         expires,
         asked: 0,
+        ticket: 0,
     }
 }
 
 fn outcome(txn: &str, state: &str) -> Body {
     body(json!({"txn": txn, "state": state}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ev::points::PointSet;
+
+    fn participant(name: &str) -> Participant {
+        let dir = crate::launch::temp_dir(&format!("participant-{name}"));
+        let (wal, replay) = Wal::open(dir.join("participant.log")).unwrap();
+        let points = PointSet::default_set().of_company("B").cloned().collect();
+        Participant::open("B", points, wal, &replay.records, Duration::from_secs(60))
+    }
+
+    fn prep(txn: &str) -> Prepare {
+        Prepare {
+            txn: txn.into(),
+            coordinator: "A".into(),
+            point: "B-REC-1".into(),
+            start: 600,
+            end: 660,
+            vehicle: "v1".into(),
+            participants: vec!["A".into(), "B".into()],
+        }
+    }
+
+    fn state_of(p: &Participant, txn: &str) -> Option<HoldState> {
+        p.lock().entries.get(txn).map(|h| h.state)
+    }
+
+    /// Found by the bench (with an "early prepare" experiment, since
+    /// dropped): a first confirm finishing after a retried prepare voted and
+    /// the commit arrived set the hold back to held, leaving a committed
+    /// route half-reserved in memory.
+    #[test]
+    fn a_late_confirm_never_undoes_a_commit() {
+        let p = participant("late-confirm");
+        let Ok(Hold1::Writing(ticket)) = p.hold(&prep("t1")) else {
+            panic!("a fresh hold is being written");
+        };
+        assert_eq!(state_of(&p, "t1"), Some(HoldState::Writing));
+        // A retried prepare waits for the same record, then votes.
+        let vote = p.prepare(&prep("t1")).unwrap();
+        assert_eq!(vote["vote"], "yes");
+        p.commit("t1").unwrap();
+        // The first prepare's own confirm comes last.
+        let late = p.confirm("t1", ticket).unwrap();
+        assert_eq!(late["state"], "committed");
+        assert_eq!(state_of(&p, "t1"), Some(HoldState::Committed));
+        assert_eq!(p.due_for_decision(Duration::ZERO), vec![]);
+    }
+
+    /// An abort that overtakes a hold being written wins once it is written.
+    #[test]
+    fn an_abort_during_writing_is_applied_after_the_record() {
+        let p = participant("abort-writing");
+        let Ok(Hold1::Writing(ticket)) = p.hold(&prep("t2")) else {
+            panic!("a fresh hold is being written");
+        };
+        p.abort("t2").unwrap();
+        assert!(
+            p.confirm("t2", ticket).is_err(),
+            "no yes vote after an abort"
+        );
+        assert_eq!(state_of(&p, "t2"), None);
+        assert!(p.prepare(&prep("t2")).is_err(), "stays aborted");
+    }
 }
