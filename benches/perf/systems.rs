@@ -108,6 +108,18 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     // EV.
     let t = Instant::now();
     let mut e = ev::Ev::start(&dir.join("ev"));
+    // The goal is per-connection overhead: measured on a fresh company, so
+    // the figure does not depend on how many routes the runs below commit
+    // (their state is reported separately, after the runs).
+    let pid = e.cluster.proc_mut("company-A").map(|p| p.pid());
+    let company_mem = pid.and_then(|pid| {
+        memory::measure(
+            "frota-company A (fresh)",
+            pid,
+            e.cluster.addr("company-A"),
+            if smoke { 20 } else { 1000 },
+        )
+    });
     let ev0 = e.log_stats();
     let mut ev_runs = Vec::new();
     for &n in counts.iter().filter(|_| only != "rental") {
@@ -135,15 +147,9 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     }
     let audit = e.audit();
     eprintln!("bench: EV audit: {audit}");
-    let pid = e.cluster.proc_mut("company-A").map(|p| p.pid());
-    let company_mem = pid.and_then(|pid| {
-        memory::measure(
-            "frota-company A (after the EV runs)",
-            pid,
-            e.cluster.addr("company-A"),
-            if smoke { 20 } else { 1000 },
-        )
-    });
+    // What the runs' state costs: every reservation, decision and answer
+    // kept for retries stays in memory (and in the logs) for good.
+    let after_runs_kib = pid.and_then(memory::rss_kib);
     drop(e);
     eprintln!("bench: EV done in {:.1} s", t.elapsed().as_secs_f64());
     // The disk of a shared VM drifts: measure the floors again at the end
@@ -215,6 +221,13 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     let mut mem = Map::new();
     if let Some(m) = &company_mem {
         mem.insert("frota-company".into(), m.to_json());
+    }
+    let routes_committed = audit["routes_committed"].as_u64().unwrap_or(0);
+    if let Some(kib) = after_runs_kib {
+        mem.insert(
+            "frota-company_after_runs".into(),
+            json!({"rss_kib": kib, "routes_committed": routes_committed}),
+        );
     }
     json.insert("memory".into(), Value::Object(mem));
     let scale = |runs: &[Run]| -> Vec<Value> {
@@ -301,6 +314,12 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     ));
     if let Some(m) = &company_mem {
         lines.push(m.line());
+    }
+    if let Some(kib) = after_runs_kib {
+        lines.push(format!(
+            "  the same company after the runs: RSS {:.1} MiB holding {routes_committed} committed routes (state is kept for good: reservations, decisions, answers to retries)",
+            kib as f64 / 1024.0
+        ));
     }
     lines.push("scaling (throughput by concurrent clients; speedup over 1 client):".into());
     lines.push(format!(
