@@ -9,8 +9,9 @@
 //! ```
 //!
 //! * Stops are prepared in one global order (company name): the first stop
-//!   alone, then all the others at once (one parallel round instead of
-//!   N-1 sequential ones). Racing routes for the same stops therefore meet
+//!   alone (only its in-memory hold, when it is our own), then all the
+//!   others at once, from this thread (`send_all`: send every message, then
+//!   read every reply; one parallel round instead of N-1 sequential ones). Racing routes for the same stops therefore meet
 //!   at the first stop, where exactly one gets the hold and the others fail
 //!   fast: one wins, never none. (Routes that share only later stops can
 //!   each get one of them and both lose: the price of the parallel round.)
@@ -20,6 +21,11 @@
 //! * `decision` for a transaction without a commit decision records abort
 //!   (in memory at once, durably before answering), so the coordinator can
 //!   never commit it later.
+//! * Phase 2 leaves the reply path: the decision is applied to our own
+//!   participant at once and queued per peer; one decider thread per peer
+//!   sends its queue as one `decide` (`send_decisions`), and `settle` writes
+//!   `end` when the last participant acknowledged. Unacknowledged ones go
+//!   to the finisher (`finish_round`), which resends.
 //! * After a restart every transaction in the log is finished: commits are
 //!   resent, undecided ones are aborted.
 
