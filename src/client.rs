@@ -367,29 +367,29 @@ impl Pool {
                 None => Client::connect(addr, &self.cfg)?,
             };
             match c.request(&req) {
-                Ok(r) => {
-                    self.put(addr, c);
-                    Ok(r)
-                }
-                Err(e) if e.code.definite() => {
-                    // A definite remote error leaves the connection healthy.
-                    if !e.text.starts_with("connection limit") {
-                        self.put(addr, c);
-                    }
-                    Err(e)
-                }
-                Err(_) if was_pooled => {
+                Err(e) if !e.code.definite() && was_pooled => {
                     // Stale pooled connection: retry once more for free.
                     let mut fresh = Client::connect(addr, &self.cfg)?;
                     let r = fresh.request(&req);
-                    if r.is_ok() {
-                        self.put(addr, fresh);
-                    }
-                    r
+                    self.returned(addr, fresh, r)
                 }
-                Err(e) => Err(e),
+                r => self.returned(addr, c, r),
             }
         })
+    }
+
+    /// Put `c` back in the pool if its last answer left it healthy (a
+    /// reply, or a definite remote error other than a refused connection);
+    /// pass the answer on.
+    fn returned(&self, addr: &str, c: Client, r: Result<Body, Error>) -> Result<Body, Error> {
+        let healthy = match &r {
+            Ok(_) => true,
+            Err(e) => e.code.definite() && !e.text.starts_with("connection limit"),
+        };
+        if healthy {
+            self.put(addr, c);
+        }
+        r
     }
 
     /// Send a request without waiting for its reply: several requests to
@@ -413,36 +413,14 @@ impl Pool {
     /// The reply to a [`Pool::start`]ed request. If the first attempt
     /// failed in transit, it is retried like [`Pool::request`] (same id).
     pub fn finish(&self, p: Pending) -> Result<Body, Error> {
-        self.finish_with(p, true)
-    }
-
-    /// Like [`Pool::finish`] but without a retry: a transport failure is
-    /// returned as is (for callers that retry later on their own).
-    pub fn finish_once(&self, p: Pending) -> Result<Body, Error> {
-        self.finish_with(p, false)
-    }
-
-    fn finish_with(&self, p: Pending, retry: bool) -> Result<Body, Error> {
         let Pending { addr, req, sent } = p;
         if let Some(mut c) = sent {
-            let id = req.id.unwrap_or(0);
-            match c.wait_reply(id, &req.kind) {
-                Ok(r) => {
-                    self.put(&addr, c);
-                    return Ok(r);
-                }
-                Err(e) if e.code.definite() => {
-                    if !e.text.starts_with("connection limit") {
-                        self.put(&addr, c);
-                    }
-                    return Err(e);
-                }
-                Err(e) if !retry => return Err(e),
-                Err(_) => {}
+            let r = c.wait_reply(req.id.unwrap_or(0), &req.kind);
+            if r.as_ref().map_or_else(|e| e.code.definite(), |_| true) {
+                return self.returned(&addr, c, r);
             }
-        } else if !retry {
-            return Err(Error::unavailable(format!("cannot send to {addr}")));
         }
+        // Not sent, or no answer: retry as `request` does (same id).
         self.request(&addr, &req)
     }
 

@@ -173,14 +173,6 @@ enum Sent {
     Local(&'static str, Body),
 }
 
-/// Phase two of one transaction, acknowledgements not yet collected.
-struct Acks {
-    txn: String,
-    decision: Decision,
-    targets: Vec<String>,
-    sent: Vec<Sent>,
-}
-
 impl Coordinator {
     /// Rebuild from the log: committed-but-unacknowledged transactions are
     /// resent, undecided ones are aborted (durably, now).
@@ -354,7 +346,7 @@ impl Coordinator {
     ) -> Vec<Result<Body, Error>> {
         let sent = self.start_all(msgs);
         meanwhile();
-        self.finish_all(sent, true)
+        self.finish_all(sent)
     }
 
     /// First half of [`Coordinator::send_all`]: remote messages sent, local
@@ -391,14 +383,12 @@ impl Coordinator {
     }
 
     /// Second half of [`Coordinator::send_all`]: the replies, in order.
-    /// With `retry`, a reply lost in transit is asked for again.
-    fn finish_all(&self, sent: Vec<Sent>, retry: bool) -> Vec<Result<Body, Error>> {
+    fn finish_all(&self, sent: Vec<Sent>) -> Vec<Result<Body, Error>> {
         sent.into_iter()
             .map(|s| {
                 let (kind, r) = match s {
                     Sent::Done(kind, r) => (kind, r),
-                    Sent::Remote(kind, p) if retry => (kind, self.pool.finish(*p)),
-                    Sent::Remote(kind, p) => (kind, self.pool.finish_once(*p)),
+                    Sent::Remote(kind, p) => (kind, self.pool.finish(*p)),
                     Sent::Local(kind, _) => (kind, Err(Error::crash("local message not run"))),
                 };
                 if kind == "prepare" {
@@ -620,7 +610,7 @@ impl Coordinator {
     /// decision is durable here, so the route's outcome is final, and a
     /// participant that misses it asks for it. Unacknowledged targets go to
     /// the finisher, which keeps resending. Without decider threads (not
-    /// started), the decision is sent and acknowledged before returning.
+    /// started), each decision is sent before returning.
     fn phase_two(&self, txn: &str, d: Decision, targets: &[String]) {
         if d == Decision::Abort {
             self.table().insert(txn.to_string(), TxnState::Aborted);
@@ -630,21 +620,6 @@ impl Coordinator {
             "commit"
         } else {
             "abort"
-        };
-        let Some(deciders) = self.deciders.get() else {
-            let msgs = targets
-                .iter()
-                .map(|c| (c.clone(), kind, body(json!({"txn": txn}))))
-                .collect();
-            let job = Acks {
-                txn: txn.to_string(),
-                decision: d,
-                targets: targets.to_vec(),
-                sent: self.start_all(msgs),
-            };
-            crash::point("company.coord.after_phase2");
-            self.collect(job);
-            return;
         };
         let (local, remote): (Vec<&String>, Vec<&String>) =
             targets.iter().partition(|c| **c == self.name);
@@ -682,11 +657,13 @@ impl Coordinator {
                 remote.iter().map(|c| c.to_string()).collect(),
             );
         for c in remote {
-            let queued = deciders
-                .get(c.as_str())
-                .is_some_and(|tx| tx.send((txn.to_string(), d)).is_ok());
-            if !queued {
-                self.settle(txn, c, d, false);
+            match self.deciders.get().and_then(|ds| ds.get(c.as_str())) {
+                Some(tx) => {
+                    if tx.send((txn.to_string(), d)).is_err() {
+                        self.settle(txn, c, d, false);
+                    }
+                }
+                None => self.send_decisions(c, vec![(txn.to_string(), d)]),
             }
         }
         crash::point("company.coord.after_phase2");
@@ -793,43 +770,6 @@ impl Coordinator {
             drop(unfinished);
             self.end(txn);
         }
-    }
-
-    /// Wait for the acknowledgements of one decision; `end` it if everyone
-    /// acknowledged, else leave it to the finisher.
-    fn collect(&self, job: Acks) {
-        let Acks {
-            txn,
-            decision,
-            targets,
-            sent,
-        } = job;
-        let kind = if decision == Decision::Commit {
-            "commit"
-        } else {
-            "abort"
-        };
-        // One attempt each: whoever did not answer is the finisher's, which
-        // resends; a slow or dead participant must not hold this thread.
-        let pending: Vec<String> = self
-            .finish_all(sent, false)
-            .into_iter()
-            .zip(targets)
-            .filter(|(r, c)| !acknowledged(c, kind, &txn, r.clone()))
-            .map(|(_, c)| c)
-            .collect();
-        if pending.is_empty() {
-            self.end(&txn);
-            return;
-        }
-        log::info!(
-            "{}: {txn}: {kind} not acknowledged by {pending:?}; will retry",
-            self.name
-        );
-        self.unfinished
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(txn, Unfinished { decision, pending });
     }
 
     /// `decision`: the outcome of `txn`. Not decided → abort, recorded first.
