@@ -11,6 +11,10 @@
 //!
 //! * `prepare` writes the hold durably *before* voting yes. A conflicting
 //!   hold or reservation is a no vote (error 30), written nowhere.
+//! * `commit` and `abort` queue their record and answer without waiting
+//!   for its fsync: the coordinator keeps the decision durably and answers
+//!   `decision` for it, which is all a participant that lost the record in
+//!   a crash needs (protocol.md, rule 6).
 //! * A hold is never dropped on its own: when it expires the participant
 //!   asks the coordinator (`decision`) until it learns the outcome.
 //! * Every step is idempotent by transaction id: a second prepare, commit
@@ -349,7 +353,7 @@ impl Participant {
         }))
     }
 
-    /// Phase 2, commit. Durable before the ack.
+    /// Phase 2, commit. The record is queued, not waited for (see below).
     pub fn commit(&self, txn: &str) -> Result<Body, Error> {
         {
             let st = self.lock();
