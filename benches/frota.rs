@@ -481,6 +481,12 @@ fn trace_off_section(rows: &[Figures], dur: Duration) -> Value {
         .find(|r| r.connections == 1 && r.target.contains("in-process"))
         .map_or(f64::NAN, |r| r.p50_us);
     let hooks_per_round_trip = 4.0;
+    if rt_us.is_nan() {
+        println!(
+            "trace off: {ns_per_call:.2} ns per hook (the runtime floor was skipped, so no ratio)"
+        );
+        return json!({"tracing_was_on": on, "ns_per_call": round(ns_per_call, 2)});
+    }
     let pct = hooks_per_round_trip * ns_per_call / (rt_us * 1000.0) * 100.0;
     println!(
         "trace off: {ns_per_call:.2} ns per hook, {hooks_per_round_trip} hooks per round trip = {pct:.4}% of a {rt_us:.1} µs round trip — goal < 2%: {}{}",

@@ -198,6 +198,18 @@ impl Writer {
         self.send_raw(&frame::encode(mode, &payload))
     }
 
+    /// Like [`Writer::send`], running `before` under the writer's lock just
+    /// before the bytes are written (nothing else can be written between).
+    pub fn send_after(&self, mode: Mode, msg: &Value, before: impl FnOnce()) -> io::Result<()> {
+        trace::record("send", self.local, self.peer, msg);
+        let payload = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        let bytes = frame::encode(mode, &payload);
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        before();
+        s.write_all(&bytes)?;
+        s.flush()
+    }
+
     pub fn send_raw(&self, bytes: &[u8]) -> io::Result<()> {
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         s.write_all(bytes)?;

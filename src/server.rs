@@ -17,7 +17,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,113 @@ pub struct Ctx<'a> {
     pub mode: Mode,
     /// Writes to this peer from any thread (for pushed frames).
     pub writer: &'a Writer,
+    /// Set by [`Ctx::defer`].
+    later: Deferral,
+}
+
+/// Per request: whether its reply was deferred, and what a deferred reply
+/// needs from the connection.
+struct Deferral {
+    gate: Arc<Gate>,
+    errors: Arc<AtomicU64>,
+    taken: std::cell::Cell<bool>,
+}
+
+impl Ctx<'_> {
+    /// Answer `req` later, from any thread, through the returned [`Later`]
+    /// (a write answers once its record is durable, see
+    /// [`crate::wal::Wal::after`]): the connection thread goes back to
+    /// reading at once. The handler's own return value is then ignored
+    /// (return `Ok(Body::new())`). Pipelined requests stay answered in order:
+    /// the connection handles its next request only once this reply is out.
+    pub fn defer(&self, req: &Request) -> Later {
+        self.later.taken.set(true);
+        self.later.gate.close();
+        Later {
+            writer: self.writer.clone(),
+            mode: self.mode,
+            kind: req.kind.clone(),
+            id: req.id,
+            gate: self.later.gate.clone(),
+            errors: self.later.errors.clone(),
+            sent: false,
+        }
+    }
+}
+
+/// Holds a connection's next request until its deferred reply is out.
+#[derive(Default)]
+struct Gate {
+    closed: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn close(&self) {
+        *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    fn open(&self) {
+        *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.opened.notify_all();
+    }
+
+    fn wait_open(&self) {
+        let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        while *closed {
+            closed = self.opened.wait(closed).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// A reply to send later (see [`Ctx::defer`]). Dropped unsent, it answers
+/// error 13 so the peer is never left waiting.
+pub struct Later {
+    writer: Writer,
+    mode: Mode,
+    kind: String,
+    id: Option<u64>,
+    gate: Arc<Gate>,
+    errors: Arc<AtomicU64>,
+    sent: bool,
+}
+
+impl Later {
+    pub fn send(mut self, result: Result<Body, Error>) {
+        self.finish(result);
+    }
+
+    fn finish(&mut self, result: Result<Body, Error>) {
+        self.sent = true;
+        let msg = match result {
+            Ok(fields) => reply_for(&self.kind, self.id, fields),
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                e.to_message(self.id)
+            }
+        };
+        // Open the gate under the writer's lock, just before the bytes go
+        // out: a pipelined request's reply cannot overtake this one, and a
+        // peer that waited for this reply never finds the gate still shut.
+        let gate = &self.gate;
+        let sent = self.writer.send_after(self.mode, &msg, || gate.open());
+        // Also when the reply could not even be encoded.
+        gate.open();
+        if sent.is_err() {
+            self.writer.shutdown();
+        }
+    }
+}
+
+impl Drop for Later {
+    fn drop(&mut self) {
+        if !self.sent {
+            let kind = self.kind.clone();
+            self.finish(Err(Error::crash(format!(
+                "internal error: the reply to '{kind}' was lost; the node keeps running"
+            ))));
+        }
+    }
 }
 
 /// A node's behaviour. Handlers never touch sockets for their replies: they
@@ -72,7 +179,8 @@ pub trait Handler: Send + Sync + 'static {
     fn closed(&self, _conn_id: u64) {}
     /// The reply to the last request on `conn_id` was written (or failed).
     /// The broker uses it so a push to a publisher's own connection follows
-    /// the `publish_ok` instead of racing it.
+    /// the `publish_ok` instead of racing it. Not called for deferred
+    /// replies ([`Ctx::defer`]).
     fn replied(&self, _conn_id: u64) {}
     /// The node's named crash points (`FROTA_CRASH_AT`), listed by `help`
     /// as `crash_points`. Nodes without durable state or state-changing
@@ -143,7 +251,8 @@ struct Counters {
     accepted: AtomicU64,
     refused: AtomicU64,
     requests: AtomicU64,
-    errors: AtomicU64,
+    /// Shared with deferred replies, which count their own errors.
+    errors: Arc<AtomicU64>,
     broken_streams: AtomicU64,
     timeouts: AtomicU64,
 }
@@ -364,6 +473,7 @@ fn serve_connection<H: Handler>(shared: &Shared<H>, id: u64, stream: TcpStream) 
     }
     let peer = conn.peer();
     conn.set_timeouts(cfg.idle_timeout, cfg.frame_timeout);
+    let gate = Arc::new(Gate::default());
     loop {
         let frame = match conn.read_frame() {
             Ok(Some(f)) => f,
@@ -392,13 +502,23 @@ fn serve_connection<H: Handler>(shared: &Shared<H>, id: u64, stream: TcpStream) 
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
+        // Requests are answered in order: an earlier deferred reply first.
+        gate.wait_open();
         let ctx = Ctx {
             conn_id: id,
             peer,
             mode: frame.mode,
             writer: &writer,
+            later: Deferral {
+                gate: gate.clone(),
+                errors: shared.counters.errors.clone(),
+                taken: std::cell::Cell::new(false),
+            },
         };
         let reply = dispatch(shared, &frame, &ctx);
+        if ctx.later.taken.get() {
+            continue;
+        }
         let sent = writer.send(frame.mode, &reply);
         shared.handler.replied(id);
         if sent.is_err() {

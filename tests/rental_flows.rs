@@ -404,3 +404,99 @@ fn retries_answer_the_first_answer() {
     assert_eq!(e.code, Code::MalformedRequest);
     assert_audit(&c);
 }
+
+/// The backup answers writes from the thread that makes them durable
+/// (`Ctx::defer`), yet requests pipelined on one connection — deferred
+/// writes, a retry answered from memory, immediate built-ins and an error —
+/// are still answered in the order they were sent (protocol.md, framing).
+/// Other clients keep the log busy meanwhile, so deferred replies really
+/// are sent by other threads, after the requests behind them were read.
+#[test]
+fn deferred_replies_keep_pipelined_order() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let c = start("flows-pipelined");
+    let backup = c.addr("backup").to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy: Vec<_> = [Class::Suv, Class::Minivan]
+        .into_iter()
+        .map(|class| {
+            let (backup, stop) = (backup.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let t = frota::rental::fleet::terminal_name(class.manager());
+                let cfg = frota::client::ClientConfig::default();
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let rid = format!("busy-{}-{n}", class.name());
+                    let f = json!({"request_id": rid, "class": class.name(), "terminal": t});
+                    let r = frota::client::call(&backup, "rent", body(f), &cfg).expect("busy rent");
+                    let car = r["car"].as_str().expect("a car").to_string();
+                    let f = json!({"request_id": format!("{rid}-back"), "car": car, "terminal": t});
+                    frota::client::call(&backup, "return", body(f), &cfg).expect("busy return");
+                }
+            })
+        })
+        .collect();
+    let t = frota::rental::fleet::terminal_name(Class::Economy.manager());
+    let want = [
+        "rent_ok",
+        "ping_ok",
+        "rent_ok",
+        "error",
+        "status_ok",
+        "return_ok",
+        "ping_ok",
+    ];
+    let mut s = std::net::TcpStream::connect(&backup).expect("connect backup");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut read = || -> Value {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("a reply line");
+        serde_json::from_str(&line).expect("json reply")
+    };
+    // Rent one car, then pipeline: another rent, a ping, its retry, an
+    // error, a status, the return of the first car, a ping.
+    let first =
+        json!({"type": "rent", "id": 0, "request_id": "pipe-0", "class": "economy", "terminal": t});
+    s.write_all(format!("{first}\n").as_bytes()).expect("write");
+    let mut car = read()["car"].as_str().expect("a car").to_string();
+    for round in 1..=30 {
+        let rid = format!("pipe-{round}");
+        let lines = [
+            json!({"type": "rent", "id": 1, "request_id": rid, "class": "economy", "terminal": t}),
+            json!({"type": "ping", "id": 2}),
+            json!({"type": "rent", "id": 3, "request_id": rid, "class": "economy", "terminal": t}),
+            json!({"type": "rent", "id": 4, "request_id": "bad", "class": "bogus", "terminal": t}),
+            json!({"type": "status", "id": 5}),
+            json!({"type": "return", "id": 6, "request_id": format!("{rid}-back"), "car": car, "terminal": t}),
+            json!({"type": "ping", "id": 7}),
+        ];
+        let batch: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        s.write_all(batch.as_bytes()).expect("one write");
+        let got: Vec<Value> = lines.iter().map(|_| read()).collect();
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let kinds: Vec<&str> = got
+                .iter()
+                .map(|v| v["type"].as_str().unwrap_or(""))
+                .collect();
+            assert_eq!(
+                (g["in_reply_to"].as_u64(), g["type"].as_str()),
+                (Some(i as u64 + 1), Some(w)),
+                "round {round}: replies out of order or wrong: {kinds:?}"
+            );
+        }
+        assert_eq!(
+            got[0]["car"], got[2]["car"],
+            "a retry gets the first answer"
+        );
+        car = got[0]["car"].as_str().expect("a car").to_string();
+    }
+    stop.store(true, Ordering::SeqCst);
+    for b in busy {
+        b.join().expect("busy client");
+    }
+    assert_audit(&c);
+}

@@ -288,6 +288,48 @@ impl Backup {
         }
     }
 
+    /// [`Backup::commit`] for a request: the reply is sent from whichever
+    /// thread makes the record durable (`Wal::after`), so this connection
+    /// thread does not sleep through the fsync. Same order and durability:
+    /// decided and queued under the ledger lock, answered after the fsync.
+    fn commit_later(
+        &self,
+        req: &Request,
+        ctx: &Ctx,
+        decide: impl FnOnce(&Ledger) -> Result<Decision, Error>,
+    ) -> Result<Body, Error> {
+        let mut ledger = self.lock();
+        // An answer remembered for a retry may still be in the fsync queue
+        // (see `commit`): it too waits for the last ticket.
+        let (ticket, answer, logged) = match decide(&ledger)? {
+            Decision::Answer(b) => (self.wal.last_ticket(), b, false),
+            Decision::Record(rec) => {
+                crash::point("backup.before_log");
+                let answer = ledger.apply(&rec);
+                let ticket = self.wal.enqueue(&[rec]).unwrap_or_else(|e| fatal(e));
+                (ticket, answer, true)
+            }
+        };
+        drop(ledger);
+        let later = ctx.defer(req);
+        self.wal.after(
+            ticket,
+            Box::new(move |durable| {
+                if let Err(e) = durable {
+                    fatal(e);
+                }
+                if logged {
+                    crash::point("backup.after_log");
+                }
+                later.send(Ok(answer));
+            }),
+        );
+        if logged {
+            self.written(1);
+        }
+        Ok(Body::new())
+    }
+
     /// Apply and log several records decided together (sweeps, matches).
     fn commit_all(&self, decide: impl FnOnce(&Ledger) -> Vec<Value>) -> usize {
         let mut ledger = self.lock();
@@ -498,14 +540,16 @@ impl Handler for Backup {
         }))
     }
 
-    fn handle(&self, req: &Request, _ctx: &Ctx) -> Result<Body, Error> {
+    fn handle(&self, req: &Request, ctx: &Ctx) -> Result<Body, Error> {
         match req.kind.as_str() {
             "rent" => {
                 let r: RentReq = req.parse()?;
                 check_request_id(&r.request_id)?;
                 check_terminal(&r.terminal)?;
                 let class = class_of(&r.class)?;
-                self.commit(|l| l.decide_rent(&r.request_id, class, &r.terminal, &r.client))
+                self.commit_later(req, ctx, |l| {
+                    l.decide_rent(&r.request_id, class, &r.terminal, &r.client)
+                })
             }
             "pend" => {
                 let r: PendReq = req.parse()?;
@@ -519,7 +563,7 @@ impl Handler for Backup {
                         )));
                     }
                 }
-                self.commit(|l| {
+                self.commit_later(req, ctx, |l| {
                     l.decide_pend(
                         &r.request_id,
                         class,
@@ -534,15 +578,17 @@ impl Handler for Backup {
                 let r: ReturnReq = req.parse()?;
                 check_request_id(&r.request_id)?;
                 check_terminal(&r.terminal)?;
-                self.commit(|l| l.decide_return(&r.request_id, &r.car, &r.terminal))
+                self.commit_later(req, ctx, |l| {
+                    l.decide_return(&r.request_id, &r.car, &r.terminal)
+                })
             }
             "cancel" => {
                 let r: IdReq = req.parse()?;
-                self.commit(|l| l.decide_cancel(&r.request_id))
+                self.commit_later(req, ctx, |l| l.decide_cancel(&r.request_id))
             }
             "claim" => {
                 let r: IdReq = req.parse()?;
-                self.commit(|l| l.decide_claim(&r.request_id))
+                self.commit_later(req, ctx, |l| l.decide_claim(&r.request_id))
             }
             "check_pending" => {
                 let r: IdReq = req.parse()?;

@@ -458,7 +458,7 @@ impl Handler for Company {
         }))
     }
 
-    fn handle(&self, req: &Request, _ctx: &Ctx) -> Result<Body, Error> {
+    fn handle(&self, req: &Request, ctx: &Ctx) -> Result<Body, Error> {
         match req.kind.as_str() {
             "availability" => {
                 let a: Availability = req.parse()?;
@@ -468,7 +468,9 @@ impl Handler for Company {
                     a.to.unwrap_or(24 * 60),
                 )
             }
-            "prepare" => self.participant.prepare(&req.parse::<Prepare>()?),
+            "prepare" => self
+                .participant
+                .prepare_later(&req.parse::<Prepare>()?, req, ctx),
             "commit" => self.participant.commit(&req.parse::<TxnRef>()?.txn),
             "decide" => {
                 let d: Decide = req.parse()?;

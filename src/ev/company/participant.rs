@@ -27,12 +27,13 @@ use super::messages::Prepare;
 use crate::crash;
 use crate::error::{Code, Error};
 use crate::ev::points::{hhmm, Point};
-use crate::message::{body, Body};
+use crate::message::{body, Body, Request};
+use crate::server::Ctx;
 use crate::wal::Wal;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -314,10 +315,40 @@ impl Participant {
         }
     }
 
+    /// Phase 1 for a peer's request: like [`Participant::prepare`], but the
+    /// vote is sent from whichever thread makes the hold durable
+    /// (`Wal::after`), so the connection thread does not sleep through the
+    /// fsync (see [`Ctx::defer`]).
+    pub fn prepare_later(
+        self: &Arc<Self>,
+        p: &Prepare,
+        req: &Request,
+        ctx: &Ctx,
+    ) -> Result<Body, Error> {
+        match self.hold(p)? {
+            Hold1::Voted(b) => Ok(b),
+            Hold1::Writing(ticket) => {
+                let later = ctx.defer(req);
+                let (me, txn) = (self.clone(), p.txn.clone());
+                self.wal.after(
+                    ticket,
+                    Box::new(move |durable| later.send(me.voted(&txn, durable))),
+                );
+                Ok(Body::new())
+            }
+        }
+    }
+
     /// Phase 1, second half: wait until the hold queued by
     /// [`Participant::hold`] is durable, then vote yes.
     pub fn confirm(&self, txn: &str, ticket: u64) -> Result<Body, Error> {
-        if let Err(e) = self.wal.wait(ticket) {
+        self.voted(txn, self.wal.wait(ticket))
+    }
+
+    /// The vote once the hold's record is `durable` (or the log failed).
+    /// Never waits for the log: it may run on the thread that syncs it.
+    fn voted(&self, txn: &str, durable: std::io::Result<()>) -> Result<Body, Error> {
+        if let Err(e) = durable {
             self.lock().remove(txn);
             return Err(self.log_failed(e));
         }
