@@ -10,11 +10,13 @@
 //! - [`message`]: the envelope (`type`, `id`, `in_reply_to`) and typed fields.
 //! - [`error`]: the one table of numbered error codes (definite or not).
 //! - [`server`]: the node runtime — accept loop, thread per connection,
-//!   limits, built-in `ping`/`status`/`help`, the [`server::Handler`] trait.
+//!   limits, built-in `ping`/`status`/`help`, the [`server::Handler`] trait,
+//!   replies sent later from another thread ([`server::Ctx::defer`]).
 //! - [`client`]: blocking request/reply with timeouts, retries, a peer pool.
 //! - [`heartbeat`]: UDP heartbeat datagrams (sender thread, receiver).
 //! - [`wal`]: an fsynced append-only log with group commit and torn-tail
-//!   detection; every durable node writes through it.
+//!   detection; every durable node writes through it. `Wal::after` runs a
+//!   callback once a record is durable (how writes are answered).
 //! - [`trace`]: optional wire traces (`FROTA_TRACE=<dir>`) for ladder diagrams.
 //! - [`crash`]: named crash points (`FROTA_CRASH_AT`) for fault tests.
 //! - [`cli`]: flag parsing and logging set-up shared by the binaries.

@@ -9,7 +9,10 @@
 //!
 //! Locking: the ledger lock is held while deciding, applying and *queuing*
 //! the record (so log order = decision order), never while waiting for the
-//! fsync, so concurrent requests share fsyncs (group commit).
+//! fsync, so concurrent requests share fsyncs (group commit). Writes are
+//! answered by whichever thread makes their record durable
+//! ([`Wal::after`], [`Ctx::defer`]): the connection thread goes back to
+//! reading instead of sleeping through the fsync.
 //!
 //! Compaction: the log would grow forever, so after replay and whenever
 //! more than `compact_every` records were written since the last time, the
