@@ -78,13 +78,14 @@ impl Ctx<'_> {
     /// the connection handles its next request only once this reply is out.
     pub fn defer(&self, req: &Request) -> Later {
         self.later.taken.set(true);
-        self.later.gate.close();
+        let turn = self.later.gate.close();
         Later {
             writer: self.writer.clone(),
             mode: self.mode,
             kind: req.kind.clone(),
             id: req.id,
             gate: self.later.gate.clone(),
+            turn,
             errors: self.later.errors.clone(),
             sent: false,
         }
@@ -92,26 +93,38 @@ impl Ctx<'_> {
 }
 
 /// Holds a connection's next request until its deferred reply is out.
+///
+/// Each closing is a numbered turn, and only the reply that closed the gate
+/// may open it: a late `open` from an earlier reply (which opens it twice, see
+/// [`Later::finish`]) must not let a request overtake the reply deferred
+/// after it.
 #[derive(Default)]
 struct Gate {
-    closed: Mutex<bool>,
+    /// (closed by this turn, the last turn handed out)
+    state: Mutex<(Option<u64>, u64)>,
     opened: Condvar,
 }
 
 impl Gate {
-    fn close(&self) {
-        *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    fn close(&self) -> u64 {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.1 += 1;
+        s.0 = Some(s.1);
+        s.1
     }
 
-    fn open(&self) {
-        *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = false;
-        self.opened.notify_all();
+    fn open(&self, turn: u64) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0 == Some(turn) {
+            s.0 = None;
+            self.opened.notify_all();
+        }
     }
 
     fn wait_open(&self) {
-        let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
-        while *closed {
-            closed = self.opened.wait(closed).unwrap_or_else(|p| p.into_inner());
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while s.0.is_some() {
+            s = self.opened.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -124,6 +137,8 @@ pub struct Later {
     kind: String,
     id: Option<u64>,
     gate: Arc<Gate>,
+    /// The gate's turn this reply closed.
+    turn: u64,
     errors: Arc<AtomicU64>,
     sent: bool,
 }
@@ -145,10 +160,11 @@ impl Later {
         // Open the gate under the writer's lock, just before the bytes go
         // out: a pipelined request's reply cannot overtake this one, and a
         // peer that waited for this reply never finds the gate still shut.
-        let gate = &self.gate;
-        let sent = self.writer.send_after(self.mode, &msg, || gate.open());
-        // Also when the reply could not even be encoded.
-        gate.open();
+        let (gate, turn) = (&self.gate, self.turn);
+        let sent = self.writer.send_after(self.mode, &msg, || gate.open(turn));
+        // Also when the reply could not even be encoded (a no-op otherwise:
+        // by now the connection may have closed the gate for a later turn).
+        gate.open(turn);
         if sent.is_err() {
             self.writer.shutdown();
         }
@@ -672,4 +688,24 @@ pub fn announce(name: &str, addrs: &[(&str, SocketAddr)]) {
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
     crate::launch::watch_parent();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Gate;
+
+    /// The race CI once caught: reply 1 opens the gate, the connection
+    /// defers request 3 (closing it again), then reply 1's second `open`
+    /// arrives. It must not let request 4 overtake reply 3.
+    #[test]
+    fn a_late_open_from_an_earlier_reply_keeps_the_gate_shut() {
+        let gate = Gate::default();
+        let first = gate.close();
+        gate.open(first);
+        let second = gate.close();
+        gate.open(first);
+        assert_eq!(gate.state.lock().unwrap().0, Some(second), "still shut");
+        gate.open(second);
+        gate.wait_open();
+    }
 }

@@ -463,7 +463,7 @@ fn deferred_replies_keep_pipelined_order() {
         json!({"type": "rent", "id": 0, "request_id": "pipe-0", "class": "economy", "terminal": t});
     s.write_all(format!("{first}\n").as_bytes()).expect("write");
     let mut car = read()["car"].as_str().expect("a car").to_string();
-    for round in 1..=30 {
+    for round in 1..=150 {
         let rid = format!("pipe-{round}");
         let lines = [
             json!({"type": "rent", "id": 1, "request_id": rid, "class": "economy", "terminal": t}),
