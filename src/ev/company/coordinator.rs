@@ -112,7 +112,7 @@ pub const CRASH_POINTS: [(&str, &str); 14] = [
     ),
     (
         "company.coord.before_end",
-        "participants acknowledged, end record not yet logged (end writer thread)",
+        "participants acknowledged, end record not yet queued",
     ),
     (
         "company.resolve.before_ask",
@@ -146,8 +146,6 @@ pub struct Coordinator {
     local: Arc<Participant>,
     pool: Pool,
     wal: Arc<Wal>,
-    /// To the end writer thread (which ends when this is dropped).
-    ends: Mutex<crossbeam_channel::Sender<String>>,
     table: Mutex<HashMap<String, TxnState>>,
     changed: Condvar,
     unfinished: Mutex<BTreeMap<String, Unfinished>>,
@@ -257,37 +255,12 @@ impl Coordinator {
             );
         }
         let wal = Arc::new(wal);
-        let (tx, rx) = crossbeam_channel::unbounded::<String>();
-        let w = wal.clone();
-        let who = name.to_string();
-        let spawned = std::thread::Builder::new()
-            .name("end-writer".into())
-            .spawn(move || {
-                // Ends are queued, not waited for: they reach the disk with
-                // the next decision's fsync. A lost end only makes recovery
-                // resend a decision (harmless), so it is worth no fsync of
-                // its own — which would delay the next route's commit record.
-                while let Ok(first) = rx.recv() {
-                    let batch: Vec<Value> = std::iter::once(first)
-                        .chain(rx.try_iter())
-                        .map(|txn| json!({"k": "end", "txn": txn}))
-                        .collect();
-                    crash::point("company.coord.before_end");
-                    if let Err(e) = w.enqueue(&batch) {
-                        log::warn!("{who}: cannot log {} end record(s): {e}", batch.len());
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            log::warn!("{name}: no end writer thread ({e}); ends are written inline");
-        }
         Coordinator {
             name: name.to_string(),
             peers,
             local,
             pool,
             wal,
-            ends: Mutex::new(tx),
             table: Mutex::new(table),
             changed: Condvar::new(),
             unfinished: Mutex::new(unfinished),
@@ -848,17 +821,15 @@ impl Coordinator {
         }
     }
 
-    /// Queue the `end` record. It only spares a restarted coordinator from
+    /// Queue the `end` record, not waited for: it reaches the disk with the
+    /// next decision's fsync. It only spares a restarted coordinator from
     /// resending a decision everyone already has (resending is harmless),
-    /// so it is written off the reply path by the end writer thread.
+    /// so it is worth no fsync of its own — which would delay the next
+    /// route's commit record.
     fn end(&self, txn: &str) {
-        let sent = self
-            .ends
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(txn.to_string());
-        if sent.is_err() {
-            self.log(json!({"k": "end", "txn": txn}));
+        crash::point("company.coord.before_end");
+        if let Err(e) = self.wal.enqueue(&[json!({"k": "end", "txn": txn})]) {
+            log::warn!("{}: cannot log the end of {txn}: {e}", self.name);
         }
     }
 
