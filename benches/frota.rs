@@ -74,6 +74,7 @@ fn raw_echo() -> SocketAddr {
                 let mut buf = [0u8; 16 * 1024];
                 loop {
                     match s.read(&mut buf) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Ok(0) | Err(_) => return,
                         Ok(n) => {
                             if s.write_all(&buf[..n]).is_err() {
@@ -118,7 +119,10 @@ impl Conn {
                 Err(e) => panic!("bad reply frame: {e}"),
             }
             let mut chunk = [0u8; 4096];
-            let n = self.s.read(&mut chunk).expect("read reply");
+            let n = match self.s.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => r.expect("read reply"),
+            };
             assert!(n > 0, "server closed");
             self.buf.extend_from_slice(&chunk[..n]);
         }

@@ -41,7 +41,10 @@ impl Echo {
         let mut got = 0;
         let mut buf = [0u8; 4096];
         while got < msg.len() {
-            let n = self.s.read(&mut buf).expect("read");
+            let n = match self.s.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => r.expect("read"),
+            };
             assert!(n > 0, "raw echo closed");
             got += n;
         }

@@ -46,6 +46,7 @@ pub fn read_line(s: &mut TcpStream) -> String {
                     return String::from_utf8(out).expect("reply is UTF-8");
                 }
             }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => panic!("read failed after {:?}: {e}", String::from_utf8_lossy(&out)),
         }
     }
@@ -70,6 +71,7 @@ pub fn read_to_close(s: &mut TcpStream) -> String {
             Ok(0) => break,
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => panic!("no close within {READ_BOUND:?}: {e}; got {out:?}"),
         }
     }

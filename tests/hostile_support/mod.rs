@@ -205,7 +205,27 @@ pub fn try_read_line(s: &mut TcpStream) -> Option<String> {
                     return String::from_utf8(out).ok();
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             _ => return None,
+        }
+    }
+}
+
+/// Like [`try_read_line`], but says how the line ended short (for failures).
+fn read_line_or_why(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b) {
+            Ok(1) => {
+                out.push(b[0]);
+                if b[0] == b'\n' {
+                    return String::from_utf8_lossy(&out).into_owned();
+                }
+            }
+            Ok(_) => return format!("{}<EOF>", String::from_utf8_lossy(&out)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return format!("{}<{:?}: {e}>", String::from_utf8_lossy(&out), e.kind()),
         }
     }
 }
@@ -214,12 +234,15 @@ pub fn try_read_line(s: &mut TcpStream) -> Option<String> {
 pub fn probe_on(s: &mut TcpStream, n: &Node) {
     s.write_all(format!("{}\n", n.probe).as_bytes())
         .expect("send probe");
-    let line = try_read_line(s).unwrap_or_default();
+    let t = std::time::Instant::now();
+    let line = read_line_or_why(s);
     assert!(
         line.starts_with(n.want),
-        "{}: probe {} got {line:?}",
+        "{}: probe {} got {line:?} after {:?}; a fresh connection is {}",
         n.kind,
-        n.probe
+        n.probe,
+        t.elapsed(),
+        if try_probe(n) { "served" } else { "not served" }
     );
 }
 
@@ -261,6 +284,7 @@ pub fn read_to_close(s: &mut TcpStream) -> String {
             Ok(0) => break,
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => panic!("no close within {BOUND:?}: {e}; got {out:?}"),
         }
     }
