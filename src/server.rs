@@ -100,31 +100,38 @@ impl Ctx<'_> {
 /// after it.
 #[derive(Default)]
 struct Gate {
-    /// (closed by this turn, the last turn handed out)
-    state: Mutex<(Option<u64>, u64)>,
+    turns: Mutex<Turns>,
     opened: Condvar,
+}
+
+#[derive(Default)]
+struct Turns {
+    /// The turn that holds the gate shut, if any.
+    closed_by: Option<u64>,
+    /// The last turn handed out.
+    last: u64,
 }
 
 impl Gate {
     fn close(&self) -> u64 {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.1 += 1;
-        s.0 = Some(s.1);
-        s.1
+        let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        t.last += 1;
+        t.closed_by = Some(t.last);
+        t.last
     }
 
     fn open(&self, turn: u64) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.0 == Some(turn) {
-            s.0 = None;
+        let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        if t.closed_by == Some(turn) {
+            t.closed_by = None;
             self.opened.notify_all();
         }
     }
 
     fn wait_open(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while s.0.is_some() {
-            s = self.opened.wait(s).unwrap_or_else(|p| p.into_inner());
+        let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        while t.closed_by.is_some() {
+            t = self.opened.wait(t).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -704,7 +711,11 @@ mod tests {
         gate.open(first);
         let second = gate.close();
         gate.open(first);
-        assert_eq!(gate.state.lock().unwrap().0, Some(second), "still shut");
+        assert_eq!(
+            gate.turns.lock().unwrap().closed_by,
+            Some(second),
+            "still shut"
+        );
         gate.open(second);
         gate.wait_open();
     }

@@ -195,24 +195,12 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 /// One `\n`-terminated line, byte by byte (nothing after it is consumed);
 /// `None` on EOF, reset or timeout.
 pub fn try_read_line(s: &mut TcpStream) -> Option<String> {
-    let mut out = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        match s.read(&mut b) {
-            Ok(1) => {
-                out.push(b[0]);
-                if b[0] == b'\n' {
-                    return String::from_utf8(out).ok();
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            _ => return None,
-        }
-    }
+    read_line_or_why(s).ok()
 }
 
-/// Like [`try_read_line`], but says how the line ended short (for failures).
-fn read_line_or_why(s: &mut TcpStream) -> String {
+/// One `\n`-terminated line, or what was read and how it ended short (EOF,
+/// or the error), for failure messages.
+fn read_line_or_why(s: &mut TcpStream) -> Result<String, String> {
     let mut out = Vec::new();
     let mut b = [0u8; 1];
     loop {
@@ -220,12 +208,20 @@ fn read_line_or_why(s: &mut TcpStream) -> String {
             Ok(1) => {
                 out.push(b[0]);
                 if b[0] == b'\n' {
-                    return String::from_utf8_lossy(&out).into_owned();
+                    return String::from_utf8(out).map_err(|e| format!("not UTF-8: {e}"));
                 }
             }
-            Ok(_) => return format!("{}<EOF>", String::from_utf8_lossy(&out)),
+            // A signal can interrupt a read with a timeout even under
+            // SA_RESTART; that is not the end of the stream.
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return format!("{}<{:?}: {e}>", String::from_utf8_lossy(&out), e.kind()),
+            Ok(_) => return Err(format!("{}<EOF>", String::from_utf8_lossy(&out))),
+            Err(e) => {
+                return Err(format!(
+                    "{}<{:?}: {e}>",
+                    String::from_utf8_lossy(&out),
+                    e.kind()
+                ))
+            }
         }
     }
 }
@@ -235,7 +231,7 @@ pub fn probe_on(s: &mut TcpStream, n: &Node) {
     s.write_all(format!("{}\n", n.probe).as_bytes())
         .expect("send probe");
     let t = std::time::Instant::now();
-    let line = read_line_or_why(s);
+    let line = read_line_or_why(s).unwrap_or_else(|why| why);
     assert!(
         line.starts_with(n.want),
         "{}: probe {} got {line:?} after {:?}; a fresh connection is {}",
