@@ -260,15 +260,7 @@ impl Client {
     }
 
     fn read_until(&mut self, deadline: Instant) -> Result<Value, Error> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Error::timeout("deadline passed"));
-        }
-        self.conn
-            .stream()
-            .set_read_timeout(Some(left))
-            .map_err(|e| Error::crash(e.to_string()))?;
-        match self.conn.read_frame() {
+        match self.conn.read_frame_by(Some(deadline)) {
             Ok(Some(f)) => crate::message::check_depth(&f.payload)
                 .and_then(|()| {
                     serde_json::from_slice(&f.payload).map_err(|e| Error::malformed(e.to_string()))

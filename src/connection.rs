@@ -58,6 +58,10 @@ pub struct Connection {
     last_frame: Instant,
     /// When the first byte of the current partial frame arrived.
     partial_since: Option<Instant>,
+    /// The read timeout this connection last set on the socket. A read
+    /// whose deadline is about as far away as last time keeps it instead of
+    /// paying a setsockopt per request (see [`Connection::arm_read_timeout`]).
+    armed: Option<Duration>,
 }
 
 impl Connection {
@@ -80,6 +84,7 @@ impl Connection {
             frame_timeout: None,
             last_frame: Instant::now(),
             partial_since: None,
+            armed: None,
         })
     }
 
@@ -92,24 +97,44 @@ impl Connection {
         self.last_frame = Instant::now();
     }
 
-    /// Set the deadline-based timeouts' socket read timeout for the next read.
-    fn arm_read_timeout(&mut self) -> Result<(), ReadError> {
+    /// Set the socket's read timeout for the next read from the earliest of
+    /// the idle and frame deadlines and `until`; returns that deadline.
+    ///
+    /// The timeout already set is kept when it is within 1/16 of what is
+    /// left (and at most 50 ms off): a busy connection's deadline moves by
+    /// microseconds per request. Kept too long, a timeout fires at most that
+    /// late; kept too short, the read wakes early and [`Connection::read_frame_by`]
+    /// re-arms it, since only the deadline itself ends the wait.
+    fn arm_read_timeout(&mut self, until: Option<Instant>) -> Result<Option<Instant>, ReadError> {
         let now = Instant::now();
         let mut deadline = self.idle_timeout.map(|t| self.last_frame + t);
         if let (Some(since), Some(t)) = (self.partial_since, self.frame_timeout) {
             let d = since + t;
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }
+        if let Some(d) = until {
+            deadline = Some(deadline.map_or(d, |x| x.min(d)));
+        }
         let Some(deadline) = deadline else {
-            return Ok(());
+            // No deadline of ours: the socket's own timeout (if its owner
+            // set one) applies, unless we changed it earlier.
+            if self.armed.take().is_some() {
+                self.stream.set_read_timeout(None).map_err(ReadError::Io)?;
+            }
+            return Ok(None);
         };
         let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
             return Err(ReadError::Timeout);
         }
-        self.stream
-            .set_read_timeout(Some(left))
-            .map_err(ReadError::Io)
+        let slack = (left / 16).min(Duration::from_millis(50));
+        if self.armed.is_none_or(|a| a.abs_diff(left) > slack) {
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(ReadError::Io)?;
+            self.armed = Some(left);
+        }
+        Ok(Some(deadline))
     }
 
     pub fn peer(&self) -> Option<SocketAddr> {
@@ -126,6 +151,12 @@ impl Connection {
 
     /// Read the next frame. `Ok(None)` is a clean EOF between frames.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
+        self.read_frame_by(None)
+    }
+
+    /// Like [`Connection::read_frame`], but [`ReadError::Timeout`] once
+    /// `until` passes too.
+    pub fn read_frame_by(&mut self, until: Option<Instant>) -> Result<Option<Frame>, ReadError> {
         loop {
             match frame::parse(&self.buf, self.max_payload) {
                 Ok(Some((f, used))) => {
@@ -156,7 +187,7 @@ impl Connection {
                 }
                 Err(e) => return Err(ReadError::Frame(e)),
             }
-            self.arm_read_timeout()?;
+            let deadline = self.arm_read_timeout(until)?;
             let mut chunk = [0u8; 8192];
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
@@ -168,6 +199,8 @@ impl Connection {
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A kept timeout may end a little before the deadline.
+                Err(e) if is_timeout(&e) && deadline.is_some_and(|d| Instant::now() < d) => {}
                 Err(e) if is_timeout(&e) => return Err(ReadError::Timeout),
                 Err(e) => return Err(ReadError::Io(e)),
             }
@@ -219,5 +252,48 @@ impl Writer {
     /// Close both directions, waking a thread blocked reading this socket.
     pub fn shutdown(&self) {
         let _ = self.shut.shutdown(Shutdown::Both);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn pair() -> (Connection, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (Connection::new(s, 1 << 20).unwrap(), peer)
+    }
+
+    fn timed_out(c: &mut Connection, after: Duration) -> Duration {
+        let t = Instant::now();
+        let r = c.read_frame_by(Some(t + after));
+        assert!(matches!(r, Err(ReadError::Timeout)), "{:?}", r.map(|_| ()));
+        t.elapsed()
+    }
+
+    /// The socket's timeout is kept between reads whose deadlines are
+    /// about as far away; a read never ends before its deadline, and never
+    /// waits out a kept timeout that is much longer.
+    #[test]
+    fn a_kept_read_timeout_ends_the_wait_at_the_deadline() {
+        let (mut c, mut peer) = pair();
+        peer.write_all(b"{\"type\":\"ping\"}\n").unwrap();
+        let f = c.read_frame_by(Some(Instant::now() + Duration::from_secs(5)));
+        assert!(matches!(f, Ok(Some(_))));
+        // Armed for ~5 s; a 200 ms deadline must not wait for that.
+        let took = timed_out(&mut c, Duration::from_millis(200));
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        assert!(
+            took < Duration::from_secs(4),
+            "waited out the old timeout: {took:?}"
+        );
+        // Armed for ~1 s; a deadline 40 ms further keeps it (within the
+        // slack), wakes early and still waits for the real deadline.
+        timed_out(&mut c, Duration::from_secs(1));
+        let took = timed_out(&mut c, Duration::from_millis(1040));
+        assert!(took >= Duration::from_millis(1040), "{took:?}");
     }
 }

@@ -110,6 +110,9 @@ struct Turns {
     closed_by: Option<u64>,
     /// The last turn handed out.
     last: u64,
+    /// The connection thread is asleep in `wait_open` (notify only then:
+    /// a notify is a syscall even when nobody waits).
+    waiting: bool,
 }
 
 impl Gate {
@@ -124,14 +127,18 @@ impl Gate {
         let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
         if t.closed_by == Some(turn) {
             t.closed_by = None;
-            self.opened.notify_all();
+            if t.waiting {
+                self.opened.notify_all();
+            }
         }
     }
 
     fn wait_open(&self) {
         let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
         while t.closed_by.is_some() {
+            t.waiting = true;
             t = self.opened.wait(t).unwrap_or_else(|p| p.into_inner());
+            t.waiting = false;
         }
     }
 }

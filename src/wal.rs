@@ -101,6 +101,10 @@ struct State {
     taken: u64,
     /// [`Wal::after`] callbacks whose ticket is not durable yet.
     callbacks: Vec<(u64, Done)>,
+    /// Threads asleep on `synced`. A round wakes them only if there are
+    /// some: a condvar notify is a syscall even when nobody waits, and most
+    /// writers now wait through callbacks instead.
+    sleepers: usize,
     /// The `Wal` is being dropped: the syncer ends once no callback waits.
     stop: bool,
 }
@@ -321,7 +325,7 @@ impl Core {
                 return Ok(());
             }
             if st.syncing {
-                st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+                st = self.sleep(st);
                 continue;
             }
             // Become the leader for everything queued so far.
@@ -395,7 +399,17 @@ impl Core {
             Ok(()) => st.durable = st.durable.max(upto),
             Err(e) => st.failed = Some(e.to_string()),
         }
-        self.synced.notify_all();
+        if st.sleepers > 0 {
+            self.synced.notify_all();
+        }
+        st
+    }
+
+    /// Sleep until a round ends.
+    fn sleep<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.sleepers += 1;
+        let mut st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+        st.sleepers -= 1;
         st
     }
 
@@ -462,7 +476,7 @@ impl Core {
         // Pause appends: no leader may write to the old file from here on.
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         while st.syncing {
-            st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = self.sleep(st);
         }
         if let Some(why) = &st.failed {
             return Err(io::Error::other(format!("log unusable: {why}")));
