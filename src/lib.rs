@@ -15,8 +15,9 @@
 //! - [`client`]: blocking request/reply with timeouts, retries, a peer pool.
 //! - [`heartbeat`]: UDP heartbeat datagrams (sender thread, receiver).
 //! - [`wal`]: an fsynced append-only log with group commit and torn-tail
-//!   detection; every durable node writes through it. `Wal::after` runs a
-//!   callback once a record is durable (how writes are answered).
+//!   detection, replayed one record at a time on open; every durable node
+//!   writes through it. `Wal::after` runs a callback once a record is
+//!   durable (how writes are answered).
 //! - [`trace`]: optional wire traces (`FROTA_TRACE=<dir>`) for ladder diagrams.
 //! - [`crash`]: named crash points (`FROTA_CRASH_AT`) for fault tests.
 //! - [`cli`]: flag parsing and logging set-up shared by the binaries.

@@ -43,7 +43,7 @@
 
 use serde_json::Value;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,7 +119,8 @@ pub struct Mark {
 /// What replay found.
 #[derive(Debug, Default)]
 pub struct Replay {
-    pub records: Vec<Value>,
+    /// Good records handed to the replay callback.
+    pub records: u64,
     /// Length of the records replayed (where the next append goes).
     pub kept_bytes: u64,
     /// Bytes of torn or corrupt tail zeroed after them (up to the last
@@ -128,8 +129,13 @@ pub struct Replay {
 }
 
 impl Wal {
-    /// Open (creating if needed) and replay the log at `path`.
-    pub fn open(path: impl AsRef<Path>) -> io::Result<(Wal, Replay)> {
+    /// Open (creating if needed) and replay the log at `path`: `apply` gets
+    /// each good record, in order, one at a time. Nothing holds the whole
+    /// log: a restart needs the memory of the state it rebuilds plus one
+    /// record, not of every record ever written (measured before this: a
+    /// company restarted on 40,000 routes grew to 419 MiB, 1.7× what it
+    /// had before the kill).
+    pub fn open(path: impl AsRef<Path>, apply: impl FnMut(Value)) -> io::Result<(Wal, Replay)> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
@@ -137,7 +143,7 @@ impl Wal {
             }
         }
         let existed = path.exists();
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
@@ -146,34 +152,28 @@ impl Wal {
         if !existed {
             sync_dir(&path)?;
         }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let (records, good) = decode_all(&bytes);
+        let len = file.metadata()?.len();
+        let (records, good) = scan(&file, len, apply)?;
         // Past the records: preallocated zeros, or a torn/corrupt tail to
         // zero (so no stale byte can ever line up after a new record).
-        let dirty = bytes[good..]
-            .iter()
-            .rposition(|b| *b != 0)
-            .map_or(0, |last| last + 1);
-        let truncated_bytes = dirty as u64;
-        if dirty > 0 {
+        let truncated_bytes = last_nonzero(&file, good, len)?.map_or(0, |last| last + 1 - good);
+        if truncated_bytes > 0 {
             log::warn!(
-                "{}: dropping {truncated_bytes} bytes of torn/corrupt tail after {} good records",
+                "{}: dropping {truncated_bytes} bytes of torn/corrupt tail after {records} good records",
                 path.display(),
-                records.len()
             );
-            write_zeros(&file, good as u64, dirty as u64)?;
+            write_zeros(&file, good, truncated_bytes)?;
             file.sync_all()?;
         }
         let core = Arc::new(Core {
             path,
             file: Mutex::new(Tail {
                 file,
-                end: good as u64,
-                allocated: bytes.len() as u64,
+                end: good,
+                allocated: len,
             }),
             state: Mutex::new(State {
-                taken: good as u64,
+                taken: good,
                 ..State::default()
             }),
             synced: Condvar::new(),
@@ -193,7 +193,7 @@ impl Wal {
             wal,
             Replay {
                 records,
-                kept_bytes: good as u64,
+                kept_bytes: good,
                 truncated_bytes,
             },
         ))
@@ -508,8 +508,106 @@ impl Core {
 /// tail is left alone and simply not returned). For audits that compare a
 /// node's memory with what a restart would replay.
 pub fn read_records(path: impl AsRef<Path>) -> io::Result<Vec<Value>> {
-    let bytes = fs::read(path)?;
-    Ok(decode_all(&bytes).0)
+    let mut out = Vec::new();
+    for_each_record(path, |v| out.push(v))?;
+    Ok(out)
+}
+
+/// [`read_records`] one record at a time (an audit of a large log need not
+/// hold it all); returns how many records there were.
+pub fn for_each_record(path: impl AsRef<Path>, f: impl FnMut(Value)) -> io::Result<u64> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    Ok(scan(&file, len, f)?.0)
+}
+
+/// Read this much of the file at a time during replay.
+const SCAN_CHUNK: usize = 256 * 1024;
+
+/// Longest record header: `<length, at most 11 digits> <8 hex> `.
+const HEADER_MAX: usize = 12 + 9;
+
+/// Decode the good records at the start of the first `len` bytes of
+/// `file`, handing each to `f`; returns (how many, where they end). Reads
+/// in chunks, so memory is one chunk or one record, whichever is larger; a
+/// header that claims more bytes than the file has ends the log like any
+/// other torn record (it is never allocated).
+fn scan(file: &File, len: u64, mut f: impl FnMut(Value)) -> io::Result<(u64, u64)> {
+    let mut win = Window::default();
+    let mut count = 0u64;
+    loop {
+        win.fill(file, len, HEADER_MAX)?;
+        let Some(size) = record_size(win.bytes()) else {
+            break;
+        };
+        if win.at + size as u64 > len {
+            break;
+        }
+        win.fill(file, len, size)?;
+        let Some(v) = decode_one(&win.bytes()[..size]) else {
+            break;
+        };
+        f(v);
+        count += 1;
+        win.consume(size);
+    }
+    Ok((count, win.at))
+}
+
+/// The part of a file replay is looking at: `buf[start..]` holds the
+/// file's bytes from offset `at` on.
+#[derive(Default)]
+struct Window {
+    buf: Vec<u8>,
+    start: usize,
+    at: u64,
+}
+
+impl Window {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.at += n as u64;
+    }
+
+    /// Hold at least `want` bytes, or everything up to `len`; reads whole
+    /// chunks, and moves what is left to the front only when it reads.
+    fn fill(&mut self, file: &File, len: u64, want: usize) -> io::Result<()> {
+        while self.buf.len() - self.start < want {
+            let have = self.buf.len() - self.start;
+            let from = self.at + have as u64;
+            let n = len
+                .saturating_sub(from)
+                .min(SCAN_CHUNK.max(want - have) as u64) as usize;
+            if n == 0 {
+                return Ok(());
+            }
+            self.buf.drain(..self.start);
+            self.start = 0;
+            self.buf.resize(have + n, 0);
+            file.read_exact_at(&mut self.buf[have..], from)?;
+        }
+        Ok(())
+    }
+}
+
+/// The offset of the last non-zero byte in `[from, len)` of `file`.
+fn last_nonzero(file: &File, from: u64, len: u64) -> io::Result<Option<u64>> {
+    let mut chunk = vec![0u8; SCAN_CHUNK];
+    let mut last = None;
+    let mut at = from;
+    while at < len {
+        let n = (len - at).min(SCAN_CHUNK as u64) as usize;
+        file.read_exact_at(&mut chunk[..n], at)?;
+        if let Some(i) = chunk[..n].iter().rposition(|b| *b != 0) {
+            last = Some(at + i as u64);
+        }
+        at += n as u64;
+    }
+    Ok(last)
 }
 
 /// Write `len` zero bytes at `at` (not fsynced).
@@ -540,43 +638,31 @@ fn encode_into(out: &mut Vec<u8>, record: &Value) -> io::Result<()> {
     Ok(())
 }
 
-/// Decode records from the start of `bytes`; returns them and the length of
-/// the good prefix.
-fn decode_all(bytes: &[u8]) -> (Vec<Value>, usize) {
-    let mut records = Vec::new();
-    let mut pos = 0;
-    while pos < bytes.len() {
-        match decode_one(&bytes[pos..]) {
-            Some((v, used)) => {
-                records.push(v);
-                pos += used;
-            }
-            None => break,
-        }
-    }
-    (records, pos)
-}
-
-fn decode_one(b: &[u8]) -> Option<(Value, usize)> {
+/// The whole size (header, payload, newline) of the record whose header
+/// starts `b`, from the header alone; `None` if `b` does not start with one.
+fn record_size(b: &[u8]) -> Option<usize> {
     let sp1 = b.iter().take(12).position(|c| *c == b' ')?;
     let len: usize = std::str::from_utf8(&b[..sp1]).ok()?.parse().ok()?;
-    let crc_start = sp1 + 1;
-    let crc_end = crc_start + 8;
+    let crc_end = sp1 + 1 + 8;
     if b.get(crc_end) != Some(&b' ') {
         return None;
     }
-    let crc = u32::from_str_radix(std::str::from_utf8(&b[crc_start..crc_end]).ok()?, 16).ok()?;
-    let body = crc_end + 1;
-    let end = body.checked_add(len)?;
-    if b.get(end) != Some(&b'\n') {
+    (crc_end + 1).checked_add(len)?.checked_add(1)
+}
+
+/// The record that is exactly `b` (see [`record_size`]), if its terminator,
+/// checksum and JSON are right.
+fn decode_one(b: &[u8]) -> Option<Value> {
+    let sp1 = b.iter().position(|c| *c == b' ')?;
+    let crc_start = sp1 + 1;
+    let crc_end = crc_start + 8;
+    let crc =
+        u32::from_str_radix(std::str::from_utf8(b.get(crc_start..crc_end)?).ok()?, 16).ok()?;
+    let (last, payload) = b.get(crc_end + 1..)?.split_last()?;
+    if *last != b'\n' || crc32(payload) != crc {
         return None;
     }
-    let payload = &b[body..end];
-    if crc32(payload) != crc {
-        return None;
-    }
-    let v = serde_json::from_slice(payload).ok()?;
-    Some((v, end + 1))
+    serde_json::from_slice(payload).ok()
 }
 
 /// CRC-32 (IEEE), bitwise with a small table built at compile time.
@@ -613,6 +699,14 @@ mod tests {
     use serde_json::json;
     use std::sync::Arc;
 
+    /// Open `p`, collecting what replay handed over.
+    fn open(p: &Path) -> (Wal, Vec<Value>, Replay) {
+        let mut records = Vec::new();
+        let (w, r) = Wal::open(p, |v| records.push(v)).unwrap();
+        assert_eq!(r.records, records.len() as u64);
+        (w, records, r)
+    }
+
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("frota-wal-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
@@ -628,8 +722,8 @@ mod tests {
     fn replay_and_torn_tail() {
         let p = tmp("torn");
         {
-            let (w, r) = Wal::open(&p).unwrap();
-            assert!(r.records.is_empty());
+            let (w, records, _) = open(&p);
+            assert!(records.is_empty());
             w.append(&json!({"n": 1})).unwrap();
             w.append(&json!({"n": 2})).unwrap();
         }
@@ -647,16 +741,16 @@ mod tests {
                 torn.resize(4096, 0);
             }
             fs::write(&p, &torn).unwrap();
-            let (w, r) = Wal::open(&p).unwrap();
-            assert_eq!(r.records, vec![json!({"n": 1})], "cut {cut}");
+            let (w, records, r) = open(&p);
+            assert_eq!(records, vec![json!({"n": 1})], "cut {cut}");
             assert_eq!(r.kept_bytes as usize, first_len);
             assert_eq!(r.truncated_bytes as usize, cut - first_len);
             let after = fs::read(&p).unwrap();
             assert!(after[first_len..].iter().all(|b| *b == 0), "tail zeroed");
             w.append(&json!({"n": 3})).unwrap();
             drop(w);
-            let (_, r) = Wal::open(&p).unwrap();
-            assert_eq!(r.records, vec![json!({"n": 1}), json!({"n": 3})]);
+            let (_, records, r) = open(&p);
+            assert_eq!(records, vec![json!({"n": 1}), json!({"n": 3})]);
             assert_eq!(r.truncated_bytes, 0);
         }
         // A flipped bit in the payload is caught by the checksum.
@@ -665,14 +759,14 @@ mod tests {
         bad[last] ^= 0x01;
         bad.resize(PREALLOCATE as usize, 0);
         fs::write(&p, &bad).unwrap();
-        let (_, r) = Wal::open(&p).unwrap();
-        assert_eq!(r.records.len(), 1);
+        let (_, records, _) = open(&p);
+        assert_eq!(records.len(), 1);
     }
 
     #[test]
     fn group_commit_keeps_every_record() {
         let p = tmp("group");
-        let (w, _) = Wal::open(&p).unwrap();
+        let (w, _, _) = open(&p);
         let w = Arc::new(w);
         let threads: Vec<_> = (0..8)
             .map(|t| {
@@ -691,8 +785,8 @@ mod tests {
         assert_eq!(appends, 400);
         assert!(fsyncs <= 400);
         drop(w);
-        let (_, r) = Wal::open(&p).unwrap();
-        assert_eq!(r.records.len(), 400);
+        let (_, records, _) = open(&p);
+        assert_eq!(records.len(), 400);
     }
 
     /// Every `after` callback runs exactly once, with Ok, only once its
@@ -701,7 +795,7 @@ mod tests {
     #[test]
     fn after_calls_back_once_the_record_is_written() {
         let p = tmp("after");
-        let (w, _) = Wal::open(&p).unwrap();
+        let (w, _, _) = open(&p);
         let w = Arc::new(w);
         let called = Arc::new(AtomicU64::new(0));
         let threads: Vec<_> = (0..4)
@@ -731,14 +825,14 @@ mod tests {
         let w = Arc::try_unwrap(w).ok().expect("no other handle");
         drop(w);
         assert_eq!(called.load(Ordering::SeqCst), 240);
-        let (_, r) = Wal::open(&p).unwrap();
-        assert_eq!(r.records.len(), 240);
+        let (_, records, _) = open(&p);
+        assert_eq!(records.len(), 240);
     }
 
     #[test]
     fn grows_in_zeroed_steps() {
         let p = tmp("grow");
-        let (w, _) = Wal::open(&p).unwrap();
+        let (w, _, _) = open(&p);
         let big = "x".repeat(100_000);
         for i in 0..25 {
             w.append(&json!({"i": i, "pad": big})).unwrap();
@@ -746,9 +840,44 @@ mod tests {
         let len = fs::metadata(&p).unwrap().len();
         assert!(len >= 2_500_000 && len.is_multiple_of(PREALLOCATE), "{len}");
         drop(w);
-        let (_, r) = Wal::open(&p).unwrap();
-        assert_eq!(r.records.len(), 25);
+        let (_, records, r) = open(&p);
+        assert_eq!(records.len(), 25);
         assert_eq!(r.truncated_bytes, 0);
+    }
+
+    /// Replay reads in chunks: a record larger than a chunk, and records
+    /// that straddle chunk boundaries, come back whole; a header claiming
+    /// more bytes than the file holds ends the log (torn) without an
+    /// allocation of that size.
+    #[test]
+    fn replay_streams_across_chunks() {
+        let p = tmp("chunks");
+        let (w, _, _) = open(&p);
+        let big = "y".repeat(SCAN_CHUNK * 3);
+        let mut wrote = Vec::new();
+        for i in 0..400 {
+            let rec = if i % 100 == 7 {
+                json!({"i": i, "big": big})
+            } else {
+                json!({"i": i, "pad": "z".repeat(i * 7)})
+            };
+            w.append(&rec).unwrap();
+            wrote.push(rec);
+        }
+        drop(w);
+        let (_, records, r) = open(&p);
+        assert_eq!(records, wrote);
+        assert_eq!(r.truncated_bytes, 0);
+        // Now a torn header that claims 99 GB.
+        let mut bytes = fs::read(&p).unwrap();
+        let end = r.kept_bytes as usize;
+        let fake = b"99999999999 00000000 {";
+        bytes[end..end + fake.len()].copy_from_slice(fake);
+        fs::write(&p, &bytes).unwrap();
+        let (_, records, r) = open(&p);
+        assert_eq!(records.len(), 400);
+        assert_eq!(r.kept_bytes as usize, end);
+        assert_eq!(r.truncated_bytes as usize, fake.len());
     }
 
     /// Compactions racing appends: the state behind each snapshot is taken
@@ -758,7 +887,7 @@ mod tests {
     fn rewrite_from_keeps_every_record_under_concurrent_appends() {
         use std::collections::BTreeMap;
         let p = tmp("rewrite-race");
-        let (w, _) = Wal::open(&p).unwrap();
+        let (w, _, _) = open(&p);
         let w = Arc::new(w);
         let state = Arc::new(Mutex::new(BTreeMap::<u64, u64>::new()));
         let writers: Vec<_> = (0..4u64)
@@ -787,11 +916,11 @@ mod tests {
             t.join().unwrap();
         }
         drop(w);
-        let (_, r) = Wal::open(&p).unwrap();
+        let (_, records, _) = open(&p);
         let mut seen = BTreeMap::<u64, u64>::new();
-        for rec in &r.records {
+        for rec in &records {
             if let Some(snap) = rec.get("snap").and_then(Value::as_object) {
-                assert!(std::ptr::eq(rec, &r.records[0]), "snapshot comes first");
+                assert!(std::ptr::eq(rec, &records[0]), "snapshot comes first");
                 for (t, i) in snap {
                     seen.insert(t.parse().unwrap(), i.as_u64().unwrap());
                 }
@@ -807,7 +936,7 @@ mod tests {
     #[test]
     fn rewrite_compacts() {
         let p = tmp("rewrite");
-        let (w, _) = Wal::open(&p).unwrap();
+        let (w, _, _) = open(&p);
         for i in 0..10 {
             w.append(&json!({"i": i})).unwrap();
         }
@@ -817,9 +946,9 @@ mod tests {
         w.rewrite_from(mark, &[json!({"snapshot": true})]).unwrap();
         w.append(&json!({"after": 1})).unwrap();
         drop(w);
-        let (_, r) = Wal::open(&p).unwrap();
+        let (_, records, _) = open(&p);
         assert_eq!(
-            r.records,
+            records,
             vec![
                 json!({"snapshot": true}),
                 json!({"between": 1}),

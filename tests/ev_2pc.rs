@@ -127,6 +127,33 @@ fn every_phase_is_idempotent() {
     );
 }
 
+/// The coordinator remembers answers for `--answer-window-ms` only (its
+/// memory used to grow by every route ever). A retry inside the window gets
+/// the first answer; one after it is a new transaction, which finds the
+/// route's own stops taken: still one route, never two.
+#[test]
+fn a_retry_after_the_answer_window_is_refused_not_booked_twice() {
+    let c = cluster("ev-2pc-window", |o| {
+        o.company_args = vec!["--answer-window-ms".into(), "1500".into()];
+    });
+    let first = reserve(&c, "company-A", "late", &route(11)).unwrap();
+    assert_eq!(first["outcome"], "reserved", "{first:?}");
+    let again = reserve(&c, "company-A", "late", &route(11)).unwrap();
+    assert_eq!(again["txn"], first["txn"], "inside the window: {again:?}");
+    let mut later = again;
+    assert!(
+        wait(20, || {
+            later = reserve(&c, "company-A", "late", &route(11)).unwrap();
+            later["txn"] != first["txn"]
+        }),
+        "the first answer was never forgotten: {later:?}"
+    );
+    assert_eq!(later["outcome"], "rejected", "{later:?}");
+    assert_eq!(later["conflict"]["code"], Code::Conflict.number());
+    let v = audit_ok(&c);
+    assert_eq!((v.routes, v.reservations), (1, 3));
+}
+
 /// Publish `reqs` as vehicles through the broker and collect every answer.
 fn storm(c: &frota::ev::cluster::EvCluster, tag: &str, routes: &[Vec<Stop>]) -> Vec<RouteOutcome> {
     let broker = c.addr("broker").to_string();

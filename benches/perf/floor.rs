@@ -96,7 +96,7 @@ pub fn measure(
     let fs128 = repeat(dur / 4, 50, || sync(128));
     // The same 128 bytes on disk through frota's log: framing, checksum and
     // a preallocated file (an overwrite, not an append, for fdatasync).
-    let (wal, _) = frota::wal::Wal::open(dir.join("floor-wal.log")).expect("floor wal");
+    let (wal, _) = frota::wal::Wal::open(dir.join("floor-wal.log"), |_| {}).expect("floor wal");
     let rec = json!({"p": "r".repeat(128 - 22)});
     let wal128 = repeat(dur / 4, 50, || wal.append(&rec).expect("wal append"));
     drop(wal);

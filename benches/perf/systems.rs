@@ -150,6 +150,18 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     // What the runs' state costs: every reservation, decision and answer
     // kept for retries stays in memory (and in the logs) for good.
     let after_runs_kib = pid.and_then(memory::rss_kib);
+    // A restart replays both of its logs: how long until it serves again,
+    // and what memory the replay leaves (it used to hold every record).
+    let log_bytes = dir_bytes(&dir.join("ev").join("company-a"));
+    let t_restart = Instant::now();
+    let restart = e.cluster.restart("company-A").ok().map(|()| {
+        let ms = t_restart.elapsed().as_secs_f64() * 1000.0;
+        let kib = e
+            .cluster
+            .proc_mut("company-A")
+            .and_then(|p| memory::rss_kib(p.pid()));
+        (ms, kib)
+    });
     drop(e);
     eprintln!("bench: EV done in {:.1} s", t.elapsed().as_secs_f64());
     // The disk of a shared VM drifts: measure the floors again at the end
@@ -227,6 +239,12 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
         mem.insert(
             "frota-company_after_runs".into(),
             json!({"rss_kib": kib, "routes_committed": routes_committed}),
+        );
+    }
+    if let Some((ms, kib)) = restart {
+        mem.insert(
+            "frota-company_restarted".into(),
+            json!({"restart_ms": round(ms, 1), "rss_kib": kib, "log_bytes": log_bytes}),
         );
     }
     json.insert("memory".into(), Value::Object(mem));
@@ -317,8 +335,15 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     }
     if let Some(kib) = after_runs_kib {
         lines.push(format!(
-            "  the same company after the runs: RSS {:.1} MiB holding {routes_committed} committed routes (state is kept for good: reservations, decisions, answers to retries)",
+            "  the same company after the runs: RSS {:.1} MiB holding {routes_committed} committed routes (reservations and decisions are kept for good, answers to retries for --answer-window-ms)",
             kib as f64 / 1024.0
+        ));
+    }
+    if let Some((ms, kib)) = restart {
+        lines.push(format!(
+            "  the same company after kill -9 and restart: serving again in {ms:.0} ms (both logs replayed, {:.1} MiB on disk), RSS {}",
+            log_bytes as f64 / (1024.0 * 1024.0),
+            kib.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
         ));
     }
     lines.push("scaling (throughput by concurrent clients; speedup over 1 client):".into());
@@ -406,4 +431,17 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
         lines.extend(t.into_iter().map(|l| format!("  {l}")));
     }
     Systems { json, lines }
+}
+
+/// Bytes of the files directly in `dir` (a company's two logs).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }

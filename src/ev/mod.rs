@@ -5,7 +5,8 @@
 //! - [`broker`]: `frota-broker` — topic tree ([`broker::topic`]), the
 //!   transport-independent bus ([`broker::bus`]) and the frota-framed listener.
 //! - [`bus_client`]: the company/vehicle side of a broker connection.
-//! - [`company`]: `frota-company` — participant, coordinator, messages.
+//! - [`company`]: `frota-company` — participant, coordinator, messages,
+//!   answers (the coordinator's retry window).
 //! - [`vehicle`]: the vehicle simulator (`frota-vehicle`).
 //! - [`audit`]: the atomicity / isolation / no-leftover-holds verdict.
 //! - [`cluster`]: start a whole EV deployment (tests, demo, doc replay).

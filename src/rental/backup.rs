@@ -167,18 +167,17 @@ impl Backup {
         claim_timeout: Duration,
         compact_every: u64,
     ) -> io::Result<Arc<Backup>> {
-        let (wal, replay) = Wal::open(log_path(data_dir))?;
         let mut ledger = Ledger::new();
-        for r in &replay.records {
-            ledger.apply(r);
-        }
+        let (wal, replay) = Wal::open(log_path(data_dir), |r| {
+            ledger.apply(&r);
+        })?;
         let problems = ledger.check_invariants();
         if !problems.is_empty() {
             log::error!("replayed log is inconsistent: {problems:?}");
         }
         log::info!(
             "replayed {} records (lsn {}), dropped {} torn bytes",
-            replay.records.len(),
+            replay.records,
             ledger.lsn(),
             replay.truncated_bytes
         );
@@ -186,18 +185,18 @@ impl Backup {
             ledger: Mutex::new(ledger),
             wal,
             claim_timeout,
-            replayed: replay.records.len(),
+            replayed: replay.records as usize,
             truncated_bytes: replay.truncated_bytes,
             records: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             compact_every,
-            since_compact: AtomicU64::new(replay.records.len() as u64),
+            since_compact: AtomicU64::new(replay.records),
             snapshot_entries: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
             compact_lock: Mutex::new(()),
         });
         // Nothing is in flight before we serve, so this cannot be refused.
-        if compact_every > 0 && replay.records.len() > 1 {
+        if compact_every > 0 && replay.records > 1 {
             backup.compact()?;
         }
         Ok(backup)
@@ -425,15 +424,14 @@ impl Backup {
             )
         };
         self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
-        match wal::read_records(self.wal.path()) {
-            Ok(records) => {
-                let mut again = Ledger::new();
-                for r in records
-                    .iter()
-                    .filter(|r| r.get("lsn").and_then(Value::as_u64).unwrap_or(0) <= lsn)
-                {
-                    again.apply(r);
-                }
+        let mut again = Ledger::new();
+        let replayed = wal::for_each_record(self.wal.path(), |r| {
+            if r.get("lsn").and_then(Value::as_u64).unwrap_or(0) <= lsn {
+                again.apply(&r);
+            }
+        });
+        match replayed {
+            Ok(_) => {
                 if again.lsn() != lsn || again.places() != places || again.queues() != queues {
                     problems.push(format!(
                         "the log does not replay to the state in memory (lsn {} vs {lsn})",

@@ -29,6 +29,7 @@
 //! * After a restart every transaction in the log is finished: commits are
 //!   resent, undecided ones are aborted.
 
+use super::answers::{Answers, MAX_ANSWERS};
 use super::messages::{Conflict, Prepare, RouteOutcome, RouteRequest};
 use super::participant::{Hold1, Participant};
 use crate::client::{next_id, Pending, Pool};
@@ -39,6 +40,8 @@ use crate::message::{body, Body};
 use crate::wal::Wal;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -150,8 +153,9 @@ pub struct Coordinator {
     changed: Condvar,
     unfinished: Mutex<BTreeMap<String, Unfinished>>,
     /// Answers to requests already handled here, by (vehicle, request_id):
-    /// a retried request gets the same answer instead of a second route.
-    answered: Mutex<HashMap<(String, String), RouteOutcome>>,
+    /// a retried request gets the same answer instead of a second route
+    /// (within the retry window, see [`Answers`]).
+    answered: Mutex<Answers>,
     counters: Counters,
     /// Per peer, to its decider thread, once started (else decisions are
     /// sent and acknowledged inline, before the reply).
@@ -171,6 +175,45 @@ enum Sent {
     Local(&'static str, Body),
 }
 
+/// The coordinator's log, rebuilt one record at a time on open.
+#[derive(Default)]
+struct Restored {
+    table: HashMap<String, TxnState>,
+    /// Participants of each transaction not yet ended (an `end` record
+    /// drops its entry at once, so replay does not hold every route).
+    parts: HashMap<String, Vec<String>>,
+}
+
+impl Restored {
+    fn apply(&mut self, name: &str, r: &Value) {
+        let txn = r["txn"].as_str().unwrap_or_default().to_string();
+        match r["k"].as_str() {
+            Some("begin") => {
+                let p = r["participants"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.parts.insert(txn.clone(), p);
+                self.table.insert(txn, TxnState::Preparing);
+            }
+            Some("commit") => {
+                self.table.insert(txn, TxnState::Committed);
+            }
+            Some("abort") => {
+                self.table.insert(txn, TxnState::Aborted);
+            }
+            Some("end") => {
+                self.parts.remove(&txn);
+            }
+            _ => log::warn!("{name}: unknown coordinator record {r}"),
+        }
+    }
+}
+
 impl Coordinator {
     /// Rebuild from the log: committed-but-unacknowledged transactions are
     /// resent, undecided ones are aborted (durably, now).
@@ -179,37 +222,12 @@ impl Coordinator {
         peers: BTreeMap<String, String>,
         local: Arc<Participant>,
         pool: Pool,
-        wal: Wal,
-        records: &[Value],
-    ) -> Coordinator {
-        let mut table = HashMap::new();
-        let mut parts: HashMap<String, Vec<String>> = HashMap::new();
-        let mut ended = Vec::new();
-        for r in records {
-            let txn = r["txn"].as_str().unwrap_or_default().to_string();
-            match r["k"].as_str() {
-                Some("begin") => {
-                    let p = r["participants"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.as_str().map(String::from))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    parts.insert(txn.clone(), p);
-                    table.insert(txn, TxnState::Preparing);
-                }
-                Some("commit") => {
-                    table.insert(txn, TxnState::Committed);
-                }
-                Some("abort") => {
-                    table.insert(txn, TxnState::Aborted);
-                }
-                Some("end") => ended.push(txn),
-                _ => log::warn!("{name}: unknown coordinator record {r}"),
-            }
-        }
+        log: &Path,
+        answer_window: Duration,
+    ) -> io::Result<Coordinator> {
+        let mut restored = Restored::default();
+        let (wal, _) = Wal::open(log, |r| restored.apply(name, &r))?;
+        let Restored { mut table, parts } = restored;
         let mut unfinished = BTreeMap::new();
         let mut undecided = Vec::new();
         for (txn, state) in table.iter_mut() {
@@ -232,9 +250,6 @@ impl Coordinator {
                 );
             }
         }
-        for t in &ended {
-            unfinished.remove(t);
-        }
         if !undecided.is_empty() {
             log::info!(
                 "{name}: aborting {} undecided transaction(s) from the log",
@@ -255,7 +270,7 @@ impl Coordinator {
             );
         }
         let wal = Arc::new(wal);
-        Coordinator {
+        Ok(Coordinator {
             name: name.to_string(),
             peers,
             local,
@@ -264,11 +279,11 @@ impl Coordinator {
             table: Mutex::new(table),
             changed: Condvar::new(),
             unfinished: Mutex::new(unfinished),
-            answered: Mutex::new(HashMap::new()),
+            answered: Mutex::new(Answers::new(answer_window, MAX_ANSWERS)),
             counters: Counters::default(),
             deciders: OnceLock::new(),
             inflight: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, TxnState>> {
@@ -415,13 +430,13 @@ impl Coordinator {
             .answered
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+            .get(&key, Instant::now())
         {
             return prev.clone();
         }
         let out = self.run(r);
         let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
-        answered.insert(key, out.clone());
+        answered.insert(key, out.clone(), Instant::now());
         out
     }
 
@@ -848,6 +863,7 @@ impl Coordinator {
             "aborted": c.aborted.load(Ordering::Relaxed),
             "failed": c.failed.load(Ordering::Relaxed),
             "decisions_asked": c.decisions_asked.load(Ordering::Relaxed),
+            "answers_remembered": self.answered.lock().unwrap_or_else(|p| p.into_inner()).len(),
             "unfinished": unfinished,
             "log": {"records": appends, "fsyncs": fsyncs},
         })

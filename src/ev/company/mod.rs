@@ -9,6 +9,7 @@
 //!   expired in-doubt hold for the outcome, and resends decisions that
 //!   participants have not acknowledged yet.
 
+pub mod answers;
 pub mod coordinator;
 pub mod messages;
 pub mod participant;
@@ -20,7 +21,6 @@ use crate::ev::bus_client::BusClient;
 use crate::ev::points::PointSet;
 use crate::message::{body, to_body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
-use crate::wal::Wal;
 use coordinator::Coordinator;
 use crossbeam_channel::{bounded, Receiver, TrySendError};
 use messages::{Availability, Decide, Prepare, RouteOutcome, RouteRequest, TxnRef, MAX_DECIDE};
@@ -80,6 +80,11 @@ pub fn flags() -> Vec<Flag> {
             "reply timeout for calls to other companies",
         ),
         opt(
+            "answer-window-ms",
+            "60000",
+            "how long an answered route request is remembered for a retry (at most 50000 are)",
+        ),
+        opt(
             "workers",
             "16",
             "coordinator threads for route requests from the broker",
@@ -97,6 +102,8 @@ pub struct CompanyConfig {
     pub hold_expiry: Duration,
     pub ask_interval: Duration,
     pub peer_timeout: Duration,
+    /// How long the coordinator remembers an answer for a retry.
+    pub answer_window: Duration,
     pub workers: usize,
 }
 
@@ -135,6 +142,7 @@ impl CompanyConfig {
             hold_expiry: a.millis("hold-expiry-ms"),
             ask_interval: a.millis("ask-interval-ms").max(Duration::from_millis(10)),
             peer_timeout: a.millis("peer-timeout-ms"),
+            answer_window: a.millis("answer-window-ms"),
             workers: a.value::<usize>("workers").max(1),
         }
     }
@@ -171,25 +179,27 @@ impl Company {
         let client_cfg = ClientConfig::default()
             .with_timeout(cfg.peer_timeout)
             .with_retries(1);
-        let (pwal, prep) = Wal::open(cfg.data_dir.join("participant.log"))
-            .map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
-        let participant = Arc::new(Participant::open(
-            &cfg.name,
-            mine,
-            pwal,
-            &prep.records,
-            cfg.hold_expiry,
-        ));
-        let (cwal, crep) = Wal::open(cfg.data_dir.join("coordinator.log"))
-            .map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
-        let coordinator = Arc::new(Coordinator::open(
-            &cfg.name,
-            cfg.peers.clone(),
-            participant.clone(),
-            Pool::new(client_cfg.clone()),
-            cwal,
-            &crep.records,
-        ));
+        let at = |e: std::io::Error| format!("{}: {e}", cfg.data_dir.display());
+        let participant = Arc::new(
+            Participant::open(
+                &cfg.name,
+                mine,
+                &cfg.data_dir.join("participant.log"),
+                cfg.hold_expiry,
+            )
+            .map_err(at)?,
+        );
+        let coordinator = Arc::new(
+            Coordinator::open(
+                &cfg.name,
+                cfg.peers.clone(),
+                participant.clone(),
+                Pool::new(client_cfg.clone()),
+                &cfg.data_dir.join("coordinator.log"),
+                cfg.answer_window,
+            )
+            .map_err(at)?,
+        );
         let n = &cfg.name;
         let help = vec![
             MessageHelp::new(
@@ -453,6 +463,7 @@ impl Handler for Company {
             "coordinator": self.coordinator.status(),
             "hold_expiry_ms": self.cfg.hold_expiry.as_millis() as u64,
             "ask_interval_ms": self.cfg.ask_interval.as_millis() as u64,
+            "answer_window_ms": self.cfg.answer_window.as_millis() as u64,
             "broker": self.cfg.broker,
             "crash_points": points,
         }))

@@ -33,6 +33,8 @@ use crate::wal::Wal;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,6 +101,25 @@ impl PointBook {
 }
 
 impl State {
+    /// Apply one record of the log (on open).
+    fn restore(&mut self, name: &str, r: Value) {
+        let txn = r["txn"].as_str().unwrap_or_default().to_string();
+        match r["k"].as_str() {
+            Some("hold") => {
+                if let Ok(p) = serde_json::from_value::<Prepare>(r) {
+                    self.remove(&p.txn);
+                    self.insert(hold_from(&p, HoldState::Held, Instant::now()));
+                }
+            }
+            Some("commit") => self.set_state(&txn, HoldState::Committed),
+            Some("abort") => {
+                self.remove(&txn);
+                self.aborted.insert(txn);
+            }
+            _ => log::warn!("{name}: unknown participant record {r}"),
+        }
+    }
+
     fn remove(&mut self, txn: &str) -> Option<Hold> {
         let h = self.entries.remove(txn)?;
         if let Some(b) = self.by_point.get_mut(&h.point) {
@@ -182,39 +203,22 @@ impl Participant {
     pub fn open(
         name: &str,
         points: Vec<Point>,
-        wal: Wal,
-        records: &[Value],
+        log: &Path,
         expiry: Duration,
-    ) -> Participant {
+    ) -> io::Result<Participant> {
         let mut st = State::default();
-        for r in records {
-            let txn = r["txn"].as_str().unwrap_or_default().to_string();
-            match r["k"].as_str() {
-                Some("hold") => {
-                    if let Ok(p) = serde_json::from_value::<Prepare>(r.clone()) {
-                        st.remove(&p.txn);
-                        st.insert(hold_from(&p, HoldState::Held, Instant::now()));
-                    }
-                }
-                Some("commit") => st.set_state(&txn, HoldState::Committed),
-                Some("abort") => {
-                    st.remove(&txn);
-                    st.aborted.insert(txn);
-                }
-                _ => log::warn!("{name}: unknown participant record {r}"),
-            }
-        }
+        let (wal, _) = Wal::open(log, |r| st.restore(name, r))?;
         let in_doubt = st.open.len();
         if in_doubt > 0 {
             log::info!("{name}: restored {in_doubt} in-doubt hold(s); asking their coordinators");
         }
-        Participant {
+        Ok(Participant {
             name: name.to_string(),
             points: points.into_iter().map(|p| (p.id.clone(), p)).collect(),
             wal,
             st: Mutex::new(st),
             expiry,
-        }
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -649,9 +653,14 @@ mod tests {
 
     fn participant(name: &str) -> Participant {
         let dir = crate::launch::temp_dir(&format!("participant-{name}"));
-        let (wal, replay) = Wal::open(dir.join("participant.log")).unwrap();
         let points = PointSet::default_set().of_company("B").cloned().collect();
-        Participant::open("B", points, wal, &replay.records, Duration::from_secs(60))
+        Participant::open(
+            "B",
+            points,
+            &dir.join("participant.log"),
+            Duration::from_secs(60),
+        )
+        .unwrap()
     }
 
     fn prep(txn: &str) -> Prepare {
