@@ -271,7 +271,13 @@ impl Wal {
     /// written since `mark` are copied after it, it is fsynced, renamed over
     /// the log, and the directory fsynced. A crash at any point leaves
     /// either the old log or the new one, each holding every durable record.
-    pub fn rewrite_from(&self, mark: Mark, records: &[Value]) -> io::Result<()> {
+    /// `records` are encoded one at a time as they come, so a caller can
+    /// hand over a large snapshot without building it first.
+    pub fn rewrite_from(
+        &self,
+        mark: Mark,
+        records: impl IntoIterator<Item = Value>,
+    ) -> io::Result<()> {
         self.core.rewrite_from(mark, records)
     }
 }
@@ -461,14 +467,14 @@ impl Core {
         Ok(())
     }
 
-    fn rewrite_from(&self, mark: Mark, records: &[Value]) -> io::Result<()> {
+    fn rewrite_from(&self, mark: Mark, records: impl IntoIterator<Item = Value>) -> io::Result<()> {
         // The snapshot must cover records that are durable in the old log
         // (nothing before the mark may be written after the snapshot).
         self.wait(mark.ticket)?;
         let tmp = self.path.with_extension("compact.tmp");
         let mut out = Vec::new();
         for r in records {
-            encode_into(&mut out, r)?;
+            encode_into(&mut out, &r)?;
         }
         let mut t = File::create(&tmp)?;
         t.write_all(&out)?;
@@ -910,7 +916,7 @@ mod tests {
                 let st = state.lock().unwrap();
                 (json!({"snap": *st}), w.mark())
             };
-            w.rewrite_from(mark, &[snap]).unwrap();
+            w.rewrite_from(mark, [snap]).unwrap();
         }
         for t in writers {
             t.join().unwrap();
@@ -943,7 +949,7 @@ mod tests {
         let mark = w.mark();
         // Appended after the snapshot's moment, before the swap: kept.
         w.append(&json!({"between": 1})).unwrap();
-        w.rewrite_from(mark, &[json!({"snapshot": true})]).unwrap();
+        w.rewrite_from(mark, [json!({"snapshot": true})]).unwrap();
         w.append(&json!({"after": 1})).unwrap();
         drop(w);
         let (_, records, _) = open(&p);

@@ -335,7 +335,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     }
     if let Some(kib) = after_runs_kib {
         lines.push(format!(
-            "  the same company after the runs: RSS {:.1} MiB holding {routes_committed} committed routes (reservations and decisions are kept for good, answers to retries for --answer-window-ms)",
+            "  the same company after the runs: RSS {:.1} MiB holding {routes_committed} committed routes (reservations and commit decisions are kept for good, answers to retries for --answer-window-ms)",
             kib as f64 / 1024.0
         ));
     }

@@ -588,6 +588,9 @@ pub fn run(args: &[String]) -> i32 {
     let mut ropts = ClusterOptions::fast();
     ropts.heartbeat_timeout_ms = 600;
     ropts.log_dir = Some(dir.join("logs"));
+    // Small compaction thresholds, so logs are rewritten (and killed while
+    // being rewritten) many times in a run, not once a day.
+    ropts.backup_args = vec!["--compact-every".into(), "200".into()];
     let rental = match RentalCluster::start_with(Bins::sibling(), &dir.join("rental"), ropts) {
         Ok(c) => c,
         Err(e) => {
@@ -600,6 +603,7 @@ pub fn run(args: &[String]) -> i32 {
     eopts.hold_expiry_ms = 1000;
     eopts.ask_interval_ms = 200;
     eopts.peer_timeout_ms = 1000;
+    eopts.company_args = vec!["--compact-every".into(), "300".into()];
     let ev = match EvCluster::start(EvBins::siblings(), eopts) {
         Ok(c) => c,
         Err(e) => {

@@ -226,7 +226,7 @@ impl Backup {
         let snap = parts.to_value();
         let lsn = snap.get("lsn").and_then(Value::as_u64).unwrap_or(0);
         crash::point("backup.before_compact");
-        self.wal.rewrite_from(mark, &[snap])?;
+        self.wal.rewrite_from(mark, [snap])?;
         self.since_compact.store(0, Ordering::Relaxed);
         self.snapshot_entries.store(entries, Ordering::Relaxed);
         self.compactions.fetch_add(1, Ordering::Relaxed);

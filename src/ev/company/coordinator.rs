@@ -68,7 +68,7 @@ struct Unfinished {
     pending: Vec<String>,
 }
 
-pub const CRASH_POINTS: [(&str, &str); 14] = [
+pub const CRASH_POINTS: [(&str, &str); 16] = [
     (
         "company.coord.before_begin",
         "route accepted, begin record not yet written",
@@ -118,6 +118,14 @@ pub const CRASH_POINTS: [(&str, &str); 14] = [
         "participants acknowledged, end record not yet queued",
     ),
     (
+        "company.coord.before_compact",
+        "compaction: snapshot of decisions built, the log not yet rewritten",
+    ),
+    (
+        "company.coord.after_compact",
+        "compaction: the log was replaced by the snapshot (+ records since)",
+    ),
+    (
         "company.resolve.before_ask",
         "participant: about to ask a coordinator for an in-doubt hold's outcome",
     ),
@@ -163,6 +171,23 @@ pub struct Coordinator {
     /// Decided transactions whose remote participants have not all
     /// answered yet: txn → those still to answer.
     inflight: Mutex<HashMap<String, Vec<String>>>,
+    /// Transactions begun and not ended, with their participants: all a
+    /// compaction keeps of `begin` records. Like `table`, changed only with
+    /// the `table` lock held, together with queueing the record that says
+    /// so; that lock therefore gives a compaction a state and a log
+    /// position that agree.
+    open: Mutex<HashMap<String, Vec<String>>>,
+    compaction: Compaction,
+}
+
+/// When to compact the log, and what it did (see [`Coordinator::compact`]).
+struct Compaction {
+    /// Compact once this many records were queued since the last time
+    /// (and more than the last snapshot had); 0 = never.
+    every: u64,
+    since: AtomicU64,
+    snapshot_records: AtomicU64,
+    done: AtomicU64,
 }
 
 /// A participant message on its way (see [`Coordinator::send_all`]).
@@ -182,10 +207,12 @@ struct Restored {
     /// Participants of each transaction not yet ended (an `end` record
     /// drops its entry at once, so replay does not hold every route).
     parts: HashMap<String, Vec<String>>,
+    records: u64,
 }
 
 impl Restored {
     fn apply(&mut self, name: &str, r: &Value) {
+        self.records += 1;
         let txn = r["txn"].as_str().unwrap_or_default().to_string();
         match r["k"].as_str() {
             Some("begin") => {
@@ -224,10 +251,14 @@ impl Coordinator {
         pool: Pool,
         log: &Path,
         answer_window: Duration,
+        compact_every: u64,
     ) -> io::Result<Coordinator> {
         let mut restored = Restored::default();
         let (wal, _) = Wal::open(log, |r| restored.apply(name, &r))?;
-        let Restored { mut table, parts } = restored;
+        let replayed = restored.records;
+        let Restored {
+            mut table, parts, ..
+        } = restored;
         let mut unfinished = BTreeMap::new();
         let mut undecided = Vec::new();
         for (txn, state) in table.iter_mut() {
@@ -283,6 +314,13 @@ impl Coordinator {
             counters: Counters::default(),
             deciders: OnceLock::new(),
             inflight: Mutex::new(HashMap::new()),
+            open: Mutex::new(parts),
+            compaction: Compaction {
+                every: compact_every,
+                since: AtomicU64::new(replayed),
+                snapshot_records: AtomicU64::new(0),
+                done: AtomicU64::new(0),
+            },
         })
     }
 
@@ -290,28 +328,34 @@ impl Coordinator {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A durable coordinator record. If the log cannot be written the
-    /// outcome of a transaction would be unknowable, so the node stops
-    /// (fail-stop) and recovery decides from what is on disk.
-    fn log(&self, rec: Value) {
-        if let Err(e) = self.wal.append(&rec) {
-            log::error!(
-                "{}: coordinator log write failed ({e}); stopping",
-                self.name
-            );
-            std::process::exit(1);
+    fn open_txns(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<String>>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue a record (callers hold the `table` lock, see `open`); returns
+    /// its ticket for [`Coordinator::durable`]. If the log cannot be
+    /// written the outcome of a transaction would be unknowable, so the
+    /// node stops (fail-stop) and recovery decides from what is on disk.
+    fn queue(&self, rec: Value) -> u64 {
+        self.compaction.since.fetch_add(1, Ordering::Relaxed);
+        self.wal
+            .enqueue(&[rec])
+            .unwrap_or_else(|e| self.log_failed(e))
+    }
+
+    /// Wait until `ticket` is on disk (never with the `table` lock held).
+    fn durable(&self, ticket: u64) {
+        if let Err(e) = self.wal.wait(ticket) {
+            self.log_failed(e)
         }
     }
 
-    /// Queue a record without waiting for its fsync (see `begin`).
-    fn queue(&self, rec: Value) {
-        if let Err(e) = self.wal.enqueue(&[rec]) {
-            log::error!(
-                "{}: coordinator log write failed ({e}); stopping",
-                self.name
-            );
-            std::process::exit(1);
-        }
+    fn log_failed(&self, e: io::Error) -> ! {
+        log::error!(
+            "{}: coordinator log write failed ({e}); stopping",
+            self.name
+        );
+        std::process::exit(1);
     }
 
     /// Send one participant message, to ourselves in-process (same code
@@ -469,15 +513,19 @@ impl Coordinator {
         let mut stops: Vec<Stop> = r.stops.clone();
         stops.sort_by(|a, b| a.company.cmp(&b.company));
         let participants: Vec<String> = stops.iter().map(|s| s.company.clone()).collect();
-        self.table().insert(txn.clone(), TxnState::Preparing);
         let begin = json!({"k": "begin", "txn": txn, "vehicle": r.vehicle,
                            "request_id": r.request_id, "participants": participants, "stops": stops});
         // `begin` only lets a restarted coordinator abort proactively
         // (presumed abort already covers its absence), so it is queued and
         // rides on the next fsync of this log — at the latest the commit
         // record's, which is all recovery needs.
-        crash::point("company.coord.before_begin");
-        self.queue(begin);
+        {
+            let mut t = self.table();
+            t.insert(txn.clone(), TxnState::Preparing);
+            self.open_txns().insert(txn.clone(), participants.clone());
+            crash::point("company.coord.before_begin");
+            self.queue(begin);
+        }
         crash::point("company.coord.after_begin");
         let (asked, refused) = self.phase_one(&txn, r, &stops, &participants);
         let decision = match refused {
@@ -578,14 +626,15 @@ impl Coordinator {
 
     /// Decide commit unless a `decision` query already recorded abort.
     fn decide_commit(&self, txn: &str) -> Decision {
-        {
+        let ticket = {
             let mut t = self.table();
             if t.get(txn) == Some(&TxnState::Aborted) {
                 return Decision::Abort;
             }
             t.insert(txn.to_string(), TxnState::CommitPending);
-        }
-        self.log(json!({"k": "commit", "txn": txn}));
+            self.queue(json!({"k": "commit", "txn": txn}))
+        };
+        self.durable(ticket);
         crash::point("company.coord.after_decision");
         self.table().insert(txn.to_string(), TxnState::Committed);
         self.changed.notify_all();
@@ -786,9 +835,10 @@ impl Coordinator {
                 }
                 Some(TxnState::Preparing) | None => {
                     t.insert(txn.to_string(), TxnState::Aborted);
-                    drop(t);
                     crash::point("company.coord.before_abort_log");
-                    self.log(json!({"k": "abort", "txn": txn}));
+                    let ticket = self.queue(json!({"k": "abort", "txn": txn}));
+                    drop(t);
+                    self.durable(ticket);
                     crash::point("company.coord.after_abort_log");
                     log::info!(
                         "{}: {txn} asked before a decision: recorded abort",
@@ -841,11 +891,96 @@ impl Coordinator {
     /// resending a decision everyone already has (resending is harmless),
     /// so it is worth no fsync of its own — which would delay the next
     /// route's commit record.
+    ///
+    /// An aborted transaction is forgotten here: every participant has its
+    /// abort, and a later `decision` question about it gets abort anyway
+    /// (presumed abort). A committed one is remembered for good: a
+    /// participant acknowledges a commit before its record is on disk, so
+    /// it may still ask after a crash.
     fn end(&self, txn: &str) {
         crash::point("company.coord.before_end");
+        let mut t = self.table();
+        self.open_txns().remove(txn);
+        if t.get(txn) == Some(&TxnState::Aborted) {
+            t.remove(txn);
+        }
+        self.compaction.since.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.wal.enqueue(&[json!({"k": "end", "txn": txn})]) {
             log::warn!("{}: cannot log the end of {txn}: {e}", self.name);
         }
+    }
+
+    /// Compact when enough was written since the last time (see
+    /// [`Compaction`]); run by the resolver thread, off every reply path.
+    pub fn maybe_compact(&self) {
+        let c = &self.compaction;
+        let since = c.since.load(Ordering::Relaxed);
+        if c.every == 0 || since <= c.every || since <= c.snapshot_records.load(Ordering::Relaxed) {
+            return;
+        }
+        // A failed rewrite may leave our file handle on the old, renamed
+        // log: stop, and let a restart replay whichever log is on disk
+        // (each holds every durable record).
+        if let Err(e) = self.compact() {
+            self.log_failed(e);
+        }
+    }
+
+    /// Replace the log by what a restart needs: a `commit` record for every
+    /// committed transaction (participants may ask about it at any time),
+    /// and `begin` (+ its decision) for every transaction not ended. Ended
+    /// aborts need nothing (presumed abort). Returns the records written.
+    pub fn compact(&self) -> io::Result<usize> {
+        // The state and the log position at one instant: every change is
+        // queued with the `table` lock held. Copy under it, build after.
+        let (states, open, mark) = {
+            let t = self.table();
+            let open = self.open_txns().clone();
+            let states: Vec<(String, TxnState)> = t
+                .iter()
+                .filter(|(txn, s)| {
+                    matches!(s, TxnState::Committed | TxnState::CommitPending)
+                        || open.contains_key(*txn)
+                })
+                .map(|(txn, s)| (txn.clone(), *s))
+                .collect();
+            (states, open, self.wal.mark())
+        };
+        let count = states
+            .iter()
+            .map(|(txn, s)| {
+                usize::from(open.contains_key(txn)) + usize::from(*s != TxnState::Preparing)
+            })
+            .sum::<usize>();
+        // Built as they are written: a snapshot of a million decisions is
+        // never a million JSON values in memory at once.
+        let recs = states.into_iter().flat_map(|(txn, state)| {
+            let begin = open
+                .get(&txn)
+                .map(|parts| json!({"k": "begin", "txn": txn, "participants": parts}));
+            let decision = match state {
+                // A commit being written is queued before the mark, and
+                // `rewrite_from` waits for it to be durable.
+                TxnState::Committed | TxnState::CommitPending => {
+                    Some(json!({"k": "commit", "txn": txn}))
+                }
+                TxnState::Aborted => Some(json!({"k": "abort", "txn": txn})),
+                TxnState::Preparing => None,
+            };
+            begin.into_iter().chain(decision)
+        });
+        crash::point("company.coord.before_compact");
+        self.wal.rewrite_from(mark, recs)?;
+        let c = &self.compaction;
+        c.since.store(0, Ordering::Relaxed);
+        c.snapshot_records.store(count as u64, Ordering::Relaxed);
+        c.done.fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            "{}: coordinator log compacted to {count} records",
+            self.name
+        );
+        crash::point("company.coord.after_compact");
+        Ok(count)
     }
 
     pub fn status(&self) -> Value {
@@ -866,6 +1001,10 @@ impl Coordinator {
             "answers_remembered": self.answered.lock().unwrap_or_else(|p| p.into_inner()).len(),
             "unfinished": unfinished,
             "log": {"records": appends, "fsyncs": fsyncs},
+            "transactions_remembered": self.table().len(),
+            "compactions": self.compaction.done.load(Ordering::Relaxed),
+            "records_since_compaction": self.compaction.since.load(Ordering::Relaxed),
+            "snapshot_records": self.compaction.snapshot_records.load(Ordering::Relaxed),
         })
     }
 }

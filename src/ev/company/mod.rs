@@ -85,6 +85,11 @@ pub fn flags() -> Vec<Flag> {
             "how long an answered route request is remembered for a retry (at most 50000 are)",
         ),
         opt(
+            "compact-every",
+            "100000",
+            "compact the coordinator log after this many records (0 = never)",
+        ),
+        opt(
             "workers",
             "16",
             "coordinator threads for route requests from the broker",
@@ -104,6 +109,7 @@ pub struct CompanyConfig {
     pub peer_timeout: Duration,
     /// How long the coordinator remembers an answer for a retry.
     pub answer_window: Duration,
+    pub compact_every: u64,
     pub workers: usize,
 }
 
@@ -143,6 +149,7 @@ impl CompanyConfig {
             ask_interval: a.millis("ask-interval-ms").max(Duration::from_millis(10)),
             peer_timeout: a.millis("peer-timeout-ms"),
             answer_window: a.millis("answer-window-ms"),
+            compact_every: a.value("compact-every"),
             workers: a.value::<usize>("workers").max(1),
         }
     }
@@ -197,6 +204,7 @@ impl Company {
                 Pool::new(client_cfg.clone()),
                 &cfg.data_dir.join("coordinator.log"),
                 cfg.answer_window,
+                cfg.compact_every,
             )
             .map_err(at)?,
         );
@@ -286,6 +294,7 @@ impl Company {
                 while !me.stop.load(Ordering::Relaxed) {
                     me.resolve_round();
                     me.coordinator.finish_round();
+                    me.coordinator.maybe_compact();
                     thread::sleep(me.cfg.ask_interval);
                 }
             })?;
