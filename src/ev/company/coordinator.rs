@@ -28,6 +28,9 @@
 //!   to the finisher (`finish_round`), which resends.
 //! * After a restart every transaction in the log is finished: commits are
 //!   resent, undecided ones are aborted.
+//! * The log is compacted (`compact`, from the resolver thread) to a commit
+//!   record per committed transaction plus the transactions not ended; an
+//!   ended abort is forgotten, on disk and in memory (presumed abort).
 
 use super::answers::{Answers, MAX_ANSWERS};
 use super::messages::{Conflict, Prepare, RouteOutcome, RouteRequest};

@@ -6,8 +6,9 @@
 //! Background work (one thread each, all bounded by flags):
 //! * the broker listener and `--workers` coordinator threads;
 //! * the resolver: every `--ask-interval-ms` it asks the coordinator of each
-//!   expired in-doubt hold for the outcome, and resends decisions that
-//!   participants have not acknowledged yet.
+//!   expired in-doubt hold for the outcome, resends decisions that
+//!   participants have not acknowledged yet, and compacts the coordinator
+//!   log once `--compact-every` records were written.
 
 pub mod answers;
 pub mod coordinator;
