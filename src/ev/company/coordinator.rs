@@ -914,7 +914,7 @@ impl Coordinator {
     }
 
     /// Compact when enough was written since the last time (see
-    /// [`Compaction`]); run by the resolver thread, off every reply path.
+    /// `Compaction`); run by the resolver thread, off every reply path.
     pub fn maybe_compact(&self) {
         let c = &self.compaction;
         let since = c.since.load(Ordering::Relaxed);
