@@ -32,7 +32,7 @@ use crate::server::Ctx;
 use crate::wal::Wal;
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -78,7 +78,45 @@ struct State {
     /// round has to look at.
     open: HashSet<String>,
     /// Aborted transactions: a late prepare for one of them is refused.
-    aborted: HashSet<String>,
+    aborted: Tombstones,
+}
+
+/// Most tombstones kept (about 100 bytes each). A transaction gets one at
+/// every participant that was asked about it and aborted it, so under
+/// heavy contention (most requests lose) an unbounded set grew by every
+/// lost race. Forgetting the oldest is safe: a prepare that arrives after
+/// its abort was forgotten only takes a hold, which expires and asks the
+/// coordinator, and the coordinator answers abort (presumed abort). The cost
+/// is that point blocked until the hold expires, for a message delayed past
+/// 100,000 later aborts.
+pub const MAX_TOMBSTONES: usize = 100_000;
+
+/// The aborted transactions, oldest first out.
+#[derive(Default)]
+struct Tombstones {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Tombstones {
+    fn contains(&self, txn: &str) -> bool {
+        self.set.contains(txn)
+    }
+
+    fn insert(&mut self, txn: String) {
+        if self.set.insert(txn.clone()) {
+            self.order.push_back(txn);
+        }
+        while self.order.len() > MAX_TOMBSTONES {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
 }
 
 /// One point's windows: (start, txn) → end, plus the longest window ever
@@ -715,5 +753,20 @@ mod tests {
         );
         assert_eq!(state_of(&p, "t2"), None);
         assert!(p.prepare(&prep("t2")).is_err(), "stays aborted");
+    }
+
+    /// Tombstones are bounded: the oldest go first, and a prepare for a
+    /// forgotten abort takes a hold again (which would expire and ask).
+    #[test]
+    fn the_oldest_tombstones_are_forgotten_past_the_bound() {
+        let p = participant("tombstones");
+        for i in 0..MAX_TOMBSTONES + 3 {
+            p.abort(&format!("x{i}")).unwrap();
+        }
+        assert_eq!(p.lock().aborted.len(), MAX_TOMBSTONES);
+        let refused = p.prepare(&prep(&format!("x{}", MAX_TOMBSTONES + 2)));
+        assert_eq!(refused.unwrap_err().code, Code::Abort);
+        let again = p.prepare(&prep("x0")).unwrap();
+        assert_eq!(again["vote"], "yes", "{again:?}");
     }
 }
