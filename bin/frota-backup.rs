@@ -39,7 +39,7 @@ fn main() {
             opt(
                 "compact-every",
                 "100000",
-                "rewrite the log as one snapshot after this many records (0 = never)",
+                "rewrite the log as a snapshot after this many records (0 = never)",
             ),
         ]),
     );

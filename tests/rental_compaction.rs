@@ -31,6 +31,22 @@ fn log_lines(path: &Path) -> usize {
         .count()
 }
 
+/// (snapshot records at the start of the log, records after them).
+fn snapshot_and_tail(path: &Path) -> (usize, usize) {
+    let recs = frota::wal::read_records(path).unwrap();
+    let snap = recs
+        .iter()
+        .take_while(|r| matches!(r["kind"].as_str(), Some("snapshot" | "snapshot_more")))
+        .count();
+    if snap > 0 {
+        assert_eq!(
+            recs[0]["kind"], "snapshot",
+            "a snapshot starts with its head"
+        );
+    }
+    (snap, recs.len() - snap)
+}
+
 /// One acknowledged operation: where it was sent and its first answer.
 struct Acked {
     node: String,
@@ -170,8 +186,9 @@ fn compacted_log_survives_kill_9_with_every_acknowledged_operation() {
     c.restart("backup").unwrap();
     let st = ok(&c, "backup", "status", json!({}));
     assert!(st["replayed_records"].as_u64().unwrap() as usize <= max_lines);
-    // Restart compacts what it replayed into one snapshot.
-    assert_eq!(log_lines(&log), 1, "{st:?}");
+    // Restart compacts what it replayed into a snapshot and nothing else.
+    let (snap, tail) = snapshot_and_tail(&log);
+    assert!(snap >= 1 && tail == 0, "{snap} + {tail}: {st:?}");
 
     for a in &acked {
         let rid = a.fields["request_id"].as_str().unwrap();
@@ -231,12 +248,16 @@ fn compacted_log_survives_kill_9_with_every_acknowledged_operation() {
         assert_ne!(s(&truth, "status"), "unknown");
         late.push((rid, truth));
     }
-    assert!(log_lines(&log) > 1);
-    for (point, lines_after) in [("backup.before_compact", 4), ("backup.after_compact", 1)] {
+    assert_eq!(snapshot_and_tail(&log).1, 3);
+    for (point, tail_after) in [("backup.before_compact", 3), ("backup.after_compact", 0)] {
         c.kill("backup");
         let armed = c.start_node("backup", &[("FROTA_CRASH_AT", point.to_string())]);
         assert!(armed.is_err(), "{point} was not reached at start");
-        assert_eq!(log_lines(&log), lines_after, "after a crash at {point}");
+        assert_eq!(
+            snapshot_and_tail(&log).1,
+            tail_after,
+            "records after the snapshot, after a crash at {point}"
+        );
     }
     c.restart("backup").unwrap();
     for (rid, first) in &late {

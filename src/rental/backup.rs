@@ -16,7 +16,8 @@
 //!
 //! Compaction: the log would grow forever, so after replay and whenever
 //! more than `compact_every` records were written since the last time, the
-//! whole log is replaced by one snapshot record of the ledger, followed by
+//! whole log is replaced by a snapshot of the ledger (a head record, then
+//! chunks of 1,000 pending requests or answers), followed by
 //! the records appended while the snapshot was written (`Wal::rewrite_from`:
 //! only the state copy happens under the ledger lock). The
 //! snapshot grows with the answers remembered for retries, so the log must
@@ -161,7 +162,7 @@ fn check_terminal(name: &str) -> Result<(), Error> {
 
 impl Backup {
     /// Open (or create) the log under `data_dir`, replay it, and compact it
-    /// to one snapshot record if `compact_every` > 0.
+    /// to a snapshot if `compact_every` > 0.
     pub fn open(
         data_dir: &Path,
         claim_timeout: Duration,
@@ -202,7 +203,7 @@ impl Backup {
         Ok(backup)
     }
 
-    /// Replace the log by one snapshot record of the ledger (plus the
+    /// Replace the log by a snapshot of the ledger (plus the
     /// records appended while it was being written). Ok(false) when another
     /// compaction or an audit is reading the log.
     pub fn compact(&self) -> io::Result<bool> {
@@ -223,14 +224,13 @@ impl Backup {
                 ledger.snapshot_entries(),
             )
         };
-        let snap = parts.to_value();
-        let lsn = snap.get("lsn").and_then(Value::as_u64).unwrap_or(0);
+        let lsn = parts.lsn();
         crash::point("backup.before_compact");
-        self.wal.rewrite_from(mark, [snap])?;
+        self.wal.rewrite_from(mark, parts.records())?;
         self.since_compact.store(0, Ordering::Relaxed);
         self.snapshot_entries.store(entries, Ordering::Relaxed);
         self.compactions.fetch_add(1, Ordering::Relaxed);
-        log::info!("log compacted to one snapshot at lsn {lsn}");
+        log::info!("log compacted to a snapshot at lsn {lsn}");
         crash::point("backup.after_compact");
         Ok(true)
     }
