@@ -101,6 +101,9 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     }
     let log1 = r.backup_log();
     let (audit_ok, lsn) = r.audit();
+    // What the runs' state costs the backup: it keeps the first answer to
+    // every request id, for retries of any age.
+    let backup_kib = r.cluster.pid("backup").and_then(memory::rss_kib);
     let recs_per_fsync = (log1.0 - log0.0) as f64 / (log1.1 - log0.1).max(1) as f64;
     drop(r);
     eprintln!("bench: rental done in {:.1} s", t.elapsed().as_secs_f64());
@@ -241,10 +244,22 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
             json!({"rss_kib": kib, "routes_committed": routes_committed}),
         );
     }
+    if let Some(kib) = backup_kib {
+        lines.push(format!(
+            "  the rental backup after the runs: RSS {:.1} MiB, {lsn} operations logged (first answers are kept for retries, about 0.3 KiB each)",
+            kib as f64 / 1024.0
+        ));
+    }
     if let Some((ms, kib)) = restart {
         mem.insert(
             "frota-company_restarted".into(),
             json!({"restart_ms": round(ms, 1), "rss_kib": kib, "log_bytes": log_bytes}),
+        );
+    }
+    if let Some(kib) = backup_kib {
+        mem.insert(
+            "frota-backup_after_runs".into(),
+            json!({"rss_kib": kib, "records_logged": log1.0, "lsn": lsn}),
         );
     }
     json.insert("memory".into(), Value::Object(mem));
