@@ -106,28 +106,32 @@ impl SnapshotParts {
         pending.sort_by(|a, b| a.request_id.cmp(&b.request_id));
         let mut outcomes: Vec<(Arc<str>, Arc<Outcome>)> = self.outcomes.into_iter().collect();
         outcomes.sort_by(|a, b| a.0.cmp(&b.0));
-        let pending = pending
-            .chunks(SNAPSHOT_CHUNK)
-            .map(|c| json!({"kind": "snapshot_more", "pending": c.iter().map(pending_value).collect::<Vec<_>>()}))
-            .collect::<Vec<_>>();
-        let answers = outcomes.into_iter().collect::<Vec<_>>();
-        let chunks: Vec<Vec<(Arc<str>, Arc<Outcome>)>> =
-            answers.chunks(SNAPSHOT_CHUNK).map(<[_]>::to_vec).collect();
-        std::iter::once(head)
-            .chain(pending)
-            .chain(chunks.into_iter().map(|c| {
-                let m: serde_json::Map<String, Value> = c
-                    .iter()
-                    .map(|(rid, o)| {
-                        (
-                            rid.to_string(),
-                            json!({"op": o.op(), "answer": o.answer(rid)}),
-                        )
-                    })
-                    .collect();
-                json!({"kind": "snapshot_more", "outcomes": m})
-            }))
+        let pending = (0..pending.len().div_ceil(SNAPSHOT_CHUNK)).map(move |i| {
+            let chunk = nth_chunk(&pending, i);
+            let list: Vec<Value> = chunk.iter().map(pending_value).collect();
+            json!({"kind": "snapshot_more", "pending": list})
+        });
+        let answers = (0..outcomes.len().div_ceil(SNAPSHOT_CHUNK)).map(move |i| {
+            let chunk = nth_chunk(&outcomes, i);
+            let map: serde_json::Map<String, Value> = chunk
+                .iter()
+                .map(|(rid, o)| {
+                    (
+                        rid.to_string(),
+                        json!({"op": o.op(), "answer": o.answer(rid)}),
+                    )
+                })
+                .collect();
+            json!({"kind": "snapshot_more", "outcomes": map})
+        });
+        std::iter::once(head).chain(pending).chain(answers)
     }
+}
+
+/// The `i`th run of [`SNAPSHOT_CHUNK`] items of `v` (the last may be shorter).
+fn nth_chunk<T>(v: &[T], i: usize) -> &[T] {
+    let from = (i * SNAPSHOT_CHUNK).min(v.len());
+    &v[from..(from + SNAPSHOT_CHUNK).min(v.len())]
 }
 
 fn pending_value(p: &Pending) -> Value {

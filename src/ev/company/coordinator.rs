@@ -210,12 +210,10 @@ struct Restored {
     /// Participants of each transaction not yet ended (an `end` record
     /// drops its entry at once, so replay does not hold every route).
     parts: HashMap<String, Vec<String>>,
-    records: u64,
 }
 
 impl Restored {
     fn apply(&mut self, name: &str, r: &Value) {
-        self.records += 1;
         let txn = r["txn"].as_str().unwrap_or_default().to_string();
         match r["k"].as_str() {
             Some("begin") => {
@@ -257,11 +255,8 @@ impl Coordinator {
         compact_every: u64,
     ) -> io::Result<Coordinator> {
         let mut restored = Restored::default();
-        let (wal, _) = Wal::open(log, |r| restored.apply(name, &r))?;
-        let replayed = restored.records;
-        let Restored {
-            mut table, parts, ..
-        } = restored;
+        let (wal, replay) = Wal::open(log, |r| restored.apply(name, &r))?;
+        let Restored { mut table, parts } = restored;
         let mut unfinished = BTreeMap::new();
         let mut undecided = Vec::new();
         for (txn, state) in table.iter_mut() {
@@ -320,7 +315,7 @@ impl Coordinator {
             open: Mutex::new(parts),
             compaction: Compaction {
                 every: compact_every,
-                since: AtomicU64::new(replayed),
+                since: AtomicU64::new(replay.records),
                 snapshot_records: AtomicU64::new(0),
                 done: AtomicU64::new(0),
             },
