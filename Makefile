@@ -17,8 +17,8 @@ TIME_SCALE ?= 1.0
 
 help:
 	@echo "frota make targets:"
-	@echo "  make run          start everything on loopback, run both demos, print reports, stop"
-	@echo "  make test         every test (cargo test, all targets) + fmt and clippy checks"
+	@echo "  make run          start everything on loopback, run both demos, print reports, stop; ends in one verdict"
+	@echo "  make test         every test (cargo test, all targets) + fmt and clippy checks; ends in one verdict"
 	@echo "  make run-rental   rental demo only (heartbeat, backup, 3 terminals, info desk, clients)"
 	@echo "  make run-ev       EV demo only (broker, companies A/B/C, vehicles)"
 	@echo "  make run-ev-mosquitto  the EV demo on a real Mosquitto instead of frota-broker"
@@ -37,9 +37,11 @@ check-tools:
 build: check-tools
 	$(CARGO) build --release --bins
 
+# Both demos in one process, so `cargo build` runs (and is echoed) once;
+# the last line is the combined verdict (`run: PASS — ...`), exit 0 only
+# if both pass.
 run: build
-	@$(MAKE) --no-print-directory run-rental
-	@$(MAKE) --no-print-directory run-ev
+	@$(CTL) run --time-scale $(TIME_SCALE) --file examples/carros_solicitados.txt
 
 run-rental: build
 	$(CTL) run-rental --time-scale $(TIME_SCALE) --file examples/carros_solicitados.txt
@@ -69,16 +71,16 @@ deps-mqtt:
 
 # Tests run in debug (faster to build; timing bounds are generous). fmt and
 # clippy are part of the contract, so they run here too when installed.
+# scripts/test.sh keeps cargo's full output in run/test.log, prints one line
+# per suite, every failure's output, and ends with the verdict line
+# (`make test: PASSED — N suites, M tests, ...`); exit 0 only on success.
 test: check-tools deps-mqtt
-	$(CARGO) test --all-targets -- --test-threads=2
-	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --check && echo "fmt: clean"; \
-	 else echo "fmt: rustfmt not installed (rustup component add rustfmt); skipped"; fi
-	@if $(CARGO) clippy --version >/dev/null 2>&1; then $(CARGO) clippy --all-targets -q -- -D warnings && echo "clippy: clean"; \
-	 else echo "clippy: not installed (rustup component add clippy); skipped"; fi
+	@CARGO="$(CARGO)" scripts/test.sh
 
 bench: check-tools
-	$(CARGO) bench --bench frota
-	$(CARGO) bench --bench detector
+	@$(CARGO) bench --bench frota && $(CARGO) bench --bench detector \
+	 && echo "make bench: done — figures above and in run/bench.json (ratios against references measured in this run)" \
+	 || { echo "make bench: FAILED — a bench did not finish (its output is above)"; exit 1; }
 
 # Failure detectors (issue 6): kill -9 a terminal, time until the info desk
 # stops handing it out, and false suspicions under CPU load. About a minute.
@@ -140,5 +142,7 @@ trace-ev: build
 	$(CTL) trace-scenario ev --out docs/traces
 
 traces: build
-	$(CTL) trace-scenario rental --out docs/traces --protocol protocol.md
-	$(CTL) trace-scenario ev --out docs/traces --protocol protocol.md
+	@$(CTL) trace-scenario rental --out docs/traces --protocol protocol.md \
+	 && $(CTL) trace-scenario ev --out docs/traces --protocol protocol.md \
+	 && echo "make traces: done — docs/traces/ and the diagrams in protocol.md regenerated (git diff shows what changed)" \
+	 || { echo "make traces: FAILED — a scenario did not run (its output is above)"; exit 1; }

@@ -23,6 +23,18 @@
 //! about a minute. Without `--bench` (as `cargo test --all-targets` runs it)
 //! it does a short smoke pass and writes nothing.
 
+/// A progress line on stderr, except in the smoke pass of `cargo test`.
+macro_rules! progress {
+    ($($t:tt)*) => {
+        if !SMOKE.load(Ordering::Relaxed) {
+            eprintln!($($t)*);
+        }
+    };
+}
+
+/// Set in the smoke pass: say what ran, print no figures.
+static SMOKE: AtomicBool = AtomicBool::new(false);
+
 use frota::client::{ClientConfig, Pool};
 use frota::launch::temp_dir;
 use frota::rental::cluster::{Bins, ClusterOptions, RentalCluster};
@@ -154,7 +166,7 @@ fn run(
             panic!("{detector}: {victim} still handed out {limit:?} after kill -9");
         };
         let ms = took.as_secs_f64() * 1000.0;
-        eprintln!(
+        progress!(
             "bench: {detector} trial {:>2}/{trials}: {victim} killed, desk stopped handing it out after {ms:.1} ms",
             i + 1
         );
@@ -170,7 +182,7 @@ fn run(
         .map(|n| n.get())
         .unwrap_or(2);
     let load_threads = 2 * cores;
-    eprintln!(
+    progress!(
         "bench: {detector}: all alive, {load_threads} busy-loop threads, watching for {:.0} s",
         window.as_secs_f64()
     );
@@ -208,7 +220,7 @@ fn run(
         let _ = t.join();
     }
     let (s1, p1) = status_counts(&pool, &hb);
-    eprintln!(
+    progress!(
         "bench: {detector}: {} suspicions, {} monitor pauses, {short} short answers of {polls}",
         s1 - s0,
         p1 - p0
@@ -236,17 +248,22 @@ fn main() {
         "FROTA_DETECTOR_WINDOW_S",
         if smoke { 1.0 } else { 10.0 },
     ));
-    if smoke {
-        eprintln!("bench: detector smoke pass; `make bench-detector` for real figures");
-    }
+    SMOKE.store(smoke, Ordering::Relaxed);
     let warm = if smoke { 3 } else { 20 };
     let wall = Instant::now();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()));
-    eprintln!("bench: heartbeat interval {interval_ms} ms, {trials} trials per detector");
+    progress!("bench: heartbeat interval {interval_ms} ms, {trials} trials per detector");
     let rows: Vec<Figures> = ["fixed", "phi"]
         .into_iter()
         .map(|d| run(d, interval_ms, trials, window, warm, &mut rng))
         .collect();
+    if smoke {
+        println!(
+            "bench-detector smoke pass (test build): exercised the fixed and phi detectors, {trials} kill -9 trial(s) each and a {:.0} s load window; figures are not judged here, `make bench-detector` measures them",
+            window.as_secs_f64()
+        );
+        return;
+    }
 
     println!();
     println!(
@@ -312,7 +329,7 @@ fn main() {
     if !smoke {
         merge_into_bench_json("detector", section);
     }
-    eprintln!("bench: done in {:.1} s", wall.elapsed().as_secs_f64());
+    progress!("bench: done in {:.1} s", wall.elapsed().as_secs_f64());
 }
 
 /// Put `section` under `key` in run/bench.json, keeping the other sections

@@ -1,8 +1,9 @@
 //! Flag parsing shared by every binary: `--name value`, `--name=value`, and
 //! bare `--flag`. Tiny on purpose (no clap: the dependency list is fixed).
 //!
-//! Bad flags print the usage to stderr and exit with status 2; `--help`
-//! prints it to stdout and exits 0.
+//! `--help` prints the usage to stdout and exits 0. A bad flag prints one
+//! line saying what was wrong and one line pointing at `--help` (not the
+//! whole usage, which would scroll the error away) to stderr, and exits 2.
 
 use std::collections::HashMap;
 use std::process;
@@ -53,10 +54,7 @@ impl Args {
                 print_usage(&u);
                 process::exit(0);
             }
-            Err(ParseExit::Bad(msg, u)) => {
-                eprintln!("{program}: {msg}\n\n{u}");
-                process::exit(2);
-            }
+            Err(ParseExit::Bad(msg, _)) => usage_error(program, &msg),
         }
     }
 
@@ -75,8 +73,8 @@ impl Args {
                 print_usage(&u);
                 Err(0)
             }
-            Err(ParseExit::Bad(msg, u)) => {
-                eprintln!("{program}: {msg}\n\n{u}");
+            Err(ParseExit::Bad(msg, _)) => {
+                eprintln!("{}", bad_usage_text(program, &msg));
                 Err(2)
             }
         }
@@ -114,7 +112,13 @@ impl Args {
                 None => (flag, None),
             };
             let Some(spec) = flags.iter().find(|f| f.name == name) else {
-                return Err(ParseExit::Bad(format!("unknown flag '--{name}'"), usage));
+                let hint = closest(name, flags.iter().map(|f| f.name))
+                    .map(|c| format!(" (did you mean '--{c}'?)"))
+                    .unwrap_or_default();
+                return Err(ParseExit::Bad(
+                    format!("unknown flag '--{name}'{hint}"),
+                    usage,
+                ));
             };
             match spec.value {
                 None => switches.push(name.to_string()),
@@ -147,10 +151,14 @@ impl Args {
         })
     }
 
-    /// Exit 2 with `msg` and the usage.
+    /// Exit 2 with `msg` and a pointer to `--help`.
     pub fn fail(&self, msg: &str) -> ! {
-        eprintln!("{}: {msg}\n\n{}", self.program, self.usage);
-        process::exit(2);
+        usage_error(&self.program, msg)
+    }
+
+    /// The usage text (what `--help` prints).
+    pub fn usage(&self) -> &str {
+        &self.usage
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -211,8 +219,53 @@ fn usage(program: &str, about: &str, flags: &[Flag]) -> String {
         u.push_str(&format!("  {left:<28} {}{default}\n", f.help));
     }
     u.push_str("  --help                       print this help\n");
-    u.push_str("\nLogging: RUST_LOG=info (or debug, or frota=debug).\n");
+    u.push_str(ENVIRONMENT);
     u
+}
+
+/// The environment every binary reads, for the end of every `--help`.
+pub const ENVIRONMENT: &str = "
+Environment:
+  RUST_LOG=LEVEL      log to stderr at this level: error, warn, info (default), debug, trace;
+                      per module too, e.g. RUST_LOG=frota::wire=trace logs every frame
+  FROTA_TRACE=DIR     write every frame this process sends and receives to DIR/<node>-<pid>.jsonl;
+                      `frota-ctl trace DIR` draws them as a ladder diagram
+";
+
+/// What a bad command line prints: what was wrong, then where to look.
+pub fn bad_usage_text(program: &str, msg: &str) -> String {
+    format!("{program}: {msg}\n(run '{program} --help' to see every flag and its default)")
+}
+
+/// Print [`bad_usage_text`] to stderr and exit 2 (the usage-error status).
+pub fn usage_error(program: &str, msg: &str) -> ! {
+    eprintln!("{}", bad_usage_text(program, msg));
+    process::exit(2);
+}
+
+/// The known name closest to `typed` (a typo of it), if any is close:
+/// edit distance at most 2, or one is a prefix of the other.
+pub fn closest<'a>(typed: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (edit_distance(typed, k), k))
+        .filter(|(d, k)| *d <= 2 || (typed.len() >= 3 && k.starts_with(typed)))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (up + 1).min(row[j] + 1).min(diag + usize::from(ca != *cb));
+            diag = up;
+        }
+    }
+    row[b.len()]
 }
 
 /// Flags every node shares: where to listen and the runtime's limits.
@@ -276,7 +329,8 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Print `msg` and exit 1: for runtime failures such as a busy port.
+/// Print `msg` and exit 1: for runtime failures such as a busy port (the
+/// message names the thing that failed and what to do about it).
 pub fn die(program: &str, msg: impl std::fmt::Display) -> ! {
     eprintln!("{program}: {msg}");
     process::exit(1);

@@ -206,6 +206,16 @@ impl Client {
         self.wait_reply(id, &req.kind)
     }
 
+    /// Like [`Client::request`], but a remote `error` reply is returned as
+    /// the message it is (`Ok`); `Err` means no reply came (timeout, closed
+    /// connection). `frota-ctl` prints the reply either way.
+    pub fn request_any(&mut self, req: &Request) -> Result<Body, Error> {
+        let mut req = req.clone();
+        let id = *req.id.get_or_insert_with(next_id);
+        self.send(&req)?;
+        self.wait_reply_any(id, &req.kind)
+    }
+
     /// Shorthand: `client.call("rent", body(json!({...})))`.
     pub fn call(&mut self, kind: &str, fields: Body) -> Result<Body, Error> {
         self.request(&Request::new(kind, fields))
@@ -219,6 +229,15 @@ impl Client {
     }
 
     fn wait_reply(&mut self, id: u64, kind: &str) -> Result<Body, Error> {
+        let reply = self.wait_reply_any(id, kind)?;
+        if reply.get("type").and_then(Value::as_str) == Some("error") {
+            return Err(Error::from_message(&reply));
+        }
+        Ok(reply)
+    }
+
+    /// The reply to message `id`, an `error` reply included.
+    fn wait_reply_any(&mut self, id: u64, kind: &str) -> Result<Body, Error> {
         let deadline = Instant::now() + self.cfg.request_timeout;
         loop {
             let msg = self.read_until(deadline).map_err(|e| match e.code {
@@ -230,9 +249,6 @@ impl Client {
             })?;
             let Value::Object(m) = msg else { continue };
             if m.get("in_reply_to").and_then(Value::as_u64) == Some(id) {
-                if m.get("type").and_then(Value::as_str) == Some("error") {
-                    return Err(Error::from_message(&m));
-                }
                 return Ok(m);
             }
             if m.get("in_reply_to").is_none()
@@ -240,7 +256,7 @@ impl Client {
             {
                 // The server refused the connection or the stream (error
                 // without in_reply_to): that is the answer to us too.
-                return Err(Error::from_message(&m));
+                return Ok(m);
             }
             self.pushes.push_back(Value::Object(m));
         }

@@ -70,10 +70,15 @@ impl Request {
         Ok(Request { kind, id, body })
     }
 
-    /// Build a request to send.
+    /// Build a request to send (`type` first, as every message shows it).
     pub fn new(kind: &str, fields: Body) -> Request {
-        let mut body = fields;
+        let mut body = Map::new();
         body.insert("type".into(), Value::String(kind.into()));
+        for (k, v) in fields {
+            if k != "type" {
+                body.insert(k, v);
+            }
+        }
         Request {
             kind: kind.into(),
             id: None,
@@ -110,13 +115,21 @@ impl Request {
         }
     }
 
-    /// The request as a JSON value, with `id` set if it has one.
+    /// The request as a JSON value, with `id` set if it has one: `type`
+    /// first and `id` right after it (the envelope, then the fields, as
+    /// protocol.md writes every message), whatever order the body had.
     pub fn to_value(&self) -> Value {
-        let mut body = self.body.clone();
+        let mut out = Map::new();
+        out.insert("type".into(), Value::String(self.kind.clone()));
         if let Some(id) = self.id {
-            body.insert("id".into(), Value::from(id));
+            out.insert("id".into(), Value::from(id));
         }
-        Value::Object(body)
+        for (k, v) in &self.body {
+            if k != "type" && k != "id" {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        Value::Object(out)
     }
 }
 
@@ -230,6 +243,35 @@ mod tests {
             let (got, e) = Request::from_payload(bad).unwrap_err();
             assert_eq!((got, e.code), (id, Code::MalformedRequest), "{bad:?}");
         }
+    }
+
+    /// Every message a node sends starts with its envelope: `type`, then
+    /// `id` (requests) or `in_reply_to` (replies), then the fields.
+    #[test]
+    fn envelope_fields_come_first() {
+        let mut r = Request::new(
+            "car_ready",
+            body(json!({"request_id": "r1", "car": "ECO01"})),
+        );
+        r.id = Some(7);
+        assert_eq!(
+            r.to_value().to_string(),
+            r#"{"type":"car_ready","id":7,"request_id":"r1","car":"ECO01"}"#
+        );
+        let fwd = Request::from_payload(br#"{"class":"suv","id":3,"type":"rent"}"#).unwrap();
+        assert_eq!(
+            fwd.to_value().to_string(),
+            r#"{"type":"rent","id":3,"class":"suv"}"#
+        );
+        let reply = reply_for(
+            "rent",
+            Some(3),
+            body(json!({"in_reply_to": 9, "car": "S1"})),
+        );
+        assert_eq!(
+            reply.to_string(),
+            r#"{"type":"rent_ok","in_reply_to":3,"car":"S1"}"#
+        );
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! as listed (one inline line), and require an answer that is not "unknown
 //! type" (10) or "malformed" (12). A domain error (20, 22, …) is accepted
 //! only where the example's own description says it answers that error.
+//!
+//! Every reply (and every push) must also start with its envelope, byte for
+//! byte as protocol.md writes it: `{"type":...` first, and `"in_reply_to"`
+//! right after it when the request had an `id`.
 
 mod ev_common;
 mod rental_support;
@@ -19,7 +23,8 @@ use std::time::Duration;
 
 /// Read one line that is a reply (skipping pushes from the broker: an
 /// example that publishes to the example's own subscription gets one).
-fn reply(r: &mut BufReader<TcpStream>, ctx: &str) -> Value {
+/// Envelope order problems go to `order`.
+fn reply(r: &mut BufReader<TcpStream>, ctx: &str, order: &mut Vec<String>) -> Value {
     loop {
         let mut line = String::new();
         let n = r
@@ -27,7 +32,20 @@ fn reply(r: &mut BufReader<TcpStream>, ctx: &str) -> Value {
             .unwrap_or_else(|e| panic!("{ctx}: {e}"));
         assert!(n > 0, "{ctx}: the node closed the connection");
         let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{ctx}: {e}: {line}"));
-        if v["type"] != "message" {
+        let push = v["type"] == "message";
+        let keys: Vec<&str> = v
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let first_ok = line.starts_with("{\"type\":");
+        let second_ok = v.get("in_reply_to").is_none() || keys.get(1) == Some(&"in_reply_to");
+        if !first_ok || !second_ok {
+            order.push(format!(
+                "{ctx}: envelope not first (type, then in_reply_to): {}",
+                line.trim_end()
+            ));
+        }
+        if !push {
             return v;
         }
     }
@@ -40,7 +58,7 @@ fn check_node(node: &str, addr: SocketAddr, problems: &mut Vec<String>) -> usize
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     w.write_all(b"{\"type\":\"help\",\"id\":1}\n").unwrap();
-    let help = reply(&mut r, node);
+    let help = reply(&mut r, node, problems);
     let msgs = help["messages"].as_array().cloned().unwrap_or_default();
     assert!(msgs.len() >= 4, "{node}: {help}");
     for m in &msgs {
@@ -52,7 +70,7 @@ fn check_node(node: &str, addr: SocketAddr, problems: &mut Vec<String>) -> usize
         };
         w.write_all(ex.as_bytes()).unwrap();
         w.write_all(b"\n").unwrap();
-        let got = reply(&mut r, &format!("{node}: {ex}"));
+        let got = reply(&mut r, &format!("{node}: {ex}"), problems);
         if got["type"] != "error" {
             if got["type"] != format!("{}_ok", m["type"].as_str().unwrap_or("?")) {
                 problems.push(format!("{node}: example {ex}\n  answered {got}"));

@@ -73,13 +73,13 @@ fn frota_ctl_audit_rental_reports_ok_and_fails_without_a_backup() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.starts_with("audit: OK — 14 vehicles: 14 free"),
+        text.starts_with("audit: PASS — 14 vehicles: 14 free"),
         "{text}"
     );
     c.kill("backup");
     let out = run(&b, &h);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("audit: FAILED"));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("audit: FAIL"));
 }
 
 #[test]

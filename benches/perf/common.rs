@@ -1,6 +1,18 @@
 //! Helpers shared by the system benches: latency statistics and rounding.
 
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silence the progress lines (the smoke pass of `cargo test`).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
 
 pub fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);

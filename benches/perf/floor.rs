@@ -75,7 +75,7 @@ pub fn measure(
     rental_rec: usize,
     ev_rec: usize,
 ) -> Floors {
-    eprintln!("bench: physical floors (loopback round trip, append + fdatasync) ...");
+    progress!("bench: physical floors (loopback round trip, append + fdatasync) ...");
     let mut e = Echo::new(raw);
     let msg = vec![b'x'; 128];
     for _ in 0..200 {
@@ -130,7 +130,7 @@ pub fn measure(
                                "timing": timing_json(&ev)},
         }),
     };
-    eprintln!(
+    progress!(
         "bench:   round trip p50 {:.3} ms, fdatasync(128 B) p50 {:.3} ms (p99 {:.3}), frota WAL append p50 {:.3} ms, rental op floor {:.3} ms, EV floor {:.3} ms",
         fl.rt_ms,
         fl.fsync_ms,

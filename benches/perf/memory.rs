@@ -51,7 +51,7 @@ impl Mem {
 }
 
 pub fn measure(node: &str, pid: u32, addr: SocketAddr, conns: usize) -> Option<Mem> {
-    eprintln!("bench: memory of {node} (pid {pid}) with {conns} idle connections ...");
+    progress!("bench: memory of {node} (pid {pid}) with {conns} idle connections ...");
     let before = rss_kib(pid)?;
     let cfg = ClientConfig::default().with_timeout(Duration::from_secs(10));
     let mut held = Vec::with_capacity(conns);
@@ -77,9 +77,12 @@ pub fn measure(node: &str, pid: u32, addr: SocketAddr, conns: usize) -> Option<M
         per_conn_kib: (after.saturating_sub(before)) as f64 / held.len().max(1) as f64,
         conns: held.len(),
     };
-    eprintln!(
+    progress!(
         "bench:   {node}: {:.1} MiB idle → {:.1} MiB with {} connections ({:.1} KiB each)",
-        m.before_mib, m.after_mib, m.conns, m.per_conn_kib
+        m.before_mib,
+        m.after_mib,
+        m.conns,
+        m.per_conn_kib
     );
     drop(held);
     Some(m)

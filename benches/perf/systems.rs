@@ -88,9 +88,9 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     let log0 = r.backup_log();
     let mut rental_runs = Vec::new();
     for &n in counts.iter().filter(|_| only != "ev") {
-        eprintln!("bench: rental rent+return, {n} client(s) ...");
+        progress!("bench: rental rent+return, {n} client(s) ...");
         let run = r.run(n, dur);
-        eprintln!(
+        progress!(
             "bench:   {:.0} cycles/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
             run.per_sec(),
             run.p50(),
@@ -106,7 +106,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     let backup_kib = r.cluster.pid("backup").and_then(memory::rss_kib);
     let recs_per_fsync = (log1.0 - log0.0) as f64 / (log1.1 - log0.1).max(1) as f64;
     drop(r);
-    eprintln!("bench: rental done in {:.1} s", t.elapsed().as_secs_f64());
+    progress!("bench: rental done in {:.1} s", t.elapsed().as_secs_f64());
 
     // EV.
     let t = Instant::now();
@@ -126,9 +126,9 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     let ev0 = e.log_stats();
     let mut ev_runs = Vec::new();
     for &n in counts.iter().filter(|_| only != "rental") {
-        eprintln!("bench: EV 3-stop routes, no conflicts, {n} requester(s) ...");
+        progress!("bench: EV 3-stop routes, no conflicts, {n} requester(s) ...");
         let run = e.run(n, dur);
-        eprintln!(
+        progress!(
             "bench:   {:.0} routes/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
             run.per_sec(),
             run.p50(),
@@ -140,16 +140,16 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     let ev1 = e.log_stats();
     let mut races = Vec::new();
     for &n in contended.iter().filter(|_| only != "rental") {
-        eprintln!("bench: EV heavy conflicts, {n} requesters racing for the same 3 stops ...");
+        progress!("bench: EV heavy conflicts, {n} requesters racing for the same 3 stops ...");
         let c = e.contended(n, dur);
-        eprintln!(
+        progress!(
             "bench:   {} rounds: {} with exactly one winner, {} with none, {} with more; {} aborted of {}",
             c.rounds, c.one_winner, c.no_winner, c.many_winners, c.aborted, c.attempts
         );
         races.push(c);
     }
     let audit = e.audit();
-    eprintln!("bench: EV audit: {audit}");
+    progress!("bench: EV audit: {audit}");
     // What the runs' state costs: every reservation, decision and answer
     // kept for retries stays in memory (and in the logs) for good.
     let after_runs_kib = pid.and_then(memory::rss_kib);
@@ -166,7 +166,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
         (ms, kib)
     });
     drop(e);
-    eprintln!("bench: EV done in {:.1} s", t.elapsed().as_secs_f64());
+    progress!("bench: EV done in {:.1} s", t.elapsed().as_secs_f64());
     // The disk of a shared VM drifts: measure the floors again at the end
     // so a reader sees how steady they were during the runs.
     let fl_end = floor::measure(raw, &dir, dur, rental_rec, ev_rec);

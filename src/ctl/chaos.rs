@@ -983,7 +983,13 @@ pub fn run(args: &[String]) -> i32 {
     for p in problems.iter().take(20) {
         println!("  - {p}");
     }
-    println!("chaos: {}", if pass { "PASS" } else { "FAIL" });
+    println!(
+        "chaos: {} — seed {seed}, {} kills, {lost} lost, {half} half-reserved routes, {double} double bookings, {anomalies} anomalies; rental audit {}, EV audit {}",
+        if pass { "PASS" } else { "FAIL" },
+        n(&s.kills),
+        if rental_report.ok { "PASS" } else { "FAIL" },
+        if ev_ok { "PASS" } else { "FAIL" },
+    );
     drop(d);
     if pass {
         0

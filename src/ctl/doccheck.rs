@@ -145,7 +145,8 @@ pub fn matches(want: &Value, got: &Value) -> Result<(), String> {
 
 /// [`matches`], and with `strict` arrays must also have the example's
 /// length, every element compared (what `tests/protocol_doc.rs` uses: the
-/// examples show whole lists, e.g. the three terminals `alive` returns).
+/// examples show whole lists, e.g. the three terminals `alive` returns),
+/// and every object's keys must come in the example's order.
 pub fn matches_with(want: &Value, got: &Value, strict: bool) -> Result<(), String> {
     for field in ["type", "in_reply_to", "code"] {
         if want.get(field) != got.get(field) {
@@ -175,6 +176,15 @@ fn same_shape(path: &str, want: &Value, got: &Value, strict: bool) -> Result<(),
             if !missing.is_empty() || !extra.is_empty() {
                 return Err(format!(
                     "{here} has different keys: missing {missing:?}, not in the example {extra:?}"
+                ));
+            }
+            if strict && !w.keys().eq(g.keys()) {
+                // People read (and diff) the examples: the keys come in the
+                // order shown, `type` and `in_reply_to` first.
+                return Err(format!(
+                    "{here} has its keys in another order: {:?}, the example {:?}",
+                    g.keys().collect::<Vec<_>>(),
+                    w.keys().collect::<Vec<_>>()
                 ));
             }
             for (k, wv) in w {
@@ -521,6 +531,18 @@ mod tests {
         let exact =
             json!({"type":"x_ok","in_reply_to":1,"n":2,"s":"b","o":{"k":[3]},"l":[{"a":7}],"e":[]});
         assert_eq!(matches_with(&want, &exact, true), Ok(()));
+        // Strict: the keys in the example's order, nested objects too.
+        let swapped =
+            json!({"in_reply_to":1,"type":"x_ok","n":2,"s":"b","o":{"k":[3]},"l":[{"a":7}],"e":[]});
+        assert!(matches(&want, &swapped).is_ok());
+        assert!(matches_with(&want, &swapped, true)
+            .unwrap_err()
+            .contains("another order"));
+        let w2 = json!({"type":"x_ok","o":{"a":1,"b":2}});
+        let g2 = json!({"type":"x_ok","o":{"b":2,"a":1}});
+        assert!(matches_with(&w2, &g2, true)
+            .unwrap_err()
+            .starts_with("o has its keys in another order"));
         let err = json!({"type":"error","code":10});
         assert!(matches(&err, &json!({"type":"error","code":12}))
             .unwrap_err()

@@ -18,10 +18,18 @@ use super::cluster::{BrokerKind, EvBins, EvCluster, EvOptions};
 use super::mosquitto;
 use super::vehicle::{self, SimConfig};
 use crate::cli::{opt, Args};
+use crate::ctl::demos::Verdict;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// `frota-ctl run-ev`: the exit status (0 only if the audit passes and
+/// every vehicle got an answer).
 pub fn run(args: &[String]) -> i32 {
+    run_verdict(args).code
+}
+
+/// The EV demo, ending in its verdict line (`run-ev: PASS — ...`).
+pub fn run_verdict(args: &[String]) -> Verdict {
     let flags = [
         opt("vehicles", "20", "number of vehicles"),
         opt("seed", "7", "random seed for the routes"),
@@ -61,7 +69,7 @@ pub fn run(args: &[String]) -> i32 {
     ];
     let a = match Args::parse_sub("frota-ctl run-ev", "the EV charging demo", &flags, args) {
         Ok(a) => a,
-        Err(code) => return code,
+        Err(code) => return Verdict::usage(code),
     };
     let started = Instant::now();
     let base: u16 = a.value("base-port");
@@ -81,10 +89,10 @@ pub fn run(args: &[String]) -> i32 {
         "frota" => {}
         "mosquitto" => {
             let Some(bin) = mosquitto::find("mosquitto") else {
-                eprintln!(
-                    "run-ev: mosquitto not found (make deps-mqtt, or apt-get install mosquitto)"
+                return Verdict::fail(
+                    "run-ev",
+                    "mosquitto not found (make deps-mqtt, or apt-get install mosquitto)".into(),
                 );
-                return 1;
             };
             opts.broker_kind = BrokerKind::Mosquitto(bin);
             // Mosquitto cannot run without its port: a busy one (often a
@@ -95,8 +103,9 @@ pub fn run(args: &[String]) -> i32 {
             }
         }
         other => {
-            eprintln!("run-ev: --broker-kind must be frota or mosquitto, not '{other}'");
-            return 2;
+            a.fail(&format!(
+                "--broker-kind must be frota or mosquitto, not '{other}'"
+            ));
         }
     }
     let kind = a.string("broker-kind");
@@ -109,8 +118,10 @@ pub fn run(args: &[String]) -> i32 {
     let cluster = match EvCluster::start(EvBins::siblings(), opts) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("run-ev: cannot start the nodes: {e}");
-            return 1;
+            return Verdict::fail(
+                "run-ev",
+                format!("cannot start the nodes: {e} (are they already running? `make down` stops a `make up` deployment; `make status` shows them)"),
+            )
         }
     };
     for n in cluster.names() {
@@ -144,49 +155,89 @@ pub fn run(args: &[String]) -> i32 {
     );
     let report = match vehicle::run(&cfg, &mut |line| println!("  {line}")) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("run-ev: simulator failed: {e}");
-            return 1;
-        }
+        Err(e) => return Verdict::fail("run-ev", format!("the vehicle simulator failed: {e}")),
     };
     println!("{}", report.summary());
-    // The contended groups: each should have exactly one winner.
-    let mut g = 0;
-    while g < cfg.contended.min(report.results.len()) {
-        let members =
-            &report.results[g..(g + cfg.group).min(cfg.contended).min(report.results.len())];
-        let winners: Vec<&str> = members
-            .iter()
-            .filter(|r| r.outcome == "reserved")
-            .map(|r| r.vehicle.as_str())
-            .collect();
-        println!(
-            "  same-route group {}..{}: {} winner(s) {:?}",
-            members[0].vehicle,
-            members[members.len() - 1].vehicle,
-            winners.len(),
-            winners
-        );
-        g += cfg.group;
+    let (lines, groups_ok) = group_lines(&cfg, &report);
+    for line in lines {
+        println!("  {line}");
     }
     let verdict = match audit::check(&cluster.companies(), Duration::from_secs(10)) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("run-ev: audit could not read the companies: {e}");
-            return 1;
+            return Verdict::fail(
+                "run-ev",
+                format!("the audit could not read the companies: {e}"),
+            )
         }
     };
     for l in verdict.lines() {
         println!("{l}");
     }
     drop(cluster);
+    let summary = format!(
+        "audit {}; {} vehicles: {} reserved, {} rejected (a stop was taken), {} failed (no answer){}",
+        if verdict.ok { "PASS" } else { "FAIL" },
+        report.results.len(),
+        report.reserved,
+        report.rejected,
+        report.failed,
+        if groups_ok { "" } else { "; a same-route group did not have exactly one winner" }
+    );
+    let short = format!(
+        "audit {}, {} routes reserved, {} rejected, {} failed",
+        if verdict.ok { "PASS" } else { "FAIL" },
+        report.reserved,
+        report.rejected,
+        report.failed
+    );
+    let v = Verdict::new(
+        "run-ev",
+        verdict.ok && report.failed == 0 && groups_ok,
+        summary,
+    )
+    .with_short(short);
     println!(
-        "run-ev: nodes stopped; total {:.2} s",
+        "{} (nodes stopped; {:.1} s)",
+        v.line(),
         started.elapsed().as_secs_f64()
     );
-    if verdict.ok && report.failed == 0 {
-        0
-    } else {
-        1
+    v
+}
+
+/// One line per same-route group: the vehicles of a group ask for exactly
+/// the same three stops at the same moment. The companies take a route's
+/// stops in a fixed order (protocol.md, "The two-phase commit", rule 1), so
+/// racers meet at the first stop and exactly one of them wins; the plans
+/// keep every other vehicle off the groups' stops, so nothing else can take
+/// them. "1 winner" is what the protocol promises; the flag says whether
+/// every group had it.
+pub fn group_lines(cfg: &SimConfig, report: &vehicle::SimReport) -> (Vec<String>, bool) {
+    let mut out = Vec::new();
+    let mut all_one = true;
+    let groups = cfg.contended.min(report.results.len());
+    let mut g = 0;
+    while g < groups {
+        let members = &report.results[g..(g + cfg.group).min(groups)];
+        let winners: Vec<&str> = members
+            .iter()
+            .filter(|r| r.outcome == "reserved")
+            .map(|r| r.vehicle.as_str())
+            .collect();
+        let (first, last) = (&members[0].vehicle, &members[members.len() - 1].vehicle);
+        out.push(match winners.as_slice() {
+            [w] => format!(
+                "same-route group {first}..{last}: 1 winner ({w}); exactly one of a group racing for the same stops wins"
+            ),
+            _ => {
+                all_one = false;
+                format!(
+                    "same-route group {first}..{last}: {} winner(s) {winners:?}: NOT the one winner the protocol promises (see the lines above)",
+                    winners.len()
+                )
+            }
+        });
+        g += cfg.group;
     }
+    (out, all_one)
 }

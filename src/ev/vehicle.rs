@@ -12,7 +12,8 @@
 //! `vehicle/<id>/request`, and waits for the outcome on
 //! `vehicle/<id>/response`. The first `--contended` vehicles come in groups
 //! of `--group` that ask for exactly the same route, so conflicts happen on
-//! purpose: in each group exactly one should win.
+//! purpose: in each group exactly one should win (the other vehicles' routes
+//! are drawn to keep off the groups' stops, so only the group races for them).
 
 use crate::cli::{opt, Args, Flag};
 use crate::client::ClientConfig;
@@ -214,7 +215,19 @@ pub fn vehicle_id(i: usize, n: usize) -> String {
     format!("v{:0width$}", i + 1)
 }
 
-/// Every vehicle's plan; contended groups copy their first member's stops.
+/// Does `p` want a stop (point and overlapping window) one of `others` wants?
+fn clashes(p: &Plan, others: &[Plan]) -> bool {
+    others.iter().any(|o| {
+        o.stops.iter().any(|a| {
+            p.stops
+                .iter()
+                .any(|b| a.point == b.point && overlaps((a.start, a.end), (b.start, b.end)))
+        })
+    })
+}
+
+/// Every vehicle's plan; contended groups copy their first member's stops,
+/// and the other vehicles keep off those stops.
 pub fn plans(cfg: &SimConfig, set: &PointSet) -> Vec<Plan> {
     let mut rng = Rng(cfg.seed);
     let mut out: Vec<Plan> = Vec::new();
@@ -227,14 +240,23 @@ pub fn plans(cfg: &SimConfig, set: &PointSet) -> Vec<Plan> {
             // Leaders of contended groups draw routes that share no stop
             // with earlier groups, so each group shows its own single winner.
             for _ in 0..50 {
-                let clash = out.iter().take(i).any(|o| {
-                    o.stops.iter().any(|a| {
-                        p.stops.iter().any(|b| {
-                            a.point == b.point && overlaps((a.start, a.end), (b.start, b.end))
-                        })
-                    })
-                });
-                if !clash {
+                if !clashes(&p, &out[..i.min(out.len())]) {
+                    break;
+                }
+                match plan_one(set, &id, &mut rng) {
+                    Some(again) => p = again,
+                    None => break,
+                }
+            }
+        }
+        if i >= cfg.contended && cfg.contended > 0 {
+            // Everybody else keeps off the groups' stops: a vehicle outside
+            // a group holding one of them could make the whole group lose
+            // (its one winner refused at a later stop), and the demo's
+            // "exactly one winner per group" could no longer be checked.
+            let contended = &out[..cfg.contended.min(out.len())];
+            for _ in 0..50 {
+                if !clashes(&p, contended) {
                     break;
                 }
                 match plan_one(set, &id, &mut rng) {
@@ -420,5 +442,55 @@ fn result_line(p: &Plan, answer: Result<RouteOutcome, String>, took: Duration) -
         outcome,
         line,
         latency: took,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_config(seed: u64, vehicles: usize) -> SimConfig {
+        SimConfig {
+            broker: String::new(),
+            vehicles,
+            seed,
+            contended: 12,
+            group: 4,
+            timeout: Duration::from_secs(1),
+            status_interval: Duration::from_secs(1),
+            progress: Duration::from_secs(1),
+            points: None,
+        }
+    }
+
+    /// The demo's "exactly one winner per same-route group" holds only if
+    /// nobody outside a group wants one of its stops: check the plans keep
+    /// the groups' stops to the groups (the defect behind a "0 winner(s)"
+    /// group: v18 raced the v05..v08 group for A-MCZ-1 14:00-15:00).
+    #[test]
+    fn only_a_group_wants_its_stops() {
+        let set = PointSet::load(None).expect("built-in points");
+        for (seed, n) in [(7, 20), (7, 100), (1, 20), (3, 12), (11, 40)] {
+            let cfg = demo_config(seed, n);
+            let plans = plans(&cfg, &set);
+            let (groups, others) = plans.split_at(cfg.contended.min(plans.len()));
+            for o in others {
+                assert!(
+                    !clashes(o, groups),
+                    "seed {seed}, {n} vehicles: {} shares a stop with a same-route group: {:?}",
+                    o.vehicle,
+                    o.stops
+                );
+            }
+            for g in groups.chunks(cfg.group) {
+                assert!(g.iter().all(|p| p.stops == g[0].stops), "seed {seed}");
+                for other in groups
+                    .chunks(cfg.group)
+                    .filter(|h| h[0].vehicle != g[0].vehicle)
+                {
+                    assert!(!clashes(&g[0], &other[..1]), "seed {seed}: groups overlap");
+                }
+            }
+        }
     }
 }

@@ -52,7 +52,7 @@ pub fn run_with_timeout(
 fn fail(msg: String) -> Report {
     Report {
         ok: false,
-        verdict: format!("audit: FAILED — {msg}"),
+        verdict: format!("audit: FAIL — {msg}"),
         problems: vec![msg],
         backup: Value::Null,
     }
@@ -147,9 +147,9 @@ pub fn once(backup: &str, heartbeat: &str, timeout: Duration) -> Report {
     Report {
         ok,
         verdict: if ok {
-            format!("audit: OK — {summary}")
+            format!("audit: PASS — {summary}")
         } else {
-            format!("audit: FAILED — {}", problems.join("; "))
+            format!("audit: FAIL — {}", problems.join("; "))
         },
         problems,
         backup: Value::Object(b),

@@ -9,7 +9,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// `frota-ctl run-rental`: the exit status (0 only if the audit passes).
 pub fn run(args: &[String]) -> i32 {
+    run_verdict(args).code
+}
+
+/// The rental demo, ending in its verdict line (`run-rental: PASS — ...`);
+/// the returned verdict's summary is for `frota-ctl run`'s combined line.
+pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
+    use crate::ctl::demos::Verdict as V;
     let flags = [
         opt(
             "file",
@@ -42,15 +50,17 @@ pub fn run(args: &[String]) -> i32 {
         args,
     ) {
         Ok(a) => a,
-        Err(code) => return code,
+        Err(code) => return V::usage(code),
     };
     let started = Instant::now();
     let file = a.string("file");
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("run-rental: cannot read {file}: {e}");
-            return 1;
+            return V::fail(
+                "run-rental",
+                format!("cannot read the request file {file}: {e} (--file names it)"),
+            )
         }
     };
     let requests = client_sim::read_requests(&text);
@@ -68,10 +78,10 @@ pub fn run(args: &[String]) -> i32 {
     let cluster = match RentalCluster::start_with(Bins::sibling(), &data, opts) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!(
-                "run-rental: cannot start the nodes: {e}\n(are they already running? `make down` stops a `make up` deployment)"
-            );
-            return 1;
+            return V::fail(
+                "run-rental",
+                format!("cannot start the nodes: {e} (are they already running? `make down` stops a `make up` deployment; `make status` shows them)"),
+            )
         }
     };
     let infodesk = cluster.addr("infodesk").to_string();
@@ -120,21 +130,30 @@ pub fn run(args: &[String]) -> i32 {
         Duration::from_millis(300),
     );
     println!("{}", report.verdict);
-    let failures = outcomes
-        .iter()
-        .filter(|o| o.verdict == Verdict::Failure)
-        .count();
-    println!(
-        "run-rental: {} clients, {failures} failure(s), wall time {:.1}s; stopping the nodes",
+    let count = |v: Verdict| outcomes.iter().filter(|o| o.verdict == v).count();
+    let waited = outcomes.iter().filter(|o| o.was_pending).count();
+    drop(cluster);
+    let summary = format!(
+        "audit {}; {} clients: {} served ({waited} after waiting for a car), {} gave up waiting, {} failed",
+        if report.ok { "PASS" } else { "FAIL" },
         outcomes.len(),
+        count(Verdict::Success),
+        count(Verdict::PendingTimeout),
+        count(Verdict::Failure),
+    );
+    let short = format!(
+        "audit {}, {} of {} clients served",
+        if report.ok { "PASS" } else { "FAIL" },
+        count(Verdict::Success),
+        outcomes.len()
+    );
+    let v = V::new("run-rental", report.ok, summary).with_short(short);
+    println!(
+        "{} (nodes stopped; {:.1} s)",
+        v.line(),
         started.elapsed().as_secs_f64()
     );
-    drop(cluster);
-    if report.ok {
-        0
-    } else {
-        1
-    }
+    v
 }
 
 pub fn audit_cmd(args: &[String]) -> i32 {
