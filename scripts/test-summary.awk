@@ -75,7 +75,9 @@ BEGIN { open = 0; suites = 0; passed = 0; failed = 0; ignored = 0; bad = ""; com
       printf "  FAIL  %-40s %d of %d failed %10s\n", name, f, p + f, t
       # libtest's "failures:" section: each failing test's output and panic.
       if (failures_at) show_buffer(failures_at, 200)
-    } else {
+    } else if (p + ig > 0) {
+      # (Suites without tests, such as the binaries' unit tests, are
+      # counted but not listed.)
       printf "  ok    %-40s %4d passed%s %10s\n", name, p, (ig ? sprintf(", %d ignored", ig) : ""), t
     }
     fflush()
