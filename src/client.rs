@@ -301,6 +301,7 @@ fn with_retries(
     cfg: &ClientConfig,
     mut attempt: impl FnMut() -> Result<Body, Error>,
 ) -> Result<Body, Error> {
+    let started = Instant::now();
     let mut tries = 0;
     loop {
         match attempt() {
@@ -308,9 +309,30 @@ fn with_retries(
                 tries += 1;
                 std::thread::sleep(cfg.retry_backoff * tries);
             }
-            other => return other,
+            Err(e) => return Err(gave_up(e, tries + 1, started.elapsed())),
+            ok => return ok,
         }
     }
+}
+
+/// The last error of a call that made `attempts` attempts over `waited`:
+/// its text says how long the caller really waited, so a per-attempt
+/// "no reply within 2s" never stands alone where the caller waited 8 s.
+/// A note from an inner retry loop is replaced by the outer one's (which
+/// covers it).
+pub fn gave_up(mut e: Error, attempts: u32, waited: Duration) -> Error {
+    const NOTE: &str = " (gave up after ";
+    if let Some(at) = e.text.find(NOTE) {
+        e.text.truncate(at);
+    }
+    if attempts > 1 {
+        e.text = format!(
+            "{}{NOTE}{attempts} attempts, {:.1} s in all)",
+            e.text,
+            waited.as_secs_f64()
+        );
+    }
+    e
 }
 
 /// Transport failures are worth a retry; a definite remote answer is not.
@@ -326,6 +348,7 @@ pub struct Pending {
     addr: String,
     req: Request,
     sent: Option<Client>,
+    started: Instant,
 }
 
 /// A small pool of idle connections per peer, so nodes that call each other
@@ -415,13 +438,19 @@ impl Pool {
             addr: addr.to_string(),
             req,
             sent,
+            started: Instant::now(),
         }
     }
 
     /// The reply to a [`Pool::start`]ed request. If the first attempt
     /// failed in transit, it is retried like [`Pool::request`] (same id).
     pub fn finish(&self, p: Pending) -> Result<Body, Error> {
-        let Pending { addr, req, sent } = p;
+        let Pending {
+            addr,
+            req,
+            sent,
+            started,
+        } = p;
         if let Some(mut c) = sent {
             let r = c.wait_reply(req.id.unwrap_or(0), &req.kind);
             if r.as_ref().map_or_else(|e| e.code.definite(), |_| true) {
@@ -430,6 +459,7 @@ impl Pool {
         }
         // Not sent, or no answer: retry as `request` does (same id).
         self.request(&addr, &req)
+            .map_err(|e| gave_up(e, 1 + self.cfg.retries, started.elapsed()))
     }
 
     fn take(&self, addr: &str) -> Option<Client> {
@@ -449,5 +479,54 @@ impl Pool {
     pub fn forget(&self, addr: &str) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.remove(addr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that accepts and never answers: each attempt times out, and
+    /// the error the caller gets says how long it waited in all, not only
+    /// the per-attempt timeout (which alone read "within 200ms" here).
+    #[test]
+    fn a_timeout_after_retries_states_the_whole_wait() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let held = std::thread::spawn(move || {
+            let conns: Vec<_> = silent.incoming().take(3).collect();
+            std::thread::sleep(Duration::from_secs(2));
+            drop(conns);
+        });
+        let cfg = ClientConfig::default()
+            .with_timeout(Duration::from_millis(200))
+            .with_retries(2);
+        let started = Instant::now();
+        let e = call(&addr, "ping", Body::new(), &cfg).unwrap_err();
+        let waited = started.elapsed();
+        assert_eq!(e.code, Code::Timeout, "{e}");
+        assert!(e.text.contains("within 200ms"), "{e}");
+        assert!(e.text.contains("gave up after 3 attempts"), "{e}");
+        let said: f64 = e.text.rsplit(", ").next().unwrap()[..3].parse().unwrap();
+        assert!(
+            said >= 0.6 && said <= waited.as_secs_f64() + 0.05,
+            "says {said} s, waited {waited:?}: {e}"
+        );
+        held.join().unwrap();
+    }
+
+    #[test]
+    fn an_inner_note_is_replaced_by_the_outer_one() {
+        let e = Error::timeout("no reply within 2s");
+        let inner = gave_up(e, 2, Duration::from_millis(4100));
+        let outer = gave_up(inner, 3, Duration::from_millis(8200));
+        assert_eq!(
+            outer.text,
+            "no reply within 2s (gave up after 3 attempts, 8.2 s in all)"
+        );
+        assert_eq!(
+            gave_up(Error::timeout("x"), 1, Duration::from_secs(9)).text,
+            "x"
+        );
     }
 }

@@ -198,7 +198,9 @@ impl Sim<'_> {
         let mut req = Request::new(kind, fields.clone());
         req.id = Some(crate::client::next_id());
         let mut last = Error::unavailable("no attempt made");
+        let (started, mut attempts) = (Instant::now(), 0);
         while Instant::now() < deadline {
+            attempts += 1;
             let attempt = (|| {
                 let desk = crate::client::call(
                     &self.cfg.infodesk,
@@ -229,7 +231,7 @@ impl Sim<'_> {
                 Err(e) => return Err(e),
             }
         }
-        Err(last)
+        Err(crate::client::gave_up(last, attempts, started.elapsed()))
     }
 
     fn one(&self, index: usize, requested: &str) -> Outcome {

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Crash points of a terminal (see protocol.md, "Crash points").
 pub const CRASH_POINTS: [&str; 18] = [
@@ -298,6 +298,8 @@ impl Terminal {
         let mut req = Request::new(kind, fields);
         req.id = Some(crate::client::next_id());
         let mut maybe_sent: Option<Error> = None;
+        let started = Instant::now();
+        let gave_up = |e: Error| crate::client::gave_up(e, 3, started.elapsed());
         for attempt in 0..3u32 {
             if attempt > 0 {
                 thread::sleep(Duration::from_millis(100) * attempt);
@@ -307,16 +309,18 @@ impl Terminal {
                 Err(e) if matches!(e.code, Code::Timeout | Code::Crash) => maybe_sent = Some(e),
                 Err(e) if e.code == Code::TemporarilyUnavailable => {
                     if maybe_sent.is_none() && attempt == 2 {
-                        return Err(Error::unavailable(format!(
+                        return Err(gave_up(Error::unavailable(format!(
                             "the backup is unreachable: {}",
                             e.text
-                        )));
+                        ))));
                     }
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(maybe_sent.unwrap_or_else(|| Error::unavailable("the backup is unreachable")))
+        Err(gave_up(maybe_sent.unwrap_or_else(|| {
+            Error::unavailable("the backup is unreachable")
+        })))
     }
 
     /// Try to rent a car of the class from this terminal's own stock.
