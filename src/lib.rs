@@ -14,10 +14,13 @@
 //!   replies sent later from another thread ([`server::Ctx::defer`]).
 //! - [`client`]: blocking request/reply with timeouts, retries, a peer pool.
 //! - [`heartbeat`]: UDP heartbeat datagrams (sender thread, receiver).
-//! - [`wal`]: an fsynced append-only log with group commit and torn-tail
-//!   detection, replayed one record at a time on open; every durable node
-//!   writes through it. `Wal::after` runs a callback once a record is
-//!   durable (how writes are answered).
+//! - [`wal`]: an fsynced append-only log with group commit, replayed one
+//!   record at a time on open; every durable node writes through it.
+//!   `Wal::after` runs a callback once a record is durable (how writes are
+//!   answered). It tells a torn last write (cut, kept aside) from
+//!   corruption (refuses to open), refuses writes on a full disk and stops
+//!   the process when a write or fsync fails; `wal::tools` is what
+//!   `frota-ctl log-check` / `log-repair` do.
 //! - [`trace`]: optional wire traces (`FROTA_TRACE=<dir>`) for ladder diagrams.
 //! - [`crash`]: named crash points (`FROTA_CRASH_AT`) for fault tests.
 //! - [`cli`]: flag parsing and logging set-up shared by the binaries.

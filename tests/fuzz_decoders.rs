@@ -260,16 +260,30 @@ fn fuzz_wal_replay_on_random_and_mutated_logs() {
         }
         std::fs::write(&path, &bytes).unwrap();
         let mut replayed = Vec::new();
-        let (wal, replay) = no_panic("Wal::open", &bytes, || {
+        let opened = no_panic("Wal::open", &bytes, || {
             Wal::open(&path, |v| replayed.push(v))
-        })
-        .expect("open never fails on bad content");
+        });
+        let on_disk = std::fs::read(&path).unwrap();
+        let (wal, replay) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                // Corruption: refused with a reason, and nothing changed.
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+                assert!(e.to_string().contains("is corrupt at byte"), "{e}");
+                assert_eq!(on_disk, bytes, "a refused log is left as it was");
+                continue;
+            }
+        };
         assert_eq!(replay.records, replayed.len() as u64);
-        // Everything after the records is either zeros already or zeroed.
+        // A torn tail cut off is kept aside, and zeros are left in its place.
         let end = (replay.kept_bytes + replay.truncated_bytes) as usize;
         assert!(end <= bytes.len());
         assert!(bytes[end..].iter().all(|b| *b == 0));
-        let on_disk = std::fs::read(&path).unwrap();
+        if let Some(kept) = &replay.torn_kept {
+            let aside = std::fs::read(kept).unwrap();
+            assert_eq!(aside, &bytes[replay.kept_bytes as usize..end]);
+            std::fs::remove_file(kept).unwrap();
+        }
         assert_eq!(
             &on_disk[..replay.kept_bytes as usize],
             &bytes[..replay.kept_bytes as usize]

@@ -182,13 +182,15 @@ fn compacted_log_survives_kill_9_with_every_acknowledged_operation() {
     assert!((max_lines as u64) < written);
     assert_audit(&c);
 
+    let before_kill = std::fs::read(&log).unwrap();
     c.kill("backup");
     c.restart("backup").unwrap();
     let st = ok(&c, "backup", "status", json!({}));
     assert!(st["replayed_records"].as_u64().unwrap() as usize <= max_lines);
-    // Restart compacts what it replayed into a snapshot and nothing else.
-    let (snap, tail) = snapshot_and_tail(&log);
-    assert!(snap >= 1 && tail == 0, "{snap} + {tail}: {st:?}");
+    // Start-up changes nothing on disk (no compaction there: a node must
+    // start on a nearly full disk); the first writes compact a long log.
+    assert_eq!(std::fs::read(&log).unwrap(), before_kill);
+    assert_eq!(st["compactions"], 0, "{st:?}");
 
     for a in &acked {
         let rid = a.fields["request_id"].as_str().unwrap();
@@ -232,38 +234,85 @@ fn compacted_log_survives_kill_9_with_every_acknowledged_operation() {
     }
     assert_audit(&c);
 
-    // A crash on either side of the startup compaction loses nothing: the
-    // log is the old one (before) or the snapshot (after).
-    let mut late = Vec::new();
-    for i in 0..3 {
-        let rid = format!("late-{i}");
-        ok(
-            &c,
-            "terminal-1",
-            "rent",
-            json!({"request_id": rid, "class": "economy", "client": "c"}),
-        );
-        let mut truth = ok(&c, "backup", "check_pending", json!({"request_id": rid}));
-        truth.remove("in_reply_to");
-        assert_ne!(s(&truth, "status"), "unknown");
-        late.push((rid, truth));
-    }
-    assert_eq!(snapshot_and_tail(&log).1, 3);
-    for (point, tail_after) in [("backup.before_compact", 3), ("backup.after_compact", 0)] {
+    // A crash on either side of a compaction loses nothing: the log is the
+    // old one (before) or the snapshot (after). Rents and returns go
+    // straight to the backup until one of them triggers a compaction.
+    for (point, old_log) in [
+        ("backup.before_compact", true),
+        ("backup.after_compact", false),
+    ] {
+        let snapshot_lsn = |log: &Path| frota::wal::read_records(log).unwrap()[0]["lsn"].clone();
+        let lsn_before = snapshot_lsn(&log);
         c.kill("backup");
-        let armed = c.start_node("backup", &[("FROTA_CRASH_AT", point.to_string())]);
-        assert!(armed.is_err(), "{point} was not reached at start");
+        // (The backup's sweeper may start the compaction before any write:
+        // a long replayed log is compacted soon after start.)
+        c.start_node("backup", &[("FROTA_CRASH_AT", point.to_string())])
+            .unwrap();
+        let mut rents: Vec<(String, String)> = Vec::new();
+        let mut returns: Vec<(String, Value, Body)> = Vec::new();
+        let mut crashed = false;
+        for i in 0..200 {
+            let holders = match send(&c, "backup", "holders", json!({"class": "economy"})) {
+                Ok(b) => b,
+                Err(_) => {
+                    crashed = true;
+                    break;
+                }
+            };
+            let at = holders["terminals"][0].as_str().unwrap().to_string();
+            let rid = format!("{point}-{i}");
+            let fields = json!({"request_id": rid, "class": "economy", "terminal": at});
+            let Ok(r) = send(&c, "backup", "rent", fields) else {
+                crashed = true;
+                break;
+            };
+            rents.push((rid.clone(), s(&r, "car")));
+            let back =
+                json!({"request_id": format!("{rid}-back"), "car": s(&r, "car"), "terminal": at});
+            match send(&c, "backup", "return", back.clone()) {
+                Ok(b) => returns.push((format!("{rid}-back"), back, b)),
+                Err(_) => {
+                    crashed = true;
+                    break;
+                }
+            }
+        }
+        assert!(crashed, "{point} was never reached");
+        let exit = c
+            .proc_mut("backup")
+            .unwrap()
+            .wait_exit(Duration::from_secs(10));
         assert_eq!(
-            snapshot_and_tail(&log).1,
-            tail_after,
-            "records after the snapshot, after a crash at {point}"
+            exit.and_then(|s| s.code()),
+            Some(frota::crash::EXIT_CODE),
+            "{point}"
         );
-    }
-    c.restart("backup").unwrap();
-    for (rid, first) in &late {
-        let mut now = ok(&c, "backup", "check_pending", json!({"request_id": rid}));
-        now.remove("in_reply_to");
-        assert_eq!(&now, first, "{rid}");
+        // Before: the old log, its snapshot and every record since. After:
+        // a new snapshot (plus the writes that raced it).
+        let (_, tail) = snapshot_and_tail(&log);
+        let written = rents.len() + returns.len();
+        if old_log {
+            assert_eq!(snapshot_lsn(&log), lsn_before, "{point}");
+            assert!(
+                tail >= written,
+                "{tail} records after the snapshot, {written} written"
+            );
+        } else {
+            assert_ne!(snapshot_lsn(&log), lsn_before, "{point}");
+        }
+        c.restart("backup").unwrap();
+        for (rid, car) in &rents {
+            let now = ok(&c, "backup", "check_pending", json!({"request_id": rid}));
+            assert_eq!(
+                (s(&now, "status"), s(&now, "car")),
+                ("rented".into(), car.clone()),
+                "{rid}"
+            );
+        }
+        for (rid, fields, first) in &returns {
+            let again = ok(&c, "backup", "return", fields.clone());
+            assert_eq!(essence(&Ok(again)), essence(&Ok(first.clone())), "{rid}");
+        }
     }
     assert_audit(&c);
 }

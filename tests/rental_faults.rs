@@ -12,7 +12,7 @@ use frota::rental::cluster::RentalCluster;
 use frota::{body, Body, Code, Error};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -251,16 +251,23 @@ fn crash_between_log_and_reply_then_torn_tail() {
         ("rented".into(), "ECO01".into())
     );
     assert_eq!(ok(&c, "backup", "audit", json!({}))["rented"], 1);
-    // A crash mid-write leaves a torn record: simulate one and restart.
+    // A crash mid-write leaves a torn record (its first bytes, then the
+    // zeros of space never written): simulate one and restart.
     c.kill("backup");
     let log = c.data_dir().join("backup").join("rental.log");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    f.write_all(b"57 00000000 {\"op\":\"rent\",\"request_id\":\"torn\",\"car\":\"EC")
-        .unwrap();
+    let bytes = std::fs::read(&log).unwrap();
+    let end = bytes.iter().rposition(|b| *b == b'\n').unwrap() + 1;
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    f.write_all_at(
+        b"57 00000000 {\"op\":\"rent\",\"request_id\":\"torn\",\"car\":\"EC",
+        end as u64,
+    )
+    .unwrap();
     drop(f);
     c.restart("backup").unwrap();
     let st = ok(&c, "backup", "status", json!({}));
     assert!(st["truncated_bytes"].as_u64().unwrap() > 0, "{st:?}");
+    assert!(st["torn_tail_kept_in"].is_string(), "{st:?}");
     assert_eq!(
         s(
             &ok(&c, "backup", "check_pending", json!({"request_id": "torn"})),

@@ -8,6 +8,7 @@
 pub mod chaos;
 pub mod demos;
 pub mod doccheck;
+pub mod logs;
 pub mod scenarios;
 pub mod trace;
 
@@ -42,6 +43,10 @@ Usage:
   frota-ctl audit-ev [flags]      atomicity/isolation audit of a running EV system
   frota-ctl chaos [--seed N] [--duration-s S]  both systems under load while random nodes
                                   are killed -9 and restarted (some at crash points); audits, PASS/FAIL
+  frota-ctl log-check [--list] LOG  read a durable log without changing it: intact records,
+                                  the first damage and what follows it; would a node start?
+  frota-ctl log-repair LOG        (node stopped) cut a corrupt log at its first damage: full
+                                  copy kept, the rest set aside in a side file, the node told
   frota-ctl trace [--mermaid] [--width N] DIR  merge the wire traces of a run (FROTA_TRACE=DIR)
                                   into a ladder diagram that fits the terminal
   frota-ctl trace-scenario rental|ev [--out DIR] [--protocol FILE]
@@ -57,13 +62,15 @@ Exit status:
 ";
 
 /// Subcommands, for the "did you mean" hint.
-const SUBCOMMANDS: [&str; 9] = [
+const SUBCOMMANDS: [&str; 11] = [
     "run",
     "run-rental",
     "audit-rental",
     "run-ev",
     "audit-ev",
     "chaos",
+    "log-check",
+    "log-repair",
     "trace",
     "trace-scenario",
     "help",
@@ -92,6 +99,8 @@ pub fn main(args: Vec<String>) -> i32 {
         "audit-ev" => crate::ev::audit(&rest),
         "trace" => trace::run(&rest),
         "trace-scenario" => scenarios::run(&rest),
+        "log-check" => logs::check(&rest),
+        "log-repair" => logs::repair(&rest),
         "--help" | "-h" | "help" => {
             print!("{USAGE}{}", cli::ENVIRONMENT);
             EXIT_OK

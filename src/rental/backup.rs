@@ -14,9 +14,11 @@
 //! ([`Wal::after`], [`Ctx::defer`]): the connection thread goes back to
 //! reading instead of sleeping through the fsync.
 //!
-//! Compaction: the log would grow forever, so after replay and whenever
-//! more than `compact_every` records were written since the last time, the
-//! whole log is replaced by a snapshot of the ledger (a head record, then
+//! Compaction: the log would grow forever, so whenever more than
+//! `compact_every` records were written since the last time (replayed
+//! records count, so a long log is compacted at the first write after a
+//! restart — never during start-up, which must work on a nearly full
+//! disk), the whole log is replaced by a snapshot of the ledger (a head record, then
 //! chunks of 1,000 pending requests or answers), followed by
 //! the records appended while the snapshot was written (`Wal::rewrite_from`:
 //! only the state copy happens under the ledger lock). The
@@ -28,7 +30,14 @@
 //! taken together under the ledger lock (nothing can be decided or queued
 //! meanwhile), so the snapshot covers exactly the records before that
 //! position and the records after it are kept: no acknowledged record can
-//! be lost, and no record is applied twice.
+//! be lost, and no record is applied twice. A compaction that fails (a
+//! full disk) leaves the log as it was and is tried again after another
+//! `compact_every` records.
+//!
+//! A full disk or a failing one (see [`Wal`]): a write the log refuses
+//! (no room) is answered with error 11 and changes nothing — the record is
+//! queued *before* the ledger applies it; a log that failed answers every
+//! waiting write with error 13 and stops the process.
 
 use super::fleet::{self, Class};
 use super::ledger::{Decision, Ledger};
@@ -60,6 +69,11 @@ pub struct Backup {
     claim_timeout: Duration,
     replayed: usize,
     truncated_bytes: u64,
+    /// Where a torn last write cut on open was kept, and the repair note
+    /// of a log repaired by `frota-ctl log-repair` (shown by `status`).
+    torn_kept: Option<String>,
+    repaired: Option<String>,
+    compactions_failed: AtomicU64,
     records: AtomicU64,
     stop: AtomicBool,
     /// Compact once more than this many records were written since the
@@ -78,11 +92,11 @@ fn log_path(dir: &Path) -> PathBuf {
     dir.join("rental.log")
 }
 
-/// The log cannot take a record: our memory is now ahead of the disk, so
-/// the only safe move is to stop (a restart replays what is durable).
-fn fatal(e: io::Error) -> ! {
-    log::error!("backup log failed: {e}; exiting so a restart can replay the durable log");
-    std::process::exit(1);
+/// A write the log did not take, as the client hears it: 11 when it was
+/// refused (nothing written), 13 when the log failed (the process stops;
+/// see [`Wal`]).
+fn log_error(e: io::Error) -> Error {
+    wal::client_error(&e)
 }
 
 #[derive(Deserialize)]
@@ -161,8 +175,9 @@ fn check_terminal(name: &str) -> Result<(), Error> {
 }
 
 impl Backup {
-    /// Open (or create) the log under `data_dir`, replay it, and compact it
-    /// to a snapshot if `compact_every` > 0.
+    /// Open (or create) the log under `data_dir` and replay it. No
+    /// compaction here: start-up must work on a disk with little free space
+    /// (the first write compacts a long log, see the module doc).
     pub fn open(
         data_dir: &Path,
         claim_timeout: Duration,
@@ -182,12 +197,15 @@ impl Backup {
             ledger.lsn(),
             replay.truncated_bytes
         );
-        let backup = Arc::new(Backup {
+        Ok(Arc::new(Backup {
             ledger: Mutex::new(ledger),
             wal,
             claim_timeout,
             replayed: replay.records as usize,
             truncated_bytes: replay.truncated_bytes,
+            torn_kept: replay.torn_kept.map(|p| p.display().to_string()),
+            repaired: replay.repaired,
+            compactions_failed: AtomicU64::new(0),
             records: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             compact_every,
@@ -195,12 +213,7 @@ impl Backup {
             snapshot_entries: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
             compact_lock: Mutex::new(()),
-        });
-        // Nothing is in flight before we serve, so this cannot be refused.
-        if compact_every > 0 && replay.records > 1 {
-            backup.compact()?;
-        }
-        Ok(backup)
+        }))
     }
 
     /// Replace the log by a snapshot of the ledger (plus the
@@ -248,12 +261,13 @@ impl Backup {
         if every == 0 || since <= every || since <= self.snapshot_entries.load(Ordering::Relaxed) {
             return;
         }
-        // A failed rewrite may have renamed the new log without our file
-        // handle following it: appends could then go to an unlinked file.
-        // Exit instead; a restart replays whichever log is on disk, and
-        // both hold every acknowledged record.
+        // A failed compaction left the log as it was (a failure after the
+        // rename fails the log itself, see `Wal::rewrite_from`): go on,
+        // and try again after another `compact_every` records.
         if let Err(e) = self.compact() {
-            fatal(e);
+            self.since_compact.store(0, Ordering::Relaxed);
+            self.compactions_failed.fetch_add(1, Ordering::Relaxed);
+            log::warn!("compaction failed, the log is unchanged; retrying later: {e}");
         }
     }
 
@@ -274,15 +288,19 @@ impl Backup {
                 // being synced: never answer from a state that is not durable.
                 let ticket = self.wal.last_ticket();
                 drop(ledger);
-                self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
+                self.wal.wait(ticket).map_err(log_error)?;
                 Ok(b)
             }
             Decision::Record(rec) => {
                 crash::point("backup.before_log");
+                // Queued before it is applied: a refused record changes nothing.
+                let ticket = self
+                    .wal
+                    .enqueue(std::slice::from_ref(&rec))
+                    .map_err(log_error)?;
                 let answer = ledger.apply(&rec);
-                let ticket = self.wal.enqueue(&[rec]).unwrap_or_else(|e| fatal(e));
                 drop(ledger);
-                self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
+                self.wal.wait(ticket).map_err(log_error)?;
                 crash::point("backup.after_log");
                 self.written(1);
                 Ok(answer)
@@ -307,9 +325,12 @@ impl Backup {
             Decision::Answer(b) => (self.wal.last_ticket(), b, false),
             Decision::Record(rec) => {
                 crash::point("backup.before_log");
-                let answer = ledger.apply(&rec);
-                let ticket = self.wal.enqueue(&[rec]).unwrap_or_else(|e| fatal(e));
-                (ticket, answer, true)
+                // Queued before it is applied: a refused record changes nothing.
+                let ticket = self
+                    .wal
+                    .enqueue(std::slice::from_ref(&rec))
+                    .map_err(log_error)?;
+                (ticket, ledger.apply(&rec), true)
             }
         };
         drop(ledger);
@@ -317,8 +338,10 @@ impl Backup {
         self.wal.after(
             ticket,
             Box::new(move |durable| {
+                // A failed log: the client hears so (13) before the process
+                // stops, never a bare close.
                 if let Err(e) = durable {
-                    fatal(e);
+                    return later.send(Err(log_error(e)));
                 }
                 if logged {
                     crash::point("backup.after_log");
@@ -340,25 +363,36 @@ impl Backup {
             return 0;
         }
         crash::point("backup.before_log");
+        let ticket = match self.wal.enqueue(&recs) {
+            Ok(t) => t,
+            Err(e) => {
+                // Refused (a full disk): nothing applied; the next sweep or
+                // sync decides again.
+                log::warn!("{} record(s) postponed: {e}", recs.len());
+                return 0;
+            }
+        };
         for r in &recs {
             ledger.apply(r);
         }
-        let ticket = self.wal.enqueue(&recs).unwrap_or_else(|e| fatal(e));
         drop(ledger);
-        self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
+        if let Err(e) = self.wal.wait(ticket) {
+            log::error!("the log failed: {e}");
+            return 0;
+        }
         crash::point("backup.after_log");
         self.written(recs.len() as u64);
         recs.len()
     }
 
     /// Read state only once everything it reflects is durable.
-    fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
+    fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> Result<T, Error> {
         let ledger = self.lock();
         let out = f(&ledger);
         let ticket = self.wal.last_ticket();
         drop(ledger);
-        self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
-        out
+        self.wal.wait(ticket).map_err(log_error)?;
+        Ok(out)
     }
 
     /// Expire unclaimed allocations every `every` until [`Backup::stop`].
@@ -384,7 +418,7 @@ impl Backup {
         self.stop.store(true, Ordering::SeqCst);
     }
 
-    fn sync(&self, terminal: &str) -> Body {
+    fn sync(&self, terminal: &str) -> Result<Body, Error> {
         self.commit_all(|l| l.decide_matches(terminal));
         self.read(|l| {
             let unclaimed: Vec<Value> = l
@@ -423,7 +457,9 @@ impl Backup {
                 self.wal.last_ticket(),
             )
         };
-        self.wal.wait(ticket).unwrap_or_else(|e| fatal(e));
+        if let Err(e) = self.wal.wait(ticket) {
+            problems.push(format!("the log failed: {e}"));
+        }
         let mut again = Ledger::new();
         let replayed = wal::for_each_record(self.wal.path(), |r| {
             if r.get("lsn").and_then(Value::as_u64).unwrap_or(0) <= lsn {
@@ -530,6 +566,10 @@ impl Handler for Backup {
             "replayed_records": self.replayed,
             "truncated_bytes": self.truncated_bytes,
             "records_written": self.records.load(Ordering::Relaxed),
+            "log_refused_writes": self.wal.refused_writes(),
+            "torn_tail_kept_in": self.torn_kept,
+            "log_repaired": self.repaired,
+            "compactions_failed": self.compactions_failed.load(Ordering::Relaxed),
             "appends": appends, "fsyncs": fsyncs,
             "free": free, "rented": rented, "allocated": allocated, "waiting": waiting,
             "claim_timeout_ms": self.claim_timeout.as_millis() as u64,
@@ -599,25 +639,24 @@ impl Handler for Backup {
                             l.pending(&r.request_id).map(|p| &p.state),
                             Some(super::ledger::PendState::Allocated { .. })
                         )
-                    });
+                    })?;
                     if allocated {
                         // Lost a race with the sweeper or another claim:
                         // either way the answer below is the truth.
                         let _ = self.commit(|l| l.decide_claim(&r.request_id));
                     }
                 }
-                Ok(self.read(|l| l.check(&r.request_id)))
+                self.read(|l| l.check(&r.request_id))
             }
             "holders" => {
                 let r: ClassReq = req.parse()?;
                 let class = class_of(&r.class)?;
-                Ok(self
-                    .read(|l| body(json!({"class": class.name(), "terminals": l.holders(class)}))))
+                self.read(|l| body(json!({"class": class.name(), "terminals": l.holders(class)})))
             }
             "sync" => {
                 let r: TerminalReq = req.parse()?;
                 check_terminal(&r.terminal)?;
-                Ok(self.sync(&r.terminal))
+                self.sync(&r.terminal)
             }
             "audit" => Ok(self.audit()),
             k => Err(Error::new(Code::NotSupported, format!("no '{k}' here"))),

@@ -331,14 +331,12 @@ impl Coordinator {
     }
 
     /// Queue a record (callers hold the `table` lock, see `open`); returns
-    /// its ticket for [`Coordinator::durable`]. If the log cannot be
-    /// written the outcome of a transaction would be unknowable, so the
-    /// node stops (fail-stop) and recovery decides from what is on disk.
-    fn queue(&self, rec: Value) -> u64 {
+    /// its ticket for [`Coordinator::durable`]. Err: the log refused it (a
+    /// full disk; nothing written). A log that *failed* stops the process
+    /// itself (see [`Wal`]), and recovery decides from what is on disk.
+    fn queue(&self, rec: Value) -> io::Result<u64> {
         self.compaction.since.fetch_add(1, Ordering::Relaxed);
-        self.wal
-            .enqueue(&[rec])
-            .unwrap_or_else(|e| self.log_failed(e))
+        self.wal.enqueue(&[rec])
     }
 
     /// Wait until `ticket` is on disk (never with the `table` lock held).
@@ -348,12 +346,17 @@ impl Coordinator {
         }
     }
 
+    /// The log failed: the outcome of this transaction is unknowable here.
+    /// The log stops the process itself once the other waiters have had
+    /// their error replies (fail-stop, see [`Wal`]); this thread only waits
+    /// for that (and exits itself should it not come).
     fn log_failed(&self, e: io::Error) -> ! {
         log::error!(
             "{}: coordinator log write failed ({e}); stopping",
             self.name
         );
-        std::process::exit(1);
+        std::thread::sleep(Duration::from_secs(5));
+        std::process::exit(crate::wal::FAIL_STOP_EXIT);
     }
 
     /// Send one participant message, to ourselves in-process (same code
@@ -522,7 +525,22 @@ impl Coordinator {
             t.insert(txn.clone(), TxnState::Preparing);
             self.open_txns().insert(txn.clone(), participants.clone());
             crash::point("company.coord.before_begin");
-            self.queue(begin);
+            if let Err(e) = self.queue(begin) {
+                // Refused (a full disk): nothing was asked of anyone yet.
+                t.remove(&txn);
+                self.open_txns().remove(&txn);
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                let e = crate::wal::client_error(&e);
+                out.conflict = Some(Conflict {
+                    company: self.name.clone(),
+                    point: String::new(),
+                    start: 0,
+                    end: 0,
+                    code: e.code.number(),
+                    reason: e.text,
+                });
+                return out;
+            }
         }
         crash::point("company.coord.after_begin");
         let (asked, refused) = self.phase_one(&txn, r, &stops, &participants);
@@ -549,7 +567,9 @@ impl Coordinator {
                         start: 0,
                         end: 0,
                         code: Code::Abort.number(),
-                        reason: "aborted: a participant asked for the outcome before the decision"
+                        reason: "aborted by the coordinator: a participant asked for the \
+                                 outcome before the decision, or the log refused the commit \
+                                 record"
                             .into(),
                     })
                 });
@@ -629,8 +649,21 @@ impl Coordinator {
             if t.get(txn) == Some(&TxnState::Aborted) {
                 return Decision::Abort;
             }
-            t.insert(txn.to_string(), TxnState::CommitPending);
-            self.queue(json!({"k": "commit", "txn": txn}))
+            match self.queue(json!({"k": "commit", "txn": txn})) {
+                Ok(ticket) => {
+                    t.insert(txn.to_string(), TxnState::CommitPending);
+                    ticket
+                }
+                // Refused: no commit without its record. Abort needs none
+                // (presumed abort).
+                Err(e) => {
+                    log::warn!(
+                        "{}: {txn}: commit record refused ({e}); aborting",
+                        self.name
+                    );
+                    return Decision::Abort;
+                }
+            }
         };
         self.durable(ticket);
         crash::point("company.coord.after_decision");
@@ -834,9 +867,13 @@ impl Coordinator {
                 Some(TxnState::Preparing) | None => {
                     t.insert(txn.to_string(), TxnState::Aborted);
                     crash::point("company.coord.before_abort_log");
-                    let ticket = self.queue(json!({"k": "abort", "txn": txn}));
+                    // Refused: abort stands anyway (presumed abort; this
+                    // coordinator will never commit it now).
+                    let ticket = self.queue(json!({"k": "abort", "txn": txn})).ok();
                     drop(t);
-                    self.durable(ticket);
+                    if let Some(ticket) = ticket {
+                        self.durable(ticket);
+                    }
                     crash::point("company.coord.after_abort_log");
                     log::info!(
                         "{}: {txn} asked before a decision: recorded abort",
@@ -916,11 +953,11 @@ impl Coordinator {
         if c.every == 0 || since <= c.every || since <= c.snapshot_records.load(Ordering::Relaxed) {
             return;
         }
-        // A failed rewrite may leave our file handle on the old, renamed
-        // log: stop, and let a restart replay whichever log is on disk
-        // (each holds every durable record).
+        // A failed compaction leaves the log as it was: try again after
+        // another `every` records.
         if let Err(e) = self.compact() {
-            self.log_failed(e);
+            c.since.store(0, Ordering::Relaxed);
+            log::warn!("{}: compaction failed, log unchanged: {e}", self.name);
         }
     }
 

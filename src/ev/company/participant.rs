@@ -271,9 +271,10 @@ impl Participant {
             .map_err(|e| self.log_failed(e))
     }
 
+    /// 11 if the log refused the write (nothing written), 13 if it failed.
     fn log_failed(&self, e: std::io::Error) -> Error {
         log::error!("{}: participant log write failed: {e}", self.name);
-        Error::unavailable(format!("reservation log unavailable: {e}"))
+        crate::wal::client_error(&e)
     }
 
     /// Phase 1. Ok = yes vote (the hold is durable). Err = no vote.
