@@ -13,7 +13,7 @@ SEED     ?=
 # 1.0 takes about 30 s; 0.1 about 4 s.
 TIME_SCALE ?= 1.0
 
-.PHONY: help build run run-rental run-ev run-ev-mosquitto deps-mqtt test bench bench-detector fmt lint clean clean-logs up down status nc check-tools
+.PHONY: sim help build run run-rental run-ev run-ev-mosquitto deps-mqtt test bench bench-detector fmt lint clean clean-logs up down status nc check-tools
 
 help:
 	@echo "frota make targets:"
@@ -28,6 +28,7 @@ help:
 	@echo "  make up / down / status   leave nodes running in the background (PIDs in run/)"
 	@echo "  make traces       run the traced scenarios: docs/traces/*.{txt,md} and the diagrams in protocol.md (trace-rental, trace-ev: one system)"
 	@echo "  make fmt | lint | build | clean | clean-logs"
+	@echo "  make sim          the 2PC simulator: 100,000 seeded schedules (SCHEDULES=), or one: SEED=n (shows its counterexample)"
 	@echo "  make chaos        both systems under load while random nodes are killed/restarted (SEED=, DURATION=)"
 	@echo "  make run-netns    (root, Linux) every node in its own network namespace; demos, audits, a partition"
 
@@ -102,6 +103,16 @@ down:
 
 status:
 	@scripts/nodes.sh status
+
+# --- the 2PC simulator (issue 15) ---------------------------------------------
+# `make sim`: 100,000 seeded schedules of the EV two-phase commit in the
+# deterministic simulator (SCHEDULES=n for another count); `make sim SEED=n`
+# replays one and prints its shrunk counterexample as steps and a ladder;
+# SIM_ARGS passes more flags (`frota-ctl sim --help`, e.g. --rule-off NAME).
+SCHEDULES ?= 100000
+SIM_ARGS ?=
+sim: build
+	$(CTL) sim $(if $(SEED),--seed $(SEED),--schedules $(SCHEDULES)) $(SIM_ARGS)
 
 # --- chaos and network namespaces (issue 6) ---------------------------------
 .PHONY: chaos run-netns

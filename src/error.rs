@@ -14,6 +14,7 @@ use std::fmt;
 pub enum Code {
     Timeout = 0,
     NodeNotFound = 1,
+    NotCoordinator = 2,
     NotSupported = 10,
     TemporarilyUnavailable = 11,
     MalformedRequest = 12,
@@ -27,9 +28,10 @@ pub enum Code {
 
 impl Code {
     /// All codes, in table order.
-    pub const ALL: [Code; 11] = [
+    pub const ALL: [Code; 12] = [
         Code::Timeout,
         Code::NodeNotFound,
+        Code::NotCoordinator,
         Code::NotSupported,
         Code::TemporarilyUnavailable,
         Code::MalformedRequest,
@@ -49,6 +51,7 @@ impl Code {
         match self {
             Code::Timeout => "timeout",
             Code::NodeNotFound => "node-not-found",
+            Code::NotCoordinator => "not-coordinator",
             Code::NotSupported => "not-supported",
             Code::TemporarilyUnavailable => "temporarily-unavailable",
             Code::MalformedRequest => "malformed-request",

@@ -10,6 +10,7 @@ pub mod demos;
 pub mod doccheck;
 pub mod logs;
 pub mod scenarios;
+pub mod sim;
 pub mod trace;
 
 use crate::cli;
@@ -47,6 +48,8 @@ Usage:
                                   the first damage and what follows it; would a node start?
   frota-ctl log-repair LOG        (node stopped) cut a corrupt log at its first damage: full
                                   copy kept, the rest set aside in a side file, the node told
+  frota-ctl sim [--seed N] [--rule-off RULE]  the deterministic simulator of the EV 2PC:
+                                  many seeded schedules, or one replayed with its counterexample
   frota-ctl trace [--mermaid] [--width N] DIR  merge the wire traces of a run (FROTA_TRACE=DIR)
                                   into a ladder diagram that fits the terminal
   frota-ctl trace-scenario rental|ev [--out DIR] [--protocol FILE]
@@ -62,7 +65,7 @@ Exit status:
 ";
 
 /// Subcommands, for the "did you mean" hint.
-const SUBCOMMANDS: [&str; 11] = [
+const SUBCOMMANDS: [&str; 12] = [
     "run",
     "run-rental",
     "audit-rental",
@@ -71,6 +74,7 @@ const SUBCOMMANDS: [&str; 11] = [
     "chaos",
     "log-check",
     "log-repair",
+    "sim",
     "trace",
     "trace-scenario",
     "help",
@@ -98,6 +102,7 @@ pub fn main(args: Vec<String>) -> i32 {
         "run-ev" => crate::ev::run_demo(&rest),
         "audit-ev" => crate::ev::audit(&rest),
         "trace" => trace::run(&rest),
+        "sim" => sim::run(&rest),
         "trace-scenario" => scenarios::run(&rest),
         "log-check" => logs::check(&rest),
         "log-repair" => logs::repair(&rest),

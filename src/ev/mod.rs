@@ -7,6 +7,10 @@
 //! - [`bus_client`]: the company/vehicle side of a broker connection.
 //! - [`company`]: `frota-company` — participant, coordinator, messages,
 //!   answers (the coordinator's retry window).
+//! - [`twopc`]: the two-phase commit as pure state machines (coordinator,
+//!   participant): the rules, with no I/O.
+//! - [`sim`]: the deterministic simulator of the 2PC (`make sim`): checks
+//!   invariants after every step, shrinks and prints counterexamples.
 //! - [`vehicle`]: the vehicle simulator (`frota-vehicle`).
 //! - [`audit`]: the atomicity / isolation / no-leftover-holds verdict.
 //! - [`cluster`]: start a whole EV deployment (tests, demo, doc replay).
@@ -21,6 +25,8 @@ pub mod company;
 pub mod demo;
 pub mod mosquitto;
 pub mod points;
+pub mod sim;
+pub mod twopc;
 pub mod vehicle;
 
 /// `frota-ctl run-ev`: start broker and companies, run the vehicle simulator,

@@ -329,6 +329,7 @@ pub fn run(cfg: &SimConfig, out: &mut dyn FnMut(&str)) -> Result<SimReport, Stri
                 vehicle: p.vehicle.clone(),
                 stops: p.stops.clone(),
                 reply_to: None,
+                forwarded: false,
             };
             let sent = bus.publish(
                 &format!("vehicle/{}/request", p.vehicle),

@@ -4,8 +4,8 @@
 use crate::ev::points::Stop;
 use serde::{Deserialize, Serialize};
 
-/// `prepare` — also the body of the participant's `hold` log record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `prepare`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prepare {
     pub txn: String,
     /// The company that coordinates `txn` (asked for the decision).
@@ -51,7 +51,7 @@ pub struct Availability {
 
 /// A route request: the payload a vehicle publishes on
 /// `vehicle/<id>/request`, and the fields of `reserve`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteRequest {
     pub request_id: String,
     pub vehicle: String,
@@ -59,6 +59,10 @@ pub struct RouteRequest {
     /// Topic for the outcome (broker path); default `vehicle/<id>/response`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// Set by a company that forwards the request to its coordinator (so
+    /// it is never forwarded twice).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
 }
 
 /// Which stop said no, and why.
@@ -74,7 +78,7 @@ pub struct Conflict {
 
 /// The outcome of a route request: `reserve`'s reply and the payload
 /// published on the response topic.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteOutcome {
     pub request_id: String,
     pub vehicle: String,
