@@ -221,10 +221,7 @@ pub fn scan(file: &File, len: u64, mut f: impl FnMut(Place, Value)) -> io::Resul
         r.advance(size);
     }
     let good = r.at();
-    let end = match misnumbered {
-        Some(why) => End::Corrupt(count_after(&mut r, why, records)?),
-        None => examine(&mut r, last, records)?,
-    };
+    let end = examine(&mut r, last, records, misnumbered)?;
     Ok(Scan {
         records,
         good,
@@ -257,32 +254,6 @@ fn misnumbering(
         ));
     }
     None
-}
-
-/// A [`Damage`] here for a reason already known: count what follows
-/// (for the message).
-fn count_after(r: &mut Reader, why: String, before: u64) -> io::Result<Damage> {
-    let at = r.at();
-    let (mut after, mut first_after, mut upto) = (0, None, at);
-    walk(r, |item| {
-        match item {
-            Item::Record(p) => {
-                first_after.get_or_insert(p);
-                after += 1;
-                upto = p.offset + p.size;
-            }
-            Item::Piece(p) => upto = p.to,
-        }
-        true
-    })?;
-    Ok(Damage {
-        at,
-        why,
-        before,
-        after,
-        first_after,
-        upto,
-    })
 }
 
 /// What [`walk`] finds after the intact records.
@@ -462,10 +433,17 @@ fn cut_short(head: &[u8], len: u64, newlines: u32) -> Option<String> {
 }
 
 /// Examine the file after the intact records (the reader is at their end).
-fn examine(r: &mut Reader, last: Option<Place>, before: u64) -> io::Result<End> {
+/// `known`: a reason this is corruption found already (the rest is then
+/// only counted, for the message).
+fn examine(
+    r: &mut Reader,
+    last: Option<Place>,
+    before: u64,
+    known: Option<String>,
+) -> io::Result<End> {
     let at = r.at();
     let mut upto = at;
-    let mut why: Option<String> = None;
+    let mut why = known;
     let mut after = 0u64;
     let mut first_after: Option<Place> = None;
     let mut round_after: Option<u64> = None;
