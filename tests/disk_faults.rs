@@ -27,6 +27,7 @@ fn tmpfs(tag: &str, size: &str) -> Option<Tmpfs> {
     match Tmpfs::mount(tag, size) {
         Ok(t) => Some(t),
         Err(why) => {
+            println!("SKIPPED: {tag}: {why}");
             eprintln!("SKIPPED: {tag}: {why}");
             None
         }
