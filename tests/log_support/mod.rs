@@ -281,15 +281,17 @@ impl Tmpfs {
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(&dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
+            .output();
+        let why = match out {
+            Ok(o) if o.status.success() => return Ok(Tmpfs { dir }),
+            Ok(o) => format!(
                 "mount -t tmpfs failed (needs root): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Tmpfs { dir })
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => format!("cannot run mount: {e}"),
+        };
+        let _ = std::fs::remove_dir(&dir);
+        Err(why)
     }
 
     /// Fill the file system: a file that grows until the disk is full.
