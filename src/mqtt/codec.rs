@@ -547,6 +547,60 @@ fn put_str(out: &mut Vec<u8>, s: &str, what: &str) -> Result<(), MqttError> {
     put_binary(out, s.as_bytes(), what)
 }
 
+/// The fixed-header and id fields of a PUBLISH, apart from its topic and
+/// payload (so a broker can encode one shared message for many receivers
+/// without copying it into a [`Publish`] each time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishHead {
+    pub dup: bool,
+    pub qos: u8,
+    pub retain: bool,
+    pub packet_id: Option<u16>,
+}
+
+impl Publish {
+    pub fn head(&self) -> PublishHead {
+        PublishHead {
+            dup: self.dup,
+            qos: self.qos,
+            retain: self.retain,
+            packet_id: self.packet_id,
+        }
+    }
+}
+
+/// Append one PUBLISH packet to `out`.
+pub fn encode_publish(
+    out: &mut Vec<u8>,
+    h: PublishHead,
+    topic: &str,
+    payload: &[u8],
+) -> Result<(), MqttError> {
+    let qos = h.qos.min(2);
+    let mut head = Vec::with_capacity(topic.len() + 4);
+    put_str(&mut head, topic, "topic name")?;
+    if qos > 0 {
+        let id = h.packet_id.ok_or_else(|| {
+            MqttError::Unencodable("PUBLISH with QoS > 0 needs a packet id".into())
+        })?;
+        put_u16(&mut head, id);
+    }
+    let mut flags = qos << 1;
+    if h.dup && qos > 0 {
+        flags |= 0b1000;
+    }
+    if h.retain {
+        flags |= 1;
+    }
+    let mut len = Vec::with_capacity(4);
+    encode_remaining(head.len() + payload.len(), &mut len)?;
+    out.push((PUBLISH << 4) | flags);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
 /// Encode one packet. Fails only on what the wire cannot carry (strings
 /// over 65535 bytes, packets over 256 MiB); it does not re-validate topics.
 pub fn encode(p: &Packet) -> Result<Vec<u8>, MqttError> {
@@ -595,23 +649,9 @@ pub fn encode(p: &Packet) -> Result<Vec<u8>, MqttError> {
             CONNACK << 4
         }
         Packet::Publish(pb) => {
-            put_str(&mut body, &pb.topic, "topic name")?;
-            let qos = pb.qos.min(2);
-            if qos > 0 {
-                let id = pb.packet_id.ok_or_else(|| {
-                    MqttError::Unencodable("PUBLISH with QoS > 0 needs a packet id".into())
-                })?;
-                put_u16(&mut body, id);
-            }
-            body.extend_from_slice(&pb.payload);
-            let mut flags = qos << 1;
-            if pb.dup && qos > 0 {
-                flags |= 0b1000;
-            }
-            if pb.retain {
-                flags |= 1;
-            }
-            (PUBLISH << 4) | flags
+            let mut out = Vec::with_capacity(pb.topic.len() + pb.payload.len() + 9);
+            encode_publish(&mut out, pb.head(), &pb.topic, &pb.payload)?;
+            return Ok(out);
         }
         Packet::PubAck(id) => {
             put_u16(&mut body, *id);

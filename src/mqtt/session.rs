@@ -1,711 +1,340 @@
-//! The broker side of MQTT 3.1.1: an accept loop ([`serve_mqtt`]) and one
-//! session per client connection, talking to a topic tree through the
-//! [`Bus`] trait (frota-broker implements it; [`super::memory_bus::MemoryBus`]
-//! is an in-memory one for tests).
+//! One MQTT client's session on the broker, as a pure state machine: no
+//! sockets, threads or clocks. The broker core ([`crate::ev::broker::core`])
+//! owns one [`Session`] per client id and feeds it; the listener's I/O layer
+//! drains [`Session::take_out`] onto the socket.
 //!
-//! Each connection has two threads: the *reader* (this module's session
-//! loop: CONNECT, SUBSCRIBE, PUBLISH, acks, keep-alive) and the *sender*,
-//! which drains the session's bounded delivery queue onto the socket. The
-//! bus never blocks on a client: [`Sink::deliver`] is a `try_send`, and a
-//! session whose queue is full loses the message (counted), so one slow
-//! subscriber cannot stall a publisher or the rest of the tree.
+//! # What a session holds (MQTT 3.1.1, 3.1.2.4 and 4.3)
 //!
-//! What is refused, and how:
+//! - its subscriptions (filter → granted QoS);
+//! - *outgoing* QoS 1/2 messages: at most [`Limits::max_inflight`] sent and
+//!   not yet acknowledged (each with its packet id, and for QoS 2 whether
+//!   PUBREC came), and behind them at most [`Limits::max_queued`] waiting;
+//! - *incoming* QoS 2 packet ids whose PUBLISH was received and delivered
+//!   but whose PUBREL has not come yet: a second PUBLISH with the same id
+//!   (a resend with DUP) is answered PUBREC again and not delivered again,
+//!   so each subscriber gets the message exactly once;
+//! - `out`: packets ready to be written to the connection, in order.
 //!
-//! | input | answer |
-//! |---|---|
-//! | protocol level ≠ 4 (or `MQIsdp`) | CONNACK 1, close |
-//! | protocol name not `MQTT` | close (no CONNACK, the peer is not MQTT) |
-//! | will flag set | CONNACK 5 (not authorized), close: wills are not supported |
-//! | empty client id with clean session = 0 | CONNACK 2, close |
-//! | first packet not CONNECT, or a second CONNECT | close |
-//! | a filter that is invalid or the bus refuses | SUBACK 0x80 for that filter |
-//! | PUBLISH QoS 2, PUBREC/PUBREL/PUBCOMP | close |
-//! | malformed / truncated / oversize packet | close that client only |
-//! | nothing for 1.5 × keep-alive | close |
-//! | over the connection cap | CONNACK 3 (server unavailable), close |
+//! While the client is connected, a QoS 0 message goes straight to `out`
+//! (bounded by [`Limits::max_out_packets`] and [`Limits::max_out_bytes`]; past
+//! them it is dropped and counted). While it is away (a persistent session,
+//! `clean_session = 0`), QoS 0 messages are not kept (as Mosquitto's
+//! default `queue_qos0_messages false`) and QoS 1/2 ones are queued. On
+//! reconnect ([`Session::attach`]) every unacknowledged PUBLISH is sent
+//! again with DUP = 1 (or its PUBREL, once PUBREC came), in the original
+//! order, then the queue fills the window again.
+//!
+//! Packet ids: a fresh id is the next one (wrapping, skipping 0) not held
+//! by an in-flight message.
 
-use super::codec::{self, connack, MqttError, Packet, Publish};
-use super::conn::{PacketReader, PacketWriter, ReadError};
-use super::topic;
-use crate::server::AcceptGate;
-use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
-use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use super::codec::Packet;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
-/// The topic tree an MQTT session talks to. `session` is unique per
-/// connection for the life of the server.
-pub trait Bus: Send + Sync {
-    /// Add (or replace) `session`'s subscription to `filter` (plain or
-    /// `$share/<group>/<filter>`, already syntax-checked). Matching messages
-    /// go to `sink`. Returns the granted QoS (normally `sink.qos()`; a lower
-    /// value caps deliveries), or `Err(reason)` to refuse (SUBACK 0x80).
-    fn subscribe(&self, session: u64, filter: &str, sink: Sink) -> Result<u8, String>;
-    /// Remove `session`'s subscription to exactly `filter` (no-op if none).
-    fn unsubscribe(&self, session: u64, filter: &str);
-    /// A client published. `qos` is the publisher's (0 or 1); a sink
-    /// delivers at `min(qos, granted)`. Must not block on any subscriber.
-    fn publish(&self, topic: &str, payload: &[u8], qos: u8);
-    /// The session is gone: drop every subscription it holds.
-    fn disconnect(&self, session: u64);
-}
-
-/// One message on its way to a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
+/// A published message as every receiver shares it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Message {
     pub topic: String,
     pub payload: Vec<u8>,
-    pub qos: u8,
 }
 
-/// Where a bus puts messages for one subscription of one session. Cheap to
-/// clone; all sinks of a session share its bounded queue.
-#[derive(Clone)]
-pub struct Sink {
-    session: u64,
-    tx: Sender<Delivery>,
-    qos: Arc<AtomicU8>,
-    dropped: Arc<AtomicU64>,
-    /// Bytes (topic + payload) queued and not yet written, and the most the
-    /// queue may hold: a count bound alone would let 1024 queued 1 MiB
-    /// messages pin a gigabyte per slow session.
-    queued_bytes: Arc<AtomicUsize>,
-    max_bytes: usize,
-    /// The session's socket, so a bus can close a session it gives up on.
-    conn: Option<PacketWriter>,
-}
-
-impl Sink {
-    /// A sink and the receiving end of its queue (`capacity` messages).
-    /// Sessions make these; it is public so a bus can be tested alone.
-    pub fn channel(session: u64, qos: u8, capacity: usize) -> (Sink, Receiver<Delivery>) {
-        Sink::channel_bounded(session, qos, capacity, usize::MAX)
-    }
-
-    /// Like [`Sink::channel`], also bounded to `max_bytes` queued bytes; the
-    /// consumer reports each message it takes with [`Sink::taken`].
-    pub fn channel_bounded(
-        session: u64,
+/// One thing to write to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Out {
+    /// CONNACK, acks, PINGRESP, PUBREL ...
+    Packet(Packet),
+    /// A PUBLISH carrying a shared message (encoded without copying it).
+    Publish {
+        msg: Arc<Message>,
         qos: u8,
-        capacity: usize,
-        max_bytes: usize,
-    ) -> (Sink, Receiver<Delivery>) {
-        let (tx, rx) = bounded(capacity.max(1));
-        let sink = Sink {
-            session,
-            tx,
-            qos: Arc::new(AtomicU8::new(qos.min(1))),
-            dropped: Arc::new(AtomicU64::new(0)),
-            queued_bytes: Arc::new(AtomicUsize::new(0)),
-            max_bytes,
-            conn: None,
-        };
-        (sink, rx)
-    }
+        packet_id: Option<u16>,
+        dup: bool,
+        retain: bool,
+    },
+}
 
-    /// Another sink on the same queue with its own granted QoS.
-    fn with_qos(&self, qos: u8) -> Sink {
-        Sink {
-            session: self.session,
-            tx: self.tx.clone(),
-            qos: Arc::new(AtomicU8::new(qos.min(1))),
-            dropped: self.dropped.clone(),
-            queued_bytes: self.queued_bytes.clone(),
-            max_bytes: self.max_bytes,
-            conn: self.conn.clone(),
+impl Out {
+    /// Bytes the message part occupies (what the bounds count).
+    fn size(&self) -> usize {
+        match self {
+            Out::Packet(_) => 4,
+            Out::Publish { msg, .. } => msg.topic.len() + msg.payload.len() + 8,
+        }
+    }
+}
+
+/// The bounds of one session (see protocol.md, "MQTT", "Bounds").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// QoS 1/2 messages sent and not yet acknowledged (Mosquitto: 20).
+    pub max_inflight: usize,
+    /// QoS 1/2 messages waiting behind the in-flight window, online or
+    /// away (Mosquitto's `max_queued_messages`: 1000). Past it new ones are
+    /// dropped and counted.
+    pub max_queued: usize,
+    /// Packets written to `out` and not yet taken by the socket writer.
+    pub max_out_packets: usize,
+    /// Bytes of those packets (topic + payload).
+    pub max_out_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_inflight: 20,
+            max_queued: 1000,
+            max_out_packets: 100_000,
+            max_out_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published,
+    /// QoS 2: PUBREC came, PUBREL sent, waiting for PUBCOMP.
+    Released,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    packet_id: u16,
+    msg: Arc<Message>,
+    qos: u8,
+    retain: bool,
+    stage: Stage,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: String,
+    /// `clean_session` of the connection that holds it: a clean session
+    /// ends with its connection; a persistent one stays.
+    pub clean: bool,
+    pub subscriptions: BTreeMap<String, u8>,
+    limits: Limits,
+    connected: bool,
+    next_id: u16,
+    inflight: VecDeque<Inflight>,
+    queued: VecDeque<(Arc<Message>, u8, bool)>,
+    awaiting_rel: BTreeSet<u16>,
+    out: VecDeque<Out>,
+    out_bytes: usize,
+    /// Messages this session lost to its bounds.
+    pub dropped: u64,
+}
+
+impl Session {
+    /// A new, detached session.
+    pub fn new(client_id: &str, clean: bool, limits: Limits) -> Session {
+        Session {
+            client_id: client_id.to_string(),
+            clean,
+            subscriptions: BTreeMap::new(),
+            limits,
+            connected: false,
+            next_id: 0,
+            inflight: VecDeque::new(),
+            queued: VecDeque::new(),
+            awaiting_rel: BTreeSet::new(),
+            out: VecDeque::new(),
+            out_bytes: 0,
+            dropped: 0,
         }
     }
 
-    pub fn session(&self) -> u64 {
-        self.session
+    pub fn connected(&self) -> bool {
+        self.connected
     }
 
-    /// The QoS granted to this subscription (0 or 1).
-    pub fn qos(&self) -> u8 {
-        self.qos.load(Ordering::Relaxed)
+    /// QoS 1/2 messages held: in flight + queued.
+    pub fn pending(&self) -> usize {
+        self.inflight.len() + self.queued.len()
     }
 
-    fn cap_qos(&self, granted: u8) {
-        self.qos.fetch_min(granted, Ordering::Relaxed);
+    /// Packets waiting for the socket writer.
+    pub fn out_len(&self) -> usize {
+        self.out.len()
     }
 
-    /// Queue a message without blocking. `false` if it was dropped: the
-    /// session's queue is full (a slow client) or the session is gone.
-    pub fn deliver(&self, topic: &str, payload: &[u8], qos: u8) -> bool {
-        let size = topic.len() + payload.len();
-        let before = self.queued_bytes.fetch_add(size, Ordering::SeqCst);
-        if before.saturating_add(size) > self.max_bytes {
-            self.queued_bytes.fetch_sub(size, Ordering::SeqCst);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// A connection takes the session over: `connack` first, then every
+    /// unacknowledged message again (DUP), then queued ones.
+    pub fn attach(&mut self, connack: Packet) {
+        self.connected = true;
+        self.out.clear();
+        self.out_bytes = 0;
+        self.push(Out::Packet(connack));
+        let resend: Vec<Out> = self
+            .inflight
+            .iter()
+            .map(|m| match m.stage {
+                Stage::Published => Out::Publish {
+                    msg: m.msg.clone(),
+                    qos: m.qos,
+                    packet_id: Some(m.packet_id),
+                    dup: true,
+                    retain: m.retain,
+                },
+                Stage::Released => Out::Packet(Packet::PubRel(m.packet_id)),
+            })
+            .collect();
+        for o in resend {
+            self.push(o);
+        }
+        self.fill_window();
+    }
+
+    /// The connection is gone. What was not written yet is forgotten: QoS
+    /// 1/2 messages stay in flight and are resent on the next attach.
+    pub fn detach(&mut self) {
+        self.connected = false;
+        self.out.clear();
+        self.out_bytes = 0;
+    }
+
+    /// Queue a control packet (an ack, PINGRESP ...).
+    pub fn send(&mut self, p: Packet) {
+        if self.connected {
+            self.push(Out::Packet(p));
+        }
+    }
+
+    /// Offer a message at `qos` (already `min(publish, granted)`).
+    /// `retain` marks a retained message sent because of a new
+    /// subscription. Returns `false` if it was dropped.
+    pub fn deliver(&mut self, msg: &Arc<Message>, qos: u8, retain: bool) -> bool {
+        if qos == 0 {
+            if !self.connected {
+                return false;
+            }
+            let o = Out::Publish {
+                msg: msg.clone(),
+                qos: 0,
+                packet_id: None,
+                dup: false,
+                retain,
+            };
+            if self.out.len() >= self.limits.max_out_packets
+                || self.out_bytes + o.size() > self.limits.max_out_bytes
+            {
+                self.dropped += 1;
+                return false;
+            }
+            self.push(o);
+            return true;
+        }
+        if self.connected && self.inflight.len() < self.limits.max_inflight.max(1) {
+            self.publish_now(msg.clone(), qos, retain);
+            return true;
+        }
+        if self.queued.len() >= self.limits.max_queued {
+            self.dropped += 1;
             return false;
         }
-        let d = Delivery {
-            topic: topic.to_string(),
-            payload: payload.to_vec(),
-            qos: qos.min(self.qos()),
-        };
-        match self.tx.try_send(d) {
-            Ok(()) => true,
-            Err(e) => {
-                self.queued_bytes.fetch_sub(size, Ordering::SeqCst);
-                if let TrySendError::Full(_) = e {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                false
-            }
-        }
+        self.queued.push_back((msg.clone(), qos, retain));
+        true
     }
 
-    /// The consumer took `d` off the queue: its bytes no longer count.
-    pub fn taken(&self, d: &Delivery) {
-        self.queued_bytes
-            .fetch_sub(d.topic.len() + d.payload.len(), Ordering::SeqCst);
+    /// PUBACK from the client (QoS 1 delivery done). Unknown ids are
+    /// ignored.
+    pub fn on_puback(&mut self, id: u16) {
+        self.finish(id, 1, Stage::Published);
     }
 
-    /// Close the session's connection (a bus giving up on a slow or broken
-    /// subscriber). The session then ends and [`Bus::disconnect`] follows.
-    /// No-op for a sink made by [`Sink::channel`].
-    pub fn close(&self) {
-        if let Some(w) = &self.conn {
-            w.shutdown();
-        }
-    }
-
-    /// Messages this session lost to a full queue.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-/// Limits of the MQTT listener. Every timeout is bounded and configurable.
-#[derive(Debug, Clone)]
-pub struct MqttConfig {
-    pub max_connections: usize,
-    /// CONNECT must arrive within this after the TCP accept.
-    pub connect_timeout: Duration,
-    /// A started packet must be complete within this (slow-loris guard).
-    pub packet_timeout: Duration,
-    pub write_timeout: Duration,
-    /// A client with keep-alive 0 that sends nothing for this long is
-    /// closed (keep-alive > 0 uses 1.5 × keep-alive instead).
-    pub idle_timeout: Duration,
-    /// Largest packet accepted, fixed header included.
-    pub max_packet: usize,
-    /// Deliveries queued per session before new ones are dropped.
-    pub queue_len: usize,
-    /// Bytes (topic + payload) queued per session before new ones are
-    /// dropped.
-    pub queue_bytes: usize,
-    pub stack_size: usize,
-}
-
-impl Default for MqttConfig {
-    fn default() -> Self {
-        MqttConfig {
-            max_connections: 512,
-            connect_timeout: Duration::from_secs(10),
-            packet_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(600),
-            max_packet: codec::DEFAULT_MAX_PACKET,
-            queue_len: 1024,
-            queue_bytes: 16 << 20,
-            stack_size: 256 * 1024,
-        }
-    }
-}
-
-/// Counters shown in [`MqttServer::status`].
-#[derive(Default)]
-struct Counters {
-    accepted: AtomicU64,
-    refused: AtomicU64,
-    malformed: AtomicU64,
-    timeouts: AtomicU64,
-    connacks_refused: AtomicU64,
-    published: AtomicU64,
-    delivered: AtomicU64,
-}
-
-struct Shared {
-    bus: Arc<dyn Bus>,
-    cfg: MqttConfig,
-    stop: AtomicBool,
-    live: Arc<AtomicUsize>,
-    next_session: AtomicU64,
-    counters: Counters,
-    /// Open connections, so shutdown can wake their threads.
-    conns: Mutex<HashMap<u64, PacketWriter>>,
-    /// Client id → session holding it: a second CONNECT with the same id
-    /// closes the first connection [MQTT-3.1.4-2].
-    client_ids: Mutex<HashMap<String, u64>>,
-}
-
-/// A running MQTT listener. Dropping it does not stop it; call
-/// [`MqttServer::shutdown`].
-pub struct MqttServer {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
-}
-
-/// Bind `listen` and serve MQTT 3.1.1 on it in the background.
-pub fn serve_mqtt(listen: &str, bus: Arc<dyn Bus>, cfg: MqttConfig) -> io::Result<MqttServer> {
-    let listener = TcpListener::bind(listen)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
-    let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared {
-        bus,
-        cfg,
-        stop: AtomicBool::new(false),
-        live: Arc::new(AtomicUsize::new(0)),
-        next_session: AtomicU64::new(1),
-        counters: Counters::default(),
-        conns: Mutex::new(HashMap::new()),
-        client_ids: Mutex::new(HashMap::new()),
-    });
-    let s = shared.clone();
-    let accept = thread::Builder::new()
-        .name(format!("mqtt-accept-{addr}"))
-        .spawn(move || accept_loop(listener, s))?;
-    Ok(MqttServer {
-        addr,
-        shared,
-        accept: Some(accept),
-    })
-}
-
-impl MqttServer {
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Counters for the owning node's `status`.
-    pub fn status(&self) -> Value {
-        self.stats().status()
-    }
-
-    /// A handle on the counters that outlives borrows of the server (which
-    /// [`MqttServer::wait`] and [`MqttServer::shutdown`] consume), e.g. for
-    /// a node's `status` handler.
-    pub fn stats(&self) -> MqttStats {
-        MqttStats {
-            addr: self.addr,
-            shared: self.shared.clone(),
-        }
-    }
-
-    /// Stop accepting, close every connection, wait for the accept loop
-    /// and (bounded) for the sessions to end.
-    pub fn shutdown(mut self) {
-        let s = &self.shared;
-        s.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop, blocked in accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        for w in s.conns.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            w.shutdown();
-        }
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-        // Sessions end as soon as their sockets are shut; wait a little so
-        // the bus sees every disconnect before we return.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while s.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Block until the server stops (only through shutdown from elsewhere).
-    pub fn wait(mut self) {
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Read-only access to a running listener's counters.
-#[derive(Clone)]
-pub struct MqttStats {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-}
-
-impl MqttStats {
-    /// Counters for the owning node's `status`.
-    pub fn status(&self) -> Value {
-        let s = &self.shared;
-        let c = &s.counters;
-        json!({
-            "listen": self.addr.to_string(),
-            "open": s.live.load(Ordering::SeqCst),
-            "max": s.cfg.max_connections,
-            "accepted": c.accepted.load(Ordering::Relaxed),
-            "refused": c.refused.load(Ordering::Relaxed),
-            "connack_refused": c.connacks_refused.load(Ordering::Relaxed),
-            "malformed": c.malformed.load(Ordering::Relaxed),
-            "timed_out": c.timeouts.load(Ordering::Relaxed),
-            "published": c.published.load(Ordering::Relaxed),
-            "delivered": c.delivered.load(Ordering::Relaxed),
-        })
-    }
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let s = shared.clone();
-    let gate = AcceptGate {
-        thread_prefix: "mqtt",
-        label: "mqtt ",
-        stop: &shared.stop,
-        live: &shared.live,
-        next_id: &shared.next_session,
-        accepted: &shared.counters.accepted,
-        refused: &shared.counters.refused,
-        max_connections: shared.cfg.max_connections,
-        stack_size: shared.cfg.stack_size,
-    };
-    gate.run(listener, refuse_over_cap, move |id, stream| {
-        run_session(&s, id, stream);
-        s.conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-    });
-}
-
-/// Past the cap a client gets CONNACK 3 without us reading its CONNECT (an
-/// MQTT client reads the CONNACK after sending CONNECT either way), and the
-/// accept loop never waits on it for more than a moment.
-fn refuse_over_cap(stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    if let Ok(w) = PacketWriter::new(stream) {
-        let _ = w.send(&Packet::ConnAck {
-            session_present: false,
-            code: connack::SERVER_UNAVAILABLE,
-        });
-        w.shutdown();
-    }
-}
-
-/// Why a session ended (for the log and the counters).
-enum End {
-    Clean,
-    Malformed(String),
-    Timeout,
-    Refused(String),
-    Io,
-}
-
-fn run_session(shared: &Shared, id: u64, stream: TcpStream) {
-    let cfg = &shared.cfg;
-    let _ = stream.set_nodelay(true);
-    if stream.set_write_timeout(Some(cfg.write_timeout)).is_err() {
-        return;
-    }
-    let peer = stream.peer_addr().ok();
-    let writer = match stream.try_clone().and_then(PacketWriter::new) {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    shared
-        .conns
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, writer.clone());
-    if shared.stop.load(Ordering::SeqCst) {
-        return;
-    }
-    let mut reader = PacketReader::new(stream, cfg.max_packet);
-    let end = match handshake(shared, &mut reader, &writer, id) {
-        Ok((client_id, keep_alive)) => {
-            let end = connected(shared, &mut reader, &writer, id, keep_alive);
-            shared.bus.disconnect(id);
-            let mut ids = shared.client_ids.lock().unwrap_or_else(|p| p.into_inner());
-            if ids.get(&client_id) == Some(&id) {
-                ids.remove(&client_id);
-            }
-            end
-        }
-        Err(end) => end,
-    };
-    match &end {
-        End::Clean | End::Io => {}
-        End::Malformed(why) => {
-            shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
-            log::info!("mqtt session {id} ({peer:?}) closed: {why}");
-        }
-        End::Timeout => {
-            shared.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-            log::info!("mqtt session {id} ({peer:?}) timed out");
-        }
-        End::Refused(why) => {
-            shared
-                .counters
-                .connacks_refused
-                .fetch_add(1, Ordering::Relaxed);
-            log::info!("mqtt session {id} ({peer:?}) refused: {why}");
-        }
-    }
-    writer.shutdown();
-}
-
-fn read_error_end(e: ReadError) -> End {
-    match e {
-        ReadError::Packet(e) => End::Malformed(e.to_string()),
-        ReadError::Timeout => End::Timeout,
-        ReadError::Closed => End::Clean,
-        ReadError::Io(_) => End::Io,
-    }
-}
-
-/// CONNECT → CONNACK. Returns the client id and keep-alive of an accepted
-/// client; anything else ends the connection.
-fn handshake(
-    shared: &Shared,
-    reader: &mut PacketReader,
-    writer: &PacketWriter,
-    id: u64,
-) -> Result<(String, u16), End> {
-    let cfg = &shared.cfg;
-    let refuse = |code: u8, why: String| {
-        let _ = writer.send(&Packet::ConnAck {
-            session_present: false,
-            code,
-        });
-        End::Refused(why)
-    };
-    let first = reader.read(
-        Some(Instant::now() + cfg.connect_timeout),
-        Some(cfg.packet_timeout),
-    );
-    let c = match first {
-        Ok(Packet::Connect(c)) => c,
-        Ok(other) => {
-            return Err(End::Malformed(format!(
-                "first packet is {}, not CONNECT",
-                other.name()
-            )))
-        }
-        Err(ReadError::Packet(MqttError::BadProtocolLevel(l))) => {
-            return Err(refuse(
-                connack::BAD_PROTOCOL_LEVEL,
-                format!("protocol level {l}"),
-            ))
-        }
-        Err(e) => return Err(read_error_end(e)),
-    };
-    if c.will.is_some() {
-        return Err(refuse(
-            connack::NOT_AUTHORIZED,
-            "will messages are not supported".into(),
-        ));
-    }
-    if c.client_id.is_empty() && !c.clean_session {
-        return Err(refuse(
-            connack::IDENTIFIER_REJECTED,
-            "empty client id needs clean session".into(),
-        ));
-    }
-    let client_id = if c.client_id.is_empty() {
-        format!("frota-auto-{id}")
-    } else {
-        c.client_id
-    };
-    // Take the id over: the older connection with it is closed.
-    let old = shared
-        .client_ids
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(client_id.clone(), id);
-    if let Some(old) = old {
-        if let Some(w) = shared
-            .conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&old)
+    /// PUBREC from the client: answer PUBREL (also for an id we do not
+    /// know, so a confused client can finish its side).
+    pub fn on_pubrec(&mut self, id: u16) {
+        if let Some(m) = self
+            .inflight
+            .iter_mut()
+            .find(|m| m.packet_id == id && m.qos == 2)
         {
-            log::info!("mqtt client id '{client_id}' reconnected; closing session {old}");
-            w.shutdown();
+            m.stage = Stage::Released;
+        }
+        self.send(Packet::PubRel(id));
+    }
+
+    /// PUBCOMP from the client (QoS 2 delivery done).
+    pub fn on_pubcomp(&mut self, id: u16) {
+        self.finish(id, 2, Stage::Released);
+    }
+
+    /// An incoming QoS 2 PUBLISH with `id`: answers PUBREC; returns `true`
+    /// when the message is new and must be routed, `false` for a resend of
+    /// one already routed (PUBREL not yet received).
+    pub fn on_publish_qos2(&mut self, id: u16) -> bool {
+        let fresh = self.awaiting_rel.insert(id);
+        self.send(Packet::PubRec(id));
+        fresh
+    }
+
+    /// Is `id` an incoming QoS 2 message already routed, waiting for PUBREL?
+    pub fn awaiting(&self, id: u16) -> bool {
+        self.awaiting_rel.contains(&id)
+    }
+
+    /// PUBREL from the client: the id may be reused; answer PUBCOMP.
+    pub fn on_pubrel(&mut self, id: u16) {
+        self.awaiting_rel.remove(&id);
+        self.send(Packet::PubComp(id));
+    }
+
+    /// Everything ready to be written, in order.
+    pub fn take_out(&mut self) -> Vec<Out> {
+        self.out_bytes = 0;
+        self.out.drain(..).collect()
+    }
+
+    fn finish(&mut self, id: u16, qos: u8, stage: Stage) {
+        let before = self.inflight.len();
+        self.inflight
+            .retain(|m| !(m.packet_id == id && m.qos == qos && m.stage == stage));
+        if self.inflight.len() != before {
+            self.fill_window();
         }
     }
-    // No persistent sessions: session_present is always 0, and a
-    // clean_session=0 client gets a fresh session each time.
-    writer
-        .send(&Packet::ConnAck {
-            session_present: false,
-            code: connack::ACCEPTED,
-        })
-        .map_err(|_| End::Io)?;
-    Ok((client_id, c.keep_alive))
-}
 
-/// The session after CONNACK: runs the sender thread and the read loop.
-fn connected(
-    shared: &Shared,
-    reader: &mut PacketReader,
-    writer: &PacketWriter,
-    id: u64,
-    keep_alive: u16,
-) -> End {
-    let cfg = &shared.cfg;
-    let (mut sink, rx) = Sink::channel_bounded(id, 1, cfg.queue_len, cfg.queue_bytes);
-    sink.conn = Some(writer.clone());
-    let (stop_tx, stop_rx) = bounded::<()>(1);
-    let w = writer.clone();
-    let delivered = Arc::new(AtomicU64::new(0));
-    let d = delivered.clone();
-    let accounting = sink.clone();
-    let sender = thread::Builder::new()
-        .name(format!("mqtt-{id}-send"))
-        .stack_size(cfg.stack_size)
-        .spawn(move || send_loop(&w, &rx, &stop_rx, &d, &accounting));
-    let sender = match sender {
-        Ok(h) => h,
-        Err(_) => return End::Io,
-    };
-    // 1.5 × keep-alive [MQTT-3.1.2-24]; keep-alive 0 falls back to the
-    // configured idle timeout so no connection is unbounded.
-    let idle = if keep_alive > 0 {
-        Duration::from_millis(u64::from(keep_alive) * 1500)
-    } else {
-        cfg.idle_timeout
-    };
-    let end = read_loop(shared, reader, writer, &sink, idle);
-    // The session is over: shut the socket first so a sender blocked on a
-    // client that does not read returns at once, then stop it.
-    writer.shutdown();
-    let _ = stop_tx.try_send(());
-    drop(sink);
-    let _ = sender.join();
-    shared
-        .counters
-        .delivered
-        .fetch_add(delivered.load(Ordering::Relaxed), Ordering::Relaxed);
-    end
-}
-
-fn read_loop(
-    shared: &Shared,
-    reader: &mut PacketReader,
-    writer: &PacketWriter,
-    sink: &Sink,
-    idle: Duration,
-) -> End {
-    let cfg = &shared.cfg;
-    let id = sink.session();
-    loop {
-        if shared.stop.load(Ordering::SeqCst) {
-            return End::Clean;
-        }
-        let packet = match reader.read(Some(Instant::now() + idle), Some(cfg.packet_timeout)) {
-            Ok(p) => p,
-            Err(e) => return read_error_end(e),
-        };
-        let reply = match packet {
-            Packet::Publish(p) => {
-                let Publish {
-                    qos,
-                    topic,
-                    packet_id,
-                    payload,
-                    ..
-                } = p;
-                if qos > 1 {
-                    return End::Malformed("QoS 2 is not supported".into());
-                }
-                shared.counters.published.fetch_add(1, Ordering::Relaxed);
-                shared.bus.publish(&topic, &payload, qos);
-                // The bus has taken it (queued to every subscriber) before
-                // we acknowledge.
-                packet_id.map(Packet::PubAck)
-            }
-            Packet::PubAck(_) => None, // deliveries are not retransmitted
-            Packet::Subscribe { packet_id, filters } => {
-                let codes = filters
-                    .iter()
-                    .map(|(f, q)| subscribe_one(shared, id, sink, f, *q))
-                    .collect();
-                Some(Packet::SubAck { packet_id, codes })
-            }
-            Packet::Unsubscribe { packet_id, filters } => {
-                for f in &filters {
-                    shared.bus.unsubscribe(id, f);
-                }
-                Some(Packet::UnsubAck(packet_id))
-            }
-            Packet::PingReq => Some(Packet::PingResp),
-            Packet::Disconnect => return End::Clean,
-            other => return End::Malformed(format!("{} not expected from a client", other.name())),
-        };
-        if let Some(r) = reply {
-            if writer.send(&r).is_err() {
-                return End::Io;
-            }
+    fn fill_window(&mut self) {
+        while self.connected && self.inflight.len() < self.limits.max_inflight.max(1) {
+            let Some((msg, qos, retain)) = self.queued.pop_front() else {
+                return;
+            };
+            self.publish_now(msg, qos, retain);
         }
     }
-}
 
-fn subscribe_one(shared: &Shared, id: u64, sink: &Sink, filter: &str, qos: u8) -> u8 {
-    if let Err(why) = topic::validate_filter(filter) {
-        log::info!("mqtt session {id}: refusing filter: {why}");
-        return codec::SUBACK_FAILURE;
-    }
-    let s = sink.with_qos(qos);
-    match shared.bus.subscribe(id, filter, s.clone()) {
-        Ok(granted) => {
-            s.cap_qos(granted);
-            s.qos()
-        }
-        Err(why) => {
-            log::info!("mqtt session {id}: bus refused '{filter}': {why}");
-            codec::SUBACK_FAILURE
-        }
-    }
-}
-
-/// The sender thread: deliveries → PUBLISH packets. QoS 1 deliveries get a
-/// fresh packet id; their PUBACKs are read (and ignored) by the reader.
-fn send_loop(
-    w: &PacketWriter,
-    rx: &Receiver<Delivery>,
-    stop: &Receiver<()>,
-    delivered: &AtomicU64,
-    accounting: &Sink,
-) {
-    let mut next_id: u16 = 0;
-    loop {
-        let d = select! {
-            recv(rx) -> d => match d { Ok(d) => d, Err(_) => return },
-            recv(stop) -> _ => return,
-        };
-        accounting.taken(&d);
-        let packet_id = if d.qos > 0 {
-            next_id = next_id.checked_add(1).unwrap_or(1);
-            Some(next_id)
-        } else {
-            None
-        };
-        let p = Packet::Publish(Publish {
-            dup: false,
-            qos: d.qos,
-            retain: false,
-            topic: d.topic,
-            packet_id,
-            payload: d.payload,
+    fn publish_now(&mut self, msg: Arc<Message>, qos: u8, retain: bool) {
+        let id = self.fresh_id();
+        self.inflight.push_back(Inflight {
+            packet_id: id,
+            msg: msg.clone(),
+            qos,
+            retain,
+            stage: Stage::Published,
         });
-        if w.send(&p).is_err() {
-            // A client that does not read is cut off by the write timeout;
-            // shutting the socket ends the reader too.
-            w.shutdown();
-            return;
+        self.push(Out::Publish {
+            msg,
+            qos,
+            packet_id: Some(id),
+            dup: false,
+            retain,
+        });
+    }
+
+    fn fresh_id(&mut self) -> u16 {
+        loop {
+            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+            let id = self.next_id;
+            if !self.inflight.iter().any(|m| m.packet_id == id) {
+                return id;
+            }
         }
-        delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn push(&mut self, o: Out) {
+        self.out_bytes += o.size();
+        self.out.push_back(o);
     }
 }
 
@@ -713,24 +342,130 @@ fn send_loop(
 mod tests {
     use super::*;
 
+    fn msg(t: &str) -> Arc<Message> {
+        Arc::new(Message {
+            topic: t.into(),
+            payload: t.as_bytes().to_vec(),
+        })
+    }
+
+    fn ack() -> Packet {
+        Packet::ConnAck {
+            session_present: false,
+            code: 0,
+        }
+    }
+
+    fn ids(out: &[Out]) -> Vec<(Option<u16>, bool)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Out::Publish { packet_id, dup, .. } => Some((*packet_id, *dup)),
+                Out::Packet(_) => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn sink_bounds_count_and_bytes() {
-        let (sink, rx) = Sink::channel_bounded(1, 1, 3, 10);
-        assert!(sink.deliver("t", b"12345", 1)); // 6 bytes
-        assert!(!sink.deliver("t", b"12345", 1), "16 > 10 bytes");
-        let d = rx.try_recv().unwrap();
-        sink.taken(&d);
-        assert!(sink.deliver("t", b"1234", 0));
-        assert!(sink.deliver("t", b"", 0));
-        assert!(sink.deliver("", b"", 0));
-        assert!(!sink.deliver("", b"", 0), "count bound of 3");
-        assert_eq!(sink.dropped(), 2);
-        // Delivered QoS is min(publish, granted).
-        assert_eq!(rx.try_recv().map(|d| d.qos), Ok(0));
-        let (low, rx) = Sink::channel(2, 0, 1);
-        assert!(low.deliver("t", b"", 1));
-        assert_eq!(rx.try_recv().map(|d| d.qos), Ok(0));
-        drop(rx);
-        assert!(!low.deliver("t", b"", 1), "no session any more");
+    fn window_queue_and_resend_with_dup() {
+        let limits = Limits {
+            max_inflight: 2,
+            max_queued: 2,
+            ..Limits::default()
+        };
+        let mut s = Session::new("c", false, limits);
+        s.attach(ack());
+        for t in ["a", "b", "c", "d"] {
+            assert!(s.deliver(&msg(t), 1, false));
+        }
+        assert!(!s.deliver(&msg("e"), 1, false), "window 2 + queue 2");
+        assert_eq!(s.dropped, 1);
+        let out = s.take_out();
+        assert_eq!(out[0], Out::Packet(ack()));
+        assert_eq!(ids(&out), vec![(Some(1), false), (Some(2), false)]);
+        // The client goes away without acking; QoS 0 is not kept.
+        s.detach();
+        assert!(!s.deliver(&msg("q0"), 0, false));
+        assert_eq!(s.pending(), 4);
+        s.attach(ack());
+        let out = s.take_out();
+        assert_eq!(ids(&out), vec![(Some(1), true), (Some(2), true)]);
+        s.on_puback(1);
+        s.on_puback(1); // a second ack for the same id changes nothing
+        assert_eq!(ids(&s.take_out()), vec![(Some(3), false)]);
+        s.on_puback(2);
+        s.on_puback(3);
+        assert_eq!(ids(&s.take_out()), vec![(Some(4), false)]);
+        assert_eq!(s.pending(), 1);
+    }
+
+    #[test]
+    fn qos2_outgoing_releases_and_resends_pubrel() {
+        let mut s = Session::new("c", false, Limits::default());
+        s.attach(ack());
+        s.deliver(&msg("a"), 2, false);
+        s.take_out();
+        s.on_puback(1); // wrong ack for a QoS 2 message: ignored
+        assert_eq!(s.pending(), 1);
+        s.on_pubrec(1);
+        assert_eq!(s.take_out(), vec![Out::Packet(Packet::PubRel(1))]);
+        s.detach();
+        s.attach(ack());
+        assert_eq!(
+            s.take_out(),
+            vec![Out::Packet(ack()), Out::Packet(Packet::PubRel(1))],
+            "after PUBREC only the PUBREL is resent"
+        );
+        s.on_pubcomp(1);
+        assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn qos2_incoming_exactly_once() {
+        let mut s = Session::new("c", true, Limits::default());
+        s.attach(ack());
+        s.take_out();
+        assert!(s.on_publish_qos2(7));
+        assert!(!s.on_publish_qos2(7), "a DUP resend is not routed again");
+        s.on_pubrel(7);
+        assert!(s.on_publish_qos2(7), "after PUBREL the id is free");
+        assert_eq!(
+            s.take_out(),
+            vec![
+                Out::Packet(Packet::PubRec(7)),
+                Out::Packet(Packet::PubRec(7)),
+                Out::Packet(Packet::PubComp(7)),
+                Out::Packet(Packet::PubRec(7)),
+            ]
+        );
+    }
+
+    #[test]
+    fn qos0_bounded_while_online() {
+        let limits = Limits {
+            max_out_packets: 3,
+            ..Limits::default()
+        };
+        let mut s = Session::new("c", true, limits);
+        s.attach(ack());
+        assert!(s.deliver(&msg("a"), 0, false));
+        assert!(s.deliver(&msg("b"), 0, false));
+        assert!(!s.deliver(&msg("c"), 0, false), "CONNACK + 2 fill 3");
+        s.take_out();
+        assert!(s.deliver(&msg("d"), 0, false), "taking out makes room");
+    }
+
+    #[test]
+    fn packet_ids_skip_zero_and_ids_in_flight() {
+        let mut s = Session::new("c", false, Limits::default());
+        s.attach(ack());
+        s.next_id = u16::MAX - 1;
+        s.deliver(&msg("a"), 1, false); // 65535
+        s.deliver(&msg("b"), 1, false); // 1
+        s.next_id = 0;
+        s.deliver(&msg("c"), 1, false); // 1 is taken: 2
+        assert_eq!(
+            ids(&s.take_out()),
+            vec![(Some(65535), false), (Some(1), false), (Some(2), false)]
+        );
     }
 }

@@ -120,8 +120,240 @@ pub fn matches(filter: &str, topic: &str) -> bool {
     }
 }
 
+/// Who holds a subscription in a [`Tree`]: an id handed out by the broker
+/// (a frota-framed connection or an MQTT session).
+pub type SubscriberId = u64;
+
+/// The subscription tree: one node per filter level, so a publish looks at
+/// the levels of its topic only, not at every subscription. Each entry
+/// carries the QoS granted to that subscription.
+#[derive(Default)]
+pub struct Tree {
+    root: Node,
+    count: usize,
+}
+
+#[derive(Default)]
+struct Node {
+    children: std::collections::HashMap<String, Node>,
+    plain: Vec<(SubscriberId, u8)>,
+    /// `(the whole $share/<group>/<filter>, member, qos)`: a group is one
+    /// group name on one filter.
+    shared: Vec<(String, SubscriberId, u8)>,
+}
+
+/// What a topic matched: every plain subscriber once (with the highest QoS
+/// among its matching filters), and the members of each share group.
+#[derive(Default, Debug, PartialEq, Eq)]
+pub struct Matches {
+    pub plain: Vec<(SubscriberId, u8)>,
+    pub groups: Vec<(String, Vec<(SubscriberId, u8)>)>,
+}
+
+impl Tree {
+    /// Add (or replace the QoS of) `id`'s subscription to `filter`, plain or
+    /// shared. Refuses an invalid filter.
+    pub fn insert(&mut self, filter: &str, id: SubscriberId, qos: u8) -> Result<(), String> {
+        let (group, plain) = split_shared(filter)?;
+        let mut node = &mut self.root;
+        for level in plain.split('/') {
+            node = node.children.entry(level.to_string()).or_default();
+        }
+        let added = match group {
+            None => match node.plain.iter_mut().find(|(m, _)| *m == id) {
+                Some(e) => {
+                    e.1 = qos;
+                    false
+                }
+                None => {
+                    node.plain.push((id, qos));
+                    true
+                }
+            },
+            Some(_) => match node
+                .shared
+                .iter_mut()
+                .find(|(k, m, _)| k == filter && *m == id)
+            {
+                Some(e) => {
+                    e.2 = qos;
+                    false
+                }
+                None => {
+                    node.shared.push((filter.to_string(), id, qos));
+                    true
+                }
+            },
+        };
+        if added {
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    /// Remove `id`'s subscription to exactly `filter`; prunes empty
+    /// branches. Returns whether it was there.
+    pub fn remove(&mut self, filter: &str, id: SubscriberId) -> bool {
+        let Ok((group, plain)) = split_shared(filter) else {
+            return false;
+        };
+        let levels: Vec<&str> = plain.split('/').collect();
+        let removed = remove_at(&mut self.root, &levels, group.map(|_| filter), id);
+        if removed {
+            self.count -= 1;
+        }
+        removed
+    }
+
+    /// Subscriptions held (all subscribers).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Every subscription matching `topic` (see [`Matches`]); sorted, so
+    /// the result does not depend on hash order.
+    pub fn matches(&self, topic: &str) -> Matches {
+        let levels: Vec<&str> = topic.split('/').collect();
+        let mut plain = Vec::new();
+        let mut shared = Vec::new();
+        collect(&self.root, &levels, 0, &mut plain, &mut shared);
+        let mut m = Matches::default();
+        plain.sort_unstable();
+        for (id, qos) in plain {
+            match m.plain.last_mut() {
+                Some(last) if last.0 == id => last.1 = last.1.max(qos),
+                _ => m.plain.push((id, qos)),
+            }
+        }
+        shared.sort();
+        for (group, id, qos) in shared {
+            match m.groups.last_mut() {
+                Some((g, members)) if *g == group => match members.last_mut() {
+                    Some(last) if last.0 == id => last.1 = last.1.max(qos),
+                    _ => members.push((id, qos)),
+                },
+                _ => m.groups.push((group, vec![(id, qos)])),
+            }
+        }
+        m
+    }
+}
+
+fn remove_at(node: &mut Node, levels: &[&str], shared: Option<&str>, id: SubscriberId) -> bool {
+    let Some((first, rest)) = levels.split_first() else {
+        let before = node.plain.len() + node.shared.len();
+        match shared {
+            None => node.plain.retain(|(m, _)| *m != id),
+            Some(f) => node.shared.retain(|(k, m, _)| !(k == f && *m == id)),
+        }
+        return before != node.plain.len() + node.shared.len();
+    };
+    let Some(child) = node.children.get_mut(*first) else {
+        return false;
+    };
+    let removed = remove_at(child, rest, shared, id);
+    if child.children.is_empty() && child.plain.is_empty() && child.shared.is_empty() {
+        node.children.remove(*first);
+    }
+    removed
+}
+
+fn collect(
+    node: &Node,
+    levels: &[&str],
+    depth: usize,
+    plain: &mut Vec<(SubscriberId, u8)>,
+    shared: &mut Vec<(String, SubscriberId, u8)>,
+) {
+    // A wildcard in the first level does not match a `$` topic [MQTT-4.7.2-1].
+    let wild_ok = !(depth == 0 && levels.first().is_some_and(|l| l.starts_with('$')));
+    let take = |n: &Node, plain: &mut Vec<_>, shared: &mut Vec<_>| {
+        plain.extend_from_slice(&n.plain);
+        shared.extend(n.shared.iter().cloned());
+    };
+    if wild_ok {
+        // `a/#` matches `a` too: '#' covers zero levels.
+        if let Some(hash) = node.children.get("#") {
+            take(hash, plain, shared);
+        }
+    }
+    let Some(level) = levels.get(depth) else {
+        take(node, plain, shared);
+        return;
+    };
+    if wild_ok {
+        if let Some(plus) = node.children.get("+") {
+            collect(plus, levels, depth + 1, plain, shared);
+        }
+    }
+    if let Some(exact) = node.children.get(*level) {
+        collect(exact, levels, depth + 1, plain, shared);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tree_matches_like_matches() {
+        let filters = [
+            "vehicle/+/status",
+            "vehicle/#",
+            "vehicle/v1/status",
+            "#",
+            "+/+",
+            "$SYS/#",
+            "a//b",
+            "+/#",
+        ];
+        let mut t = Tree::default();
+        for (i, f) in filters.iter().enumerate() {
+            t.insert(f, i as u64, (i % 3) as u8).unwrap();
+        }
+        for topic in ["vehicle/v1/status", "vehicle", "vehicle/v2", "$SYS/x", "a//b", "/", "a"] {
+            let want: Vec<(u64, u8)> = filters
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| matches(f, topic))
+                .map(|(i, _)| (i as u64, (i % 3) as u8))
+                .collect();
+            assert_eq!(t.matches(topic).plain, want, "{topic}");
+        }
+        assert!(t.insert("a/#/b", 9, 0).is_err());
+    }
+
+    #[test]
+    fn tree_overlap_shared_and_remove() {
+        let mut t = Tree::default();
+        t.insert("a/+", 1, 1).unwrap();
+        t.insert("a/#", 1, 2).unwrap();
+        t.insert("a/#", 1, 0).unwrap(); // replaces the QoS, not a second entry
+        t.insert("$share/g/a/+", 2, 1).unwrap();
+        t.insert("$share/g/a/+", 3, 2).unwrap();
+        t.insert("$share/h/a/+", 3, 0).unwrap();
+        assert_eq!(t.len(), 5);
+        let m = t.matches("a/x");
+        assert_eq!(m.plain, vec![(1, 1)], "one entry per subscriber, highest QoS");
+        assert_eq!(
+            m.groups,
+            vec![
+                ("$share/g/a/+".to_string(), vec![(2, 1), (3, 2)]),
+                ("$share/h/a/+".to_string(), vec![(3, 0)])
+            ]
+        );
+        assert!(t.remove("$share/g/a/+", 2));
+        assert!(!t.remove("$share/g/a/+", 2));
+        assert!(t.remove("a/+", 1));
+        assert!(t.remove("a/#", 1));
+        assert!(t.remove("$share/g/a/+", 3));
+        assert!(t.remove("$share/h/a/+", 3));
+        assert!(t.is_empty());
+        assert!(t.root.children.is_empty(), "empty branches pruned");
+    }
+
     use super::*;
 
     #[test]

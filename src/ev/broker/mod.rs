@@ -1,21 +1,28 @@
-//! `frota-broker`: topic publish/subscribe over the frota framing — the role
-//! Mosquitto played in the original.
+//! `frota-broker`: topic publish/subscribe over the frota framing and MQTT
+//! 3.1.1 — the role Mosquitto played in the original.
 //!
-//! The topic tree, matching and share groups live in [`bus`] (no sockets);
-//! this file is the thin frota-framed listener on top: it turns
-//! `subscribe` / `unsubscribe` / `publish` requests into bus calls and
-//! writes pushed `message` frames on the subscriber's own connection:
+//! Read in this order:
+//! - [`core`]: the rules (topic tree, retained messages, MQTT sessions,
+//!   wills, queues) as one pure state machine;
+//! - [`bus`]: the core behind a mutex, waking the connections it writes to;
+//! - this file: the frota-framed listener — `subscribe` / `unsubscribe` /
+//!   `publish` requests, and pushed `message` frames on the subscriber's
+//!   own connection:
 //!
 //! ```text
 //! {"type":"message","topic":"vehicle/v1/status","payload":{...}}
 //! ```
+//! - [`mqtt_listener`]: the MQTT 3.1.1 listener (`--mqtt-listen`) on the
+//!   same core, so both kinds of client see each other's messages.
 //!
-//! The MQTT 3.1.1 listener ([`mqtt_bridge`], `--mqtt-listen`) shares the
-//! same [`bus::Bus`], so both kinds of client see each other's messages.
+//! Payloads are bytes inside the broker. A frota-framed publish's `payload`
+//! enters as its compact JSON text (or `payload_text` / `payload_base64`
+//! as those bytes); a frota-framed subscriber is shown each payload by
+//! [`frame_payload`].
 
 pub mod bus;
-pub mod mqtt_bridge;
-pub mod topic;
+pub mod core;
+pub mod mqtt_listener;
 
 use crate::cli::{opt, Flag};
 use crate::connection::Writer;
@@ -23,15 +30,18 @@ use crate::error::Error;
 use crate::frame::Mode;
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
-use bus::{Bus, Sink};
-use mqtt_bridge::MqttState;
+use bus::{Bus, Conn};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use mqtt_listener::MqttState;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::io;
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
-use topic::SubscriberId;
+
+/// A frota-framed subscriber's id in the core.
+type SubscriberId = u64;
 
 /// The broker's own flags (besides `--listen` and the server flags).
 pub fn flags() -> Vec<Flag> {
@@ -48,10 +58,24 @@ pub fn flags() -> Vec<Flag> {
         ),
         opt(
             "queue-len",
-            "1024",
-            "messages a subscriber may have pending before it is dropped as slow",
+            "100000",
+            "messages a frota-framed subscriber may have pending before it is dropped as slow",
         ),
     ]
+}
+
+/// How a frota-framed subscriber is shown a payload (bytes): the JSON value
+/// when the bytes are JSON text (`"payload"`), else the text when they are
+/// UTF-8 (`"payload_text"`, also for an empty payload), else base64
+/// (`"payload_base64"`). MQTT subscribers always get the bytes themselves.
+pub fn frame_payload(payload: &[u8]) -> (&'static str, Value) {
+    if let Ok(v) = serde_json::from_slice::<Value>(payload) {
+        return ("payload", v);
+    }
+    match std::str::from_utf8(payload) {
+        Ok(text) => ("payload_text", Value::String(text.to_string())),
+        Err(_) => ("payload_base64", Value::String(base64_encode(payload))),
+    }
 }
 
 /// Pushes for one connection wait while a reply on that connection is being
@@ -91,19 +115,16 @@ impl Gate {
     }
 }
 
-/// A subscriber on the frota listener: frames written with the mode of the
-/// request that subscribed (inline for a person at netcat).
-struct FrameSink {
+/// A frota-framed subscriber's connection as the bus sees it: a wake-up
+/// for its delivery thread, and its socket to close.
+struct FrotaConn {
+    kick: Sender<()>,
     writer: Writer,
-    mode: Mode,
-    gate: Arc<Gate>,
 }
 
-impl Sink for FrameSink {
-    fn send(&self, topic: &str, payload: &Value) -> io::Result<()> {
-        self.gate.wait_idle();
-        let msg = json!({"type": "message", "topic": topic, "payload": payload});
-        self.writer.send(self.mode, &msg)
+impl Conn for FrotaConn {
+    fn wake(&self) {
+        let _ = self.kick.try_send(());
     }
 
     fn close(&self) {
@@ -111,9 +132,34 @@ impl Sink for FrameSink {
     }
 }
 
+/// The delivery thread of one frota-framed subscriber: takes what the core
+/// queued and writes `message` frames, in the framing mode of the request
+/// that subscribed (inline for a person at netcat). Ends when the
+/// subscriber is unregistered (the kick channel closes) or a write fails.
+fn deliver_loop(bus: &Bus, id: SubscriberId, kick: Receiver<()>, w: Writer, mode: Mode, gate: &Gate) {
+    while kick.recv().is_ok() {
+        for (msg, retained) in bus.with(|c| c.take_frota(id)) {
+            gate.wait_idle();
+            let (key, value) = frame_payload(&msg.payload);
+            let mut m = Map::new();
+            m.insert("type".into(), json!("message"));
+            m.insert("topic".into(), json!(msg.topic));
+            m.insert(key.into(), value);
+            if retained {
+                m.insert("retain".into(), json!(true));
+            }
+            if let Err(e) = w.send(mode, &Value::Object(m)) {
+                log::info!("subscriber {id}: delivery failed ({e}); closing it");
+                w.shutdown();
+                return;
+            }
+        }
+    }
+}
+
 pub struct Broker {
     bus: Arc<Bus>,
-    /// Runtime connection id → (bus subscriber, its gate).
+    /// Runtime connection id → (subscriber id in the core, its gate).
     conns: Mutex<HashMap<u64, (SubscriberId, Arc<Gate>)>>,
     /// The MQTT listener's state, for `status` (set once it is started).
     mqtt: Mutex<Option<MqttState>>,
@@ -127,7 +173,28 @@ struct FilterReq {
 #[derive(Deserialize)]
 struct PublishReq {
     topic: String,
-    payload: Value,
+    payload: Option<Value>,
+    payload_text: Option<String>,
+    payload_base64: Option<String>,
+    #[serde(default)]
+    retain: bool,
+}
+
+impl PublishReq {
+    /// The payload bytes: exactly one of the three payload fields.
+    fn bytes(&self) -> Result<Vec<u8>, Error> {
+        match (&self.payload, &self.payload_text, &self.payload_base64) {
+            (Some(v), None, None) => {
+                serde_json::to_vec(v).map_err(|e| Error::malformed(e.to_string()))
+            }
+            (None, Some(t), None) => Ok(t.as_bytes().to_vec()),
+            (None, None, Some(b)) => base64_decode(b)
+                .ok_or_else(|| Error::malformed("payload_base64 is not valid base64")),
+            _ => Err(Error::malformed(
+                "give exactly one of payload (JSON), payload_text, payload_base64",
+            )),
+        }
+    }
 }
 
 impl Broker {
@@ -144,7 +211,7 @@ impl Broker {
         *self.mqtt.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
     }
 
-    /// The shared topic tree (for a second listener).
+    /// The shared core (for the MQTT listener).
     pub fn bus(&self) -> Arc<Bus> {
         self.bus.clone()
     }
@@ -157,16 +224,25 @@ impl Broker {
         let gate = Arc::new(Gate::default());
         // This request's reply is still to be written.
         gate.set(true);
-        let sink = Arc::new(FrameSink {
-            writer: ctx.writer.clone(),
-            mode: ctx.mode,
-            gate: gate.clone(),
-        });
         let label = ctx.peer.map(|p| p.to_string()).unwrap_or_default();
-        let id = self
-            .bus
-            .register(sink, &label)
-            .map_err(|e| Error::unavailable(format!("cannot start a delivery thread: {e}")))?;
+        let id = self.bus.with(|c| c.frota_register(&label));
+        let (kick, rx) = bounded(1);
+        let (bus, w, mode, g) = (self.bus.clone(), ctx.writer.clone(), ctx.mode, gate.clone());
+        thread::Builder::new()
+            .name(format!("deliver-{id}"))
+            .stack_size(128 * 1024)
+            .spawn(move || deliver_loop(&bus, id, rx, w, mode, &g))
+            .map_err(|e| {
+                self.bus.with(|c| c.drop_frota(id));
+                Error::unavailable(format!("cannot start a delivery thread: {e}"))
+            })?;
+        self.bus.register(
+            id,
+            Arc::new(FrotaConn {
+                kick,
+                writer: ctx.writer.clone(),
+            }),
+        );
         conns.insert(ctx.conn_id, (id, gate));
         Ok(id)
     }
@@ -189,7 +265,7 @@ impl Handler for Broker {
         vec![
             MessageHelp::new(
                 "subscribe",
-                "receive `message` frames on this connection for topics matching `filter` (+, #, $share/<group>/<filter>)",
+                "receive `message` frames on this connection for topics matching `filter` (+, #, $share/<group>/<filter>); retained messages that match come first",
                 r#"{"type":"subscribe","id":1,"filter":"vehicle/+/status"}"#,
             ),
             MessageHelp::new(
@@ -199,7 +275,7 @@ impl Handler for Broker {
             ),
             MessageHelp::new(
                 "publish",
-                "send `payload` (any JSON) to every subscriber of `topic` and one member of each share group",
+                "send `payload` (any JSON; or `payload_text` / `payload_base64` for other bytes) to every subscriber of `topic` and one member of each share group; `retain: true` keeps it for later subscribers",
                 r#"{"type":"publish","id":3,"topic":"vehicle/v1/status","payload":{"battery":80}}"#,
             ),
         ]
@@ -223,23 +299,30 @@ impl Handler for Broker {
             "subscribe" => {
                 let r: FilterReq = req.parse()?;
                 let id = self.subscriber(ctx)?;
-                let n = self.bus.subscribe(id, &r.filter)?;
+                let n = self
+                    .bus
+                    .with(|c| c.frota_subscribe(id, &r.filter))
+                    .map_err(Error::malformed)?;
                 Ok(body(json!({"filter": r.filter, "subscriptions": n})))
             }
             "unsubscribe" => {
                 let r: FilterReq = req.parse()?;
                 let removed = match self.existing(ctx.conn_id) {
-                    Some((id, _)) => self.bus.unsubscribe(id, &r.filter)?,
-                    None => {
-                        topic::parse_filter(&r.filter).map_err(Error::malformed)?;
-                        false
-                    }
-                };
+                    Some((id, _)) => self.bus.with(|c| c.frota_unsubscribe(id, &r.filter)),
+                    None => crate::mqtt::topic::validate_filter(&r.filter)
+                        .map(|_| false)
+                        .map_err(|e| format!("'{}': {e}", r.filter)),
+                }
+                .map_err(Error::malformed)?;
                 Ok(body(json!({"filter": r.filter, "removed": removed})))
             }
             "publish" => {
                 let r: PublishReq = req.parse()?;
-                let n = self.bus.publish(&r.topic, r.payload)?;
+                crate::mqtt::topic::validate_topic_name(&r.topic).map_err(Error::malformed)?;
+                let bytes = r.bytes()?;
+                // QoS 1 towards MQTT subscribers (capped by what each was
+                // granted), as frota's own traffic always was.
+                let n = self.bus.with(|c| c.publish(&r.topic, &bytes, 1, r.retain));
                 Ok(body(json!({"topic": r.topic, "delivered": n})))
             }
             other => Err(Error::new(
@@ -263,7 +346,87 @@ impl Handler for Broker {
             .remove(&conn_id);
         if let Some((id, gate)) = gone {
             gate.set(false);
-            self.bus.drop_conn(id);
+            self.bus.with(|c| c.drop_frota(id));
+            // Dropping its handle closes the kick channel: the delivery
+            // thread ends.
+            self.bus.unregister(id);
         }
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648).
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding; `None` if it is not.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let t = text.as_bytes();
+    if t.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(t.len() / 4 * 3);
+    for (k, chunk) in t.chunks(4).enumerate() {
+        let last = k + 1 == t.len() / 4;
+        let pad = chunk.iter().rev().take_while(|c| **c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            let v = if i >= 4 - pad {
+                0
+            } else {
+                B64.iter().position(|b| b == c)? as u32
+            };
+            n |= v << (18 - 6 * i);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for (raw, enc) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"\x00\xff\xfe", "AP/+"),
+        ] {
+            assert_eq!(base64_encode(raw), enc);
+            assert_eq!(base64_decode(enc).as_deref(), Some(raw));
+        }
+        for bad in ["Zg=", "Z===", "Zg==Zg==", "Zm9*"] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn frame_payload_kinds() {
+        assert_eq!(frame_payload(br#"{"a": 1}"#), ("payload", json!({"a": 1})));
+        assert_eq!(frame_payload(b"hello"), ("payload_text", json!("hello")));
+        assert_eq!(frame_payload(b""), ("payload_text", json!("")));
+        assert_eq!(frame_payload(b"\xff"), ("payload_base64", json!("/w==")));
     }
 }
