@@ -5,8 +5,10 @@
 mod fuzz_rng;
 mod mqtt_fuzz_support;
 
-use frota::mqtt::memory_bus::MemoryBus;
-use frota::mqtt::{serve_mqtt, Bus, ClientConfig, MqttClient, MqttConfig, MqttServer};
+use frota::ev::broker::bus::Bus;
+use frota::ev::broker::core::Limits;
+use frota::ev::broker::mqtt_listener::{serve_mqtt, MqttConfig, MqttServer};
+use frota::mqtt::{ClientConfig, MqttClient};
 use mqtt_fuzz_support::{corpus, fuzz_stream, Rng};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -41,7 +43,7 @@ fn random_and_mutated_packets_leave_the_server_serving() {
         idle_timeout: Duration::from_secs(2),
         ..MqttConfig::default()
     };
-    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let bus = Arc::new(Bus::new(Limits::default()));
     let srv = serve_mqtt("127.0.0.1:0", bus, cfg).expect("serve");
     let corpus = corpus();
     // Some connections stay open half-way through a packet while the

@@ -11,10 +11,17 @@
 //! for the next `recv`.
 //!
 //! Payloads are bytes; frota's JSON payloads travel as their JSON text.
+//!
+//! QoS 0, 1 and 2 both ways: a QoS 2 publish waits for PUBREC, sends PUBREL
+//! and waits for PUBCOMP (resending PUBLISH with DUP, or PUBREL, on a
+//! timeout); a QoS 2 delivery is answered PUBREC, held until the broker's
+//! PUBREL, then queued once (a DUP resend of the same id is not queued
+//! twice) and answered PUBCOMP.
 
-use super::codec::{connack, Connect, Packet, Publish, DEFAULT_MAX_PACKET, SUBACK_FAILURE};
+use super::codec::{connack, Connect, Packet, Publish, Will, DEFAULT_MAX_PACKET, SUBACK_FAILURE};
 use super::conn::{PacketReader, PacketWriter, ReadError};
 use super::topic;
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -40,6 +47,11 @@ pub struct ClientConfig {
     /// Messages held for `recv` while waiting for acks; past this the
     /// oldest is dropped (counted in [`MqttClient::dropped`]).
     pub max_queued: usize,
+    /// Published by the broker if this connection ends without DISCONNECT.
+    pub will: Option<Will>,
+    /// `TCP_NODELAY` on the socket (default). `false` leaves Nagle's
+    /// algorithm on, as many clients ship (the benches measure both).
+    pub nodelay: bool,
 }
 
 impl Default for ClientConfig {
@@ -55,6 +67,8 @@ impl Default for ClientConfig {
             username: None,
             password: None,
             max_queued: 10_000,
+            will: None,
+            nodelay: true,
         }
     }
 }
@@ -153,6 +167,18 @@ enum Event {
     Timeout,
 }
 
+/// One received message, with its flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    /// Sent because of a retained message (not a live publish).
+    pub retain: bool,
+    /// The broker marked it a resend.
+    pub dup: bool,
+}
+
 pub struct MqttClient {
     addr: String,
     client_id: String,
@@ -160,7 +186,10 @@ pub struct MqttClient {
     reader: PacketReader,
     writer: PacketWriter,
     next_id: u16,
-    queued: VecDeque<(String, Vec<u8>)>,
+    session_present: bool,
+    queued: VecDeque<Received>,
+    /// QoS 2 deliveries received, waiting for the broker's PUBREL.
+    incoming_qos2: HashMap<u16, Received>,
     dropped: u64,
     /// Re-sent by [`MqttClient::reconnect`].
     subscriptions: Vec<(String, u8)>,
@@ -180,7 +209,7 @@ impl MqttClient {
         if cfg.keep_alive.as_secs() > u64::from(u16::MAX) {
             return Err(ClientError::Invalid("keep-alive over 65535 s".into()));
         }
-        let (reader, writer) = open(addr, client_id, cfg)?;
+        let (reader, writer, session_present) = open(addr, client_id, cfg)?;
         Ok(MqttClient {
             addr: addr.to_string(),
             client_id: client_id.to_string(),
@@ -188,7 +217,9 @@ impl MqttClient {
             reader,
             writer,
             next_id: 0,
+            session_present,
             queued: VecDeque::new(),
+            incoming_qos2: HashMap::new(),
             dropped: 0,
             subscriptions: Vec::new(),
             last_sent: Instant::now(),
@@ -198,6 +229,12 @@ impl MqttClient {
 
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// The CONNACK's `session present` flag of the last connect: the
+    /// broker kept a session for us (`clean_session = false` only).
+    pub fn session_present(&self) -> bool {
+        self.session_present
     }
 
     pub fn addr(&self) -> &str {
@@ -211,11 +248,11 @@ impl MqttClient {
     }
 
     /// Subscribe to `filter` (plain or `$share/<group>/<filter>`) at `qos`
-    /// (0 or 1). Returns the granted QoS; SUBACK 0x80 is an error.
+    /// (0, 1 or 2). Returns the granted QoS; SUBACK 0x80 is an error.
     pub fn subscribe(&mut self, filter: &str, qos: u8) -> Result<u8, ClientError> {
         topic::validate_filter(filter).map_err(ClientError::Invalid)?;
-        if qos > 1 {
-            return Err(ClientError::Invalid("QoS 2 is not supported".into()));
+        if qos > 2 {
+            return Err(ClientError::Invalid(format!("QoS {qos} does not exist")));
         }
         let granted = self.subscribe_raw(filter, qos)?;
         self.subscriptions.retain(|(f, _)| f != filter);
@@ -260,22 +297,35 @@ impl MqttClient {
         Ok(())
     }
 
-    /// Publish `payload` to `topic`. QoS 0 returns once written; QoS 1 waits
-    /// for the PUBACK, resending with DUP up to `retries` times.
+    /// Publish `payload` to `topic`. QoS 0 returns once written; QoS 1
+    /// waits for the PUBACK, QoS 2 for PUBREC then PUBCOMP, resending with
+    /// DUP up to `retries` times.
     pub fn publish(
         &mut self,
         topic_name: &str,
         payload: &[u8],
         qos: u8,
     ) -> Result<(), ClientError> {
+        self.publish_retained(topic_name, payload, qos, false)
+    }
+
+    /// [`MqttClient::publish`] with the retain flag: the broker keeps the
+    /// message for later subscribers (an empty payload clears it).
+    pub fn publish_retained(
+        &mut self,
+        topic_name: &str,
+        payload: &[u8],
+        qos: u8,
+        retain: bool,
+    ) -> Result<(), ClientError> {
         topic::validate_topic_name(topic_name).map_err(ClientError::Invalid)?;
-        if qos > 1 {
-            return Err(ClientError::Invalid("QoS 2 is not supported".into()));
+        if qos > 2 {
+            return Err(ClientError::Invalid(format!("QoS {qos} does not exist")));
         }
         let mut p = Publish {
             dup: false,
             qos,
-            retain: false,
+            retain,
             topic: topic_name.to_string(),
             packet_id: None,
             payload: payload.to_vec(),
@@ -285,19 +335,43 @@ impl MqttClient {
         }
         let id = self.next_packet_id();
         p.packet_id = Some(id);
+        let first_ack = |a: &Packet| match a {
+            Packet::PubAck(i) => *i == id && qos == 1,
+            Packet::PubRec(i) => *i == id && qos == 2,
+            _ => false,
+        };
+        let mut acked = false;
         for attempt in 0..=self.cfg.retries {
             p.dup = attempt > 0;
             self.send(&Packet::Publish(p.clone()))?;
             let deadline = Instant::now() + self.cfg.ack_timeout;
+            if self.wait_until(deadline, first_ack)?.is_some() {
+                acked = true;
+                break;
+            }
+        }
+        if !acked {
+            return Err(ClientError::Timeout(format!(
+                "no {} for '{topic_name}' after {} attempt(s)",
+                if qos == 1 { "PUBACK" } else { "PUBREC" },
+                self.cfg.retries + 1
+            )));
+        }
+        if qos == 1 {
+            return Ok(());
+        }
+        for _ in 0..=self.cfg.retries {
+            self.send(&Packet::PubRel(id))?;
+            let deadline = Instant::now() + self.cfg.ack_timeout;
             if self
-                .wait_until(deadline, |a| matches!(a, Packet::PubAck(i) if *i == id))?
+                .wait_until(deadline, |a| matches!(a, Packet::PubComp(i) if *i == id))?
                 .is_some()
             {
                 return Ok(());
             }
         }
         Err(ClientError::Timeout(format!(
-            "no PUBACK for '{topic_name}' after {} attempt(s)",
+            "no PUBCOMP for '{topic_name}' after {} attempt(s)",
             self.cfg.retries + 1
         )))
     }
@@ -305,6 +379,11 @@ impl MqttClient {
     /// The next message, waiting at most `timeout`; `Ok(None)` if none came.
     /// QoS 1 deliveries are acknowledged when read off the socket.
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<(String, Vec<u8>)>, ClientError> {
+        Ok(self.recv_message(timeout)?.map(|m| (m.topic, m.payload)))
+    }
+
+    /// Like [`MqttClient::recv`], with the message's QoS, retain and DUP flags.
+    pub fn recv_message(&mut self, timeout: Duration) -> Result<Option<Received>, ClientError> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(m) = self.queued.pop_front() {
@@ -327,13 +406,14 @@ impl MqttClient {
     }
 
     /// Open a new connection with the same id and config and subscribe
-    /// again to every filter (the broker keeps no session for us). Queued
+    /// again to every filter (a clean session starts with none). Queued
     /// messages are kept.
     pub fn reconnect(&mut self) -> Result<(), ClientError> {
         self.writer.shutdown();
-        let (reader, writer) = open(&self.addr, &self.client_id, &self.cfg)?;
+        let (reader, writer, present) = open(&self.addr, &self.client_id, &self.cfg)?;
         self.reader = reader;
         self.writer = writer;
+        self.session_present = present;
         self.last_sent = Instant::now();
         self.ping_sent = None;
         for (f, q) in self.subscriptions.clone() {
@@ -367,9 +447,16 @@ impl MqttClient {
         Err(last)
     }
 
-    /// Send DISCONNECT and close (the broker then discards our session).
+    /// Send DISCONNECT and close (the broker then discards a clean
+    /// session, and does not publish the will).
     pub fn disconnect(self) {
         let _ = self.writer.send(&Packet::Disconnect);
+        self.writer.shutdown();
+    }
+
+    /// Close the socket without DISCONNECT, as a crashed client would: the
+    /// broker publishes the will.
+    pub fn abort(self) {
         self.writer.shutdown();
     }
 
@@ -451,32 +538,54 @@ impl MqttClient {
         }
     }
 
+    fn enqueue(&mut self, m: Received) {
+        if self.queued.len() >= self.cfg.max_queued.max(1) {
+            self.queued.pop_front();
+            self.dropped += 1;
+        }
+        self.queued.push_back(m);
+    }
+
     fn handle(&mut self, p: Packet) -> Result<Event, ClientError> {
         match p {
             Packet::Publish(pb) => {
+                let m = Received {
+                    topic: pb.topic,
+                    payload: pb.payload,
+                    qos: pb.qos,
+                    retain: pb.retain,
+                    dup: pb.dup,
+                };
                 match (pb.qos, pb.packet_id) {
-                    (0, _) => {}
                     (1, Some(id)) => self.send(&Packet::PubAck(id))?,
-                    _ => {
-                        return Err(ClientError::Protocol(
-                            "broker sent a QoS 2 message, which we never subscribe for".into(),
-                        ))
+                    (2, Some(id)) => {
+                        // Held until PUBREL: a resend of this id is the
+                        // same message.
+                        self.incoming_qos2.entry(id).or_insert(m);
+                        self.send(&Packet::PubRec(id))?;
+                        return Ok(Event::Message);
                     }
+                    _ => {}
                 }
-                if self.queued.len() >= self.cfg.max_queued.max(1) {
-                    self.queued.pop_front();
-                    self.dropped += 1;
+                self.enqueue(m);
+                Ok(Event::Message)
+            }
+            Packet::PubRel(id) => {
+                if let Some(m) = self.incoming_qos2.remove(&id) {
+                    self.enqueue(m);
                 }
-                self.queued.push_back((pb.topic, pb.payload));
+                self.send(&Packet::PubComp(id))?;
                 Ok(Event::Message)
             }
             Packet::PingResp => {
                 self.ping_sent = None;
                 Ok(Event::Ack(Packet::PingResp))
             }
-            p @ (Packet::PubAck(_) | Packet::SubAck { .. } | Packet::UnsubAck(_)) => {
-                Ok(Event::Ack(p))
-            }
+            p @ (Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubComp(_)
+            | Packet::SubAck { .. }
+            | Packet::UnsubAck(_)) => Ok(Event::Ack(p)),
             other => Err(ClientError::Protocol(format!(
                 "unexpected {} from the broker",
                 other.name()
@@ -485,12 +594,13 @@ impl MqttClient {
     }
 }
 
-/// TCP connect (each resolved address in turn), CONNECT, CONNACK.
+/// TCP connect (each resolved address in turn), CONNECT, CONNACK (and its
+/// `session present` flag).
 fn open(
     addr: &str,
     client_id: &str,
     cfg: &ClientConfig,
-) -> Result<(PacketReader, PacketWriter), ClientError> {
+) -> Result<(PacketReader, PacketWriter, bool), ClientError> {
     let addrs = addr
         .to_socket_addrs()
         .map_err(|e| ClientError::Invalid(format!("cannot resolve '{addr}': {e}")))?;
@@ -509,7 +619,7 @@ fn open(
         }
     }
     let stream = stream.ok_or(ClientError::Io(last))?;
-    let _ = stream.set_nodelay(true);
+    let _ = stream.set_nodelay(cfg.nodelay);
     stream.set_write_timeout(Some(cfg.write_timeout))?;
     let writer = PacketWriter::new(stream.try_clone()?)?;
     let mut reader = PacketReader::new(stream, cfg.max_packet);
@@ -518,13 +628,16 @@ fn open(
         clean_session: cfg.clean_session,
         keep_alive,
         client_id: client_id.to_string(),
-        will: None,
+        will: cfg.will.clone(),
         username: cfg.username.clone(),
         password: cfg.password.clone(),
     }))?;
     let deadline = Instant::now() + cfg.connect_timeout.max(cfg.ack_timeout);
     match reader.read(Some(deadline), Some(cfg.ack_timeout)) {
-        Ok(Packet::ConnAck { code: 0, .. }) => Ok((reader, writer)),
+        Ok(Packet::ConnAck {
+            code: 0,
+            session_present,
+        }) => Ok((reader, writer, session_present)),
         Ok(Packet::ConnAck { code, .. }) => {
             writer.shutdown();
             Err(ClientError::Refused(code))

@@ -186,11 +186,13 @@ impl Session {
     }
 
     /// The connection is gone. What was not written yet is forgotten: QoS
-    /// 1/2 messages stay in flight and are resent on the next attach.
+    /// 1/2 messages stay in flight and are resent on the next attach; QoS
+    /// 0 ones waiting in the queue are dropped.
     pub fn detach(&mut self) {
         self.connected = false;
         self.out.clear();
         self.out_bytes = 0;
+        self.queued.retain(|(_, qos, _)| *qos > 0);
     }
 
     /// Queue a control packet (an ack, PINGRESP ...).
@@ -204,6 +206,19 @@ impl Session {
     /// `retain` marks a retained message sent because of a new
     /// subscription. Returns `false` if it was dropped.
     pub fn deliver(&mut self, msg: &Arc<Message>, qos: u8, retain: bool) -> bool {
+        // A QoS 0 message waits behind queued ones, so that what a client
+        // receives keeps the order it was published in.
+        if qos == 0 && !self.queued.is_empty() {
+            if !self.connected {
+                return false;
+            }
+            if self.queued.len() >= self.limits.max_queued {
+                self.dropped += 1;
+                return false;
+            }
+            self.queued.push_back((msg.clone(), 0, retain));
+            return true;
+        }
         if qos == 0 {
             if !self.connected {
                 return false;
@@ -300,7 +315,17 @@ impl Session {
             let Some((msg, qos, retain)) = self.queued.pop_front() else {
                 return;
             };
-            self.publish_now(msg, qos, retain);
+            if qos == 0 {
+                self.push(Out::Publish {
+                    msg,
+                    qos: 0,
+                    packet_id: None,
+                    dup: false,
+                    retain,
+                });
+            } else {
+                self.publish_now(msg, qos, retain);
+            }
         }
     }
 

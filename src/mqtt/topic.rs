@@ -313,7 +313,15 @@ mod tests {
         for (i, f) in filters.iter().enumerate() {
             t.insert(f, i as u64, (i % 3) as u8).unwrap();
         }
-        for topic in ["vehicle/v1/status", "vehicle", "vehicle/v2", "$SYS/x", "a//b", "/", "a"] {
+        for topic in [
+            "vehicle/v1/status",
+            "vehicle",
+            "vehicle/v2",
+            "$SYS/x",
+            "a//b",
+            "/",
+            "a",
+        ] {
             let want: Vec<(u64, u8)> = filters
                 .iter()
                 .enumerate()
@@ -336,7 +344,11 @@ mod tests {
         t.insert("$share/h/a/+", 3, 0).unwrap();
         assert_eq!(t.len(), 5);
         let m = t.matches("a/x");
-        assert_eq!(m.plain, vec![(1, 1)], "one entry per subscriber, highest QoS");
+        assert_eq!(
+            m.plain,
+            vec![(1, 1)],
+            "one entry per subscriber, highest QoS"
+        );
         assert_eq!(
             m.groups,
             vec![

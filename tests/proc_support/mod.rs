@@ -60,6 +60,15 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// SIGKILL (`kill -9`) and reap: the process gets no chance to say
+    /// goodbye (an MQTT client sends no DISCONNECT).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();

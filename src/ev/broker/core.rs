@@ -107,7 +107,8 @@ pub struct Effects {
 pub struct Core {
     limits: Limits,
     tree: Tree,
-    retained: BTreeMap<String, Arc<Message>>,
+    /// Topic → the retained message and the QoS it was published with.
+    retained: BTreeMap<String, (Arc<Message>, u8)>,
     retained_bytes: usize,
     subs: HashMap<SubscriberId, Sub>,
     /// MQTT client id → its session's subscriber id.
@@ -181,7 +182,7 @@ impl Core {
             payload: payload.to_vec(),
         });
         if retain {
-            self.retain(&msg);
+            self.retain(&msg, qos);
         }
         let m = self.tree.matches(topic_name);
         let mut delivered = 0;
@@ -208,9 +209,9 @@ impl Core {
         delivered
     }
 
-    fn retain(&mut self, msg: &Arc<Message>) {
+    fn retain(&mut self, msg: &Arc<Message>, qos: u8) {
         let size = msg.topic.len() + msg.payload.len();
-        if let Some(old) = self.retained.remove(&msg.topic) {
+        if let Some((old, _)) = self.retained.remove(&msg.topic) {
             self.retained_bytes -= old.topic.len() + old.payload.len();
         }
         if msg.payload.is_empty() {
@@ -227,7 +228,7 @@ impl Core {
             return;
         }
         self.retained_bytes += size;
-        self.retained.insert(msg.topic.clone(), msg.clone());
+        self.retained.insert(msg.topic.clone(), (msg.clone(), qos));
     }
 
     /// Give `msg` to subscriber `id` at `qos` without waiting.
@@ -273,14 +274,14 @@ impl Core {
         if filter.starts_with(topic::SHARE_PREFIX) {
             return;
         }
-        let hits: Vec<Arc<Message>> = self
+        let hits: Vec<(Arc<Message>, u8)> = self
             .retained
             .values()
-            .filter(|m| topic::matches(filter, &m.topic))
+            .filter(|(m, _)| topic::matches(filter, &m.topic))
             .cloned()
             .collect();
-        for m in hits {
-            self.offer(id, &m, qos, true);
+        for (m, q) in hits {
+            self.offer(id, &m, q.min(qos), true);
         }
     }
 
@@ -367,7 +368,9 @@ impl Core {
         if let Some(&sid) = self.by_client.get(&client_id) {
             if let Some(Sub::Mqtt(m)) = self.subs.get(&sid) {
                 if let Some(old) = m.conn {
-                    log::info!("mqtt client id '{client_id}' reconnected; closing connection {old}");
+                    log::info!(
+                        "mqtt client id '{client_id}' reconnected; closing connection {old}"
+                    );
                     self.mqtt_closed(old, false);
                     self.effects.close.push(old);
                 }
@@ -553,7 +556,10 @@ impl Core {
         }
         if let (false, Some(w)) = (graceful, will) {
             self.counters.wills += 1;
-            log::info!("mqtt connection {conn} ended without DISCONNECT: publishing its will to '{}'", w.topic);
+            log::info!(
+                "mqtt connection {conn} ended without DISCONNECT: publishing its will to '{}'",
+                w.topic
+            );
             self.publish(&w.topic, &w.payload, w.qos, w.retain);
         }
     }
@@ -569,9 +575,15 @@ impl Core {
 
     /// Counters and subscribers for `status`.
     pub fn status(&self) -> Value {
+        // MQTT sessions that hold nothing (a client that only publishes)
+        // are not subscribers.
         let mut subs: Vec<Value> = self
             .subs
             .iter()
+            .filter(|(_, s)| match s {
+                Sub::Frota(_) => true,
+                Sub::Mqtt(m) => !m.session.subscriptions.is_empty() || m.session.pending() > 0,
+            })
             .map(|(id, s)| match s {
                 Sub::Frota(f) => json!({"subscriber": id, "peer": f.label,
                     "filters": f.filters, "queued": f.queue.len()}),
@@ -619,6 +631,17 @@ mod tests {
     use crate::mqtt::codec::Connect;
 
     fn connect(core: &mut Core, id: &str, clean: bool, will: Option<Will>) -> (ConnId, bool) {
+        let (conn, present, _) = connect_out(core, id, clean, will);
+        (conn, present)
+    }
+
+    /// Connect; also returns what was queued (CONNACK, redeliveries).
+    fn connect_out(
+        core: &mut Core,
+        id: &str,
+        clean: bool,
+        will: Option<Will>,
+    ) -> (ConnId, bool, Vec<Out>) {
         let conn = core.fresh_id();
         let c = Connect {
             clean_session: clean,
@@ -630,8 +653,7 @@ mod tests {
         };
         match core.mqtt_connect(conn, &c) {
             ConnectOutcome::Accepted { session_present } => {
-                core.take_mqtt(conn);
-                (conn, session_present)
+                (conn, session_present, core.take_mqtt(conn))
             }
             other => panic!("{other:?}"),
         }
@@ -708,11 +730,18 @@ mod tests {
         };
         let (a, _) = connect(&mut core, "a", true, Some(will.clone()));
         core.mqtt_closed(a, false);
-        assert_eq!(publishes(&core.take_mqtt(w)).len(), 1, "abnormal: will sent");
+        assert_eq!(
+            publishes(&core.take_mqtt(w)).len(),
+            1,
+            "abnormal: will sent"
+        );
         let (b, _) = connect(&mut core, "b", true, Some(will.clone()));
         core.mqtt_packet(b, Packet::Disconnect).unwrap();
         core.mqtt_closed(b, true);
-        assert!(publishes(&core.take_mqtt(w)).is_empty(), "DISCONNECT: no will");
+        assert!(
+            publishes(&core.take_mqtt(w)).is_empty(),
+            "DISCONNECT: no will"
+        );
         // Takeover closes the old connection and sends its will.
         let (c1, _) = connect(&mut core, "c", true, Some(will));
         let (_c2, _) = connect(&mut core, "c", true, None);
@@ -731,10 +760,17 @@ mod tests {
         core.mqtt_closed(a, true);
         core.publish("t/0", b"q0 not kept", 0, false);
         core.publish("t/2", b"second", 2, false);
-        let (b, present) = connect(&mut core, "p", false, None);
+        let (b, present, out) = connect_out(&mut core, "p", false, None);
         assert!(present);
         assert_eq!(
-            publishes(&core.take_mqtt(b)),
+            out[0],
+            Out::Packet(Packet::ConnAck {
+                session_present: true,
+                code: 0
+            })
+        );
+        assert_eq!(
+            publishes(&out),
             vec![
                 ("t/1".into(), b"first".to_vec(), 1, true, false),
                 ("t/2".into(), b"second".to_vec(), 2, false, false),
@@ -769,7 +805,10 @@ mod tests {
         core.mqtt_packet(a, p(true)).unwrap();
         let out = core.take_mqtt(a);
         assert_eq!(publishes(&out).len(), 1, "exactly once");
-        assert!(matches!(out[0], Out::Publish { .. }), "own copy before PUBREC");
+        assert!(
+            matches!(out[0], Out::Publish { .. }),
+            "own copy before PUBREC"
+        );
         assert_eq!(out[1], Out::Packet(Packet::PubRec(9)));
         core.mqtt_packet(a, Packet::PubRel(9)).unwrap();
         core.mqtt_packet(a, p(false)).unwrap();

@@ -136,7 +136,14 @@ impl Conn for FrotaConn {
 /// queued and writes `message` frames, in the framing mode of the request
 /// that subscribed (inline for a person at netcat). Ends when the
 /// subscriber is unregistered (the kick channel closes) or a write fails.
-fn deliver_loop(bus: &Bus, id: SubscriberId, kick: Receiver<()>, w: Writer, mode: Mode, gate: &Gate) {
+fn deliver_loop(
+    bus: &Bus,
+    id: SubscriberId,
+    kick: Receiver<()>,
+    w: Writer,
+    mode: Mode,
+    gate: &Gate,
+) {
     while kick.recv().is_ok() {
         for (msg, retained) in bus.with(|c| c.take_frota(id)) {
             gate.wait_idle();
@@ -360,7 +367,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
