@@ -320,3 +320,223 @@ fn b_mosquitto_clients_against_frota() {
     drop(members);
     srv.shutdown();
 }
+
+/// The real frota-broker binary, MQTT on a free port.
+fn broker_binary(tag: &str) -> frota::launch::NodeProc {
+    let dir = frota::launch::temp_dir(tag);
+    let args: Vec<String> = ["--listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    frota::launch::NodeProc::spawn(
+        Path::new(env!("CARGO_BIN_EXE_frota-broker")),
+        &args,
+        &[("RUST_LOG", "info".to_string())],
+        Some(&dir.join("broker.log")),
+    )
+    .expect("frota-broker starts")
+}
+
+/// Wait until mosquitto_sub's subscription shows in the broker's status.
+fn wait_mqtt_filter(frota_addr: &str, filter: &str) {
+    let cfg = frota::client::ClientConfig::default();
+    let ok = frota::launch::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        frota::client::call(frota_addr, "status", Default::default(), &cfg)
+            .ok()
+            .and_then(|s| s.get("subscribers").cloned())
+            .and_then(|s| s.as_array().cloned())
+            .is_some_and(|subs| {
+                subs.iter().any(|s| {
+                    s["connected"] != serde_json::json!(false)
+                        && s["filters"]
+                            .as_array()
+                            .is_some_and(|f| f.iter().any(|x| x == filter))
+                })
+            })
+    });
+    assert!(ok, "no connected subscriber to '{filter}'");
+}
+
+/// Issue 18's features, as the Mosquitto tools use them, against the real
+/// frota-broker binary: a will fired by `kill -9` of mosquitto_sub, a
+/// persistent session (`mosquitto_sub -c`) across a kill and a restart of
+/// the client, retained messages (`-r`), byte-exact payloads (`-f`, `-n`,
+/// JSON with any spacing and numbers), QoS 2 exactly once; and no session
+/// survives a restart of the broker (sessions are kept in memory).
+#[test]
+fn c_mosquitto_tools_and_frota_broker_features() {
+    let Some(t) = tools() else { return };
+    let mut broker = broker_binary("mqtt-interop-features");
+    let frota_addr = broker.tcp().to_string();
+    let maddr = broker.addr("mqtt").to_string();
+    let port = broker.addr("mqtt").port().to_string();
+    let sub_args = |extra: &[&str]| {
+        let mut a = vec!["-h", "127.0.0.1", "-p", &port];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let mut frota_sub = MqttClient::connect(&maddr, "frota-watch", &ccfg()).unwrap();
+    frota_sub.subscribe("#", 2).unwrap();
+
+    // A will fired by kill -9 of a real client.
+    let mut doomed = Proc::spawn(
+        Command::new(&t.sub).args(sub_args(&[
+            "-i",
+            "doomed",
+            "-t",
+            "doomed/in",
+            "--will-topic",
+            "doomed/will",
+            "--will-payload",
+            "killed",
+            "--will-qos",
+            "1",
+        ])),
+        true,
+    );
+    wait_mqtt_filter(&frota_addr, "doomed/in");
+    doomed.kill9();
+    let m = frota_sub
+        .recv_message(Duration::from_secs(10))
+        .unwrap()
+        .expect("the will of a client killed with -9");
+    assert_eq!(
+        (m.topic.as_str(), m.payload.as_slice()),
+        ("doomed/will", &b"killed"[..])
+    );
+
+    // A persistent session: mosquitto_sub -c keeps its subscription and its
+    // QoS 1 messages while it is away.
+    let durable = sub_args(&["-c", "-i", "durable", "-q", "1", "-t", "durable/#", "-v"]);
+    let mut first = Proc::spawn(Command::new(&t.sub).args(&durable), true);
+    wait_mqtt_filter(&frota_addr, "durable/#");
+    first.kill9();
+    let mut publ = MqttClient::connect(&maddr, "frota-pub", &ccfg()).unwrap();
+    publ.publish("durable/a", b"while away 1", 1).unwrap();
+    publ.publish("durable/b", b"while away 2", 2).unwrap();
+    let second = Proc::spawn(Command::new(&t.sub).args(&durable), true);
+    assert_eq!(
+        second.line(Duration::from_secs(10)).as_deref(),
+        Some("durable/a while away 1")
+    );
+    assert_eq!(
+        second.line(Duration::from_secs(10)).as_deref(),
+        Some("durable/b while away 2")
+    );
+    drop(second);
+
+    // Retained: mosquitto_pub -r, then a new mosquitto_sub sees it with
+    // the retain flag (%r).
+    let mut r = Proc::spawn(
+        Command::new(&t.publ).args(sub_args(&["-r", "-q", "1", "-t", "ret/x", "-m", "kept"])),
+        false,
+    );
+    assert_eq!(r.wait_exit(Duration::from_secs(10)), Some(0));
+    let late = Proc::spawn(
+        Command::new(&t.sub).args(sub_args(&["-t", "ret/#", "-F", "%r %t %p", "-C", "1"])),
+        true,
+    );
+    assert_eq!(
+        late.line(Duration::from_secs(10)).as_deref(),
+        Some("1 ret/x kept")
+    );
+
+    // Byte-exact payloads: a binary file, an empty message, JSON as typed.
+    let dir = frota::launch::temp_dir("mqtt-interop-bytes");
+    let bin: Vec<u8> = (0..=255u8).rev().chain([0, 0, b'\n', 0xff]).collect();
+    let file = dir.join("payload.bin");
+    std::fs::write(&file, &bin).unwrap();
+    let json_text = r#"{ "n" : 123456789012345678901234567890, "n": 1.50 ,"x":[ ] }"#;
+    let file_arg = file.to_string_lossy().to_string();
+    let sends: Vec<(Vec<&str>, Vec<u8>)> = vec![
+        (vec!["-t", "bytes/bin", "-f", &file_arg], bin.clone()),
+        (vec!["-t", "bytes/empty", "-n"], Vec::new()),
+        (
+            vec!["-t", "bytes/json", "-m", json_text],
+            json_text.as_bytes().to_vec(),
+        ),
+    ];
+    let json_watch = Proc::spawn(
+        Command::new(&t.sub).args(sub_args(&["-t", "bytes/json", "-C", "1"])),
+        true,
+    );
+    wait_mqtt_filter(&frota_addr, "bytes/json");
+    for (args, want) in sends {
+        let mut p = Proc::spawn(
+            Command::new(&t.publ).args(sub_args(&[&["-q", "1"][..], &args[..]].concat())),
+            false,
+        );
+        assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0), "{args:?}");
+        let m = loop {
+            let m = frota_sub
+                .recv_message(Duration::from_secs(10))
+                .unwrap()
+                .expect("a delivery");
+            if m.topic.starts_with("bytes/") {
+                break m;
+            }
+        };
+        assert_eq!(m.payload, want, "{args:?}: byte for byte");
+    }
+    assert_eq!(
+        json_watch.line(Duration::from_secs(10)).as_deref(),
+        Some(json_text)
+    );
+
+    // QoS 2 from mosquitto_pub to mosquitto_sub -q 2: exactly once.
+    let q2 = Proc::spawn(
+        Command::new(&t.sub).args(sub_args(&["-q", "2", "-t", "q2/once", "-v"])),
+        true,
+    );
+    wait_mqtt_filter(&frota_addr, "q2/once");
+    for i in 0..5 {
+        let mut p = Proc::spawn(
+            Command::new(&t.publ).args(sub_args(&[
+                "-q",
+                "2",
+                "-t",
+                "q2/once",
+                "-m",
+                &i.to_string(),
+            ])),
+            false,
+        );
+        assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0));
+    }
+    let mut got = Vec::new();
+    while let Some(l) = q2.line(Duration::from_millis(800)) {
+        got.push(l);
+    }
+    assert_eq!(
+        got,
+        [
+            "q2/once 0",
+            "q2/once 1",
+            "q2/once 2",
+            "q2/once 3",
+            "q2/once 4"
+        ]
+    );
+    drop(q2);
+
+    // Sessions live in memory: after a broker restart, none is present.
+    let keep = ClientConfig {
+        clean_session: false,
+        ..ccfg()
+    };
+    let c = MqttClient::connect(&maddr, "survivor", &keep).unwrap();
+    c.disconnect();
+    let again = MqttClient::connect(&maddr, "survivor", &keep).unwrap();
+    assert!(again.session_present(), "kept while the broker runs");
+    again.disconnect();
+    drop(frota_sub);
+    drop(publ);
+    broker.kill();
+    let broker2 = broker_binary("mqtt-interop-features-2");
+    let maddr2 = broker2.addr("mqtt").to_string();
+    let after = MqttClient::connect(&maddr2, "survivor", &keep).unwrap();
+    assert!(
+        !after.session_present(),
+        "no session survives a broker restart"
+    );
+}

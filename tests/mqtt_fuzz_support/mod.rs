@@ -2,7 +2,7 @@
 //! target itself): random bytes, valid packets and mutated ones.
 #![allow(dead_code)]
 
-use frota::mqtt::codec::{self, Connect, Packet, Publish};
+use frota::mqtt::codec::{self, Connect, Packet, Publish, Will};
 
 /// The shared xorshift64* (tests/fuzz_rng).
 pub use crate::fuzz_rng::Rng;
@@ -29,11 +29,43 @@ pub fn corpus() -> Vec<Vec<u8>> {
             payload: br#"{"type":"fuzz"}"#.to_vec(),
         })
     };
+    // Issue 18's packets: wills, persistent sessions, retained and QoS 2
+    // (with its DUP resend), binary and empty payloads, the QoS 2 acks.
+    let with_will = Packet::Connect(Connect {
+        clean_session: false,
+        keep_alive: 1,
+        client_id: "fuzz-will".into(),
+        will: Some(Will {
+            topic: "fuzz/will".into(),
+            payload: vec![0, 0xff, 7],
+            qos: 2,
+            retain: true,
+        }),
+        username: None,
+        password: None,
+    });
+    let special = |dup: bool, qos: u8, retain: bool, payload: &[u8]| {
+        Packet::Publish(Publish {
+            dup,
+            qos,
+            retain,
+            topic: "fuzz/r".into(),
+            packet_id: (qos > 0).then_some(9),
+            payload: payload.to_vec(),
+        })
+    };
     [
         connect("fuzz"),
+        with_will,
         publish(0, None),
         publish(1, Some(3)),
         publish(2, Some(4)),
+        special(false, 1, true, b"\x00\xff binary"),
+        special(false, 0, true, b""),
+        special(true, 2, false, b"dup"),
+        Packet::PubRec(9),
+        Packet::PubRel(9),
+        Packet::PubComp(9),
         Packet::Subscribe {
             packet_id: 5,
             filters: vec![("fuzz/#".into(), 1), ("$share/g/fuzz/+".into(), 0)],
