@@ -13,7 +13,7 @@ SEED     ?=
 # 1.0 takes about 30 s; 0.1 about 4 s.
 TIME_SCALE ?= 1.0
 
-.PHONY: sim help build run run-rental run-ev run-ev-mosquitto deps-mqtt test bench bench-detector fmt lint clean clean-logs up down status nc check-tools
+.PHONY: sim help build run run-rental run-ev run-ev-mosquitto deps-mqtt mqtt-interop test bench bench-detector fmt lint clean clean-logs up down status nc check-tools
 
 help:
 	@echo "frota make targets:"
@@ -23,6 +23,7 @@ help:
 	@echo "  make run-ev       EV demo only (broker, companies A/B/C, vehicles)"
 	@echo "  make run-ev-mosquitto  the EV demo on a real Mosquitto instead of frota-broker"
 	@echo "  make deps-mqtt    install mosquitto + mosquitto-clients if missing (needs root + apt; never fails)"
+	@echo "  make mqtt-interop Eclipse Paho's MQTT 3.1.1 interop tests on Mosquitto and frota-broker (opt-in: python3, network or PAHO_DIR)"
 	@echo "  make bench        performance figures, as ratios against references measured in the same run"
 	@echo "  make bench-detector  failure detectors: detection time after kill -9, false suspicions under load"
 	@echo "  make up / down / status   leave nodes running in the background (PIDs in run/)"
@@ -69,6 +70,11 @@ deps-mqtt:
 	   if $(MOSQUITTO_OK); then echo "deps-mqtt: installed"; \
 	   else echo "deps-mqtt: SKIPPED: apt-get could not install mosquitto (offline?); MQTT interop tests will skip"; fi; \
 	 fi
+
+# Opt-in, not part of `make test` (it needs python3 and the Paho suite:
+# PAHO_DIR=<checkout of eclipse/paho.mqtt.testing>, else a git clone).
+mqtt-interop: build deps-mqtt
+	@scripts/mqtt-interop.sh
 
 # Tests run in debug (faster to build; timing bounds are generous). fmt and
 # clippy are part of the contract, so they run here too when installed.

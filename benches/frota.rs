@@ -20,8 +20,11 @@
 //! `run/bench.json` (sections keyed by name, so later benches add theirs).
 //! A full run takes about 2 minutes. Set `FROTA_BENCH_SECS` to change the
 //! time per measurement (default 2; system measurements use 3/4 of it).
-//! To profile one configuration: `FROTA_BENCH_ONLY=rental|ev` runs only
-//! that system, `FROTA_BENCH_CLIENTS=8` only that concurrency (comma list).
+//! 5. MQTT (issue 18, `perf/mqtt.rs`): frota-broker beside a Mosquitto of
+//!    the same run: QoS 1 round trip with a Nagle-on client, messages/s.
+//!
+//! To profile one configuration: `FROTA_BENCH_ONLY=rental|ev|mqtt` runs only
+//! that part, `FROTA_BENCH_CLIENTS=8` only that concurrency (comma list).
 
 /// A progress line on stderr, except in the smoke pass that
 /// `cargo test --all-targets` runs (see `main`), which prints only what it
@@ -42,6 +45,8 @@ mod ev;
 mod floor;
 #[path = "perf/memory.rs"]
 mod memory;
+#[path = "perf/mqtt.rs"]
+mod mqtt;
 #[path = "perf/rental.rs"]
 mod rental;
 #[path = "perf/systems.rs"]
@@ -361,15 +366,22 @@ fn main() {
     );
     drop(node);
     let sys = systems::run(raw, smoke, dur);
+    // FROTA_BENCH_ONLY=mqtt runs only this; rental|ev skip it.
+    let only = std::env::var("FROTA_BENCH_ONLY").ok();
+    let mqtt = match only.as_deref() {
+        None | Some("mqtt") => Some(mqtt::run(smoke, dur)),
+        Some(_) => None,
+    };
     if smoke {
         // A test run: say what ran, judge nothing (figures of a debug build
         // on a shared machine mean nothing; `make bench` measures).
         println!(
-            "bench smoke pass (test build, {secs} s per figure): exercised the runtime floor ({} rows: raw echo, in-process runtime, frota-echo), the codec, idle-connection memory, and the rental and EV systems ({} measurements); figures are not judged here, `make bench` measures them",
+            "bench smoke pass (test build, {secs} s per figure): exercised the runtime floor ({} rows: raw echo, in-process runtime, frota-echo), the codec, idle-connection memory, the rental and EV systems ({} measurements) and the MQTT brokers ({}); figures are not judged here, `make bench` measures them",
             rows.len(),
-            sys.json.len()
+            sys.json.len(),
+            if mqtt.is_some() { "frota-broker, and Mosquitto when installed" } else { "skipped" }
         );
-        let _ = (ratios, codec, echo_mem);
+        let _ = (ratios, codec, echo_mem, mqtt);
         return;
     }
 
@@ -448,6 +460,9 @@ fn main() {
         for (k, v) in sys.json {
             m.insert(k, v);
         }
+        if let Some(q) = &mqtt {
+            m.insert("mqtt".into(), q.json.clone());
+        }
         if let (Some(Value::Object(memory)), Some(mem)) = (m.get_mut("memory"), &echo_mem) {
             memory.insert("frota-echo".into(), mem.to_json());
         }
@@ -456,6 +471,9 @@ fn main() {
         println!("{}", mem.line());
     }
     for l in &sys.lines {
+        println!("{l}");
+    }
+    for l in mqtt.iter().flat_map(|q| &q.lines) {
         println!("{l}");
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("run");

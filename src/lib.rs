@@ -28,7 +28,8 @@
 //! - [`ctl`]: what `frota-ctl` does (send one message, audits, demos).
 //! - [`echo`]: the smallest node (`echo`), for runtime tests and `make bench`.
 //! - [`detector`]: failure detectors (fixed timeout, phi accrual) with injectable time.
-//! - [`mqtt`]: MQTT 3.1.1 codec, client and broker-side sessions (Mosquitto interop).
+//! - [`mqtt`]: MQTT 3.1.1 codec, topic filters and tree, client, and the
+//!   session state machine the broker core uses (Mosquitto interop).
 //!
 //! The two systems:
 //! - [`rental`]: vehicle rental — heartbeat monitor, info desk, backup,

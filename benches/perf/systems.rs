@@ -87,7 +87,8 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     let r = rental::Rental::start(&dir.join("rental"));
     let log0 = r.backup_log();
     let mut rental_runs = Vec::new();
-    for &n in counts.iter().filter(|_| only != "ev") {
+    // FROTA_BENCH_ONLY=mqtt skips both systems.
+    for &n in counts.iter().filter(|_| only != "ev" && only != "mqtt") {
         progress!("bench: rental rent+return, {n} client(s) ...");
         let run = r.run(n, dur);
         progress!(
@@ -125,7 +126,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     });
     let ev0 = e.log_stats();
     let mut ev_runs = Vec::new();
-    for &n in counts.iter().filter(|_| only != "rental") {
+    for &n in counts.iter().filter(|_| only != "rental" && only != "mqtt") {
         progress!("bench: EV 3-stop routes, no conflicts, {n} requester(s) ...");
         let run = e.run(n, dur);
         progress!(
@@ -139,7 +140,10 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     }
     let ev1 = e.log_stats();
     let mut races = Vec::new();
-    for &n in contended.iter().filter(|_| only != "rental") {
+    for &n in contended
+        .iter()
+        .filter(|_| only != "rental" && only != "mqtt")
+    {
         progress!("bench: EV heavy conflicts, {n} requesters racing for the same 3 stops ...");
         let c = e.contended(n, dur);
         progress!(

@@ -2,8 +2,10 @@
 //!
 //! # Layout
 //! - [`points`]: cities, charging points (data: `examples/charging-points.json`), stops, windows.
-//! - [`broker`]: `frota-broker` — topic tree ([`broker::topic`]), the
-//!   transport-independent bus ([`broker::bus`]) and the frota-framed listener.
+//! - [`broker`]: `frota-broker` — the broker's rules as a pure core
+//!   ([`broker::core`]: routing, retained messages, MQTT sessions and wills),
+//!   shared by both listeners through [`broker::bus`]; the frota-framed
+//!   listener and the MQTT one ([`broker::mqtt_listener`]).
 //! - [`bus_client`]: the company/vehicle side of a broker connection.
 //! - [`company`]: `frota-company` — participant, coordinator, messages,
 //!   answers (the coordinator's retry window).

@@ -146,22 +146,16 @@ impl PacketWriter {
 
     /// Hold the socket while `fill` produces the bytes, then write them: two
     /// threads that each take queued packets and write them cannot swap
-    /// their order on the wire. Each buffer `fill` produces is one write
-    /// (so, with Nagle's algorithm on, a later buffer can wait for the
-    /// peer's ACK of an earlier one and carry it). Returns the bytes written.
-    pub fn write_with(&self, fill: impl FnOnce(&mut Vec<Vec<u8>>)) -> io::Result<usize> {
+    /// their order on the wire. Nothing is written when `fill` adds nothing.
+    pub fn write_with(&self, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<usize> {
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let mut bufs = Vec::new();
-        fill(&mut bufs);
-        let mut n = 0;
-        for b in bufs.iter().filter(|b| !b.is_empty()) {
-            s.write_all(b)?;
-            n += b.len();
-        }
-        if n > 0 {
+        let mut buf = Vec::new();
+        fill(&mut buf);
+        if !buf.is_empty() {
+            s.write_all(&buf)?;
             s.flush()?;
         }
-        Ok(n)
+        Ok(buf.len())
     }
 
     /// Close both directions, waking a thread blocked reading this socket.

@@ -121,6 +121,12 @@ pub struct Session {
     awaiting_rel: BTreeSet<u16>,
     out: VecDeque<Out>,
     out_bytes: usize,
+    /// Acks held back until the client answers its own copy (see
+    /// [`Session::ack_after_own_copy`]), and the packet id of that copy.
+    deferred: Vec<Packet>,
+    defer_for: Option<u16>,
+    /// How many messages got a packet id (to spot a publisher's own copy).
+    assigned: u64,
     /// Messages this session lost to its bounds.
     pub dropped: u64,
 }
@@ -140,6 +146,9 @@ impl Session {
             awaiting_rel: BTreeSet::new(),
             out: VecDeque::new(),
             out_bytes: 0,
+            deferred: Vec::new(),
+            defer_for: None,
+            assigned: 0,
             dropped: 0,
         }
     }
@@ -192,6 +201,8 @@ impl Session {
         self.connected = false;
         self.out.clear();
         self.out_bytes = 0;
+        self.deferred.clear();
+        self.defer_for = None;
         self.queued.retain(|(_, qos, _)| *qos > 0);
     }
 
@@ -199,6 +210,47 @@ impl Session {
     pub fn send(&mut self, p: Packet) {
         if self.connected {
             self.push(Out::Packet(p));
+        }
+    }
+
+    /// A mark to pass to [`Session::ack_after_own_copy`]: taken before a
+    /// publish of this session's client is routed.
+    pub fn mark(&self) -> u64 {
+        self.assigned
+    }
+
+    /// Queue `ack` (PUBACK or PUBREC) for a PUBLISH of this session's own
+    /// client. If routing that PUBLISH (since `mark`) sent the client its
+    /// own copy at QoS 1/2, the ack is held until the client answers that
+    /// copy (PUBACK/PUBREC), or [`Session::release_acks`] is called (the
+    /// listener does so after a short bound): the ack then carries the TCP
+    /// acknowledgement of the client's answer, so a client with Nagle's
+    /// algorithm on is never left holding its next PUBLISH waiting for our
+    /// delayed ACK (a 40 ms stall per round trip, issue 18). Without such a
+    /// copy the ack goes at once (after any acks already held).
+    pub fn ack_after_own_copy(&mut self, ack: Packet, mark: u64) {
+        if self.assigned != mark {
+            if let Some(copy) = self.inflight.back() {
+                self.defer_for = Some(copy.packet_id);
+            }
+        }
+        if self.defer_for.is_some() {
+            self.deferred.push(ack);
+        } else {
+            self.send(ack);
+        }
+    }
+
+    /// Acks are being held for the client's answer to its own copy.
+    pub fn holding_acks(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Send the held acks now (the client answered, or the bound passed).
+    pub fn release_acks(&mut self) {
+        self.defer_for = None;
+        for a in std::mem::take(&mut self.deferred) {
+            self.send(a);
         }
     }
 
@@ -255,6 +307,14 @@ impl Session {
     /// ignored.
     pub fn on_puback(&mut self, id: u16) {
         self.finish(id, 1, Stage::Published);
+        self.answered(id);
+    }
+
+    /// The client answered packet `id`: acks held for it go out.
+    fn answered(&mut self, id: u16) {
+        if self.defer_for == Some(id) {
+            self.release_acks();
+        }
     }
 
     /// PUBREC from the client: answer PUBREL (also for an id we do not
@@ -268,6 +328,7 @@ impl Session {
             m.stage = Stage::Released;
         }
         self.send(Packet::PubRel(id));
+        self.answered(id);
     }
 
     /// PUBCOMP from the client (QoS 2 delivery done).
@@ -275,12 +336,12 @@ impl Session {
         self.finish(id, 2, Stage::Released);
     }
 
-    /// An incoming QoS 2 PUBLISH with `id`: answers PUBREC; returns `true`
-    /// when the message is new and must be routed, `false` for a resend of
-    /// one already routed (PUBREL not yet received).
-    pub fn on_publish_qos2(&mut self, id: u16) -> bool {
+    /// An incoming QoS 2 PUBLISH with `id`, routed (unless a resend)
+    /// since `mark`: answers PUBREC (see [`Session::ack_after_own_copy`])
+    /// and remembers the id until PUBREL. Returns `true` when it was new.
+    pub fn on_publish_qos2(&mut self, id: u16, mark: u64) -> bool {
         let fresh = self.awaiting_rel.insert(id);
-        self.send(Packet::PubRec(id));
+        self.ack_after_own_copy(Packet::PubRec(id), mark);
         fresh
     }
 
@@ -331,6 +392,7 @@ impl Session {
 
     fn publish_now(&mut self, msg: Arc<Message>, qos: u8, retain: bool) {
         let id = self.fresh_id();
+        self.assigned += 1;
         self.inflight.push_back(Inflight {
             packet_id: id,
             msg: msg.clone(),
@@ -449,10 +511,16 @@ mod tests {
         let mut s = Session::new("c", true, Limits::default());
         s.attach(ack());
         s.take_out();
-        assert!(s.on_publish_qos2(7));
-        assert!(!s.on_publish_qos2(7), "a DUP resend is not routed again");
+        assert!(s.on_publish_qos2(7, s.mark()));
+        assert!(
+            !s.on_publish_qos2(7, s.mark()),
+            "a DUP resend is not routed again"
+        );
         s.on_pubrel(7);
-        assert!(s.on_publish_qos2(7), "after PUBREL the id is free");
+        assert!(
+            s.on_publish_qos2(7, s.mark()),
+            "after PUBREL the id is free"
+        );
         assert_eq!(
             s.take_out(),
             vec![
@@ -462,6 +530,37 @@ mod tests {
                 Out::Packet(Packet::PubRec(7)),
             ]
         );
+    }
+
+    #[test]
+    fn own_copy_goes_before_the_ack_which_waits_for_its_answer() {
+        let mut s = Session::new("c", true, Limits::default());
+        s.attach(ack());
+        s.take_out();
+        // Not subscribed: the ack goes at once.
+        let m = s.mark();
+        s.ack_after_own_copy(Packet::PubAck(5), m);
+        assert_eq!(s.take_out(), vec![Out::Packet(Packet::PubAck(5))]);
+        // Its own copy at QoS 1: copy now, ack after the client's PUBACK.
+        let m = s.mark();
+        s.deliver(&msg("own"), 1, false);
+        s.ack_after_own_copy(Packet::PubAck(6), m);
+        assert_eq!(ids(&s.take_out()), vec![(Some(1), false)]);
+        assert!(s.holding_acks());
+        s.on_puback(1);
+        assert_eq!(s.take_out(), vec![Out::Packet(Packet::PubAck(6))]);
+        // A QoS 0 copy gets no answer: nothing is held.
+        let m = s.mark();
+        s.deliver(&msg("q0"), 0, false);
+        s.ack_after_own_copy(Packet::PubAck(7), m);
+        assert_eq!(s.take_out().len(), 2);
+        // The bound: released without an answer.
+        let m = s.mark();
+        s.deliver(&msg("own"), 2, false);
+        s.ack_after_own_copy(Packet::PubRec(8), m);
+        s.take_out();
+        s.release_acks();
+        assert_eq!(s.take_out(), vec![Out::Packet(Packet::PubRec(8))]);
     }
 
     #[test]

@@ -39,11 +39,25 @@ impl Bus {
 
     /// Run one step of the core, then wake and close what it says.
     pub fn with<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
-        let (r, effects) = {
+        self.step(None, f)
+    }
+
+    /// [`Bus::with`] for the reader of connection `me`, which writes its own
+    /// connection's output right after: `me`'s writer is not woken (a
+    /// thread hop and a fight for the socket saved on every packet).
+    pub fn with_conn<R>(&self, me: ConnId, f: impl FnOnce(&mut Core) -> R) -> R {
+        self.step(Some(me), f)
+    }
+
+    fn step<R>(&self, me: Option<ConnId>, f: impl FnOnce(&mut Core) -> R) -> R {
+        let (r, mut effects) = {
             let mut core = self.core.lock().unwrap_or_else(|p| p.into_inner());
             let r = f(&mut core);
             (r, core.take_effects())
         };
+        if let Some(me) = me {
+            effects.wake.retain(|id| *id != me);
+        }
         if effects.wake.is_empty() && effects.close.is_empty() {
             return r;
         }

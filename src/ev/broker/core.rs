@@ -445,8 +445,10 @@ impl Core {
                 ..
             }) => {
                 // Route first, then acknowledge: the publisher's own copy
-                // (if it subscribes) goes out before its ack, in one write,
-                // so a Nagle-on client is not left waiting on a delayed ACK.
+                // (if it subscribes) goes out before its ack, and the ack
+                // waits for the client's answer to that copy
+                // (`Session::ack_after_own_copy`).
+                let mark = self.session_of(conn).map_or(0, |(_, s)| s.mark());
                 match (qos, packet_id) {
                     (2, Some(id)) => {
                         let resend = self.session_of(conn).is_some_and(|(_, s)| s.awaiting(id));
@@ -454,13 +456,13 @@ impl Core {
                             self.publish(&topic, &payload, 2, retain);
                         }
                         if let Some((_, s)) = self.session_of(conn) {
-                            s.on_publish_qos2(id);
+                            s.on_publish_qos2(id, mark);
                         }
                     }
                     (1, Some(id)) => {
                         self.publish(&topic, &payload, 1, retain);
                         if let Some((_, s)) = self.session_of(conn) {
-                            s.send(Packet::PubAck(id));
+                            s.ack_after_own_copy(Packet::PubAck(id), mark);
                         }
                     }
                     _ => {
@@ -528,12 +530,20 @@ impl Core {
         }
     }
 
-    /// What to write on `conn` now.
-    pub fn take_mqtt(&mut self, conn: ConnId) -> Vec<Out> {
+    /// What to write on `conn` now, and whether acks are held for the
+    /// client's answer to its own copy (then the listener calls
+    /// [`Core::mqtt_release_acks`] if no packet comes within a short bound).
+    pub fn take_mqtt(&mut self, conn: ConnId) -> (Vec<Out>, bool) {
         match self.session_of(conn) {
-            Some((_, s)) if s.connected() => s.take_out(),
-            _ => Vec::new(),
+            Some((_, s)) if s.connected() => (s.take_out(), s.holding_acks()),
+            _ => (Vec::new(), false),
         }
+    }
+
+    /// The bound passed without the client's answer: send held acks.
+    pub fn mqtt_release_acks(&mut self, conn: ConnId) {
+        self.with_session(conn, |s| s.release_acks());
+        self.wake(conn);
     }
 
     /// Connection `conn` ended. `graceful` = after DISCONNECT; otherwise
@@ -653,9 +663,21 @@ mod tests {
         };
         match core.mqtt_connect(conn, &c) {
             ConnectOutcome::Accepted { session_present } => {
-                (conn, session_present, core.take_mqtt(conn))
+                (conn, session_present, core.take_mqtt_test(conn))
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    impl Core {
+        /// Everything queued for `conn`, held acks included.
+        fn take_mqtt_test(&mut self, conn: ConnId) -> Vec<Out> {
+            let (mut out, held) = self.take_mqtt(conn);
+            if held {
+                self.mqtt_release_acks(conn);
+                out.extend(self.take_mqtt(conn).0);
+            }
+            out
         }
     }
 
@@ -692,7 +714,7 @@ mod tests {
         core.publish("a/c", b"", 0, true); // clears nothing, stores nothing
         let (c, _) = connect(&mut core, "s", true, None);
         sub(&mut core, c, "a/#", 2);
-        let out = core.take_mqtt(c);
+        let out = core.take_mqtt_test(c);
         assert_eq!(
             out[0],
             Out::Packet(Packet::SubAck {
@@ -708,12 +730,12 @@ mod tests {
         // clears the store and is delivered.
         core.publish("a/b", b"", 0, true);
         assert_eq!(
-            publishes(&core.take_mqtt(c)),
+            publishes(&core.take_mqtt_test(c)),
             vec![("a/b".into(), vec![], 0, false, false)]
         );
         let (d, _) = connect(&mut core, "t", true, None);
         sub(&mut core, d, "a/#", 0);
-        assert!(publishes(&core.take_mqtt(d)).is_empty());
+        assert!(publishes(&core.take_mqtt_test(d)).is_empty());
     }
 
     #[test]
@@ -721,7 +743,7 @@ mod tests {
         let mut core = Core::new(Limits::default());
         let (w, _) = connect(&mut core, "watch", true, None);
         sub(&mut core, w, "gone/#", 1);
-        core.take_mqtt(w);
+        core.take_mqtt_test(w);
         let will = Will {
             topic: "gone/a".into(),
             payload: b"bye".to_vec(),
@@ -731,7 +753,7 @@ mod tests {
         let (a, _) = connect(&mut core, "a", true, Some(will.clone()));
         core.mqtt_closed(a, false);
         assert_eq!(
-            publishes(&core.take_mqtt(w)).len(),
+            publishes(&core.take_mqtt_test(w)).len(),
             1,
             "abnormal: will sent"
         );
@@ -739,14 +761,14 @@ mod tests {
         core.mqtt_packet(b, Packet::Disconnect).unwrap();
         core.mqtt_closed(b, true);
         assert!(
-            publishes(&core.take_mqtt(w)).is_empty(),
+            publishes(&core.take_mqtt_test(w)).is_empty(),
             "DISCONNECT: no will"
         );
         // Takeover closes the old connection and sends its will.
         let (c1, _) = connect(&mut core, "c", true, Some(will));
         let (_c2, _) = connect(&mut core, "c", true, None);
         assert!(core.take_effects().close.contains(&c1));
-        assert_eq!(publishes(&core.take_mqtt(w)).len(), 1);
+        assert_eq!(publishes(&core.take_mqtt_test(w)).len(), 1);
     }
 
     #[test]
@@ -756,7 +778,7 @@ mod tests {
         assert!(!present);
         sub(&mut core, a, "t/#", 2);
         core.publish("t/1", b"first", 1, false);
-        core.take_mqtt(a); // written, never acked
+        core.take_mqtt_test(a); // written, never acked
         core.mqtt_closed(a, true);
         core.publish("t/0", b"q0 not kept", 0, false);
         core.publish("t/2", b"second", 2, false);
@@ -781,7 +803,7 @@ mod tests {
         let (c, present) = connect(&mut core, "p", true, None);
         assert!(!present);
         core.publish("t/3", b"x", 1, false);
-        assert!(publishes(&core.take_mqtt(c)).is_empty());
+        assert!(publishes(&core.take_mqtt_test(c)).is_empty());
         assert_eq!(core.subscriptions(), 0);
     }
 
@@ -790,7 +812,7 @@ mod tests {
         let mut core = Core::new(Limits::default());
         let (a, _) = connect(&mut core, "a", true, None);
         sub(&mut core, a, "q", 2);
-        core.take_mqtt(a);
+        core.take_mqtt_test(a);
         let p = |dup| {
             Packet::Publish(Publish {
                 dup,
@@ -803,7 +825,7 @@ mod tests {
         };
         core.mqtt_packet(a, p(false)).unwrap();
         core.mqtt_packet(a, p(true)).unwrap();
-        let out = core.take_mqtt(a);
+        let out = core.take_mqtt_test(a);
         assert_eq!(publishes(&out).len(), 1, "exactly once");
         assert!(
             matches!(out[0], Out::Publish { .. }),
@@ -812,7 +834,7 @@ mod tests {
         assert_eq!(out[1], Out::Packet(Packet::PubRec(9)));
         core.mqtt_packet(a, Packet::PubRel(9)).unwrap();
         core.mqtt_packet(a, p(false)).unwrap();
-        assert_eq!(publishes(&core.take_mqtt(a)).len(), 1, "id free again");
+        assert_eq!(publishes(&core.take_mqtt_test(a)).len(), 1, "id free again");
     }
 
     #[test]
@@ -827,9 +849,9 @@ mod tests {
             },
         )
         .unwrap();
-        core.take_mqtt(a);
+        core.take_mqtt_test(a);
         core.publish("TopicA/C", b"x", 2, false);
-        let got = publishes(&core.take_mqtt(a));
+        let got = publishes(&core.take_mqtt_test(a));
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].2, 2);
     }

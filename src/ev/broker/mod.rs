@@ -387,7 +387,7 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 /// Standard base64 with padding; `None` if it is not.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let t = text.as_bytes();
-    if t.len() % 4 != 0 {
+    if !t.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(t.len() / 4 * 3);

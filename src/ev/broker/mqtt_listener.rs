@@ -5,7 +5,9 @@
 //!   then one core step per packet ([`super::core::Core::mqtt_packet`]),
 //!   and it writes its own session's replies itself right after, so a
 //!   publisher's PUBACK goes out without a thread hop — after the
-//!   publisher's own copy of the message, in the same write;
+//!   publisher's own copy of the message, and, when that copy is QoS 1/2,
+//!   only once the client has answered it (or after
+//!   [`MqttConfig::ack_hold`]): see `Session::ack_after_own_copy`;
 //! - the *writer*, woken by the core when another connection's publish
 //!   queued something here; it writes it.
 //!
@@ -57,6 +59,9 @@ pub struct MqttConfig {
     pub idle_timeout: Duration,
     /// Largest packet accepted, fixed header included.
     pub max_packet: usize,
+    /// How long a publisher's ack may wait for the publisher's answer to
+    /// its own copy of the message (`Session::ack_after_own_copy`).
+    pub ack_hold: Duration,
     pub stack_size: usize,
 }
 
@@ -69,6 +74,7 @@ impl Default for MqttConfig {
             write_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(600),
             max_packet: codec::DEFAULT_MAX_PACKET,
+            ack_hold: Duration::from_millis(20),
             stack_size: 256 * 1024,
         }
     }
@@ -328,26 +334,16 @@ impl Conn for MqttConn {
     }
 }
 
-/// Take what the core queued for `id` and write it (see the module docs).
-///
-/// Runs of PUBLISH packets and runs of other packets (acks) are separate
-/// writes, and the socket keeps Nagle's algorithm on, as Mosquitto does:
-/// when a publisher also receives its own QoS 1 message, the delivery goes
-/// out at once and the PUBACK waits for the client's TCP ACK of it, which
-/// comes with the client's own PUBACK. The PUBACK then acknowledges that,
-/// so the client's next PUBLISH is not held back by its Nagle waiting on
-/// our delayed ACK (the 40 ms stall of issue 18).
-fn flush(shared: &Shared, id: ConnId, w: &PacketWriter) -> io::Result<()> {
+/// Take what the core queued for `id` and write it, in one write (see the
+/// module docs). Returns whether acks are held for the client's answer to
+/// its own copy (`Session::ack_after_own_copy`).
+fn flush(shared: &Shared, id: ConnId, w: &PacketWriter) -> io::Result<bool> {
     let mut n = 0u64;
-    w.write_with(|bufs| {
-        let mut last_was_publish = None;
-        for o in shared.bus.with(|c| c.take_mqtt(id)) {
-            let is_publish = matches!(o, Out::Publish { .. });
-            if last_was_publish != Some(is_publish) {
-                bufs.push(Vec::new());
-                last_was_publish = Some(is_publish);
-            }
-            let Some(buf) = bufs.last_mut() else { break };
+    let mut held = false;
+    w.write_with(|buf| {
+        let (outs, h) = shared.bus.with(|c| c.take_mqtt(id));
+        held = h;
+        for o in outs {
             let r = match o {
                 Out::Packet(p) => codec::encode(&p).map(|b| buf.extend_from_slice(&b)),
                 Out::Publish {
@@ -373,12 +369,13 @@ fn flush(shared: &Shared, id: ConnId, w: &PacketWriter) -> io::Result<()> {
         }
     })?;
     shared.counters.written.fetch_add(n, Ordering::Relaxed);
-    Ok(())
+    Ok(held)
 }
 
 /// The writer thread: flush whenever the core says there is something.
 fn write_loop(shared: &Shared, id: ConnId, kick: &Receiver<()>, w: &PacketWriter) {
     while kick.recv().is_ok() {
+        // Held acks are the reader's business (it bounds the wait).
         if flush(shared, id, w).is_err() {
             // A client that does not read is cut off by the write timeout;
             // shutting the socket ends the reader too.
@@ -390,7 +387,7 @@ fn write_loop(shared: &Shared, id: ConnId, kick: &Receiver<()>, w: &PacketWriter
 
 fn run_connection(shared: &Arc<Shared>, id: ConnId, stream: TcpStream) {
     let cfg = &shared.cfg;
-    // Nagle stays on: see `flush`.
+    let _ = stream.set_nodelay(true);
     if stream.set_write_timeout(Some(cfg.write_timeout)).is_err() {
         return;
     }
@@ -547,26 +544,45 @@ fn read_loop(
     idle: Duration,
 ) -> End {
     let cfg = &shared.cfg;
+    let mut last_packet = Instant::now();
+    let mut held = false;
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return End::Clean;
         }
-        let packet = match reader.read(Some(Instant::now() + idle), Some(cfg.packet_timeout)) {
+        // While acks are held, wake up after `ack_hold` to send them anyway.
+        let idle_deadline = last_packet + idle;
+        let deadline = if held {
+            idle_deadline.min(Instant::now() + cfg.ack_hold)
+        } else {
+            idle_deadline
+        };
+        let packet = match reader.read(Some(deadline), Some(cfg.packet_timeout)) {
             Ok(p) => p,
+            Err(ReadError::Timeout) if held && Instant::now() < idle_deadline => {
+                shared.bus.with_conn(id, |c| c.mqtt_release_acks(id));
+                held = match flush(shared, id, writer) {
+                    Ok(h) => h,
+                    Err(_) => return End::Io,
+                };
+                continue;
+            }
             Err(e) => return read_error_end(e),
         };
+        last_packet = Instant::now();
         if let Packet::Publish(_) = packet {
             shared.counters.published.fetch_add(1, Ordering::Relaxed);
         }
         let disconnect = matches!(packet, Packet::Disconnect);
-        if let Err(why) = shared.bus.with(|c| c.mqtt_packet(id, packet)) {
+        if let Err(why) = shared.bus.with_conn(id, |c| c.mqtt_packet(id, packet)) {
             return End::Malformed(why);
         }
         if disconnect {
             return End::Clean;
         }
-        if flush(shared, id, writer).is_err() {
-            return End::Io;
-        }
+        held = match flush(shared, id, writer) {
+            Ok(h) => h,
+            Err(_) => return End::Io,
+        };
     }
 }
