@@ -241,7 +241,13 @@ impl FrotaBus {
                         continue;
                     }
                     let topic = m.get("topic").and_then(Value::as_str).unwrap_or("");
-                    let payload = m.get("payload").cloned().unwrap_or(Value::Null);
+                    // A payload that is not JSON comes as `payload_text` or
+                    // `payload_base64` (protocol.md): skipped, as the MQTT
+                    // transport skips it.
+                    let Some(payload) = m.get("payload").cloned() else {
+                        log::info!("skipping a non-JSON message on '{topic}'");
+                        continue;
+                    };
                     return Some((topic.to_string(), payload));
                 }
                 Ok(Some(_)) => continue,
