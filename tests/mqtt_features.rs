@@ -87,6 +87,20 @@ impl Raw {
     }
 }
 
+/// Wait until the broker has seen client `id` go (its session kept).
+fn wait_away(bus: &Bus, id: &str) {
+    let peer = json!(format!("mqtt client {id}"));
+    let away = frota::launch::wait_until(WAIT, Duration::from_millis(10), || {
+        Value::Object(bus.status())["subscribers"]
+            .as_array()
+            .is_some_and(|s| {
+                s.iter()
+                    .any(|s| s["peer"] == peer && s["connected"] == json!(false))
+            })
+    });
+    assert!(away, "the broker did not see '{id}' go");
+}
+
 /// A frota-framed listener on the same bus.
 fn frota_listener(bus: &Arc<Bus>) -> Server {
     Server::start(ServerConfig::default(), Arc::new(Broker::new(bus.clone()))).unwrap()
@@ -362,15 +376,7 @@ fn persistent_session_across_a_reconnect() {
     }
     drop(raw);
     // While it is away: QoS 1 and 2 are kept, QoS 0 is not.
-    assert!(frota::launch::wait_until(
-        WAIT,
-        Duration::from_millis(10),
-        || {
-            Value::Object(bus.status())["subscribers"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|s| s["connected"] == json!(false)))
-        }
-    ));
+    wait_away(&bus, "durable");
     publ.publish("d/2", b"q1 while away", 1).unwrap();
     publ.publish("d/3", b"q0 while away", 0).unwrap();
     publ.publish("d/4", b"q2 while away", 2).unwrap();
@@ -419,6 +425,7 @@ fn an_away_session_is_bounded_and_counts_what_it_drops() {
     let mut c = client(&srv, "away", &persistent());
     c.subscribe("b", 1).unwrap();
     c.disconnect();
+    wait_away(&bus, "away");
     let mut publ = client(&srv, "pub", &cfg());
     for i in 0..8 {
         publ.publish("b", format!("{i}").as_bytes(), 1).unwrap();
