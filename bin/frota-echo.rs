@@ -1,4 +1,6 @@
-//! frota-echo: a minimal node (`echo` returns its fields); see src/echo.rs.
+//! frota-echo: the smallest node (`echo` returns the request's fields), for
+//! the runtime's tests, `make bench`, and trying the framing by hand.
+//! Its flags, defaults and `main`: `frota::echo::EchoNode`.
 fn main() {
-    frota::echo::main();
+    frota::config::main::<frota::echo::EchoNode>()
 }

@@ -10,29 +10,49 @@ use std::process;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// One accepted flag: its name (without `--`), whether it takes a value, its
-/// default (shown in usage), and a one-line description.
+/// One accepted flag: its name (without `--`), whether it takes a value and
+/// its default (shown in usage; `""` = none, or derived as the help says),
+/// and a one-line description.
 pub struct Flag {
     pub name: &'static str,
-    pub value: Option<&'static str>,
-    pub help: &'static str,
+    pub value: Option<String>,
+    pub help: String,
 }
 
-/// Shorthand constructors for flag tables.
-pub const fn opt(name: &'static str, default: &'static str, help: &'static str) -> Flag {
+/// A flag with a value and its default.
+pub fn opt(name: &'static str, default: impl Into<String>, help: impl Into<String>) -> Flag {
     Flag {
         name,
-        value: Some(default),
-        help,
+        value: Some(default.into()),
+        help: help.into(),
     }
 }
 
-pub const fn switch(name: &'static str, help: &'static str) -> Flag {
+/// A flag without a value.
+pub fn switch(name: &'static str, help: impl Into<String>) -> Flag {
     Flag {
         name,
         value: None,
-        help,
+        help: help.into(),
     }
+}
+
+/// The value of `--name` in `argv` (as `--name V` or `--name=V`), before
+/// any parsing: nodes whose defaults derive from one flag (a company's
+/// `--listen` from `--name`) read it first, so `--help` shows the real
+/// default.
+pub fn peek(argv: &[String], name: &str) -> Option<String> {
+    let flag = format!("--{name}");
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        if *a == flag {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix(&flag).and_then(|r| r.strip_prefix('=')) {
+            return Some(v.to_string());
+        }
+    }
+    None
 }
 
 pub struct Args {
@@ -92,9 +112,9 @@ impl Args {
         let mut positional = Vec::new();
         let mut defaults = HashMap::new();
         for f in flags {
-            if let Some(d) = f.value {
+            if let Some(d) = &f.value {
                 if !d.is_empty() {
-                    defaults.insert(f.name.to_string(), d.to_string());
+                    defaults.insert(f.name.to_string(), d.clone());
                 }
             }
         }
@@ -191,6 +211,33 @@ impl Args {
     pub fn millis(&self, name: &str) -> Duration {
         Duration::from_millis(self.value::<u64>(name))
     }
+
+    /// The flag's value (or its default); `Err` names the missing flag.
+    pub fn try_string(&self, name: &str) -> Result<String, String> {
+        self.get(name)
+            .map(str::to_string)
+            .ok_or_else(|| format!("missing required flag '--{name}'"))
+    }
+
+    /// The value parsed as `T`; `Err` names the flag and the bad value.
+    pub fn try_value<T: FromStr>(&self, name: &str) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let raw = self.try_string(name)?;
+        raw.parse()
+            .map_err(|e| format!("bad value '{raw}' for '--{name}': {e}"))
+    }
+
+    /// A duration given in milliseconds.
+    pub fn try_millis(&self, name: &str) -> Result<Duration, String> {
+        self.try_value::<u64>(name).map(Duration::from_millis)
+    }
+
+    /// A flag whose empty value means "none".
+    pub fn optional(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.is_empty()).map(str::to_string)
+    }
 }
 
 /// Print a usage text to stdout; a closed pipe (`--help | head`) is not
@@ -212,7 +259,7 @@ fn usage(program: &str, about: &str, flags: &[Flag]) -> String {
             Some(_) => format!("--{} <value>", f.name),
             None => format!("--{}", f.name),
         };
-        let default = match f.value {
+        let default = match &f.value {
             Some(d) if !d.is_empty() => format!(" [default: {d}]"),
             _ => String::new(),
         };
@@ -266,59 +313,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
-}
-
-/// Flags every node shares: where to listen and the runtime's limits.
-pub const SERVER_FLAGS: [Flag; 6] = [
-    opt("max-connections", "512", "maximum concurrent connections"),
-    opt(
-        "idle-timeout-ms",
-        "60000",
-        "close a connection idle this long",
-    ),
-    opt(
-        "frame-timeout-ms",
-        "10000",
-        "a started frame must complete within this",
-    ),
-    opt(
-        "write-timeout-ms",
-        "10000",
-        "give up writing to a peer after this",
-    ),
-    opt(
-        "max-payload",
-        "1048576",
-        "largest accepted payload in bytes",
-    ),
-    opt(
-        "link-faults",
-        "",
-        "fault injection: HOST:PORT=drop|delay:MS,... on this node's links to peers",
-    ),
-];
-
-/// Concatenate a node's own flags with [`SERVER_FLAGS`].
-pub fn with_server_flags(own: Vec<Flag>) -> Vec<Flag> {
-    let mut all = own;
-    all.extend(SERVER_FLAGS);
-    all
-}
-
-impl Args {
-    /// Build the runtime config from `--listen` and [`SERVER_FLAGS`].
-    pub fn server_config(&self) -> crate::server::ServerConfig {
-        crate::server::ServerConfig {
-            listen: self.string("listen"),
-            max_connections: self.value("max-connections"),
-            idle_timeout: self.millis("idle-timeout-ms"),
-            frame_timeout: self.millis("frame-timeout-ms"),
-            write_timeout: self.millis("write-timeout-ms"),
-            max_payload: self.value("max-payload"),
-            link_faults: self.get("link-faults").unwrap_or("").to_string(),
-            ..Default::default()
-        }
-    }
 }
 
 /// Start env_logger at `info` unless RUST_LOG says otherwise.

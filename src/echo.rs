@@ -17,9 +17,10 @@
 //! error 13 and the node keeps serving. Off by default, so a deployed echo
 //! node cannot be told to misbehave.
 
-use crate::cli::{self, opt, switch, Args};
+use crate::cli::{opt, switch, Args, Flag};
+use crate::config::{server_args, server_flags, server_from_args, Node};
 use crate::message::{Body, Request};
-use crate::server::{self, Ctx, Handler, MessageHelp, NodeInfo, Server};
+use crate::server::{self, Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
 use crate::Error;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -87,26 +88,77 @@ impl Handler for Echo {
     }
 }
 
-/// `frota-echo`: parse flags, serve, announce, block.
-pub fn main() {
-    let flags = cli::with_server_flags(vec![
-        opt("listen", "127.0.0.1:7900", "TCP address to serve on"),
-        opt("name", "echo", "node name shown by ping"),
-        opt("role", "echo", "node role shown by ping"),
-        switch("test-panic", "accept 'panic', whose handler panics (tests)"),
-    ]);
-    let args = Args::parse("frota-echo", "a minimal node that echoes requests", &flags);
-    cli::init_logging();
-    let echo = Echo::new(
-        &args.string("name"),
-        &args.string("role"),
-        args.has("test-panic"),
-    );
-    let name = echo.name.clone();
-    let srv = match Server::start(args.server_config(), Arc::new(echo)) {
-        Ok(s) => s,
-        Err(e) => cli::die("frota-echo", e),
-    };
-    server::announce(&name, &[("tcp", srv.addr())]);
-    srv.wait();
+/// `frota-echo`'s configuration: where it listens, the name and role its
+/// `ping` reports, and whether it accepts `panic`.
+#[derive(Debug, Clone)]
+pub struct EchoNode {
+    pub server: ServerConfig,
+    pub name: String,
+    pub role: String,
+    pub test_panic: bool,
+}
+
+impl Default for EchoNode {
+    fn default() -> Self {
+        EchoNode {
+            server: ServerConfig {
+                listen: "127.0.0.1:7900".into(),
+                ..ServerConfig::default()
+            },
+            name: "echo".into(),
+            role: "echo".into(),
+            test_panic: false,
+        }
+    }
+}
+
+impl Node for EchoNode {
+    const PROGRAM: &'static str = "frota-echo";
+    const ABOUT: &'static str =
+        "the smallest frota node: `echo` answers with the request's fields; \
+the runtime's tests and `make bench` use it, and it is a sandbox for the framing \
+(try: echo '{\"type\":\"echo\",\"id\":1,\"msg\":\"hi\"}' | nc -q1 127.0.0.1 7900)";
+
+    fn flags(&self) -> Vec<Flag> {
+        let mut f = server_flags(&self.server, "TCP address to serve on");
+        f.splice(
+            1..1,
+            [
+                opt("name", self.name.clone(), "node name shown by ping"),
+                opt("role", self.role.clone(), "node role shown by ping"),
+                switch("test-panic", "accept 'panic', whose handler panics (tests)"),
+            ],
+        );
+        f
+    }
+
+    fn from_args(a: &Args) -> Result<Self, String> {
+        Ok(EchoNode {
+            server: server_from_args(a)?,
+            name: a.try_string("name")?,
+            role: a.try_string("role")?,
+            test_panic: a.has("test-panic"),
+        })
+    }
+
+    fn to_args(&self) -> Vec<String> {
+        let mut v = server_args(&self.server);
+        v.extend(Args::line(&[
+            ("name", self.name.clone()),
+            ("role", self.role.clone()),
+        ]));
+        if self.test_panic {
+            v.push("--test-panic".into());
+        }
+        v
+    }
+
+    fn run(self) -> Result<(), String> {
+        let bound = Server::bind(self.server).map_err(|e| e.to_string())?;
+        let echo = Echo::new(&self.name, &self.role, self.test_panic);
+        let srv = bound.serve(Arc::new(echo)).map_err(|e| e.to_string())?;
+        server::announce(&self.name, &[("tcp", srv.addr())]);
+        srv.wait();
+        Ok(())
+    }
 }

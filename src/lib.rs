@@ -24,6 +24,11 @@
 //! - [`trace`]: optional wire traces (`FROTA_TRACE=<dir>`) for ladder diagrams.
 //! - [`crash`]: named crash points (`FROTA_CRASH_AT`) for fault tests.
 //! - [`cli`]: flag parsing and logging set-up shared by the binaries.
+//! - [`config`]: every node's configuration in one shape ([`config::Node`]):
+//!   defaults (and the default addresses) in one place, the flags and
+//!   `--help` built from them, the command line a launcher starts a node
+//!   with, and the node's `main`. The configs themselves live beside their
+//!   systems: `rental::nodes`, `ev::nodes`, `echo::EchoNode`.
 //! - [`launch`]: starting node processes and waiting for them (tests, demos).
 //! - [`ctl`]: what `frota-ctl` does (send one message, audits, demos).
 //! - [`echo`]: the smallest node (`echo`), for runtime tests and `make bench`.
@@ -37,10 +42,11 @@
 //! - [`ev`]: EV charging — topic broker, companies with two-phase commit,
 //!   vehicle simulator, atomicity/isolation audit.
 //!
-//! Binaries in `bin/` only parse flags and call into these modules.
+//! Binaries in `bin/` are one line each: `config::main::<TheNode>()`.
 
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod connection;
 pub mod crash;
 pub mod ctl;

@@ -307,14 +307,57 @@ pub struct Server {
     accept: Option<JoinHandle<()>>,
 }
 
+/// A listener bound but not serving yet ([`Server::bind`]): a node binds
+/// first, so a bad or busy `--listen` stops it before it replays a log or
+/// calls a peer; connections that arrive meanwhile wait in the backlog.
+pub struct Bound {
+    listener: TcpListener,
+    cfg: ServerConfig,
+}
+
+impl Bound {
+    pub fn addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Start serving `handler` in the background.
+    pub fn serve<H: Handler>(self, handler: Arc<H>) -> io::Result<Server> {
+        Server::serve(self.listener, self.cfg, handler)
+    }
+}
+
 impl Server {
     /// Bind and start serving in the background.
     pub fn start<H: Handler>(cfg: ServerConfig, handler: Arc<H>) -> io::Result<Server> {
+        Server::bind(cfg)?.serve(handler)
+    }
+
+    /// Bind `cfg.listen` (and apply `cfg.link_faults`) without serving yet.
+    /// The error names the address and says what to do.
+    pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
         crate::client::apply_link_faults(&cfg.link_faults)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(&cfg.listen).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.listen))
+            let hint = match e.kind() {
+                io::ErrorKind::AddrInUse => {
+                    "; another process holds it (a node of `make up`? `make status` shows them), or pick another with --listen"
+                }
+                io::ErrorKind::AddrNotAvailable => {
+                    "; that address is not on this host: --listen HOST:PORT takes one of its own addresses"
+                }
+                io::ErrorKind::PermissionDenied => "; ports below 1024 need root",
+                _ => "; --listen takes HOST:PORT, e.g. 127.0.0.1:7001",
+            };
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}{hint}", cfg.listen))
         })?;
+        Ok(Bound { listener, cfg })
+    }
+
+    fn serve<H: Handler>(
+        listener: TcpListener,
+        cfg: ServerConfig,
+        handler: Arc<H>,
+    ) -> io::Result<Server> {
         let addr = listener.local_addr()?;
         crate::trace::set_node(&handler.info().name);
         let kinds = handler

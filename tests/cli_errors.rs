@@ -167,3 +167,162 @@ fn a_typo_gets_a_suggestion() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("did you mean '--data-dir'?"), "{err}");
 }
+
+fn run_info(bin: &str, args: &[&str]) -> Output {
+    // RUST_LOG=info: the default, so any log noise before the error shows.
+    Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap_or_else(|e| panic!("{bin}: {e}"))
+}
+
+/// A node checks its flags and binds its port before it replays a log or
+/// calls a peer: a busy port is the one and only line it prints, and the
+/// line names the address and the next step.
+#[test]
+fn a_busy_port_is_said_first_and_alone() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let data = frota::launch::temp_dir("busy-port");
+    let dir = |d: &str| data.join(d).display().to_string();
+    let (bk, co) = (dir("backup"), dir("company"));
+    let nowhere = closed_port();
+    let peers = format!("A={busy_addr}");
+    let cases: [(&str, &str, Vec<&str>); 7] = [
+        (
+            "frota-backup",
+            env!("CARGO_BIN_EXE_frota-backup"),
+            vec!["--data-dir", &bk],
+        ),
+        (
+            "frota-terminal",
+            env!("CARGO_BIN_EXE_frota-terminal"),
+            vec!["--backup", &nowhere, "--heartbeat", &nowhere],
+        ),
+        (
+            "frota-company",
+            env!("CARGO_BIN_EXE_frota-company"),
+            vec![
+                "--name",
+                "A",
+                "--peers",
+                &peers,
+                "--data-dir",
+                &co,
+                "--broker",
+                "",
+            ],
+        ),
+        (
+            "frota-heartbeat",
+            env!("CARGO_BIN_EXE_frota-heartbeat"),
+            vec!["--udp", "127.0.0.1:0"],
+        ),
+        (
+            "frota-infodesk",
+            env!("CARGO_BIN_EXE_frota-infodesk"),
+            vec![],
+        ),
+        (
+            "frota-broker",
+            env!("CARGO_BIN_EXE_frota-broker"),
+            vec!["--mqtt-listen", "off"],
+        ),
+        ("frota-echo", env!("CARGO_BIN_EXE_frota-echo"), vec![]),
+    ];
+    for (name, bin, extra) in cases {
+        let mut args = vec!["--listen", busy_addr.as_str()];
+        args.extend(extra);
+        let out = run_info(bin, &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{name}: only the error, no log before it:\n{err}"
+        );
+        assert!(
+            lines[0].starts_with(&format!("{name}: cannot listen on {busy_addr}"))
+                && lines[0].contains("make status"),
+            "{name}: {err}"
+        );
+    }
+    // Nothing was opened: the backup and the company never got to their logs.
+    assert!(!data.join("backup").exists() && !data.join("company").exists());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A data directory that cannot be used is named, with what to do.
+#[test]
+fn a_bad_data_dir_is_named() {
+    for (name, bin, extra) in [
+        ("frota-backup", env!("CARGO_BIN_EXE_frota-backup"), vec![]),
+        (
+            "frota-company",
+            env!("CARGO_BIN_EXE_frota-company"),
+            vec!["--name", "A", "--broker", ""],
+        ),
+    ] {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", "/proc/frota-nope"];
+        args.extend(extra);
+        let out = run_info(bin, &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(
+            err.contains("/proc/frota-nope") && err.contains("--data-dir"),
+            "{name}: {err}"
+        );
+    }
+    // And a bad address is a flag error (2), before anything else.
+    let out = run_info(
+        env!("CARGO_BIN_EXE_frota-backup"),
+        &[
+            "--listen",
+            "127.0.0.1:99999",
+            "--data-dir",
+            "/proc/frota-nope",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.lines()
+            .next()
+            .unwrap_or("")
+            .contains("--listen '127.0.0.1:99999'"),
+        "{err}"
+    );
+}
+
+/// `frota-company --name X --help` shows X's own default port (the one the
+/// default --peers gives X), and `frota-terminal --id N` likewise.
+#[test]
+fn help_shows_each_nodes_own_default_port() {
+    for (name, port) in [("A", 7101), ("B", 7102), ("C", 7103)] {
+        let out = run(
+            env!("CARGO_BIN_EXE_frota-company"),
+            &["--name", name, "--help"],
+        );
+        let help = text(&out.stdout);
+        let listen = help.lines().find(|l| l.contains("--listen")).unwrap_or("");
+        assert!(
+            listen.ends_with(&format!("[default: 127.0.0.1:{port}]")),
+            "company {name}: {listen}"
+        );
+    }
+    for id in 1..=3 {
+        let out = run(
+            env!("CARGO_BIN_EXE_frota-terminal"),
+            &["--id", &id.to_string(), "--help"],
+        );
+        let help = text(&out.stdout);
+        let listen = help.lines().find(|l| l.contains("--listen")).unwrap_or("");
+        assert!(
+            listen.ends_with(&format!("[default: 127.0.0.1:{}]", 7010 + id)),
+            "terminal {id}: {listen}"
+        );
+    }
+}

@@ -14,11 +14,14 @@
 //! and `broker` names Mosquitto's address.
 
 use super::mosquitto::Mosquitto;
+use super::nodes::{BrokerNode, CompanyNode};
+use crate::config::Node;
 use crate::launch::{sibling_bin, NodeProc};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const COMPANIES: [&str; 3] = ["A", "B", "C"];
 
@@ -73,18 +76,19 @@ pub struct EvOptions {
 }
 
 impl EvOptions {
-    /// Defaults: free ports, the companies' default 5 s hold expiry (tests
-    /// that exercise expiry shorten it), a short ask interval.
+    /// Defaults: free ports, the companies' default hold expiry and peer
+    /// timeout (tests that exercise expiry shorten it), a short ask interval.
     pub fn new(data_dir: &Path) -> EvOptions {
+        let company = CompanyNode::default().company;
         EvOptions {
             broker_kind: BrokerKind::Frota,
             mqtt_port: None,
             data_dir: data_dir.to_path_buf(),
             log_dir: Some(data_dir.join("logs")),
             ports: None,
-            hold_expiry_ms: 5000,
+            hold_expiry_ms: company.hold_expiry.as_millis() as u64,
             ask_interval_ms: 200,
-            peer_timeout_ms: 2000,
+            peer_timeout_ms: company.peer_timeout.as_millis() as u64,
             broker_args: Vec::new(),
             company_args: Vec::new(),
             env: BTreeMap::new(),
@@ -231,48 +235,31 @@ impl EvCluster {
             .collect()
     }
 
+    /// Node `name`'s command line: its config (crate::ev::nodes) with this
+    /// deployment's addresses, then the options' extra flags (which win).
     fn args(&self, name: &str) -> Vec<String> {
-        let addr = self.addr(name).to_string();
+        let o = &self.opts;
         if name == "broker" {
-            let mut a = vec![
-                "--listen".to_string(),
-                addr,
-                "--mqtt-listen".to_string(),
-                format!("127.0.0.1:{}", self.mqtt_port),
-            ];
-            a.extend(self.opts.broker_args.iter().cloned());
+            let mut n = BrokerNode::default();
+            n.server.listen = self.addr(name).to_string();
+            n.mqtt_listen = format!("127.0.0.1:{}", self.mqtt_port);
+            let mut a = n.to_args();
+            a.extend(o.broker_args.iter().cloned());
             return a;
         }
         let company = name.trim_start_matches("company-");
-        let o = &self.opts;
-        let mut a: Vec<String> = [
-            "--name",
-            company,
-            "--listen",
-            &addr,
-            "--broker",
-            &self.broker_url(),
-            "--peers",
-            &self.peers(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.push("--data-dir".into());
-        a.push(
-            o.data_dir
-                .join(format!("company-{}", company.to_lowercase()))
-                .display()
-                .to_string(),
-        );
-        for (flag, v) in [
-            ("--hold-expiry-ms", o.hold_expiry_ms),
-            ("--ask-interval-ms", o.ask_interval_ms),
-            ("--peer-timeout-ms", o.peer_timeout_ms),
-        ] {
-            a.push(flag.into());
-            a.push(v.to_string());
-        }
+        let mut n = CompanyNode::for_name(company);
+        let c = &mut n.company;
+        n.server.listen = self.addr(name).to_string();
+        c.broker = Some(self.broker_url());
+        c.peers = self.companies();
+        c.data_dir = o
+            .data_dir
+            .join(format!("company-{}", company.to_lowercase()));
+        c.hold_expiry = Duration::from_millis(o.hold_expiry_ms);
+        c.ask_interval = Duration::from_millis(o.ask_interval_ms);
+        c.peer_timeout = Duration::from_millis(o.peer_timeout_ms);
+        let mut a = n.to_args();
         a.extend(o.company_args.iter().cloned());
         a
     }

@@ -16,8 +16,10 @@
 use super::audit;
 use super::cluster::{BrokerKind, EvBins, EvCluster, EvOptions};
 use super::mosquitto;
+use super::nodes::VehiclesNode;
 use super::vehicle::{self, SimConfig};
 use crate::cli::{opt, Args};
+use crate::config::addr;
 use crate::ctl::demos::Verdict;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -30,25 +32,28 @@ pub fn run(args: &[String]) -> i32 {
 
 /// The EV demo, ending in its verdict line (`run-ev: PASS — ...`).
 pub fn run_verdict(args: &[String]) -> Verdict {
+    // The vehicles' and nodes' defaults are the binaries' (crate::config).
+    let v = VehiclesNode::default().sim;
+    let port = |a: &str| a.rsplit(':').next().unwrap_or("0").to_string();
     let flags = [
-        opt("vehicles", "20", "number of vehicles"),
-        opt("seed", "7", "random seed for the routes"),
+        opt("vehicles", v.vehicles.to_string(), "number of vehicles"),
+        opt("seed", v.seed.to_string(), "random seed for the routes"),
         opt(
             "contended",
-            "12",
+            v.contended.to_string(),
             "vehicles that share routes on purpose (groups of --group)",
         ),
-        opt("group", "4", "vehicles per shared route"),
+        opt("group", v.group.to_string(), "vehicles per shared route"),
         opt(
             "timeout-ms",
-            "10000",
+            v.timeout.as_millis().to_string(),
             "how long a vehicle waits for its answer",
         ),
         opt("hold-expiry-ms", "3000", "companies' hold expiry"),
         opt(
             "base-port",
-            "7100",
-            "broker port; companies A, B, C use the next three (0 = free ports)",
+            port(addr::BROKER),
+            "broker port; companies A, B, C use the next three, as their defaults do (0 = free ports)",
         ),
         opt(
             "broker-kind",
@@ -57,7 +62,7 @@ pub fn run_verdict(args: &[String]) -> Verdict {
         ),
         opt(
             "mqtt-port",
-            "1883",
+            port(addr::MQTT),
             "MQTT port: frota-broker's MQTT listener, or Mosquitto's (0 = a free port)",
         ),
         opt(
@@ -145,9 +150,7 @@ pub fn run_verdict(args: &[String]) -> Verdict {
         contended: a.value("contended"),
         group: a.value::<usize>("group").max(1),
         timeout: a.millis("timeout-ms"),
-        status_interval: Duration::from_millis(500),
-        progress: Duration::from_secs(2),
-        points: None,
+        ..v
     };
     println!(
         "run-ev: {} vehicles ask for 3-stop routes ({} of them in groups of {} that want the same stops)",

@@ -18,6 +18,7 @@
 //! - [`cluster`]: start a whole EV deployment (tests, demo, doc replay).
 //! - [`demo`]: `frota-ctl run-ev`.
 //! - [`mosquitto`]: run a real Mosquitto as the broker (`--broker-kind mosquitto`).
+//! - [`nodes`]: each binary's configuration (flags, defaults, `main`).
 
 pub mod audit;
 pub mod broker;
@@ -26,6 +27,7 @@ pub mod cluster;
 pub mod company;
 pub mod demo;
 pub mod mosquitto;
+pub mod nodes;
 pub mod points;
 pub mod sim;
 pub mod twopc;

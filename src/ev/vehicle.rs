@@ -15,7 +15,6 @@
 //! purpose: in each group exactly one should win (the other vehicles' routes
 //! are drawn to keep off the groups' stops, so only the group races for them).
 
-use crate::cli::{opt, Args, Flag};
 use crate::client::ClientConfig;
 use crate::ev::bus_client::BusClient;
 use crate::ev::company::messages::{RouteOutcome, RouteRequest};
@@ -29,44 +28,8 @@ use std::time::{Duration, Instant};
 /// Full range of a vehicle on a full battery.
 pub const RANGE_KM: u32 = 400;
 
-pub fn flags() -> Vec<Flag> {
-    vec![
-        opt(
-            "broker",
-            "127.0.0.1:7100",
-            "broker: HOST:PORT (frota framing) or mqtt://HOST:PORT (MQTT 3.1.1, e.g. Mosquitto)",
-        ),
-        opt("vehicles", "20", "number of vehicles"),
-        opt("seed", "7", "random seed (same seed, same routes)"),
-        opt(
-            "contended",
-            "12",
-            "vehicles (from the first) that share routes on purpose",
-        ),
-        opt(
-            "group",
-            "4",
-            "vehicles per shared route among the contended ones",
-        ),
-        opt(
-            "timeout-ms",
-            "10000",
-            "how long a vehicle waits for its answer",
-        ),
-        opt(
-            "status-interval-ms",
-            "500",
-            "status publication period while waiting",
-        ),
-        opt("progress-ms", "2000", "print a progress line this often"),
-        opt(
-            "points",
-            "",
-            "charging points JSON file ('' = the built-in set)",
-        ),
-    ]
-}
-
+/// The simulation's settings; its flags and defaults are
+/// [`crate::ev::nodes::VehiclesNode`]'s.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub broker: String,
@@ -78,24 +41,6 @@ pub struct SimConfig {
     pub status_interval: Duration,
     pub progress: Duration,
     pub points: Option<String>,
-}
-
-impl SimConfig {
-    pub fn from_args(a: &Args) -> SimConfig {
-        SimConfig {
-            broker: a.string("broker"),
-            vehicles: a.value("vehicles"),
-            seed: a.value("seed"),
-            contended: a.value("contended"),
-            group: a.value::<usize>("group").max(1),
-            timeout: a.millis("timeout-ms"),
-            status_interval: a
-                .millis("status-interval-ms")
-                .max(Duration::from_millis(10)),
-            progress: a.millis("progress-ms").max(Duration::from_millis(100)),
-            points: Some(a.get("points").unwrap_or("").to_string()).filter(|p| !p.is_empty()),
-        }
-    }
 }
 
 /// What one vehicle will ask for.

@@ -15,8 +15,10 @@
 //! ```
 
 use super::fleet;
+use super::nodes::{BackupNode, HeartbeatNode, InfodeskNode, TerminalNode};
 use super::peers;
 use crate::client::{ClientConfig, Pool};
+use crate::config::Node;
 use crate::launch::{self, NodeProc};
 use std::collections::BTreeMap;
 use std::io;
@@ -90,17 +92,25 @@ impl ClusterOptions {
 
     /// The defaults of the binaries, on the default ports (the demo).
     pub fn defaults() -> ClusterOptions {
+        let monitor = HeartbeatNode::default().monitor;
         ClusterOptions {
-            heartbeat_interval_ms: 500,
-            heartbeat_timeout_ms: 1500,
-            claim_timeout_ms: 60_000,
-            sync_interval_ms: 1000,
+            heartbeat_interval_ms: monitor.interval.as_millis() as u64,
+            heartbeat_timeout_ms: monitor.timeout.as_millis() as u64,
+            claim_timeout_ms: BackupNode::default().claim_timeout.as_millis() as u64,
+            sync_interval_ms: TerminalNode::default().terminal.sync_interval.as_millis() as u64,
             fixed_ports: true,
             log_dir: None,
             heartbeat_args: Vec::new(),
             backup_args: Vec::new(),
         }
     }
+}
+
+/// `3` for `terminal-3` (only the fleet's terminals).
+fn terminal_id(name: &str) -> Option<u32> {
+    name.strip_prefix("terminal-")
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| (1..=fleet::TERMINALS).contains(n))
 }
 
 /// The node names of a rental deployment, in start order.
@@ -229,102 +239,83 @@ impl RentalCluster {
         if !self.opts.fixed_ports {
             return "127.0.0.1:0".into();
         }
-        let port = match name {
-            "heartbeat" => 7000,
-            "infodesk" => 7001,
-            "backup" => 7002,
+        // The binaries' own defaults (crate::config::addr).
+        match name {
+            "heartbeat" => HeartbeatNode::default().server.listen,
+            "infodesk" => InfodeskNode::default().server.listen,
+            "backup" => BackupNode::default().server.listen,
             t => {
-                7010 + t
-                    .strip_prefix("terminal-")
-                    .and_then(|n| n.parse::<u16>().ok())
-                    .unwrap_or(0)
+                TerminalNode::for_id(terminal_id(t).unwrap_or(0))
+                    .server
+                    .listen
             }
-        };
-        format!("127.0.0.1:{port}")
+        }
     }
 
-    fn spawn(&mut self, name: &str, env: &[(&str, String)]) -> io::Result<()> {
+    /// Node `name`'s command line: its config (crate::rental::nodes) with
+    /// this deployment's addresses and timings, then the options' extra flags
+    /// (which win: a later flag overrides an earlier one).
+    fn command(&self, name: &str) -> io::Result<(&PathBuf, Vec<String>)> {
         let o = &self.opts;
         let listen = self.listen_for(name);
-        let hb = self.addrs.get("heartbeat").map(|a| a.to_string());
-        let hb = hb.unwrap_or_default();
-        let udp = self
-            .heartbeat_udp
+        let hb = self
+            .addrs
+            .get("heartbeat")
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-        let interval = o.heartbeat_interval_ms.to_string();
-        let (bin, args) = match name {
+        let udp = self.heartbeat_udp.map(|a| a.to_string());
+        let interval = Duration::from_millis(o.heartbeat_interval_ms);
+        Ok(match name {
             "heartbeat" => {
-                let udp_listen = match self.heartbeat_udp {
+                let mut n = HeartbeatNode::default();
+                n.server.listen = listen;
+                n.udp = match self.heartbeat_udp {
                     Some(a) => a.to_string(),
-                    None if o.fixed_ports => "127.0.0.1:7000".into(),
+                    None if o.fixed_ports => n.udp,
                     None => "127.0.0.1:0".into(),
                 };
-                let mut args = s(&[
-                    "--listen",
-                    &listen,
-                    "--udp",
-                    &udp_listen,
-                    "--timeout-ms",
-                    &o.heartbeat_timeout_ms.to_string(),
-                    "--heartbeat-interval-ms",
-                    &interval,
-                ]);
+                n.monitor.timeout = Duration::from_millis(o.heartbeat_timeout_ms);
+                n.monitor.interval = interval;
+                n.monitor.pause_grace = interval * 2;
+                let mut args = n.to_args();
                 args.extend(o.heartbeat_args.iter().cloned());
                 (&self.bins.heartbeat, args)
             }
             "backup" => {
-                let dir = self.data_dir.join("backup");
-                let mut args = s(&[
-                    "--listen",
-                    &listen,
-                    "--data-dir",
-                    &dir.to_string_lossy(),
-                    "--heartbeat",
-                    &hb,
-                    "--heartbeat-udp",
-                    &udp,
-                    "--heartbeat-interval-ms",
-                    &interval,
-                    "--claim-timeout-ms",
-                    &o.claim_timeout_ms.to_string(),
-                ]);
+                let mut n = BackupNode::default();
+                n.server.listen = listen;
+                n.data_dir = self.data_dir.join("backup");
+                n.heartbeat = hb;
+                n.heartbeat_udp = udp;
+                n.heartbeat_interval = interval;
+                n.claim_timeout = Duration::from_millis(o.claim_timeout_ms);
+                let mut args = n.to_args();
                 args.extend(o.backup_args.iter().cloned());
                 (&self.bins.backup, args)
             }
-            "infodesk" => (
-                &self.bins.infodesk,
-                s(&["--listen", &listen, "--heartbeat", &hb]),
-            ),
-            t => {
-                let id = t
-                    .strip_prefix("terminal-")
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .filter(|n| (1..=fleet::TERMINALS).contains(n))
-                    .ok_or_else(|| io::Error::other(format!("no rental node named '{t}'")))?;
-                let backup = self.addr("backup").to_string();
-                (
-                    &self.bins.terminal,
-                    s(&[
-                        "--id",
-                        &id.to_string(),
-                        "--listen",
-                        &listen,
-                        "--backup",
-                        &backup,
-                        "--heartbeat",
-                        &hb,
-                        "--heartbeat-udp",
-                        &udp,
-                        "--heartbeat-interval-ms",
-                        &interval,
-                        "--sync-interval-ms",
-                        &o.sync_interval_ms.to_string(),
-                    ]),
-                )
+            "infodesk" => {
+                let mut n = InfodeskNode::default();
+                n.server.listen = listen;
+                n.heartbeat = hb;
+                (&self.bins.infodesk, n.to_args())
             }
-        };
+            t => {
+                let id = terminal_id(t)
+                    .ok_or_else(|| io::Error::other(format!("no rental node named '{t}'")))?;
+                let mut n = TerminalNode::for_id(id);
+                n.server.listen = listen;
+                n.terminal.backup = self.addr("backup").to_string();
+                n.terminal.heartbeat = hb;
+                n.terminal.sync_interval = Duration::from_millis(o.sync_interval_ms);
+                n.heartbeat_udp = udp;
+                n.heartbeat_interval = interval;
+                (&self.bins.terminal, n.to_args())
+            }
+        })
+    }
+
+    fn spawn(&mut self, name: &str, env: &[(&str, String)]) -> io::Result<()> {
+        let (bin, args) = self.command(name)?;
         let log = self.log_dir.join(format!("{name}.log"));
         let p = NodeProc::spawn(bin, &args, env, Some(&log))?;
         self.addrs.insert(name.to_string(), p.tcp());

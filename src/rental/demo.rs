@@ -3,6 +3,7 @@
 use super::audit;
 use super::client_sim::{self, SimConfig, Verdict};
 use super::cluster::{Bins, ClusterOptions, RentalCluster};
+use super::nodes::ClientsNode;
 use crate::cli::{opt, switch, Args};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,18 +19,20 @@ pub fn run(args: &[String]) -> i32 {
 /// the returned verdict's summary is for `frota-ctl run`'s combined line.
 pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
     use crate::ctl::demos::Verdict as V;
+    // The clients' defaults are frota-client's (crate::config).
+    let d = ClientsNode::default();
     let flags = [
         opt(
             "file",
-            "examples/carros_solicitados.txt",
+            d.file.display().to_string(),
             "one vehicle class per line",
         ),
         opt(
             "time-scale",
-            "1.0",
+            d.sim.time_scale.to_string(),
             "multiplies the clients' durations (0.1 = ten times faster)",
         ),
-        opt("clients", "5", "concurrent clients"),
+        opt("clients", d.sim.clients.to_string(), "concurrent clients"),
         opt("logs", "logs", "node logs go here"),
         opt(
             "data",

@@ -4,7 +4,8 @@
 //! source of truth, built on the [`ledger`] state machine) and three
 //! [`terminal`]s; the [`client_sim`] plays the clients. [`peers`] is how nodes
 //! find each other, [`audit`] checks conservation, [`cluster`] starts a whole
-//! deployment as processes, [`demo`] is `frota-ctl run-rental`.
+//! deployment as processes, [`demo`] is `frota-ctl run-rental`, and
+//! [`nodes`] holds each binary's configuration (flags, defaults, `main`).
 
 pub mod audit;
 pub mod backup;
@@ -15,12 +16,9 @@ pub mod fleet;
 pub mod infodesk;
 pub mod ledger;
 pub mod monitor;
+pub mod nodes;
 pub mod peers;
 pub mod terminal;
-
-use crate::cli::Args;
-use crate::server::ServerConfig;
-use std::net::SocketAddr;
 
 /// `frota-ctl run-rental`: start the rental nodes, run the client simulator,
 /// print the report and the audit, stop everything. Returns the exit status.
@@ -31,31 +29,6 @@ pub fn run_demo(args: &[String]) -> i32 {
 /// `frota-ctl audit-rental`: the conservation audit. Returns the exit status.
 pub fn audit(args: &[String]) -> i32 {
     demo::audit_cmd(args)
-}
-
-/// The runtime config from [`crate::cli::SERVER_FLAGS`] with an explicit
-/// listen address (for nodes whose default address depends on another flag).
-pub fn server_config(args: &Args, listen: String) -> ServerConfig {
-    ServerConfig {
-        listen,
-        max_connections: args.value("max-connections"),
-        idle_timeout: args.millis("idle-timeout-ms"),
-        frame_timeout: args.millis("frame-timeout-ms"),
-        write_timeout: args.millis("write-timeout-ms"),
-        max_payload: args.value("max-payload"),
-        link_faults: args.get("link-faults").unwrap_or("").to_string(),
-        ..Default::default()
-    }
-}
-
-/// Where a node sends its heartbeats: `--heartbeat-udp`, else `--heartbeat`
-/// (the monitor listens for UDP on the same port as TCP by default).
-pub fn heartbeat_target(args: &Args) -> Result<SocketAddr, crate::Error> {
-    let udp = match args.get("heartbeat-udp") {
-        Some(u) => u.to_string(),
-        None => args.string("heartbeat"),
-    };
-    crate::client::resolve(&udp)
 }
 
 /// The strings in a reply's array field `key` (non-strings skipped); empty

@@ -24,7 +24,6 @@ pub mod bus;
 pub mod core;
 pub mod mqtt_listener;
 
-use crate::cli::{opt, Flag};
 use crate::connection::Writer;
 use crate::error::Error;
 use crate::frame::Mode;
@@ -42,27 +41,6 @@ use std::time::{Duration, Instant};
 
 /// A frota-framed subscriber's id in the core.
 type SubscriberId = u64;
-
-/// The broker's own flags (besides `--listen` and the server flags).
-pub fn flags() -> Vec<Flag> {
-    vec![
-        opt(
-            "listen",
-            "127.0.0.1:7100",
-            "address for the frota-framed listener",
-        ),
-        opt(
-            "mqtt-listen",
-            "127.0.0.1:1883",
-            "address for the MQTT 3.1.1 listener ('off' disables; if busy, the broker warns and runs without it)",
-        ),
-        opt(
-            "queue-len",
-            "100000",
-            "messages a frota-framed subscriber may have pending before it is dropped as slow",
-        ),
-    ]
-}
 
 /// How a frota-framed subscriber is shown a payload (bytes): the JSON value
 /// when the bytes are JSON text (`"payload"`), else the text when they are

@@ -15,7 +15,6 @@ pub mod coordinator;
 pub mod messages;
 pub mod participant;
 
-use crate::cli::{opt, Args, Flag};
 use crate::client::{ClientConfig, Pool};
 use crate::error::{Code, Error};
 use crate::ev::bus_client::BusClient;
@@ -41,63 +40,8 @@ pub const REQUEST_FILTER: &str = "$share/companies/vehicle/+/request";
 /// well inside the 1 MiB frame limit).
 pub const RESERVATIONS_PAGE: usize = 2000;
 
-pub fn flags() -> Vec<Flag> {
-    vec![
-        opt("name", "", "company name: A, B or C (required)"),
-        opt("listen", "127.0.0.1:7101", "TCP address to serve on"),
-        opt(
-            "broker",
-            "127.0.0.1:7100",
-            "broker: HOST:PORT (frota-broker, frota framing) or mqtt://HOST:PORT (any MQTT 3.1.1 broker, e.g. Mosquitto); '' = no broker",
-        ),
-        opt(
-            "data-dir",
-            "",
-            "where the logs live [default: data/company-<name>]",
-        ),
-        opt(
-            "peers",
-            "A=127.0.0.1:7101,B=127.0.0.1:7102,C=127.0.0.1:7103",
-            "every company NAME=HOST:PORT, this one included",
-        ),
-        opt(
-            "points",
-            "",
-            "charging points JSON file ('' = the built-in set)",
-        ),
-        opt(
-            "hold-expiry-ms",
-            "5000",
-            "a hold not decided after this long makes its participant ask the coordinator",
-        ),
-        opt(
-            "ask-interval-ms",
-            "1000",
-            "how often in-doubt holds are asked about and unacknowledged decisions resent",
-        ),
-        opt(
-            "peer-timeout-ms",
-            "2000",
-            "reply timeout for calls to other companies",
-        ),
-        opt(
-            "answer-window-ms",
-            "60000",
-            "how long an answered route request is remembered for a retry (at most 50000 are)",
-        ),
-        opt(
-            "compact-every",
-            "100000",
-            "compact the coordinator log after this many records (0 = never)",
-        ),
-        opt(
-            "workers",
-            "16",
-            "coordinator threads for route requests from the broker",
-        ),
-    ]
-}
-
+/// A company's settings; its flags and defaults are
+/// [`crate::ev::nodes::CompanyNode`]'s.
 #[derive(Debug, Clone)]
 pub struct CompanyConfig {
     pub name: String,
@@ -112,48 +56,6 @@ pub struct CompanyConfig {
     pub answer_window: Duration,
     pub compact_every: u64,
     pub workers: usize,
-}
-
-impl CompanyConfig {
-    pub fn from_args(a: &Args) -> CompanyConfig {
-        let name = a.get("name").unwrap_or("").to_string();
-        if name.is_empty() || name.contains(['/', ',', '=']) {
-            a.fail("--name is required (A, B or C)");
-        }
-        let mut peers = BTreeMap::new();
-        for item in a.string("peers").split(',').filter(|s| !s.is_empty()) {
-            match item.split_once('=') {
-                Some((n, addr)) if !n.is_empty() && !addr.is_empty() => {
-                    peers.insert(n.to_string(), addr.to_string());
-                }
-                _ => a.fail(&format!(
-                    "bad --peers item '{item}', expected NAME=HOST:PORT"
-                )),
-            }
-        }
-        if !peers.contains_key(&name) {
-            a.fail(&format!("--peers must list this company ({name}) too"));
-        }
-        let data_dir = match a.get("data-dir").unwrap_or("").to_string() {
-            d if d.is_empty() => PathBuf::from(format!("data/company-{}", name.to_lowercase())),
-            d => PathBuf::from(d),
-        };
-        let broker = Some(a.get("broker").unwrap_or("").to_string()).filter(|b| !b.is_empty());
-        let points = Some(a.get("points").unwrap_or("").to_string()).filter(|p| !p.is_empty());
-        CompanyConfig {
-            name,
-            broker,
-            data_dir,
-            peers,
-            points,
-            hold_expiry: a.millis("hold-expiry-ms"),
-            ask_interval: a.millis("ask-interval-ms").max(Duration::from_millis(10)),
-            peer_timeout: a.millis("peer-timeout-ms"),
-            answer_window: a.millis("answer-window-ms"),
-            compact_every: a.value("compact-every"),
-            workers: a.value::<usize>("workers").max(1),
-        }
-    }
 }
 
 pub struct Company {
