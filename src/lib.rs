@@ -39,8 +39,10 @@
 //! The two systems:
 //! - [`rental`]: vehicle rental — heartbeat monitor, info desk, backup,
 //!   terminals, client simulator, conservation audit.
-//! - [`ev`]: EV charging — topic broker, companies with two-phase commit,
-//!   vehicle simulator, atomicity/isolation audit.
+//! - [`ev`]: EV charging — topic broker, companies with two-phase commit
+//!   (its rules as pure state machines in [`ev::twopc`], explored by the
+//!   deterministic simulator [`ev::sim`]), vehicle simulator,
+//!   atomicity/isolation audit.
 //!
 //! Binaries in `bin/` are one line each: `config::main::<TheNode>()`.
 

@@ -186,41 +186,47 @@ fn a_full_disk_refuses_route_writes_serves_reads_and_recovers() {
         return;
     };
     let mut c = EvCluster::start(ev_common::bins(), EvOptions::new(&disk.dir)).unwrap();
-    // C's logs get their first step of room; A's and B's have none yet.
-    let only_c = [ev_common::stop("C", "C-AJU-1", 60)];
-    let r = ev_common::reserve(&c, "company-C", "room", &only_c).unwrap();
+    // A's logs get their first step of room; B's and C's have none yet.
+    let only_a = [ev_common::stop("A", "A-REC-1", 60)];
+    let r = ev_common::reserve(&c, "company-A", "room", &only_a).unwrap();
     assert_eq!(r["outcome"], "reserved", "{r:?}");
     let filler = disk.fill();
-    // A coordinator whose log cannot grow: its route fails before any
-    // prepare, with error 11 from the coordinator itself.
-    let r = ev_common::reserve(&c, "company-A", "full-1", &route(3)).unwrap();
+    // A coordinator whose log cannot grow (C: the route's first stop is
+    // C's, so A forwards it there): the route fails before any prepare,
+    // with error 11 from the coordinator itself.
+    let only_c = [ev_common::stop("C", "C-AJU-1", 60)];
+    let r = ev_common::reserve(&c, "company-A", "full-1", &only_c).unwrap();
     assert_eq!(r["outcome"], "failed", "{r:?}");
     assert_eq!(
         (&r["conflict"]["code"], &r["conflict"]["company"]),
-        (&json!(11), &json!("A")),
+        (&json!(11), &json!("C")),
         "{r:?}"
     );
-    // A participant whose log cannot grow: C coordinates, A refuses the
-    // hold with error 11, the route is rejected.
-    let r = ev_common::reserve(&c, "company-C", "full-2", &route(4)).unwrap();
+    // A participant whose log cannot grow: A coordinates (the first stop is
+    // A's), C refuses the hold with error 11, the route is rejected.
+    let a_and_c = [
+        ev_common::stop("A", "A-REC-1", 4 * 60),
+        ev_common::stop("C", "C-AJU-1", 8 * 60),
+    ];
+    let r = ev_common::reserve(&c, "company-C", "full-2", &a_and_c).unwrap();
     assert_eq!(r["outcome"], "rejected", "{r:?}");
     assert_eq!(
         (&r["conflict"]["code"], &r["conflict"]["company"]),
-        (&json!(11), &json!("A")),
+        (&json!(11), &json!("C")),
         "{r:?}"
     );
     // Reads are served, also by a company restarted on the full disk.
     let av = ask(
         &c,
-        "company-A",
+        "company-C",
         "availability",
         json!({"from": 0, "to": 1440}),
     )
     .unwrap();
     assert!(av.get("points").is_some(), "{av:?}");
-    c.restart("company-C")
+    c.restart("company-A")
         .expect("a company restarts on a full disk");
-    let book = ev_common::book(&c, "C");
+    let book = ev_common::book(&c, "A");
     assert_eq!(
         ev_common::txns_in(&book, "reservations").len(),
         1,

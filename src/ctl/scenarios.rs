@@ -8,8 +8,9 @@
 //! directory; a scenario's diagram is made of the records written between
 //! its start and its end. What varies between runs is normalised away, so
 //! two runs write the same files: times become step numbers, message ids
-//! become small numbers in order of first appearance, transaction ids
-//! `A-<clock>` become `A-t1`, …, addresses are node names. Messages that
+//! become small numbers in order of first appearance, addresses are node
+//! names. (Transaction ids need nothing: a request's is always the same,
+//! `<coordinator>/<vehicle>/<request_id>`.) Messages that
 //! really run in parallel (a coordinator's commits to two participants)
 //! may still swap places; `tests/traces_doc.rs` therefore compares the
 //! arrows as a multiset.
@@ -44,7 +45,7 @@ pub const EV: [(&str, &str); 3] = [
     ("ev-commit", "a route reserved with two-phase commit"),
     (
         "ev-abort",
-        "a route rejected: one participant votes no (conflict), the yes is aborted",
+        "a route sent to C, forwarded to A (its first stop's company, its coordinator), rejected: B votes no (conflict), C's yes is aborted",
     ),
     (
         "ev-crash-recovery",
@@ -207,7 +208,6 @@ pub fn events_between(traces: &Path, from: u64, to: u64) -> Result<Vec<Event>, S
 /// Replace clock-based ids with small numbers in order of first appearance.
 pub fn normalise(recs: &mut [Value]) {
     let mut ids: HashMap<u64, u64> = HashMap::new();
-    let mut txns: HashMap<String, String> = HashMap::new();
     for r in recs.iter_mut() {
         let Some(o) = r.as_object_mut() else { continue };
         for k in ["id", "in_reply_to"] {
@@ -215,31 +215,6 @@ pub fn normalise(recs: &mut [Value]) {
                 let n = ids.len() as u64 + 1;
                 let n = *ids.entry(raw).or_insert(n);
                 o.insert(k.into(), json!(n));
-            }
-        }
-        let mut short = |t: &str| -> Option<String> {
-            let (who, num) = t.split_once('-')?;
-            if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let n = txns.len() + 1;
-            Some(
-                txns.entry(t.to_string())
-                    .or_insert_with(|| format!("{who}-t{n}"))
-                    .clone(),
-            )
-        };
-        if let Some(s) = o.get("txn").and_then(Value::as_str).and_then(&mut short) {
-            o.insert("txn".into(), json!(s));
-        }
-        // Lists of transactions (`decide` and its reply).
-        for k in ["commit", "abort", "committed", "aborted"] {
-            if let Some(Value::Array(ts)) = o.get_mut(k) {
-                for t in ts.iter_mut() {
-                    if let Some(s) = t.as_str().and_then(&mut short) {
-                        *t = json!(s);
-                    }
-                }
             }
         }
     }
@@ -578,25 +553,18 @@ mod tests {
     }
 
     #[test]
-    fn normalise_numbers_ids_and_txns_by_first_appearance() {
+    fn normalise_numbers_ids_by_first_appearance_and_keeps_txns() {
         let mut recs = vec![
-            json!({"type":"prepare","id":1806302851190785024u64,"in_reply_to":null,"txn":"B-1806302851190785999"}),
-            json!({"type":"prepare_ok","id":null,"in_reply_to":1806302851190785024u64,"txn":"B-1806302851190785999"}),
-            json!({"type":"prepare","id":77,"txn":"doc-t1"}),
-            json!({"type":"commit","id":5,"txn":"A-12"}),
+            json!({"type":"prepare","id":1806302851190785024u64,"in_reply_to":null,"txn":"B/v1/v1-1"}),
+            json!({"type":"prepare_ok","id":null,"in_reply_to":1806302851190785024u64,"txn":"B/v1/v1-1"}),
+            json!({"type":"commit","id":77,"txn":"A/v2/r-12"}),
         ];
         normalise(&mut recs);
         assert_eq!(recs[0]["id"], 1);
         assert_eq!(recs[1]["in_reply_to"], 1);
-        assert_eq!(recs[0]["txn"], "B-t1");
-        assert_eq!(recs[1]["txn"], "B-t1");
         assert_eq!(recs[2]["id"], 2);
-        // Not a clock-based id: left alone.
-        assert_eq!(recs[2]["txn"], "doc-t1");
-        assert_eq!(
-            (recs[3]["id"].clone(), recs[3]["txn"].clone()),
-            (json!(3), json!("A-t2"))
-        );
+        assert_eq!(recs[0]["txn"], "B/v1/v1-1");
+        assert_eq!(recs[2]["txn"], "A/v2/r-12");
     }
 
     #[test]

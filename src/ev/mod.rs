@@ -7,8 +7,8 @@
 //!   shared by both listeners through [`broker::bus`]; the frota-framed
 //!   listener and the MQTT one ([`broker::mqtt_listener`]).
 //! - [`bus_client`]: the company/vehicle side of a broker connection.
-//! - [`company`]: `frota-company` — participant, coordinator, messages,
-//!   answers (the coordinator's retry window).
+//! - [`company`]: `frota-company` — the processes' side of the 2PC: the
+//!   participant and coordinator drivers (threads, logs, pool), messages.
 //! - [`twopc`]: the two-phase commit as pure state machines (coordinator,
 //!   participant): the rules, with no I/O.
 //! - [`sim`]: the deterministic simulator of the 2PC (`make sim`): checks

@@ -155,7 +155,9 @@ impl CompanyNode {
                 hold_expiry: Duration::from_millis(5000),
                 ask_interval: Duration::from_millis(1000),
                 peer_timeout: Duration::from_millis(2000),
+                forward_timeout: Duration::from_millis(10_000),
                 answer_window: Duration::from_millis(60_000),
+                retry_wait: Duration::from_millis(2000),
                 compact_every: 100_000,
                 workers: 16,
             },
@@ -203,7 +205,7 @@ impl Default for CompanyNode {
 
 impl Node for CompanyNode {
     const PROGRAM: &'static str = "frota-company";
-    const ABOUT: &'static str = "a charging company: points, durable holds, two-phase commit";
+    const ABOUT: &'static str = "a charging company: points, durable holds, two-phase commit (coordinator of the routes that start at its points)";
 
     fn preset(argv: &[String]) -> Self {
         let name = crate::cli::peek(argv, "name").unwrap_or_default();
@@ -278,9 +280,19 @@ impl Node for CompanyNode {
                     "reply timeout for calls to other companies",
                 ),
                 opt(
+                    "forward-timeout-ms",
+                    ms(c.forward_timeout),
+                    "reply timeout for a route request forwarded to its coordinator",
+                ),
+                opt(
                     "answer-window-ms",
                     ms(c.answer_window),
-                    "how long an answered route request is remembered for a retry (at most 50000 are)",
+                    "retry horizon: how long a rejected request's answer is kept for retries (reserved ones are kept for good)",
+                ),
+                opt(
+                    "retry-wait-ms",
+                    ms(c.retry_wait),
+                    "how long a retry of an undecided request waits for its outcome before error 13",
                 ),
                 opt(
                     "compact-every",
@@ -338,7 +350,9 @@ impl Node for CompanyNode {
                     .try_millis("ask-interval-ms")?
                     .max(Duration::from_millis(10)),
                 peer_timeout: a.try_millis("peer-timeout-ms")?,
+                forward_timeout: a.try_millis("forward-timeout-ms")?,
                 answer_window: a.try_millis("answer-window-ms")?,
+                retry_wait: a.try_millis("retry-wait-ms")?,
                 compact_every: a.try_value("compact-every")?,
                 workers: a.try_value::<usize>("workers")?.max(1),
             },
@@ -356,7 +370,9 @@ impl Node for CompanyNode {
             ("hold-expiry-ms", ms(c.hold_expiry)),
             ("ask-interval-ms", ms(c.ask_interval)),
             ("peer-timeout-ms", ms(c.peer_timeout)),
+            ("forward-timeout-ms", ms(c.forward_timeout)),
             ("answer-window-ms", ms(c.answer_window)),
+            ("retry-wait-ms", ms(c.retry_wait)),
             ("compact-every", c.compact_every.to_string()),
             ("workers", c.workers.to_string()),
         ]));

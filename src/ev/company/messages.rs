@@ -38,6 +38,16 @@ pub struct Decide {
 /// Most decisions in one `decide` (a bound on the work one message asks).
 pub const MAX_DECIDE: usize = 1000;
 
+/// `lookup`: a request's transaction and outcome. `local`: this company's
+/// own record only (what a company asks the others).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LookupRequest {
+    pub vehicle: String,
+    pub request_id: String,
+    #[serde(default)]
+    pub local: bool,
+}
+
 /// `availability`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Availability {

@@ -1,16 +1,23 @@
 //! `frota-company --name A|B|C`: one charging company. It is a participant
-//! (its points, holds and reservations: [`participant`]) and, for the route
-//! requests the broker hands it through the shared subscription
-//! `$share/companies/vehicle/+/request`, a coordinator ([`coordinator`]).
+//! (its points, holds and reservations: [`participant`]) and the
+//! coordinator ([`coordinator`]) of every route request whose first stop
+//! (in company-name order) is one of its points. The rules of both are pure
+//! state machines in [`crate::ev::twopc`]; these modules drive them.
+//!
+//! A route request arrives through the shared subscription
+//! `$share/companies/vehicle/+/request` or as `reserve`, at any company: one
+//! that does not coordinate it forwards it to the one that does and relays
+//! the answer.
 //!
 //! Background work (one thread each, all bounded by flags):
-//! * the broker listener and `--workers` coordinator threads;
+//! * the broker listener and `--workers` threads for its requests;
+//! * one decider thread per peer (phase 2, batched);
 //! * the resolver: every `--ask-interval-ms` it asks the coordinator of each
 //!   expired in-doubt hold for the outcome, resends decisions that
-//!   participants have not acknowledged yet, and compacts the coordinator
-//!   log once `--compact-every` records were written.
+//!   participants have not acknowledged yet, forgets rejected requests past
+//!   the retry horizon, and compacts the coordinator log once
+//!   `--compact-every` records were written.
 
-pub mod answers;
 pub mod coordinator;
 pub mod messages;
 pub mod participant;
@@ -19,11 +26,15 @@ use crate::client::{ClientConfig, Pool};
 use crate::error::{Code, Error};
 use crate::ev::bus_client::BusClient;
 use crate::ev::points::PointSet;
+use crate::ev::twopc::{Answer, Timing};
 use crate::message::{body, to_body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
-use coordinator::Coordinator;
+use coordinator::{Coordinator, Settings};
 use crossbeam_channel::{bounded, Receiver, TrySendError};
-use messages::{Availability, Decide, Prepare, RouteOutcome, RouteRequest, TxnRef, MAX_DECIDE};
+use messages::{
+    Availability, Conflict, Decide, LookupRequest, Prepare, RouteOutcome, RouteRequest, TxnRef,
+    MAX_DECIDE,
+};
 use participant::Participant;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -52,8 +63,12 @@ pub struct CompanyConfig {
     pub hold_expiry: Duration,
     pub ask_interval: Duration,
     pub peer_timeout: Duration,
-    /// How long the coordinator remembers an answer for a retry.
+    /// A forwarded route request's reply timeout.
+    pub forward_timeout: Duration,
+    /// The retry horizon: how long a rejected request's answer is kept.
     pub answer_window: Duration,
+    /// How long a retry of an undecided request waits for its outcome.
+    pub retry_wait: Duration,
     pub compact_every: u64,
     pub workers: usize,
 }
@@ -90,24 +105,40 @@ impl Company {
             .with_timeout(cfg.peer_timeout)
             .with_retries(1);
         let at = |e: std::io::Error| format!("{}: {e}", cfg.data_dir.display());
+        let ms = |d: Duration| d.as_millis() as u64;
+        let timing = Timing {
+            hold_expiry: ms(cfg.hold_expiry),
+            ask_every: ms(cfg.ask_interval),
+            horizon: ms(cfg.answer_window),
+            retry_wait: ms(cfg.retry_wait),
+        };
         let participant = Arc::new(
             Participant::open(
                 &cfg.name,
                 mine,
                 &cfg.data_dir.join("participant.log"),
-                cfg.hold_expiry,
+                timing,
             )
             .map_err(at)?,
         );
+        let settings = Settings {
+            peers: cfg.peers.clone(),
+            pool: Pool::new(client_cfg.clone()),
+            forwards: Pool::new(
+                ClientConfig::default()
+                    .with_timeout(cfg.forward_timeout)
+                    .with_retries(1),
+            ),
+            timing,
+            peer_timeout: cfg.peer_timeout,
+            compact_every: cfg.compact_every,
+        };
         let coordinator = Arc::new(
             Coordinator::open(
                 &cfg.name,
-                cfg.peers.clone(),
                 participant.clone(),
-                Pool::new(client_cfg.clone()),
                 &cfg.data_dir.join("coordinator.log"),
-                cfg.answer_window,
-                cfg.compact_every,
+                settings,
             )
             .map_err(at)?,
         );
@@ -120,33 +151,38 @@ impl Company {
             ),
             MessageHelp::new(
                 "prepare",
-                "phase 1: hold point+window for txn, durable before the yes vote; conflict = error 30 (/reserva-temporaria)",
-                leak(format!(r#"{{"type":"prepare","id":2,"txn":"nc-1","coordinator":"{n}","point":"{first}","start":1200,"end":1260,"vehicle":"v1","participants":["{n}"]}}"#)),
+                "phase 1: hold point+window for txn (coordinator/vehicle/request_id), durable before the yes vote; conflict = error 30 (/reserva-temporaria)",
+                leak(format!(r#"{{"type":"prepare","id":2,"txn":"{n}/v1/nc-1","coordinator":"{n}","point":"{first}","start":1200,"end":1260,"vehicle":"v1","participants":["{n}"]}}"#)),
             ),
             MessageHelp::new(
                 "commit",
                 "phase 2: make txn's hold a reservation, idempotent (/confirmar-reserva)",
-                r#"{"type":"commit","id":3,"txn":"nc-1"}"#,
+                leak(format!(r#"{{"type":"commit","id":3,"txn":"{n}/v1/nc-1"}}"#)),
             ),
             MessageHelp::new(
                 "abort",
                 "phase 2: drop txn's hold, idempotent; unknown txns are remembered as aborted (/cancelar-reserva)",
-                r#"{"type":"abort","id":4,"txn":"nc-2"}"#,
+                leak(format!(r#"{{"type":"abort","id":4,"txn":"{n}/v1/nc-2"}}"#)),
             ),
             MessageHelp::new(
                 "decide",
                 "phase 2 for several txns at once: commit and abort lists; replies what was done and what failed",
-                r#"{"type":"decide","id":8,"commit":["nc-1"],"abort":["nc-3"]}"#,
+                leak(format!(r#"{{"type":"decide","id":8,"commit":["{n}/v1/nc-1"],"abort":["{n}/v1/nc-3"]}}"#)),
             ),
             MessageHelp::new(
                 "decision",
-                "ask this company, as coordinator, for txn's outcome; undecided = abort, recorded first",
-                leak(format!(r#"{{"type":"decision","id":5,"txn":"{n}-1"}}"#)),
+                "ask the coordinator of txn for its outcome; undecided = abort, recorded first; another company's txn = error 2 naming it",
+                leak(format!(r#"{{"type":"decision","id":5,"txn":"{n}/v1/nc-4"}}"#)),
             ),
             MessageHelp::new(
                 "reserve",
-                "coordinate a route now (2PC over the stops' companies) and answer its outcome",
+                "a route request: its coordinator (the company of its first stop) runs the 2PC, others forward it; the outcome, the same for every retry",
                 leak(format!(r#"{{"type":"reserve","id":6,"request_id":"r1","vehicle":"v1","stops":[{{"company":"{n}","point":"{first}","start":1320,"end":1380}}]}}"#)),
+            ),
+            MessageHelp::new(
+                "lookup",
+                "a request's transaction and outcome (reserved, rejected, in_progress, unknown), asked of every company",
+                r#"{"type":"lookup","id":9,"vehicle":"v1","request_id":"r1"}"#,
             ),
             MessageHelp::new(
                 "reservations",
@@ -226,7 +262,7 @@ impl Company {
                         let Ok(r) = rx.recv_timeout(Duration::from_millis(500)) else {
                             continue;
                         };
-                        let out = me.coordinator.reserve(&r);
+                        let out = me.route(&r);
                         me.answer(&bus, &r, &out);
                     }
                 })?;
@@ -249,22 +285,44 @@ impl Company {
                     match tx.try_send(r) {
                         Ok(()) => {}
                         Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
-                            // Overloaded: say so instead of leaving the vehicle waiting.
-                            let out = RouteOutcome {
-                                request_id: r.request_id.clone(),
-                                vehicle: r.vehicle.clone(),
-                                outcome: "failed".into(),
-                                txn: String::new(),
-                                coordinator: me.cfg.name.clone(),
-                                stops: r.stops.clone(),
-                                conflict: None,
-                            };
+                            // Overloaded: say so instead of leaving the vehicle
+                            // waiting (nothing was started here for it).
+                            let e = Error::unavailable("company overloaded; retry later");
+                            let out = me.failed(&r, &e);
                             me.answer(&bus, &r, &out);
                         }
                     }
                 }
             })?;
         Ok(())
+    }
+
+    /// A route request from the broker: its outcome, or an error as a
+    /// `failed` outcome whose conflict carries the error's code (13: the
+    /// outcome is unknown, retry with the same request_id).
+    fn route(&self, r: &RouteRequest) -> RouteOutcome {
+        self.coordinator
+            .reserve(r)
+            .unwrap_or_else(|e| self.failed(r, &e))
+    }
+
+    fn failed(&self, r: &RouteRequest, e: &Error) -> RouteOutcome {
+        RouteOutcome {
+            request_id: r.request_id.clone(),
+            vehicle: r.vehicle.clone(),
+            outcome: "failed".into(),
+            txn: String::new(),
+            coordinator: self.cfg.name.clone(),
+            stops: r.stops.clone(),
+            conflict: Some(Conflict {
+                company: self.cfg.name.clone(),
+                point: String::new(),
+                start: 0,
+                end: 0,
+                code: e.code.number(),
+                reason: e.text.clone(),
+            }),
+        }
     }
 
     fn answer(&self, bus: &BusClient, r: &RouteRequest, out: &RouteOutcome) {
@@ -283,7 +341,7 @@ impl Company {
     /// Ask the coordinators of expired in-doubt holds for their outcome.
     /// While a coordinator is down the hold stays (the blocking case).
     fn resolve_round(&self) {
-        for (txn, coord) in self.participant.due_for_decision(self.cfg.ask_interval) {
+        for (txn, coord) in self.participant.due() {
             crate::crash::point("company.resolve.before_ask");
             let answer = if coord == self.cfg.name {
                 self.coordinator.decision(&txn)
@@ -297,26 +355,27 @@ impl Company {
                 }
             };
             crate::crash::point("company.resolve.after_ask");
-            let applied = match answer
-                .as_ref()
-                .map(|b| b.get("outcome").and_then(Value::as_str))
-            {
-                Ok(Some("commit")) => self.participant.commit(&txn),
-                Ok(Some("abort")) => self.participant.abort(&txn),
-                Ok(_) => Err(Error::malformed("decision without outcome")),
-                Err(e) => Err(e.clone()),
-            };
-            match applied {
-                Ok(b) => log::info!(
+            let answer = answer.and_then(|b| match b.get("outcome").and_then(Value::as_str) {
+                Some("commit") => Ok(true),
+                Some("abort") => Ok(false),
+                _ => Err(Error::malformed("decision without outcome")),
+            });
+            match &answer {
+                Ok(commit) => log::info!(
                     "{}: in-doubt {txn} resolved by {coord}: {}",
                     self.cfg.name,
-                    b.get("state").and_then(Value::as_str).unwrap_or("?")
+                    if *commit { "commit" } else { "abort" }
                 ),
                 Err(e) => log::info!(
                     "{}: in-doubt {txn}: coordinator {coord} gave no outcome ({e}); holding and asking again",
                     self.cfg.name
                 ),
             }
+            let answer = answer.map(|commit| Answer::Decision {
+                txn: txn.clone(),
+                commit,
+            });
+            self.participant.answer(&txn, answer);
         }
     }
 
@@ -376,6 +435,7 @@ impl Handler for Company {
             "hold_expiry_ms": self.cfg.hold_expiry.as_millis() as u64,
             "ask_interval_ms": self.cfg.ask_interval.as_millis() as u64,
             "answer_window_ms": self.cfg.answer_window.as_millis() as u64,
+            "retry_wait_ms": self.cfg.retry_wait.as_millis() as u64,
             "broker": self.cfg.broker,
             "crash_points": points,
         }))
@@ -394,7 +454,7 @@ impl Handler for Company {
             "prepare" => self
                 .participant
                 .prepare_later(&req.parse::<Prepare>()?, req, ctx),
-            "commit" => self.participant.commit(&req.parse::<TxnRef>()?.txn),
+            "commit" => self.participant.decide(&req.parse::<TxnRef>()?.txn, true),
             "decide" => {
                 let d: Decide = req.parse()?;
                 if d.commit.len() + d.abort.len() > MAX_DECIDE {
@@ -402,13 +462,35 @@ impl Handler for Company {
                         "at most {MAX_DECIDE} decisions in one decide"
                     )));
                 }
-                Ok(self.participant.decide(&d.commit, &d.abort))
+                Ok(self.participant.decide_many(&d.commit, &d.abort))
             }
-            "abort" => self.participant.abort(&req.parse::<TxnRef>()?.txn),
+            "abort" => self.participant.decide(&req.parse::<TxnRef>()?.txn, false),
             "decision" => self.coordinator.decision(&req.parse::<TxnRef>()?.txn),
             "reserve" => {
                 let r: RouteRequest = req.parse()?;
-                Ok(to_body(&self.coordinator.reserve(&r)))
+                self.coordinator.reserve(&r).map(|o| to_body(&o))
+            }
+            "lookup" => {
+                let l: LookupRequest = req.parse()?;
+                for (what, v) in [("vehicle", &l.vehicle), ("request_id", &l.request_id)] {
+                    crate::ev::twopc::check_name(what, v).map_err(Error::malformed)?;
+                }
+                if l.local {
+                    let here = self.coordinator.lookup_here(&l.vehicle, &l.request_id);
+                    return Ok(coordinator::lookup_body(
+                        &l.vehicle,
+                        &l.request_id,
+                        &here,
+                        None,
+                    ));
+                }
+                let (found, unreachable) = self.coordinator.lookup(&l.vehicle, &l.request_id);
+                Ok(coordinator::lookup_body(
+                    &l.vehicle,
+                    &l.request_id,
+                    &found,
+                    Some(&unreachable),
+                ))
             }
             "reservations" => {
                 let n = |k: &str| match req.body.get(k) {

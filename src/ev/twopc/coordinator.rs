@@ -64,6 +64,9 @@ struct Run {
     waiters: Vec<(ReplyTo, u64)>,
     /// `decision` questions waiting for the decision record.
     askers: Vec<ReplyTo>,
+    /// The abort record was refused (a full disk): written again on the
+    /// next tick, until it is.
+    unrecorded: bool,
 }
 
 impl Run {
@@ -395,6 +398,66 @@ impl Coordinator {
         self.decided(now, txn, out);
     }
 
+    /// The log refused `txn`'s record (a full disk: nothing written), and
+    /// the driver dropped the actions that came after it. A `begin`: the
+    /// request fails, nothing was asked of anyone. A commit: abort instead
+    /// (no commit without its record). An abort: it stands in memory (this
+    /// coordinator never commits it), but nobody is told — not even a
+    /// `decision` question — until its record is written (retried every
+    /// tick).
+    pub fn refused(&mut self, now: u64, txn: &str, out: &mut Vec<Action>) {
+        let Some(t) = self.txns.get_mut(txn) else {
+            return;
+        };
+        let why = |what: &str| {
+            format!("cannot write the {what} record now (log full): {txn} is not reserved")
+        };
+        match t.state {
+            TxnState::Preparing => {
+                let Some(run) = t.run.take() else {
+                    return;
+                };
+                self.txns.remove(txn);
+                self.open.remove(txn);
+                self.stats.failed += 1;
+                let r = request_of(&run);
+                let c = note(&self.name, Code::TemporarilyUnavailable, why("begin"));
+                for (to, _) in run.waiters {
+                    self.tell(out, to, &r, "failed", "", Some(c.clone()));
+                }
+                for to in run.askers {
+                    reply(out, to, Err(Error::unavailable(why("begin"))));
+                }
+            }
+            TxnState::Committing => {
+                let c = note(&self.name, Code::TemporarilyUnavailable, why("commit"));
+                self.abort(now, txn, c, true, out);
+            }
+            TxnState::Aborting => {
+                let Some(run) = t.run.as_deref_mut() else {
+                    return;
+                };
+                run.unrecorded = true;
+                // Its aborts were not sent (they came after the record):
+                // the next tick sends them with the record.
+                let unsent = std::mem::take(&mut run.unacked);
+                run.resend.extend(unsent);
+                let later = || {
+                    Error::crash(format!(
+                        "{txn} is aborted but not yet recorded (log full): ask again"
+                    ))
+                };
+                for (to, _) in run.waiters.drain(..) {
+                    reply(out, to, Err(later()));
+                }
+                for to in run.askers.drain(..) {
+                    reply(out, to, Err(later()));
+                }
+            }
+            TxnState::Committed | TxnState::Aborted => {}
+        }
+    }
+
     /// The decision is final: phase 2 (commits), then every waiting client
     /// and question gets it.
     fn decided(&mut self, now: u64, txn: &str, out: &mut Vec<Action>) {
@@ -421,13 +484,7 @@ impl Coordinator {
             self.stats.aborted += 1;
             self.aborted.push_back((now, txn.to_string()));
         }
-        let r = RouteRequest {
-            request_id: run.request_id.clone(),
-            vehicle: run.vehicle.clone(),
-            stops: run.stops.clone(),
-            reply_to: None,
-            forwarded: false,
-        };
+        let r = request_of(run);
         let (what, conflict) = match commit {
             true => ("reserved", None),
             false => ("rejected", t.conflict.as_deref().cloned()),
@@ -591,6 +648,18 @@ impl Coordinator {
             for c in std::mem::take(&mut run.resend) {
                 out.push(decide(&c, txn, commit));
                 run.unacked.push(c);
+            }
+            if std::mem::take(&mut run.unrecorded) {
+                if let Some(c) = t.conflict.as_deref() {
+                    out.push(Action::LogCoord {
+                        rec: CoordRecord::Abort {
+                            txn: txn.clone(),
+                            route: hex(t.route),
+                            conflict: c.clone(),
+                        },
+                        force: true,
+                    });
+                }
             }
             let (late, keep): (Vec<_>, Vec<_>) = run
                 .waiters
@@ -860,6 +929,17 @@ fn prepare(coordinator: &str, txn: &str, run: &mut Run, upto: usize, out: &mut V
         .into_iter()
         .take(upto.max(run.asked.len()))
         .collect();
+}
+
+/// The request a running transaction serves (for its outcome).
+fn request_of(run: &Run) -> RouteRequest {
+    RouteRequest {
+        request_id: run.request_id.clone(),
+        vehicle: run.vehicle.clone(),
+        stops: run.stops.clone(),
+        reply_to: None,
+        forwarded: false,
+    }
 }
 
 fn decide(to: &str, txn: &str, commit: bool) -> Action {

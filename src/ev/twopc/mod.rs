@@ -232,19 +232,17 @@ pub fn parse_txn(txn: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// Longest vehicle id or request id (they make up transaction ids).
-pub const MAX_NAME: usize = 64;
+pub const MAX_NAME: usize = 128;
 
-/// A vehicle id or request id: 1 to 64 bytes, no `/` (it separates the
-/// parts of a transaction id), no whitespace or control characters.
+/// A vehicle id or request id: 1 to 128 bytes, no `/` (it separates the
+/// parts of a transaction id) and no control characters.
 pub fn check_name(what: &str, s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > MAX_NAME {
         return Err(format!("{what} must be 1 to {MAX_NAME} bytes"));
     }
-    if s.chars()
-        .any(|c| c == '/' || c.is_whitespace() || c.is_control())
-    {
+    if s.chars().any(|c| c == '/' || c.is_control()) {
         return Err(format!(
-            "{what} '{s}' may not contain '/', spaces or control characters"
+            "{what} '{s}' may not contain '/' or control characters"
         ));
     }
     Ok(())

@@ -306,6 +306,21 @@ impl Participant {
         }
     }
 
+    /// The log refused the hold record of `txn` (a full disk: nothing
+    /// written): the hold goes, and the vote is no (error 11).
+    pub fn refused(&mut self, txn: &str, out: &mut Vec<Action>) {
+        if self.holds.get(txn).map(|h| h.state) != Some(HoldState::Writing) {
+            return;
+        }
+        self.remove(txn);
+        for to in self.voting.remove(txn).unwrap_or_default() {
+            let e = Error::unavailable(format!(
+                "cannot write the hold now (log full); nothing is held for {txn}"
+            ));
+            reply(out, to, Err(e));
+        }
+    }
+
     /// Phase 2 for one transaction: `commit` or abort. Idempotent. The
     /// record is queued, not forced: the coordinator keeps the decision and
     /// answers `decision` for it, which is all a participant that lost the
