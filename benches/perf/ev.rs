@@ -1,8 +1,12 @@
 //! EV: committed 3-stop routes through real company processes. A requester
-//! is a thread with one connection to a coordinating company (A, B, C in
-//! turn) sending `reserve` (the broker only relays requests, so it is left
-//! out of the measured path). Every reservation is a full 2PC: durable
-//! holds at the three companies, a durable coordinator decision, commits.
+//! is a thread with one connection to a company sending `reserve` (the
+//! broker only relays requests, so it is left out of the measured path).
+//! Every route starts at A, so A coordinates them all: a requester talks to
+//! A, B, C in turn ([`Via::Turns`], the headline figure, as before issue
+//! 15), or only to A ([`Via::Coordinator`]: the direct path), or only to B
+//! and C ([`Via::Forwarded`]: they forward to A, one more round trip). Every
+//! reservation is a full 2PC: durable holds at the three companies, a
+//! durable coordinator decision, commits.
 
 use super::common::{collect, timed, Run};
 use frota::body;
@@ -24,6 +28,17 @@ pub struct Ev {
     tag: AtomicU64,
     /// Routes answered `reserved` so far (the audit must find exactly these).
     pub reserved: AtomicU64,
+}
+
+/// Which companies the requesters send their routes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A, B, C in turn: a third direct, two thirds forwarded.
+    Turns,
+    /// A only: the coordinator of every bench route.
+    Coordinator,
+    /// B and C only: each request forwarded to A.
+    Forwarded,
 }
 
 /// Contention figures: rounds where all requesters want the same 3 stops.
@@ -90,8 +105,12 @@ impl Ev {
         }
     }
 
-    fn connect(&self, i: usize) -> Client {
-        let co = COMPANIES[i % COMPANIES.len()];
+    fn connect(&self, i: usize, via: Via) -> Client {
+        let co = match via {
+            Via::Turns => COMPANIES[i % COMPANIES.len()],
+            Via::Coordinator => COMPANIES[0],
+            Via::Forwarded => COMPANIES[1 + i % (COMPANIES.len() - 1)],
+        };
         let addr = self.cluster.addr(&node_name(co)).to_string();
         let cfg = ClientConfig::default().with_timeout(Duration::from_secs(10));
         Client::connect(&addr, &cfg).expect("connect company")
@@ -99,13 +118,18 @@ impl Ev {
 
     /// `clients` requesters, each route on its own windows (no conflicts).
     pub fn run(&self, clients: usize, dur: Duration) -> Run {
+        self.run_via(clients, dur, Via::Turns)
+    }
+
+    /// Like [`Ev::run`], the requests sent `via` the given companies.
+    pub fn run_via(&self, clients: usize, dur: Duration, via: Via) -> Run {
         let tag = self.tag.fetch_add(1, Ordering::Relaxed);
         let start = Arc::new(Barrier::new(clients + 1));
         let errors = Arc::new(AtomicU64::new(0));
         let reserved = Arc::new(AtomicU64::new(0));
         let workers: Vec<_> = (0..clients)
             .map(|i| {
-                let mut c = self.connect(i);
+                let mut c = self.connect(i, via);
                 let (start, errors, reserved) = (start.clone(), errors.clone(), reserved.clone());
                 let (window, points) = (self.window.clone(), self.points.clone());
                 thread::spawn(move || {
@@ -154,7 +178,7 @@ impl Ev {
         let round = Arc::new(AtomicU64::new(0));
         let workers: Vec<_> = (0..clients)
             .map(|i| {
-                let mut c = self.connect(i);
+                let mut c = self.connect(i, Via::Turns);
                 let (bar, stop, stops, results, errors, round) = (
                     bar.clone(),
                     stop.clone(),

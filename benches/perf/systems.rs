@@ -138,6 +138,30 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
         );
         ev_runs.push(run);
     }
+    // The two paths a route request takes, apart: sent to its coordinator,
+    // or to another company that forwards it (issue 15).
+    let mut ev_paths = Vec::new();
+    for &n in counts
+        .iter()
+        .filter(|n| [1, 8].contains(*n) || smoke)
+        .filter(|_| only != "rental")
+    {
+        for (via, what) in [
+            (ev::Via::Coordinator, "EV route, sent to its coordinator"),
+            (ev::Via::Forwarded, "EV route, forwarded to it"),
+        ] {
+            progress!("bench: {what}, {n} requester(s) ...");
+            let run = e.run_via(n, dur, via);
+            progress!(
+                "bench:   {:.0} routes/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
+                run.per_sec(),
+                run.p50(),
+                run.p99(),
+                run.errors
+            );
+            ev_paths.push((what, run));
+        }
+    }
     let ev1 = e.log_stats();
     let mut races = Vec::new();
     for &n in contended
@@ -228,8 +252,13 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     json.insert(
         "ev".into(),
         json!({
-            "what": "3-stop routes (companies A, B, C) sent as 'reserve' to coordinators A/B/C in turn; full 2PC with durable holds, durable coordinator decision, commits",
+            "what": "3-stop routes (companies A, B, C) sent as 'reserve' to companies A/B/C in turn (A coordinates them all: B and C forward); full 2PC with durable holds, durable coordinator decision, commits",
             "no_conflicts": ej,
+            "paths": ev_paths.iter().map(|(what, r)| {
+                let mut v = r.to_json();
+                v["what"] = json!(what);
+                v
+            }).collect::<Vec<_>>(),
             "heavy_conflicts": cj,
             "floor_p50_ms": round(fl.ev_ms, 4),
             "coordinator_records_per_fsync": ratio(ev1.0 - ev0.0, ev1.1 - ev0.1),
@@ -330,6 +359,9 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     {
         lines.push(row("EV 3-stop route, no conflicts", r, fl.ev_ms));
     }
+    for (what, r) in &ev_paths {
+        lines.push(row(what, r, fl.ev_ms));
+    }
     for c in &races {
         lines.push(row("EV heavy conflicts (committed/s)", &c.run, fl.ev_ms));
         lines.push(format!(
@@ -354,7 +386,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration) -> Systems {
     }
     if let Some(kib) = after_runs_kib {
         lines.push(format!(
-            "  the same company after the runs: RSS {:.1} MiB holding {routes_committed} committed routes (reservations and commit decisions are kept for good, answers to retries for --answer-window-ms)",
+            "  the same company after the runs: RSS {:.1} MiB holding {routes_committed} committed routes (reservations and commit decisions are kept for good, rejections for the retry horizon, --answer-window-ms)",
             kib as f64 / 1024.0
         ));
     }

@@ -4,7 +4,7 @@
 //! replayed with its (shrunk) counterexample as a list of steps and a
 //! ladder diagram.
 
-use crate::ev::sim::{self, Config, Report};
+use crate::ev::sim::{self, Config, Invariant, Report};
 use crate::ev::twopc::Rules;
 use std::time::Instant;
 
@@ -15,6 +15,8 @@ const USAGE: &str = "usage: frota-ctl sim [--seed N | --from N --schedules N] [-
   --rule-off RULE   run without one safety rule (what the simulator must then catch):
                     one-txn-per-request | ordered-holds | hold-before-vote |
                     commit-before-phase2 | abort-before-rejected | presumed-abort
+  --skip INVARIANT  do not check one (to see what else a bug breaks): one-txn | double-booking |
+                    all-or-nothing | true-outcomes | decisions-agree | quiet | answered | one-winner
   --race            every vehicle wants the same route, without faults (rule ordered-holds' lab)
   --hot             every request wants the same single stop (heavy contention)
   --rates S,D,L,C   percent of messages slow, duplicated, lost; of company actions crashing (4,4,4,2)
@@ -74,6 +76,17 @@ pub fn run(args: &[String]) -> i32 {
                 None => return 2,
             },
             "--hot" => cfg.hot = true,
+            "--skip" => match it.next().and_then(|n| Invariant::from_slug(n)) {
+                Some(i) => cfg.skip.push(i),
+                None => {
+                    let names: Vec<&str> = Invariant::ALL.iter().map(|i| i.slug()).collect();
+                    eprintln!(
+                        "frota-ctl sim: --skip needs an invariant: {}\n{USAGE}",
+                        names.join(" | ")
+                    );
+                    return 2;
+                }
+            },
             "--rates" => {
                 let v: Vec<u32> = it
                     .next()

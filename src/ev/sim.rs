@@ -69,6 +69,24 @@ impl Invariant {
         Invariant::OneWinner,
     ];
 
+    /// Its short name on the command line (`frota-ctl sim --skip NAME`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Invariant::OneTxnPerRequest => "one-txn",
+            Invariant::NoDoubleBooking => "double-booking",
+            Invariant::AllOrNothing => "all-or-nothing",
+            Invariant::TruthfulOutcome => "true-outcomes",
+            Invariant::DecisionsAgree => "decisions-agree",
+            Invariant::QuietAndDecided => "quiet",
+            Invariant::EveryRequestAnswered => "answered",
+            Invariant::OneWinner => "one-winner",
+        }
+    }
+
+    pub fn from_slug(s: &str) -> Option<Invariant> {
+        Invariant::ALL.into_iter().find(|i| i.slug() == s)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Invariant::OneTxnPerRequest => "one transaction per request",
@@ -1290,6 +1308,10 @@ impl World {
                 match o.outcome.as_str() {
                     "reserved" | "rejected" => {
                         let reserved = o.outcome == "reserved";
+                        let who = Actor::Client(i);
+                        self.line(who, who, false, || {
+                            format!("hears: {} {}", o.outcome, o.txn)
+                        });
                         self.ghost.told(self.step, &key, reserved, &o.txn, "reply");
                     }
                     _ => {} // failed (definite, about this attempt): a client error here

@@ -54,6 +54,8 @@ struct Run {
     stops: Vec<Stop>,
     /// Companies sent a prepare (they may hold something).
     asked: Vec<String>,
+    /// Companies whose vote came in (yes, no, or no answer at all).
+    voted: Vec<String>,
     /// Companies that voted yes.
     yes: Vec<String>,
     /// Phase 2: decision sent, not acknowledged yet.
@@ -310,10 +312,22 @@ impl Coordinator {
         let Some(t) = self.txns.get_mut(txn) else {
             return;
         };
-        // Decided already (a `decision` question aborted it): votes are moot.
-        let (TxnState::Preparing, Some(run)) = (t.state, t.run.as_deref_mut()) else {
+        let Some(run) = t.run.as_deref_mut() else {
             return;
         };
+        let first_vote = vote != Ok(Vote::Held) && !run.voted.iter().any(|c| c == company);
+        if first_vote {
+            run.voted.push(company.to_string());
+        }
+        if t.state != TxnState::Preparing {
+            // Aborted meanwhile (a no from another stop, or a question): its
+            // abort goes now that its vote is in, never racing its prepare.
+            if first_vote && matches!(t.state, TxnState::Aborting | TxnState::Aborted) {
+                out.push(decide(company, txn, false));
+                run.unacked.push(company.to_string());
+            }
+            return;
+        }
         let e = match vote {
             Err(e) => e,
             Ok(v) => {
@@ -357,10 +371,12 @@ impl Coordinator {
         }
     }
 
-    /// Abort `txn` (undecided) for `conflict`. The aborts go out at once:
-    /// an abort sent before its record is durable is still the truth
-    /// (without the record the transaction is presumed aborted). The answer
-    /// to clients and questions waits for the record when `force`.
+    /// Abort `txn` (undecided) for `conflict`. The aborts go out at once to
+    /// the participants that voted (the others get theirs when their vote
+    /// comes in, so an abort never overtakes its own prepare): an abort sent
+    /// before its record is durable is still the truth (without the record
+    /// the transaction is presumed aborted). The answer to clients and
+    /// questions waits for the record when `force`.
     fn abort(
         &mut self,
         now: u64,
@@ -383,10 +399,16 @@ impl Coordinator {
             force,
         });
         if let Some(run) = t.run.as_deref_mut() {
-            for c in &run.asked {
+            let voted: Vec<String> = run
+                .asked
+                .iter()
+                .filter(|c| run.voted.contains(c))
+                .cloned()
+                .collect();
+            for c in &voted {
                 out.push(decide(c, txn, false));
             }
-            run.unacked = run.asked.clone();
+            run.unacked = voted;
         }
         if !force {
             self.decided(now, txn, out);
@@ -536,9 +558,11 @@ impl Coordinator {
             return;
         };
         let done = matches!(t.state, TxnState::Committed | TxnState::Aborted)
-            && t.run
-                .as_deref()
-                .is_some_and(|r| r.unacked.is_empty() && r.resend.is_empty());
+            && t.run.as_deref().is_some_and(|r| {
+                r.unacked.is_empty()
+                    && r.resend.is_empty()
+                    && r.asked.iter().all(|c| r.voted.contains(c))
+            });
         if !done {
             return;
         }
@@ -757,7 +781,9 @@ impl Coordinator {
             };
             let undecided = t.state == TxnState::Preparing;
             if let Some(run) = t.run.as_deref_mut() {
+                // No prepare is out after a restart: every vote is in.
                 run.asked = run.participants();
+                run.voted = run.participants();
             }
             if undecided {
                 let why = "aborted: the coordinator restarted before deciding";

@@ -279,3 +279,296 @@ pub(super) fn unhex(route: &str) -> u64 {
 pub(super) fn reply(out: &mut Vec<Action>, to: ReplyTo, answer: Result<Answer, Error>) {
     out.push(Action::Reply { to, answer });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Code;
+    use serde_json::json;
+
+    const T: Timing = Timing {
+        hold_expiry: 100,
+        ask_every: 50,
+        horizon: 1000,
+        retry_wait: 40,
+    };
+
+    fn abc() -> Vec<String> {
+        ["A", "B", "C"].iter().map(|c| c.to_string()).collect()
+    }
+
+    fn stop(company: &str, point: &str, start: u32) -> Stop {
+        Stop {
+            company: company.into(),
+            point: point.into(),
+            start,
+            end: start + 60,
+        }
+    }
+
+    fn req(rid: &str, stops: Vec<Stop>) -> RouteRequest {
+        RouteRequest {
+            request_id: rid.into(),
+            vehicle: "v1".into(),
+            stops,
+            reply_to: None,
+            forwarded: false,
+        }
+    }
+
+    fn outcome_of(a: &Action) -> Option<(ReplyTo, &RouteOutcome)> {
+        match a {
+            Action::Reply {
+                to,
+                answer: Ok(Answer::Outcome(o)),
+            } => Some((*to, o)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn records_need_every_field() {
+        let ok = json!({"k":"commit","txn":"A/v1/r1","route":"00000000000000ff"});
+        assert!(serde_json::from_value::<CoordRecord>(ok).is_ok());
+        for bad in [
+            json!({"k":"commit","txn":"A/v1/r1"}),
+            json!({"k":"abort","txn":"A-42"}),
+            json!({"k":"abort","txn":"A/v1/r1","route":""}),
+            json!({"k":"begin","txn":"A/v1/r1","vehicle":"v1","request_id":"r1","participants":["A"]}),
+            json!({"k":"nonsense","txn":"A/v1/r1"}),
+        ] {
+            assert!(
+                serde_json::from_value::<CoordRecord>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        let hold = PartRecord::Hold {
+            txn: "A/v1/r1".into(),
+            coordinator: "A".into(),
+            point: "B1".into(),
+            start: 1,
+            end: 2,
+            vehicle: "v1".into(),
+            participants: vec!["A".into(), "B".into()],
+        };
+        let v = serde_json::to_value(&hold).unwrap();
+        assert_eq!(v["k"], "hold");
+        assert_eq!(serde_json::from_value::<PartRecord>(v).unwrap(), hold);
+        let no_vehicle = json!({"k":"hold","txn":"A/v1/r1","coordinator":"A","point":"B1","start":1,"end":2,"participants":[]});
+        assert!(serde_json::from_value::<PartRecord>(no_vehicle).is_err());
+    }
+
+    #[test]
+    fn names_and_routes() {
+        assert_eq!(parse_txn("A/v1/r-1"), Some(("A", "v1", "r-1")));
+        for bad in ["A-42", "A/v1", "A/v1/r1/x", "A//r1", "/v1/r1"] {
+            assert_eq!(parse_txn(bad), None, "{bad}");
+        }
+        assert!(check_name("request_id", "a request id with spaces").is_ok());
+        for bad in ["", "a/b", "a\nb", &"x".repeat(MAX_NAME + 1)] {
+            assert!(check_name("request_id", bad).is_err(), "{bad:?}");
+        }
+        let r = vec![stop("C", "C1", 60), stop("A", "A1", 0)];
+        let mut flipped = r.clone();
+        flipped.reverse();
+        assert_eq!(route_of(&r), route_of(&flipped));
+        assert_ne!(route_of(&r), route_of(&r[..1]));
+        assert_eq!(unhex(&hex(route_of(&r))), route_of(&r));
+    }
+
+    /// One request, one transaction: the first stop's company coordinates;
+    /// `reserved` only after the forced commit; a retry meanwhile waits and
+    /// gets the same outcome; a reused id is refused.
+    #[test]
+    fn a_request_is_one_transaction_answered_from_its_record() {
+        let mut c = Coordinator::new("A", &abc(), Rules::SAFE, T);
+        let mut out = Vec::new();
+        let r = req("r1", vec![stop("B", "B1", 60), stop("A", "A1", 0)]);
+        c.request(0, ReplyTo(1), &r, false, &mut out);
+        assert!(
+            matches!(&out[0], Action::LogCoord { rec: CoordRecord::Begin { txn, .. }, force: false } if txn == "A/v1/r1")
+        );
+        // Rule 2: only the first stop (ours) is prepared.
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(
+            matches!(&out[1], Action::Send { to, msg: Msg::Prepare(p) } if to == "A" && p.point == "A1")
+        );
+        out.clear();
+        c.vote(1, "A/v1/r1", "A", Ok(Vote::Held), &mut out);
+        assert!(matches!(&out[..], [Action::Send { to, msg: Msg::Prepare(_) }] if to == "B"));
+        out.clear();
+        c.vote(2, "A/v1/r1", "A", Ok(Vote::Yes), &mut out);
+        c.vote(2, "A/v1/r1", "B", Ok(Vote::Yes), &mut out);
+        // Rule 4: the commit record, forced, and nothing else yet.
+        assert!(matches!(
+            &out[..],
+            [Action::LogCoord {
+                rec: CoordRecord::Commit { .. },
+                force: true
+            }]
+        ));
+        out.clear();
+        // A retry while the record is being forced waits.
+        c.request(3, ReplyTo(2), &r, false, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        c.forced(4, "A/v1/r1", &mut out);
+        let sends = out
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Send {
+                        msg: Msg::Decide { commit: true, .. },
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(sends, 2);
+        let told: Vec<_> = out.iter().filter_map(outcome_of).collect();
+        assert_eq!(told.len(), 2);
+        assert!(told
+            .iter()
+            .all(|(_, o)| o.outcome == "reserved" && o.txn == "A/v1/r1"));
+        // Phase 2 before the replies (crash point after_phase2 sits between).
+        assert!(matches!(out[0], Action::Send { .. }) && matches!(out[3], Action::Reply { .. }));
+        out.clear();
+        // Later retries: from the record; another route under the id: 21.
+        c.request(5, ReplyTo(3), &r, true, &mut out);
+        assert_eq!(outcome_of(&out[0]).unwrap().1.outcome, "reserved");
+        out.clear();
+        let other = req("r1", vec![stop("A", "A2", 0)]);
+        c.request(6, ReplyTo(4), &other, false, &mut out);
+        let (_, o) = outcome_of(&out[0]).unwrap();
+        assert_eq!(
+            (o.outcome.as_str(), o.conflict.as_ref().map(|c| c.code)),
+            ("failed", Some(21))
+        );
+    }
+
+    #[test]
+    fn other_companies_requests_are_forwarded_and_their_questions_refused() {
+        let mut c = Coordinator::new("A", &abc(), Rules::SAFE, T);
+        let mut out = Vec::new();
+        let r = req("r2", vec![stop("C", "C1", 0), stop("B", "B1", 60)]);
+        c.request(0, ReplyTo(1), &r, false, &mut out);
+        assert!(matches!(&out[..], [Action::Send { to, msg: Msg::Forward { .. } }] if to == "B"));
+        out.clear();
+        // Not reaching B is never a definite answer.
+        c.relay(
+            ReplyTo(1),
+            Err(Error::unavailable("connection refused")),
+            "B",
+            &mut out,
+        );
+        assert!(
+            matches!(&out[..], [Action::Reply { answer: Err(e), .. }] if e.code == Code::Crash)
+        );
+        out.clear();
+        c.decision(1, ReplyTo(2), "B/v1/r2", &mut out);
+        assert!(
+            matches!(&out[..], [Action::Reply { answer: Err(e), .. }] if e.code == Code::NotCoordinator && e.text.contains("ask B"))
+        );
+        out.clear();
+        // Rule 6: an unknown transaction of ours: abort, recorded first.
+        c.decision(1, ReplyTo(3), "A/v1/r9", &mut out);
+        assert!(matches!(
+            &out[..],
+            [Action::LogCoord {
+                rec: CoordRecord::Abort { .. },
+                force: true
+            }]
+        ));
+        out.clear();
+        c.forced(2, "A/v1/r9", &mut out);
+        assert!(matches!(
+            &out[..],
+            [Action::Reply {
+                answer: Ok(Answer::Decision { commit: false, .. }),
+                ..
+            }]
+        ));
+        // And a retry of that request can no longer run it.
+        out.clear();
+        c.request(
+            3,
+            ReplyTo(4),
+            &req("r9", vec![stop("A", "A1", 0)]),
+            false,
+            &mut out,
+        );
+        assert_eq!(outcome_of(&out[0]).unwrap().1.outcome, "rejected");
+    }
+
+    #[test]
+    fn a_retry_that_waits_too_long_gets_an_indefinite_error() {
+        let mut c = Coordinator::new("A", &abc(), Rules::SAFE, T);
+        let mut out = Vec::new();
+        let r = req("r3", vec![stop("A", "A1", 0), stop("B", "B1", 60)]);
+        c.request(0, ReplyTo(1), &r, false, &mut out);
+        c.request(1, ReplyTo(2), &r, false, &mut out);
+        out.clear();
+        c.tick(1 + T.retry_wait, &mut out);
+        assert!(
+            matches!(&out[..], [Action::Reply { to: ReplyTo(2), answer: Err(e) }] if !e.definite())
+        );
+    }
+
+    #[test]
+    fn a_participant_votes_once_durable_and_only_for_the_same_stop() {
+        let mut p = Participant::new("B", &["B1".to_string(), "B2".to_string()], Rules::SAFE, T);
+        let mut out = Vec::new();
+        let prep = |point: &str| Prepare {
+            txn: "A/v1/r1".into(),
+            coordinator: "A".into(),
+            point: point.into(),
+            start: 0,
+            end: 60,
+            vehicle: "v1".into(),
+            participants: vec!["A".into(), "B".into()],
+        };
+        assert_eq!(
+            p.prepare(0, ReplyTo(1), &prep("B1"), &mut out),
+            Prepared::Writing
+        );
+        assert!(matches!(
+            &out[..],
+            [Action::LogPart {
+                rec: PartRecord::Hold { .. },
+                force: true
+            }]
+        ));
+        out.clear();
+        // A retried prepare waits for the same record; another stop is refused.
+        assert_eq!(
+            p.prepare(1, ReplyTo(2), &prep("B1"), &mut out),
+            Prepared::Writing
+        );
+        let Prepared::Refused(e) = p.prepare(1, ReplyTo(3), &prep("B2"), &mut out) else {
+            panic!("another stop for the same transaction");
+        };
+        assert_eq!(e.code, Code::PreconditionFailed);
+        assert!(out.is_empty());
+        p.forced(2, "A/v1/r1", &mut out);
+        let yes = out
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Reply {
+                        answer: Ok(Answer::Vote { .. }),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(yes, 2);
+        // A txn id that does not name this prepare's coordinator: refused.
+        let mut bad = prep("B2");
+        bad.txn = "C/v1/r1".into();
+        let Prepared::Refused(e) = p.prepare(3, ReplyTo(4), &bad, &mut out) else {
+            panic!("a txn id of another coordinator");
+        };
+        assert_eq!(e.code, Code::MalformedRequest);
+    }
+}
