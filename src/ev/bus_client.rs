@@ -5,7 +5,7 @@
 //! * `mqtt://HOST:PORT` — MQTT 3.1.1 to any MQTT broker (a real Mosquitto,
 //!   or frota-broker's MQTT listener) through [`crate::mqtt::JsonClient`].
 //!   Companies subscribe to `$share/companies/...` either way, so exactly
-//!   one company coordinates each request. Over MQTT `publish` returns 1
+//!   one company receives each request (and forwards it to its coordinator). Over MQTT `publish` returns 1
 //!   (MQTT never tells a publisher how many subscribers there were).
 //!
 //! The frota transport: two connections: one that only subscribes and receives pushed `message`
