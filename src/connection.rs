@@ -243,6 +243,13 @@ impl Writer {
         s.flush()
     }
 
+    /// Send `msg` already serialized as `payload` (a layout of its own,
+    /// such as `help` for a person); traced as `msg`.
+    pub fn send_payload(&self, mode: Mode, msg: &Value, payload: &[u8]) -> io::Result<()> {
+        trace::record("send", self.local, self.peer, msg);
+        self.send_raw(&frame::encode(mode, payload))
+    }
+
     pub fn send_raw(&self, bytes: &[u8]) -> io::Result<()> {
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         s.write_all(bytes)?;

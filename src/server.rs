@@ -265,7 +265,7 @@ const BUILTINS: [MessageHelp; 4] = [
     ),
     MessageHelp::new(
         "help",
-        "every message this node accepts, with an example",
+        "every message this node accepts, with an example; add format text for one message per line (a person at netcat)",
         r#"{"type":"help","id":1}"#,
     ),
     MessageHelp::new(
@@ -592,7 +592,12 @@ fn serve_connection<H: Handler>(shared: &Shared<H>, id: u64, stream: TcpStream) 
         if ctx.later.taken.get() {
             continue;
         }
-        let sent = writer.send(frame.mode, &reply);
+        let sent = match help_text_layout(&reply) {
+            // A person's help: one frame still, but over several lines,
+            // which only a length-prefixed frame can carry.
+            Some(text) => writer.send_payload(Mode::Length, &reply, text.as_bytes()),
+            None => writer.send(frame.mode, &reply),
+        };
         shared.handler.replied(id);
         if sent.is_err() {
             // A peer that does not read its replies is cut off by the
@@ -616,7 +621,7 @@ fn dispatch<H: Handler>(shared: &Shared<H>, frame: &Frame, ctx: &Ctx) -> Value {
     let result = match req.kind.as_str() {
         "ping" => Ok(ping_body(shared)),
         "status" => Ok(status_body(shared)),
-        "help" => Ok(help_body(shared)),
+        "help" => help_format(&req).map(|text| help_body(shared, text)),
         "link_fault" => link_fault(&req),
         k if !shared.kinds.contains(k) => Err(Error::new(
             Code::NotSupported,
@@ -671,21 +676,78 @@ fn status_body<H: Handler>(shared: &Shared<H>) -> Body {
     out
 }
 
-fn help_body<H: Handler>(shared: &Shared<H>) -> Body {
+/// `help`'s optional `format`: `json` (the default, for programs) or
+/// `text` (for a person; see [`help_text_layout`]).
+fn help_format(req: &Request) -> Result<bool, Error> {
+    match req.body.get("format") {
+        None => Ok(false),
+        Some(Value::String(f)) if f == "json" => Ok(false),
+        Some(Value::String(f)) if f == "text" => Ok(true),
+        Some(other) => Err(Error::malformed(format!(
+            "field 'format': {other} is not \"json\" or \"text\""
+        ))),
+    }
+}
+
+fn help_body<H: Handler>(shared: &Shared<H>, text: bool) -> Body {
     let info = shared.handler.info();
     let messages: Vec<Value> = BUILTINS
         .iter()
         .cloned()
         .chain(shared.handler.help())
-        .map(|m| json!({"type": m.kind, "description": m.text, "example": m.example}))
+        .map(|m| {
+            // For a person, the example as the JSON object it is (copied
+            // as is), not as a string full of escaped quotes.
+            let example = match serde_json::from_str::<Value>(m.example) {
+                Ok(v) if text => v,
+                _ => Value::String(m.example.into()),
+            };
+            json!({"type": m.kind, "description": m.text, "example": example})
+        })
         .collect();
-    body(json!({
+    let mut out = body(json!({
         "node": info.name,
         "role": info.role,
+    }));
+    if text {
+        out.insert("format".into(), json!("text"));
+    }
+    out.extend(body(json!({
         "framing": "one JSON object per line, or <length>\\n<payload>\\n; see protocol.md",
         "messages": messages,
         "crash_points": shared.handler.crash_points(),
-    }))
+    })));
+    out
+}
+
+/// The payload of a `"format":"text"` help reply, laid out for a person:
+/// the envelope on the first line, then one key per line and one message
+/// per line (still one JSON object: JSON allows line breaks between
+/// tokens). `None` for any other reply.
+pub fn help_text_layout(reply: &Value) -> Option<String> {
+    let m = reply.as_object()?;
+    if m.get("type")? != "help_ok" || m.get("format")? != "text" {
+        return None;
+    }
+    let kv = |k: &String, v: &Value| format!("{}:{v}", Value::String(k.clone()));
+    let head = ["type", "in_reply_to", "node", "role", "format"];
+    let first: Vec<String> = m
+        .iter()
+        .filter(|(k, _)| head.contains(&k.as_str()))
+        .map(|(k, v)| kv(k, v))
+        .collect();
+    let rest: Vec<String> = m
+        .iter()
+        .filter(|(k, _)| !head.contains(&k.as_str()))
+        .map(|(k, v)| match v {
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                let lines: Vec<String> = items.iter().map(|i| format!("  {i}")).collect();
+                format!("{}:[\n{}\n]", Value::String(k.clone()), lines.join(",\n"))
+            }
+            _ => kv(k, v),
+        })
+        .collect();
+    Some(format!("{{{},\n{}}}", first.join(","), rest.join(",\n")))
 }
 
 #[derive(serde::Deserialize)]

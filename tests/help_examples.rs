@@ -124,3 +124,61 @@ fn every_help_example_works_as_typed() {
     );
     assert!(ran >= 40, "only {ran} examples ran");
 }
+
+/// `{"type":"help","format":"text"}` is for a person at netcat: still one
+/// reply frame, but over several lines (so length-prefixed, even to an
+/// inline request): the envelope first, then one message per line, each
+/// example a JSON object that works when pasted back as is.
+#[test]
+fn help_for_a_person_is_one_message_per_line() {
+    let echo = NodeProc::spawn(
+        Path::new(env!("CARGO_BIN_EXE_frota-echo")),
+        &["--listen".into(), "127.0.0.1:0".into()],
+        &[("RUST_LOG", "warn".into())],
+        None,
+    )
+    .expect("frota-echo starts");
+    let s = TcpStream::connect(echo.tcp()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    w.write_all(b"{\"type\":\"help\",\"id\":7,\"format\":\"text\"}\n")
+        .unwrap();
+    let mut len = String::new();
+    r.read_line(&mut len).unwrap();
+    let len: usize = len.trim_end().parse().expect("a length line first");
+    let mut payload = vec![0u8; len + 1];
+    std::io::Read::read_exact(&mut r, &mut payload).unwrap();
+    let text = String::from_utf8(payload).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with(r#"{"type":"help_ok","in_reply_to":7,"#),
+        "{text}"
+    );
+    let v: Value = serde_json::from_str(&text).expect("still one JSON object");
+    let msgs = v["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(v["format"], "text");
+    assert!(msgs.len() >= 5, "{text}");
+    for m in &msgs {
+        // One line per message, the example an object, not a string.
+        let one = m.to_string();
+        assert!(
+            lines.iter().any(|l| l.contains(&one)),
+            "{one} on a line of its own:\n{text}"
+        );
+        assert!(m["example"].is_object(), "{m}");
+    }
+    assert!(lines.iter().all(|l| l.chars().count() < 300), "{text}");
+    // A pasted example works; a bad format is error 12; plain help is unchanged.
+    let mut conn = frota::connection::Connection::new(r.into_inner(), 1 << 20).unwrap();
+    let mut ask = |line: &str| -> Value {
+        w.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let f = conn.read_frame().unwrap().expect("a reply");
+        serde_json::from_slice(&f.payload).unwrap()
+    };
+    let echo_entry = msgs.iter().find(|m| m["type"] == "echo").unwrap();
+    assert_eq!(ask(&echo_entry["example"].to_string())["type"], "echo_ok");
+    assert_eq!(ask(r#"{"type":"help","id":8,"format":"xml"}"#)["code"], 12);
+    let plain = ask(r#"{"type":"help","id":9}"#);
+    assert!(plain.get("format").is_none() && plain["messages"][0]["example"].is_string());
+}

@@ -6,6 +6,7 @@
 //! other); the merger keeps the sender's record and falls back to the
 //! receiver's when the sender did not trace (a person at netcat).
 
+use crate::cli::{opt, switch, Args};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -170,10 +171,84 @@ pub fn render_text_steps(events: &[Event]) -> String {
     render_with(events, "step", &|i, _| format!("{:>10}", i + 1))
 }
 
+/// Narrowest ladder column `frota-ctl trace` draws (room for a short label
+/// between two lines); below it the diagram becomes a list.
+const MIN_COLUMN: usize = 12;
+
+/// Width of the stamp column and the two spaces after it.
+const STAMP: usize = 12;
+
+/// The ladder for a terminal `width` columns wide (`frota-ctl trace`): the
+/// columns narrow to fit, node names and labels are cut with `…`; when even
+/// [`MIN_COLUMN`]-wide columns do not fit (a whole `make up` deployment plus
+/// its clients), one message per line instead ([`render_list`]).
+pub fn render_fit(events: &[Event], width: usize) -> String {
+    let parts = participants(events).len().max(1);
+    let room = width.saturating_sub(STAMP);
+    if parts * MIN_COLUMN > room {
+        return render_list(events, width);
+    }
+    let t0 = events.first().map(|e| e.t_us).unwrap_or(0);
+    let stamp =
+        |_: usize, e: &Event| format!("{:>10.1}", (e.t_us.saturating_sub(t0)) as f64 / 1000.0);
+    render_columns(events, "t (ms)", &stamp, Some(room / parts))
+}
+
+/// One message per line — `time  from → to  label` — cut to `width`.
+pub fn render_list(events: &[Event], width: usize) -> String {
+    let t0 = events.first().map(|e| e.t_us).unwrap_or(0);
+    let ends: Vec<String> = events
+        .iter()
+        .map(|e| {
+            if e.from == e.to {
+                format!("@ {}", e.from)
+            } else {
+                format!("{} {} {}", e.from, if e.reply { "⇢" } else { "→" }, e.to)
+            }
+        })
+        .collect();
+    let left = ends.iter().map(|x| x.chars().count()).max().unwrap_or(0);
+    let left = left.min(width.saturating_sub(STAMP) / 2);
+    let mut out = format!("{:>10}  {:<left$}  message\n", "t (ms)", "from → to");
+    for (e, end) in events.iter().zip(&ends) {
+        let line = format!(
+            "{:>10.1}  {:<left$}  {}",
+            (e.t_us.saturating_sub(t0)) as f64 / 1000.0,
+            cut(end, left),
+            e.label
+        );
+        out.push_str(cut(&line, width).trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `s` in at most `n` characters, the last one `…` when it was cut.
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut c: String = s.chars().take(n.saturating_sub(1)).collect();
+    c.push('…');
+    c
+}
+
 fn render_with(
     events: &[Event],
     head_label: &str,
     stamp: &dyn Fn(usize, &Event) -> String,
+) -> String {
+    render_columns(events, head_label, stamp, None)
+}
+
+/// The ladder; with `fit = Some(w)` every column is `w` wide and what does
+/// not fit is cut with `…` (the terminal), with `None` as wide as the
+/// names and labels need (the generated docs).
+fn render_columns(
+    events: &[Event],
+    head_label: &str,
+    stamp: &dyn Fn(usize, &Event) -> String,
+    fit: Option<usize>,
 ) -> String {
     let parts = participants(events);
     let longest_label = events
@@ -182,12 +257,28 @@ fn render_with(
         .max()
         .unwrap_or(0);
     let longest_name = parts.iter().map(|p| p.chars().count()).max().unwrap_or(0);
-    let w = (longest_name + 4).max(longest_label.min(40) + 6).max(16);
+    let natural = (longest_name + 4).max(longest_label.min(40) + 6).max(16);
+    let w = fit.map_or(natural, |f| natural.min(f));
+    // Header names cut to the column; a peer known only by its address
+    // keeps the port, the part that tells two of them apart.
+    let shown: Vec<String> = parts
+        .iter()
+        .map(|p| match (fit, p.strip_prefix("peer ")) {
+            (None, _) => p.clone(),
+            (Some(_), Some(addr)) if addr.chars().count() > w - 1 => {
+                let tail: Vec<char> = addr.chars().collect();
+                let keep = (w - 1).saturating_sub(1).min(tail.len());
+                format!("…{}", tail[tail.len() - keep..].iter().collect::<String>())
+            }
+            (Some(_), _) => cut(p, w - 1),
+        })
+        .collect();
+    let slot = |name: &str| parts.iter().position(|p| p == name).unwrap_or(0);
     let center = |i: usize| i * w + w / 2;
     let width = parts.len() * w;
     let mut out = String::new();
     let mut head = vec![' '; width];
-    for (i, p) in parts.iter().enumerate() {
+    for (i, p) in shown.iter().enumerate() {
         let start = center(i).saturating_sub(p.chars().count() / 2);
         for (j, c) in p.chars().enumerate() {
             if let Some(slot) = head.get_mut(start + j) {
@@ -205,14 +296,19 @@ fn render_with(
         for i in 0..parts.len() {
             line[center(i)] = '|';
         }
-        let a = parts.iter().position(|p| *p == e.from).unwrap_or(0);
-        let b = parts.iter().position(|p| *p == e.to).unwrap_or(0);
+        let a = slot(&e.from);
+        let b = slot(&e.to);
         let (lo, hi) = (center(a.min(b)), center(a.max(b)));
         if lo == hi {
             // Something that happened at one node (a crash): its label
             // goes to the right of the node's line.
             line[lo] = '@';
-            for (j, c) in e.label.chars().enumerate() {
+            let label = match fit {
+                // The label runs to the right edge, not past it.
+                Some(_) => cut(&e.label, (parts.len() * w).saturating_sub(lo + 2)),
+                None => e.label.clone(),
+            };
+            for (j, c) in label.chars().enumerate() {
                 match line.get_mut(lo + 2 + j) {
                     Some(slot) => *slot = c,
                     None => line.push(c),
@@ -228,7 +324,11 @@ fn render_with(
             } else {
                 line[lo + 1] = '<';
             }
-            let text: Vec<char> = e.label.chars().take(hi - lo - 4).collect();
+            let room = (hi - lo).saturating_sub(4);
+            let text: Vec<char> = match fit {
+                Some(_) => cut(&e.label, room).chars().collect(),
+                None => e.label.chars().take(room).collect(),
+            };
             let start = lo + 1 + (hi - lo - 1 - text.len()) / 2;
             for (j, c) in text.into_iter().enumerate() {
                 line[start + j] = c;
@@ -269,19 +369,36 @@ pub fn render_mermaid(events: &[Event]) -> String {
 }
 
 /// `frota-ctl trace [--mermaid] <files or dirs>...`
+/// `frota-ctl trace [--mermaid] [--width N] [--list] <files or dirs>...`
 pub fn run(args: &[String]) -> i32 {
-    let mermaid = args.iter().any(|a| a == "--mermaid");
-    let paths: Vec<PathBuf> = args
-        .iter()
-        .filter(|a| !a.starts_with("--"))
-        .map(PathBuf::from)
-        .collect();
-    if paths.is_empty() || args.iter().any(|a| a == "--help") {
-        eprintln!(
-            "usage: frota-ctl trace [--mermaid] <trace files or directories>...\n\
-                   (traces are written by any node or simulator run with FROTA_TRACE=<dir>)"
-        );
-        return 2;
+    let default_width = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|c| *c >= 40)
+        .unwrap_or(100);
+    let flags = [
+        switch("mermaid", "a Mermaid sequenceDiagram instead of the text ladder"),
+        opt(
+            "width",
+            default_width.to_string(),
+            "fit the ladder to this many columns: columns narrow, long names and labels are cut with '…', and when the nodes do not fit side by side it becomes a list (0 = as wide as it needs; the default is $COLUMNS when set)",
+        ),
+        switch("list", "one message per line (time, from → to, message) instead of a ladder"),
+    ];
+    let a = match Args::parse_sub(
+        "frota-ctl trace",
+        "merge the wire traces of a run (files or directories a FROTA_TRACE=DIR run wrote) into a ladder diagram",
+        &flags,
+        args,
+    ) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let mermaid = a.has("mermaid");
+    let width: usize = a.value("width");
+    let paths: Vec<PathBuf> = a.positional.iter().map(PathBuf::from).collect();
+    if paths.is_empty() {
+        a.fail("give the trace directory (or files), e.g. frota-ctl trace run/traces");
     }
     match load(&paths) {
         Ok(recs) => {
@@ -290,11 +407,16 @@ pub fn run(args: &[String]) -> i32 {
                 eprintln!("no trace records under {}", show(&paths));
                 return 1;
             }
-            if mermaid {
-                print!("{}", render_mermaid(&events));
+            let out = if mermaid {
+                render_mermaid(&events)
+            } else if a.has("list") {
+                render_list(&events, if width == 0 { usize::MAX } else { width })
+            } else if width == 0 {
+                render_text(&events)
             } else {
-                print!("{}", render_text(&events));
-            }
+                render_fit(&events, width)
+            };
+            print!("{out}");
             0
         }
         Err(e) => {
@@ -316,6 +438,92 @@ fn show(paths: &[PathBuf]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn ev(t: u64, from: &str, to: &str, label: &str, reply: bool) -> Event {
+        Event {
+            t_us: t,
+            from: from.into(),
+            to: to.into(),
+            label: label.into(),
+            reply,
+        }
+    }
+
+    fn widest(s: &str) -> usize {
+        s.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+    }
+
+    /// `frota-ctl trace` on a whole `make up` deployment drew ~600 columns:
+    /// fitted, every line stays within the width, as a ladder while the
+    /// nodes fit side by side and as a list when they do not.
+    #[test]
+    fn the_ladder_fits_the_terminal() {
+        let long = "rent #42 class=economy request_id=client-17-42 status=pending car=ECO01 terminal=terminal-3";
+        let few = vec![
+            ev(0, "client", "terminal-1", long, false),
+            ev(10, "terminal-1", "terminal-3", long, false),
+            ev(
+                20,
+                "terminal-3",
+                "terminal-1",
+                "rent_ok ↩42 status=rented",
+                true,
+            ),
+            ev(
+                30,
+                "terminal-3",
+                "terminal-3",
+                "crash at terminal.rent.after_log (exit 42)",
+                false,
+            ),
+        ];
+        assert!(
+            widest(&render_text(&few)) > 80,
+            "the unfitted ladder is wide"
+        );
+        let fitted = render_fit(&few, 80);
+        assert!(widest(&fitted) <= 80, "{fitted}");
+        assert!(
+            fitted.contains('…') && fitted.contains("terminal-3"),
+            "{fitted}"
+        );
+        assert!(
+            fitted.contains('>') && fitted.contains('<'),
+            "still a ladder: {fitted}"
+        );
+
+        let mut many = Vec::new();
+        let nodes = [
+            "heartbeat",
+            "backup",
+            "terminal-1",
+            "terminal-2",
+            "terminal-3",
+            "infodesk",
+            "broker",
+            "company-A",
+            "company-B",
+            "company-C",
+            "peer 127.0.0.1:54321",
+        ];
+        for (i, n) in nodes.iter().enumerate() {
+            many.push(ev(i as u64 * 100, "ctl", n, long, false));
+            many.push(ev(i as u64 * 100 + 50, n, "ctl", "ping_ok", true));
+        }
+        let list = render_fit(&many, 100);
+        assert!(widest(&list) <= 100, "{list}");
+        assert_eq!(
+            list.lines().count(),
+            many.len() + 1,
+            "one line per message: {list}"
+        );
+        assert!(
+            list.contains("ctl → company-B") && list.contains("company-B ⇢ ctl"),
+            "{list}"
+        );
+        // The docs keep the full, unfitted ladder.
+        assert!(widest(&render_text_steps(&many)) > 400);
+    }
 
     #[test]
     fn merges_both_sides_once_and_names_addresses() {
