@@ -92,7 +92,9 @@ bench: check-tools
 # Failure detectors (issue 6): kill -9 a terminal, time until the info desk
 # stops handing it out, and false suspicions under CPU load. About a minute.
 bench-detector: check-tools
-	$(CARGO) bench --bench detector
+	@$(CARGO) bench --bench detector \
+	 && echo "make bench-detector: done — figures above and in run/bench.json" \
+	 || { echo "make bench-detector: FAILED — the bench did not finish (its output is above)"; exit 1; }
 
 fmt:
 	$(CARGO) fmt

@@ -514,7 +514,16 @@ got none in time, or the broker cannot be reached; 2 for a bad flag.
 
     fn run(self) -> Result<(), String> {
         crate::trace::name_process("vehicles");
-        let r = vehicle::run(&self.sim, &mut |line| println!("{line}"))?;
+        let broker = self.sim.broker.clone();
+        let r = vehicle::run(&self.sim, &mut |line| println!("{line}")).map_err(|e| {
+            if e.contains("connect") {
+                format!(
+                    "{e} (is the broker at {broker} up? `make status` shows it; --broker names it)"
+                )
+            } else {
+                e
+            }
+        })?;
         println!("{}", r.summary());
         if r.failed > 0 {
             return Err(format!(
