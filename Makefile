@@ -84,9 +84,12 @@ mqtt-interop: build deps-mqtt
 test: check-tools deps-mqtt
 	@CARGO="$(CARGO)" scripts/test.sh
 
+# The detector bench first, so that the last line is frota's verdict: the
+# targets met / NOT met / "floor unstable", and how this run's throughput
+# figures compare with the previous run's (docs/performance.md). About
+# 5 minutes with the default FROTA_BENCH_SECS=4.
 bench: check-tools
-	@$(CARGO) bench --bench frota && $(CARGO) bench --bench detector \
-	 && echo "make bench: done — figures above and in run/bench.json (ratios against references measured in this run)" \
+	@$(CARGO) bench --bench detector && $(CARGO) bench --bench frota \
 	 || { echo "make bench: FAILED — a bench did not finish (its output is above)"; exit 1; }
 
 # Failure detectors (issue 6): kill -9 a terminal, time until the info desk

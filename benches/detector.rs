@@ -306,6 +306,10 @@ fn main() {
     }
 
     let section = json!({
+        "when_unix_s": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         "heartbeat_interval_ms": interval_ms,
         "trials": trials,
         "rows": rows.iter().map(|f| json!({

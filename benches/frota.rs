@@ -1,30 +1,35 @@
 //! `make bench` (`cargo bench --bench frota`): frota's figures, each measured
-//! in the same run as the reference it is judged against.
+//! in the same run as the reference it is judged against. docs/performance.md
+//! explains every figure, the latest ones, and run/bench.json's layout.
 //!
 //! 1. Runtime floor (issue 9, item 1): request/response round trips through
 //!    the node runtime — in process (`Server` + the echo handler) and as the
 //!    real `frota-echo` binary — against a raw std TCP echo server returning
-//!    the same request bytes, over 1 and 64 connections: p50/p99 latency,
-//!    throughput, and the ratio (goal ≤ 1.5×).
+//!    the same request bytes, over 1 and 64 connections, the three targets
+//!    interleaved in 8 rounds: p50/p99 latency, throughput, the ratio (goal
+//!    ≤ 1.5×), judged only when the raw echo held still over the rounds.
 //! 2. Codec: frames/s for encode + decode of a typical message.
 //! 3. Trace off (issue 7): the cost of the wire-trace hooks when tracing is
 //!    off, per call and as a share of a runtime round trip (goal < 2%).
-//! 4. Systems (issue 9, items 2–5, `perf/`): physical floors measured in
-//!    this run; rental rent+return cycles and EV 3-stop 2PC routes through
-//!    real node processes with 1..64 concurrent clients (scaling table),
-//!    EV under heavy contention (winners per round, audit verdict), and the
-//!    memory of one node with 1,000 idle connections. The original systems'
-//!    figures quoted in the issue are printed beside ours, labelled as such.
-//!
-//! Progress goes to stderr, the summary table to stdout, and every figure to
-//! `run/bench.json` (sections keyed by name, so later benches add theirs).
-//! A full run takes about 2 minutes. Set `FROTA_BENCH_SECS` to change the
-//! time per measurement (default 2; system measurements use 3/4 of it).
+//! 4. Systems (`perf/systems.rs`): rental direct and in the original's
+//!    workload shape (info desk, forwarding, 8 clients sharing 3 cars);
+//!    EV `reserve` direct, through frota-broker, over MQTT (frota-broker's
+//!    listener and a real Mosquitto); each run cut in slices of ~1 s with
+//!    the physical floor sampled between them; heavy contention, audits,
+//!    memory, restart.
 //! 5. MQTT (issue 18, `perf/mqtt.rs`): frota-broker beside a Mosquitto of
 //!    the same run: QoS 1 round trip with a Nagle-on client, messages/s.
 //!
-//! To profile one configuration: `FROTA_BENCH_ONLY=rental|ev|mqtt` runs only
-//! that part, `FROTA_BENCH_CLIENTS=8` only that concurrency (comma list).
+//! Progress goes to stderr (with the time since the start), the tables to
+//! stdout, every figure to `run/bench.json` (schema version 2), and the last
+//! line is the verdict: targets met / NOT met / "floor unstable", and how
+//! this run's throughput figures compare with the previous run's.
+//!
+//! Knobs: `FROTA_BENCH_SECS` (seconds per figure, default 4; a full run
+//! takes about 5 minutes), `FROTA_BENCH_ONLY=rental|ev|mqtt` (or a finer
+//! `rental-direct`, `rental-shape`, `ev-direct`, `ev-broker`, `ev-mqtt`,
+//! `ev-contended`) and `FROTA_BENCH_CLIENTS=8` (a comma list) to profile
+//! one configuration.
 
 /// A progress line on stderr, except in the smoke pass that
 /// `cargo test --all-targets` runs (see `main`), which prints only what it
@@ -32,7 +37,7 @@
 macro_rules! progress {
     ($($t:tt)*) => {
         if !crate::common::quiet() {
-            eprintln!($($t)*);
+            eprintln!("[{}] {}", crate::common::clock(), format!($($t)*));
         }
     };
 }
@@ -52,6 +57,7 @@ mod rental;
 #[path = "perf/systems.rs"]
 mod systems;
 
+use common::{round, Report, Verdict};
 use frota::echo::Echo;
 use frota::frame::{self, Mode};
 use frota::launch::NodeProc;
@@ -154,6 +160,8 @@ struct Figures {
     p50_us: f64,
     p99_us: f64,
     mean_us: f64,
+    /// p50 (µs) of each interleaved round: how much the target moved.
+    per_round_p50_us: Vec<f64>,
 }
 
 impl Figures {
@@ -170,13 +178,10 @@ impl Figures {
             "p50_us": round(self.p50_us, 1),
             "p99_us": round(self.p99_us, 1),
             "mean_us": round(self.mean_us, 1),
+            "per_round_p50_us": self.per_round_p50_us.iter().map(|x| round(*x, 1)).collect::<Vec<_>>(),
+            "spread": round(common::spread(&self.per_round_p50_us), 3),
         })
     }
-}
-
-fn round(x: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (x * f).round() / f
 }
 
 fn percentile(sorted_ns: &[u64], p: f64) -> f64 {
@@ -224,21 +229,25 @@ fn slice(addr: SocketAddr, connections: usize, dur: Duration) -> (Vec<u64>, f64)
     (all, secs)
 }
 
-/// Measure every target for `dur` in total, in `ROUNDS` interleaved slices
+/// Measure every target for `dur` in total, in `rounds` interleaved slices
 /// (A B C A B C ...), so that a burst of noise on a shared machine hits all
-/// targets alike instead of skewing one ratio.
+/// targets alike instead of skewing one ratio. The raw echo's per-round
+/// p50s say whether the floor itself held still.
 fn measure(
     targets: &[(&'static str, SocketAddr)],
     connections: usize,
     dur: Duration,
+    rounds: u32,
 ) -> Vec<Figures> {
-    const ROUNDS: u32 = 4;
     let mut lat: Vec<Vec<u64>> = vec![Vec::new(); targets.len()];
     let mut secs = vec![0.0; targets.len()];
-    for round in 1..=ROUNDS {
-        for (i, (name, addr)) in targets.iter().enumerate() {
-            progress!("bench: {name}, {connections} connection(s), round {round}/{ROUNDS} ...");
-            let (l, s) = slice(*addr, connections, dur / ROUNDS);
+    let mut per_round: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    for round in 1..=rounds {
+        progress!("bench: runtime floor, {connections} connection(s), round {round}/{rounds} ...");
+        for (i, (_, addr)) in targets.iter().enumerate() {
+            let (mut l, s) = slice(*addr, connections, dur / rounds);
+            l.sort_unstable();
+            per_round[i].push(percentile(&l, 0.5));
             lat[i].extend(l);
             secs[i] += s;
         }
@@ -247,7 +256,8 @@ fn measure(
         .iter()
         .zip(lat)
         .zip(secs)
-        .map(|((t, mut all), secs)| {
+        .zip(per_round)
+        .map(|(((t, mut all), secs), per_round_p50_us)| {
             all.sort_unstable();
             let mean = all.iter().sum::<u64>() as f64 / all.len().max(1) as f64 / 1000.0;
             let f = Figures {
@@ -258,6 +268,7 @@ fn measure(
                 p50_us: percentile(&all, 0.50),
                 p99_us: percentile(&all, 0.99),
                 mean_us: mean,
+                per_round_p50_us,
             };
             progress!(
                 "bench:   {}: {:.0} round trips/s, p50 {:.1} µs, p99 {:.1} µs",
@@ -297,6 +308,14 @@ fn codec(dur: Duration) -> Value {
     json!({"frames_per_s": round(per_s, 0), "frame_bytes": bytes, "frames": frames, "seconds": round(secs, 3)})
 }
 
+/// The version of run/bench.json's layout (docs/performance.md describes
+/// it). Bump it when a key changes meaning or moves.
+const SCHEMA_VERSION: u64 = 2;
+
+/// Default seconds per measured figure: long enough that two consecutive
+/// runs on a quiet machine agree within 10% (docs/performance.md).
+const DEFAULT_SECS: f64 = 4.0;
+
 fn main() {
     // `cargo bench` passes `--bench`. Without it we were started by
     // `cargo test --all-targets`: run a short smoke pass (proves the bench
@@ -307,12 +326,21 @@ fn main() {
         .and_then(|s| s.parse().ok())
     {
         Some(s) => s,
-        None if smoke => 0.1,
-        None => 2.0,
+        None if smoke => 0.2,
+        None => DEFAULT_SECS,
     };
     common::set_quiet(smoke);
+    common::start_clock();
     let dur = Duration::from_secs_f64(secs);
     let wall = Instant::now();
+    let load_start = common::load_1min();
+    progress!(
+        "bench: {secs} s per figure (FROTA_BENCH_SECS); load average {} at the start; a full run takes about {:.0} minutes",
+        load_start.map_or("?".into(), |l| format!("{l:.2}")),
+        (secs * 48.0 + 60.0) / 60.0
+    );
+    let only = std::env::var("FROTA_BENCH_ONLY").unwrap_or_default();
+    let mut report = Report::default();
 
     let raw = raw_echo();
     let cfg = ServerConfig {
@@ -334,8 +362,8 @@ fn main() {
         ("frota runtime (in-process)", inproc.addr()),
         ("frota-echo binary", node.tcp()),
     ];
-    // FROTA_BENCH_ONLY (rental|ev, see perf/systems.rs) skips this section.
-    let counts: &[usize] = if std::env::var_os("FROTA_BENCH_ONLY").is_some() {
+    // FROTA_BENCH_ONLY (rental|ev|mqtt, see perf/systems.rs) skips this section.
+    let counts: &[usize] = if !only.is_empty() {
         &[]
     } else if smoke {
         &[1, 4]
@@ -343,7 +371,7 @@ fn main() {
         &[1, 64]
     };
     for &conns in counts {
-        let figs = measure(&targets, conns, dur);
+        let figs = measure(&targets, conns, dur, if smoke { 2 } else { 8 });
         let base = figs[0].clone();
         for f in &figs[1..] {
             ratios.push(json!({
@@ -352,61 +380,78 @@ fn main() {
                 "p50_ratio": round(f.p50_us / base.p50_us, 2),
                 "p99_ratio": round(f.p99_us / base.p99_us, 2),
                 "throughput_ratio": round(base.per_sec() / f.per_sec(), 2),
+                "floor_spread": round(common::spread(&base.per_round_p50_us), 3),
             }));
         }
         rows.extend(figs);
     }
-    let codec = codec(dur);
+    let codec = if only.is_empty() {
+        Some(codec(dur))
+    } else {
+        None
+    };
     inproc.shutdown();
-    let echo_mem = memory::measure(
-        "frota-echo",
-        node.pid(),
-        node.tcp(),
-        if smoke { 20 } else { 1000 },
-    );
+    let echo_mem = if only.is_empty() {
+        memory::measure(
+            "frota-echo",
+            node.pid(),
+            node.tcp(),
+            if smoke { 20 } else { 1000 },
+        )
+    } else {
+        None
+    };
     drop(node);
-    let sys = systems::run(raw, smoke, dur);
+    let sys = (only != "mqtt").then(|| systems::run(raw, smoke, dur, &mut report));
     // FROTA_BENCH_ONLY=mqtt runs only this; rental|ev skip it.
-    let only = std::env::var("FROTA_BENCH_ONLY").ok();
-    let mqtt = match only.as_deref() {
-        None | Some("mqtt") => Some(mqtt::run(smoke, dur)),
-        Some(_) => None,
+    let mqtt = match only.as_str() {
+        "" | "mqtt" => Some(mqtt::run(smoke, dur, &mut report)),
+        _ => None,
     };
     if smoke {
         // A test run: say what ran, judge nothing (figures of a debug build
         // on a shared machine mean nothing; `make bench` measures).
         println!(
-            "bench smoke pass (test build, {secs} s per figure): exercised the runtime floor ({} rows: raw echo, in-process runtime, frota-echo), the codec, idle-connection memory, the rental and EV systems ({} measurements) and the MQTT brokers ({}); figures are not judged here, `make bench` measures them",
+            "bench smoke pass (test build, {secs} s per figure): exercised the runtime floor ({} rows: raw echo, in-process runtime, frota-echo), the codec, idle-connection memory, the rental and EV systems ({} sections: rental direct and in the original's shape; EV direct, through frota-broker and over MQTT) and the MQTT brokers ({}); figures are not judged here, `make bench` measures them",
             rows.len(),
-            sys.json.len(),
+            sys.as_ref().map_or(0, |s| s.json.len()),
             if mqtt.is_some() { "frota-broker, and Mosquitto when installed" } else { "skipped" }
         );
-        let _ = (ratios, codec, echo_mem, mqtt);
+        let _ = (ratios, codec, echo_mem, mqtt, report);
         return;
     }
 
-    println!();
-    println!(
-        "frota bench — runtime floor (round trips of a {}-byte request, loopback)",
-        {
+    let mut lines: Vec<String> = Vec::new();
+    if !rows.is_empty() {
+        lines.push(String::new());
+        lines.push(format!(
+            "frota bench — runtime floor (round trips of a {}-byte request, loopback; targets interleaved in 8 rounds)",
             frame::encode(
                 Mode::Length,
                 &serde_json::to_vec(&typical()).unwrap_or_default(),
             )
             .len()
-        }
-    );
-    println!(
-        "{:<28} {:>5} {:>10} {:>9} {:>9} {:>9} {:>10} {:>9}",
-        "target", "conns", "rt/s", "p50 µs", "p99 µs", "mean µs", "×raw p50", "×raw rt/s"
-    );
+        ));
+        lines.push(format!(
+            "{:<28} {:>5} {:>10} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8}",
+            "target",
+            "conns",
+            "rt/s",
+            "p50 µs",
+            "p99 µs",
+            "mean µs",
+            "×raw p50",
+            "×raw rt/s",
+            "spread"
+        ));
+    }
     for f in &rows {
         let base = rows
             .iter()
             .find(|r| r.connections == f.connections && r.target.starts_with("raw"))
             .unwrap_or(f);
-        println!(
-            "{:<28} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.2}× {:>8.2}×",
+        lines.push(format!(
+            "{:<28} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.2}× {:>8.2}× {:>7.0}%",
             f.target,
             f.connections,
             f.per_sec(),
@@ -414,39 +459,65 @@ fn main() {
             f.p99_us,
             f.mean_us,
             f.p50_us / base.p50_us,
-            base.per_sec() / f.per_sec()
+            base.per_sec() / f.per_sec(),
+            common::spread(&f.per_round_p50_us) * 100.0
+        ));
+        report.figure(
+            &format!("runtime.{}.{}", slug(f.target), f.connections),
+            f.per_sec(),
         );
     }
-    // The goal is judged per row on both latency (p50) and throughput.
+    // The goal is judged per row on both latency (p50) and throughput,
+    // and only when the raw echo (the floor) held still over the rounds.
     for r in &ratios {
-        let (p50, tp) = (
+        let (p50, tp, sp) = (
             r["p50_ratio"].as_f64().unwrap_or(f64::NAN),
             r["throughput_ratio"].as_f64().unwrap_or(f64::NAN),
+            r["floor_spread"].as_f64().unwrap_or(f64::NAN),
         );
-        println!(
-            "ratio vs raw echo, {} @ {} conn: p50 {p50:.2}×, throughput {tp:.2}× — goal ≤ 1.5×: {}",
-            r["target"].as_str().unwrap_or("?"),
-            r["connections"],
-            if p50 <= 1.5 && tp <= 1.5 {
-                "met"
+        let target = r["target"].as_str().unwrap_or("?");
+        report.target(
+            &format!("runtime.{}.{}.x_raw", slug(target), r["connections"]),
+            &format!(
+                "{target} within 1.5× of raw echo at {} connection(s), p50 and throughput",
+                r["connections"]
+            ),
+            format!(
+                "p50 {p50:.2}×, throughput {tp:.2}× (raw echo spread {:.0}%)",
+                sp * 100.0
+            ),
+            if sp <= common::MAX_FLOOR_SPREAD {
+                Verdict::of(p50 <= 1.5 && tp <= 1.5)
             } else {
-                "NOT met"
-            }
+                Verdict::FloorUnstable
+            },
+            "issue 9",
         );
     }
-    println!(
-        "codec: {} frames/s encode+decode of a typical {}-byte frame",
-        codec["frames_per_s"], codec["frame_bytes"]
-    );
-
-    let trace_off = trace_off_section(&rows, dur);
-    let out = json!({
-        "when_unix_s": std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+    if let Some(c) = &codec {
+        lines.push(format!(
+            "codec: {} frames/s encode+decode of a typical {}-byte frame",
+            c["frames_per_s"], c["frame_bytes"]
+        ));
+        report.figure(
+            "codec.frames",
+            c["frames_per_s"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    let trace_off =
+        (!rows.is_empty()).then(|| trace_off_section(&rows, dur, &mut lines, &mut report));
+    if let Some(mem) = &echo_mem {
+        lines.push(mem.line());
+        mem.judge("memory.echo.idle_connections", &mut report);
+    }
+    let mut out = json!({
+        "schema_version": SCHEMA_VERSION,
+        "schema": "docs/performance.md, section \"run/bench.json\"",
+        "when_unix_s": unix_now(),
+        "git_commit": git_commit(),
         "cores": thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "seconds_per_measurement": secs,
+        "only": only,
         "runtime_floor": {
             "rows": rows.iter().map(Figures::to_json).collect::<Vec<_>>(),
             "ratios": ratios,
@@ -454,11 +525,13 @@ fn main() {
         },
         "codec": codec,
         "trace_off": trace_off,
+        "references_not_measured_here": systems::REFERENCES.iter().map(|(what, fig, src)| json!({"what": what, "figure": fig, "source": src})).collect::<Vec<_>>(),
     });
-    let mut out = out;
     if let Some(m) = out.as_object_mut() {
-        for (k, v) in sys.json {
-            m.insert(k, v);
+        if let Some(sys) = &sys {
+            for (k, v) in &sys.json {
+                m.insert(k.clone(), v.clone());
+            }
         }
         if let Some(q) = &mqtt {
             m.insert("mqtt".into(), q.json.clone());
@@ -467,17 +540,111 @@ fn main() {
             memory.insert("frota-echo".into(), mem.to_json());
         }
     }
-    if let Some(mem) = &echo_mem {
-        println!("{}", mem.line());
-    }
-    for l in &sys.lines {
-        println!("{l}");
+    for l in sys.iter().flat_map(|s| &s.lines) {
+        lines.push(l.clone());
     }
     for l in mqtt.iter().flat_map(|q| &q.lines) {
-        println!("{l}");
+        lines.push(l.clone());
     }
+    lines.push(String::new());
+    lines.push(
+        "references — quoted, NOT measured here (Mosquitto is measured above, in this run):".into(),
+    );
+    for (what, fig, src) in systems::REFERENCES {
+        lines.push(format!("  {what}: {fig} [{src}]"));
+    }
+
+    // Targets, the comparison with the previous run, the verdict.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("run");
     let path = dir.join("bench.json");
+    let previous = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    let compared = compare(previous.as_ref(), &report);
+    lines.push(String::new());
+    lines.push("targets:".into());
+    for t in &report.targets {
+        lines.push(format!("  {} [{}]", t.line(), t.source));
+    }
+    lines.extend(compared.lines.iter().cloned());
+    let load_end = common::load_1min();
+    let took = wall.elapsed().as_secs();
+    let count = |v: Verdict| report.targets.iter().filter(|t| t.verdict == v).count();
+    let names = |v: Verdict| {
+        report
+            .targets
+            .iter()
+            .filter(|t| t.verdict == v)
+            .map(|t| t.key.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut verdict = format!(
+        "make bench: {} target(s) met, {} NOT met{}",
+        count(Verdict::Met),
+        count(Verdict::NotMet),
+        if count(Verdict::NotMet) > 0 {
+            format!(" ({})", names(Verdict::NotMet))
+        } else {
+            String::new()
+        }
+    );
+    if count(Verdict::FloorUnstable) > 0 {
+        verdict += &format!(
+            ", {} floor unstable ({})",
+            count(Verdict::FloorUnstable),
+            names(Verdict::FloorUnstable)
+        );
+    }
+    verdict += &format!(
+        "; {}; {} min {:02} s at load {}–{}",
+        compared.summary,
+        took / 60,
+        took % 60,
+        load_start.map_or("?".into(), |l| format!("{l:.1}")),
+        load_end.map_or("?".into(), |l| format!("{l:.1}")),
+    );
+    if let Some(m) = out.as_object_mut() {
+        m.insert(
+            "targets".into(),
+            json!(report
+                .targets
+                .iter()
+                .map(|t| t.to_json())
+                .collect::<Vec<_>>()),
+        );
+        m.insert(
+            "throughput".into(),
+            Value::Object(
+                report
+                    .throughput
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect(),
+            ),
+        );
+        m.insert("vs_previous_run".into(), compared.json.clone());
+        m.insert(
+            "load_1min".into(),
+            json!({"start": load_start, "end": load_end}),
+        );
+        m.insert("wall_seconds".into(), json!(took));
+        m.insert("verdict".into(), json!(verdict));
+        // The detector bench (run just before by `make bench`) keeps its
+        // section.
+        if let Some(d) = previous.as_ref().and_then(|p| p.get("detector")) {
+            m.insert("detector".into(), d.clone());
+        }
+    }
+    for l in &lines {
+        println!("{l}");
+    }
+    if let Some(p) = &previous {
+        let _ = std::fs::write(
+            dir.join("bench.previous.json"),
+            serde_json::to_string_pretty(p).unwrap_or_default() + "\n",
+        );
+    }
     let written = std::fs::create_dir_all(&dir).and_then(|()| {
         std::fs::write(
             &path,
@@ -485,10 +652,116 @@ fn main() {
         )
     });
     match written {
-        Ok(()) => println!("figures written to {}", path.display()),
+        Ok(()) => println!(
+            "figures written to {} (the previous run's in bench.previous.json)",
+            path.display()
+        ),
         Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
     }
-    progress!("bench: done in {:.1} s", wall.elapsed().as_secs_f64());
+    println!("{verdict}");
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The commit the bench was built from (`git rev-parse`), if any.
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// "frota runtime (in-process)" → "frota_runtime_in_process".
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// Two runs of `make bench` should agree within this on every throughput
+/// figure (issue 21); a larger move is listed after the targets.
+const AGREE: f64 = 0.10;
+
+struct Compared {
+    lines: Vec<String>,
+    summary: String,
+    json: Value,
+}
+
+/// This run's throughput figures against the previous run's (same schema).
+fn compare(previous: Option<&Value>, report: &Report) -> Compared {
+    let prev = previous
+        .filter(|p| p["schema_version"] == json!(SCHEMA_VERSION))
+        .and_then(|p| p["throughput"].as_object());
+    let Some(prev) = prev else {
+        return Compared {
+            lines: vec!["vs the previous run: none with this schema in run/bench.json".into()],
+            summary: "no previous run to compare with".into(),
+            json: Value::Null,
+        };
+    };
+    let when = previous
+        .and_then(|p| p["when_unix_s"].as_u64())
+        .unwrap_or(0);
+    let mut moved = Vec::new();
+    let mut n = 0;
+    for (k, now) in &report.throughput {
+        let Some(before) = prev.get(k).and_then(Value::as_f64) else {
+            continue;
+        };
+        n += 1;
+        let change = now / before.max(1e-9) - 1.0;
+        if change.abs() > AGREE {
+            moved.push((k.clone(), before, *now, change));
+        }
+    }
+    let mut lines = vec![format!(
+        "vs the previous run ({} min earlier, commit {}): {} of {n} throughput figures within ±{:.0}%",
+        unix_now().saturating_sub(when) / 60,
+        previous.and_then(|p| p["git_commit"].as_str()).unwrap_or("?"),
+        n - moved.len(),
+        AGREE * 100.0
+    )];
+    for (k, b, a, c) in &moved {
+        lines.push(format!(
+            "  moved: {k}: {b:.0} → {a:.0} ({:+.0}%)",
+            c * 100.0
+        ));
+    }
+    let summary = if moved.is_empty() {
+        format!("all {n} throughput figures within ±10% of the previous run")
+    } else {
+        format!(
+            "{} of {n} throughput figures moved more than ±10% from the previous run",
+            moved.len()
+        )
+    };
+    Compared {
+        lines,
+        summary,
+        json: json!({
+            "previous_when_unix_s": when,
+            "previous_commit": previous.and_then(|p| p["git_commit"].as_str()),
+            "compared": n,
+            "within": n - moved.len(),
+            "tolerance": AGREE,
+            "moved": moved.iter().map(|(k, b, a, c)| json!({"key": k, "previous": b, "now": a, "change": round(*c, 3)})).collect::<Vec<_>>(),
+        }),
+    }
 }
 
 /// Section 3: what the wire-trace hooks (`frota::trace`) cost when tracing
@@ -497,7 +770,12 @@ fn main() {
 /// per `trace::record` call on the disabled path, times the hooks one
 /// node-to-node round trip passes (client send + recv, server recv + send =
 /// 4), against the in-process runtime's p50 round trip at 1 connection.
-fn trace_off_section(rows: &[Figures], dur: Duration) -> Value {
+fn trace_off_section(
+    rows: &[Figures],
+    dur: Duration,
+    lines: &mut Vec<String>,
+    report: &mut Report,
+) -> Value {
     let on = frota::trace::enabled();
     let msg = typical();
     let local: Option<SocketAddr> = None;
@@ -521,16 +799,26 @@ fn trace_off_section(rows: &[Figures], dur: Duration) -> Value {
         .map_or(f64::NAN, |r| r.p50_us);
     let hooks_per_round_trip = 4.0;
     if rt_us.is_nan() {
-        println!(
+        lines.push(format!(
             "trace off: {ns_per_call:.2} ns per hook (the runtime floor was skipped, so no ratio)"
-        );
+        ));
         return json!({"tracing_was_on": on, "ns_per_call": round(ns_per_call, 2)});
     }
     let pct = hooks_per_round_trip * ns_per_call / (rt_us * 1000.0) * 100.0;
-    println!(
-        "trace off: {ns_per_call:.2} ns per hook, {hooks_per_round_trip} hooks per round trip = {pct:.4}% of a {rt_us:.1} µs round trip — goal < 2%: {}{}",
-        if pct < 2.0 { "met" } else { "NOT met" },
+    lines.push(format!(
+        "trace off: {ns_per_call:.2} ns per hook, {hooks_per_round_trip} hooks per round trip = {pct:.4}% of a {rt_us:.1} µs round trip{}",
         if on { " (FROTA_TRACE or RUST_LOG=frota::wire=trace is set: tracing was ON, figure not meaningful)" } else { "" }
+    ));
+    report.target(
+        "trace_off.percent",
+        "wire-trace hooks, tracing off, < 2% of a round trip",
+        format!("{pct:.4}%"),
+        if on {
+            Verdict::Skipped
+        } else {
+            Verdict::of(pct < 2.0)
+        },
+        "issue 7",
     );
     json!({
         "tracing_was_on": on,

@@ -1,17 +1,32 @@
-//! EV: committed 3-stop routes through real company processes. A requester
-//! is a thread with one connection to a company sending `reserve` (the
-//! broker only relays requests, so it is left out of the measured path).
-//! Every route starts at A, so A coordinates them all: a requester talks to
-//! A, B, C in turn ([`Via::Turns`], the headline figure, as before issue
-//! 15), or only to A ([`Via::Coordinator`]: the direct path), or only to B
-//! and C ([`Via::Forwarded`]: they forward to A, one more round trip). Every
-//! reservation is a full 2PC: durable holds at the three companies, a
-//! durable coordinator decision, commits.
+//! EV: committed 3-stop routes through real company processes. Every
+//! route is a full 2PC: durable holds at the three companies, a durable
+//! coordinator decision, commits. Every bench route starts at A, so A
+//! coordinates them all (issue 15: the coordinator of a route is the
+//! company of its first stop; the others forward to it).
+//!
+//! - **Direct** ([`Ev::run`], issue 9): a requester is a thread with one
+//!   connection to a company sending `reserve`: A, B, C in turn
+//!   ([`Via::Turns`], the headline figure), or only A ([`Via::Coordinator`],
+//!   the direct path), or only B and C ([`Via::Forwarded`]: they forward to
+//!   A, one more round trip).
+//! - **On the vehicles' path** ([`Ev::via_broker`], issue 21): a vehicle
+//!   publishes its route on `vehicle/<id>/request` and waits for
+//!   `vehicle/<id>/response`, through frota-broker (frota framing), over
+//!   MQTT to frota-broker's MQTT listener, or over MQTT to a real Mosquitto
+//!   (then the companies talk MQTT to it too). Each vehicle has its own
+//!   broker connection ([`BusClient`], the client `frota-vehicle` uses). The
+//!   company the shared subscription picks forwards to A unless it is A.
+//!
+//! Routes never conflict (each takes fresh windows), except in
+//! [`Ev::contended`], where every requester races for the same 3 stops.
 
-use super::common::{collect, timed, Run};
+use super::common::{run_sliced, Op, Run, Slicing};
+use super::floor::{Kind, Prober};
 use frota::body;
 use frota::client::{Client, ClientConfig};
-use frota::ev::cluster::{node_name, EvBins, EvCluster, EvOptions, COMPANIES};
+use frota::ev::bus_client::BusClient;
+use frota::ev::cluster::{node_name, BrokerKind, EvBins, EvCluster, EvOptions, COMPANIES};
+use frota::ev::company::messages::{RouteOutcome, RouteRequest};
 use frota::ev::points::{PointSet, Stop};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -27,7 +42,7 @@ pub struct Ev {
     window: Arc<AtomicU32>,
     tag: AtomicU64,
     /// Routes answered `reserved` so far (the audit must find exactly these).
-    pub reserved: AtomicU64,
+    pub reserved: Arc<AtomicU64>,
 }
 
 /// Which companies the requesters send their routes to.
@@ -81,9 +96,54 @@ fn reserve(c: &mut Client, rid: &str, vehicle: &str, stops: &[Stop]) -> Result<S
         .to_string())
 }
 
+/// The outcome of `request_id` from the vehicle's response topic (other
+/// messages, e.g. a late duplicate, are skipped).
+fn answer(bus: &BusClient, request_id: &str, timeout: Duration) -> Result<RouteOutcome, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no answer to {request_id} within {timeout:?}"));
+        }
+        let Some((_, payload)) = bus.recv(left) else {
+            continue;
+        };
+        match serde_json::from_value::<RouteOutcome>(payload) {
+            Ok(o) if o.request_id == request_id => return Ok(o),
+            _ => {}
+        }
+    }
+}
+
+/// [`run_sliced`] with 3 warm-up routes per requester and the EV
+/// reservation floor sampled between slices.
+fn sliced(
+    procs: Vec<(String, u32)>,
+    clients: usize,
+    cut: Slicing,
+    make: impl Fn(usize) -> Op,
+    floor: Option<&mut Prober>,
+) -> Run {
+    match floor {
+        Some(p) => {
+            let what = Kind::EvReservation.what(p);
+            let mut f = || p.sample(Kind::EvReservation);
+            run_sliced(clients, 3, cut, make, Some(&mut f), &what, procs)
+        }
+        None => run_sliced(clients, 3, cut, make, None, "", procs),
+    }
+}
+
 impl Ev {
+    /// The cluster with frota-broker (companies on frota framing; the
+    /// broker's MQTT listener is on too).
     pub fn start(dir: &Path) -> Ev {
+        Ev::start_with(dir, BrokerKind::Frota)
+    }
+
+    pub fn start_with(dir: &Path, broker: BrokerKind) -> Ev {
         let mut o = EvOptions::new(dir);
+        o.broker_kind = broker;
         // Room for the memory figure's 1,000 idle connections.
         o.company_args = vec!["--max-connections".into(), "1200".into()];
         let bins = EvBins {
@@ -101,8 +161,17 @@ impl Ev {
             points,
             window: Arc::new(AtomicU32::new(2000)),
             tag: AtomicU64::new(0),
-            reserved: AtomicU64::new(0),
+            reserved: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Every node's (name, pid), for the CPU figures.
+    fn procs(&self) -> Vec<(String, u32)> {
+        self.cluster
+            .names()
+            .into_iter()
+            .filter_map(|n| Some((n.clone(), self.cluster.pid(&n)?)))
+            .collect()
     }
 
     fn connect(&self, i: usize, via: Via) -> Client {
@@ -116,54 +185,98 @@ impl Ev {
         Client::connect(&addr, &cfg).expect("connect company")
     }
 
-    /// `clients` requesters, each route on its own windows (no conflicts).
-    pub fn run(&self, clients: usize, dur: Duration) -> Run {
-        self.run_via(clients, dur, Via::Turns)
+    /// `clients` requesters sending `reserve` straight to a company (A, B,
+    /// C in turn), each route on its own windows (no conflicts).
+    pub fn run(&self, clients: usize, cut: Slicing, floor: Option<&mut Prober>) -> Run {
+        self.run_via(clients, cut, floor, Via::Turns)
     }
 
     /// Like [`Ev::run`], the requests sent `via` the given companies.
-    pub fn run_via(&self, clients: usize, dur: Duration, via: Via) -> Run {
+    pub fn run_via(
+        &self,
+        clients: usize,
+        cut: Slicing,
+        floor: Option<&mut Prober>,
+        via: Via,
+    ) -> Run {
         let tag = self.tag.fetch_add(1, Ordering::Relaxed);
-        let start = Arc::new(Barrier::new(clients + 1));
-        let errors = Arc::new(AtomicU64::new(0));
-        let reserved = Arc::new(AtomicU64::new(0));
-        let workers: Vec<_> = (0..clients)
-            .map(|i| {
-                let mut c = self.connect(i, via);
-                let (start, errors, reserved) = (start.clone(), errors.clone(), reserved.clone());
-                let (window, points) = (self.window.clone(), self.points.clone());
-                thread::spawn(move || {
-                    let mut n = 0u64;
-                    let mut one = |c: &mut Client, lat: Option<&mut Vec<u64>>| {
-                        n += 1;
-                        let k = window.fetch_add(10, Ordering::Relaxed);
-                        let stops = stops_at(&points, k / 10, k);
-                        let t = Instant::now();
-                        let r =
-                            reserve(c, &format!("e{tag}-{i}-{n}"), &format!("bench-{i}"), &stops);
-                        let took = t.elapsed().as_nanos() as u64;
-                        match r.as_deref() {
-                            Ok("reserved") => {
-                                reserved.fetch_add(1, Ordering::Relaxed);
-                                if let Some(l) = lat {
-                                    l.push(took)
-                                }
-                            }
-                            other => {
-                                if errors.fetch_add(1, Ordering::Relaxed) < 3 {
-                                    eprintln!("bench: uncontended route not reserved: {other:?}");
-                                }
-                            }
-                        }
-                    };
-                    timed(&start, dur, |lat| one(&mut c, lat))
-                })
+        let make = |i: usize| -> Op {
+            let mut c = self.connect(i, via);
+            let (window, points) = (self.window.clone(), self.points.clone());
+            let reserved = self.reserved.clone();
+            let mut n = 0u64;
+            Box::new(move || {
+                n += 1;
+                let k = window.fetch_add(10, Ordering::Relaxed);
+                let stops = stops_at(&points, k / 10, k);
+                let t = Instant::now();
+                let r = reserve(
+                    &mut c,
+                    &format!("e{tag}-{i}-{n}"),
+                    &format!("bench-{i}"),
+                    &stops,
+                );
+                let took = t.elapsed();
+                match r.as_deref() {
+                    Ok("reserved") => {
+                        reserved.fetch_add(1, Ordering::Relaxed);
+                        Ok(took)
+                    }
+                    other => Err(format!("uncontended route not reserved: {other:?}")),
+                }
             })
-            .collect();
-        let run = collect(clients, &start, workers, &errors);
-        self.reserved
-            .fetch_add(reserved.load(Ordering::Relaxed), Ordering::Relaxed);
-        run
+        };
+        sliced(self.procs(), clients, cut, make, floor)
+    }
+
+    /// `clients` vehicles on the users' path: each has its own broker
+    /// connection (`broker`: `HOST:PORT` for frota framing, `mqtt://...`
+    /// for MQTT), subscribes to `vehicle/<id>/response`, publishes each
+    /// route on `vehicle/<id>/request` and waits for its outcome. A company
+    /// takes the request from the shared subscription and coordinates it.
+    pub fn via_broker(
+        &self,
+        broker: &str,
+        clients: usize,
+        cut: Slicing,
+        floor: Option<&mut Prober>,
+    ) -> Run {
+        let tag = self.tag.fetch_add(1, Ordering::Relaxed);
+        let make = |i: usize| -> Op {
+            let vehicle = format!("bv{tag}-{i}");
+            let cfg = ClientConfig::default().with_timeout(Duration::from_secs(10));
+            let bus = BusClient::connect(broker, cfg)
+                .unwrap_or_else(|e| panic!("connect to the broker {broker}: {e}"));
+            let response = format!("vehicle/{vehicle}/response");
+            bus.subscribe(&response)
+                .unwrap_or_else(|e| panic!("subscribe to {response}: {e}"));
+            let topic = format!("vehicle/{vehicle}/request");
+            let (window, points) = (self.window.clone(), self.points.clone());
+            let reserved = self.reserved.clone();
+            let mut n = 0u64;
+            Box::new(move || {
+                n += 1;
+                let k = window.fetch_add(10, Ordering::Relaxed);
+                let req = RouteRequest {
+                    request_id: format!("{vehicle}-{n}"),
+                    vehicle: vehicle.clone(),
+                    stops: stops_at(&points, k / 10, k),
+                    reply_to: None,
+                    forwarded: false,
+                };
+                let payload = serde_json::to_value(&req).map_err(|e| e.to_string())?;
+                let t = Instant::now();
+                bus.publish(&topic, payload).map_err(|e| e.to_string())?;
+                let out = answer(&bus, &req.request_id, Duration::from_secs(10))?;
+                let took = t.elapsed();
+                if out.outcome != "reserved" {
+                    return Err(format!("route over the broker not reserved: {out:?}"));
+                }
+                reserved.fetch_add(1, Ordering::Relaxed);
+                Ok(took)
+            })
+        };
+        sliced(self.procs(), clients, cut, make, floor)
     }
 
     /// Rounds in which all `clients` requesters race for the same 3 stops

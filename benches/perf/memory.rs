@@ -2,7 +2,7 @@
 //! and after 1,000 idle connections (each answered one ping, so its thread
 //! and buffers exist).
 
-use super::common::round;
+use super::common::{round, Report, Verdict};
 use frota::client::{Client, ClientConfig};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -27,14 +27,23 @@ pub struct Mem {
 impl Mem {
     pub fn line(&self) -> String {
         format!(
-            "memory: {} RSS {:.1} MiB idle, {:.1} MiB with {} idle connections ({:.1} KiB per connection) — goal ≤ 64 MiB: {}",
-            self.node,
-            self.before_mib,
-            self.after_mib,
-            self.conns,
-            self.per_conn_kib,
-            if self.after_mib <= 64.0 { "met" } else { "NOT met" }
+            "memory: {} RSS {:.1} MiB idle, {:.1} MiB with {} idle connections ({:.1} KiB per connection; goal ≤ 64 MiB)",
+            self.node, self.before_mib, self.after_mib, self.conns, self.per_conn_kib,
         )
+    }
+
+    /// The goal of issue 9: one node with 1,000 idle connections ≤ 64 MiB.
+    pub fn judge(&self, key: &str, report: &mut Report) {
+        report.target(
+            key,
+            &format!(
+                "{} with {} idle connections ≤ 64 MiB",
+                self.node, self.conns
+            ),
+            format!("{:.1} MiB", self.after_mib),
+            Verdict::of(self.after_mib <= 64.0),
+            "issue 9",
+        );
     }
 
     pub fn to_json(&self) -> Value {

@@ -1,21 +1,37 @@
 //! Rental: rent + return cycles through real terminal and backup processes
-//! (every change fsynced by the backup before it is acknowledged).
+//! (every change fsynced by the backup before it is acknowledged), two ways.
 //!
-//! Each client is a thread with one connection to the terminal that manages
-//! (and holds) its class; a cycle is `rent` there then `return` there. The
-//! fleet has 14 cars, so a client first takes a token for its class (one per
-//! car): with more clients than cars the extra ones queue in the bench, and
-//! the cycle latency is measured from the rent, not from the token.
+//! **Direct** ([`Rental::run`], the bench of issue 9): each client is a
+//! thread with one connection to the terminal that manages (and holds) its
+//! class (client i: class i % 5); a cycle is `rent` there then `return`
+//! there. The fleet has 14 cars, so a client first takes a token for its
+//! class (one per car): with more clients than cars the extra ones queue in
+//! the bench, and the cycle latency is measured from the rent, not from the
+//! token. No info desk, no forwarding, no pending request.
+//!
+//! **The original's shape** ([`Rental::original_shape`], issue 21): what the
+//! original system's clients did, through the simulator's own client code
+//! ([`Renter`], the one `make run` uses): every cycle asks the info desk for
+//! a terminal (round-robin), rents economy there (managed by terminal-3, so
+//! the rent is forwarded unless the info desk picked terminal-3, and
+//! forwarded again to whichever terminal holds a free car), waits for the
+//! callback when the rent goes pending, claims the car, and returns it to
+//! the terminal the info desk names next. All clients share the 3 economy
+//! cars, so from 4 clients up most cycles wait for a car: the cycle latency
+//! includes that wait, as the original's figures did.
 
-use super::common::{collect, timed, Run};
+use super::common::{run_sliced, Op, Run, Slicing};
+use super::floor::{Kind, Prober};
 use frota::client::{Client, ClientConfig};
+use frota::rental::client_sim::{Outcome, Renter, SimConfig, Verdict};
 use frota::rental::cluster::{Bins, RentalCluster};
 use frota::rental::fleet::{Class, FLEET};
 use frota::{body, Body};
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,11 +46,8 @@ pub fn bins() -> Bins {
 
 pub struct Rental {
     pub cluster: RentalCluster,
-    tokens: Vec<(
-        Class,
-        crossbeam_channel::Sender<()>,
-        crossbeam_channel::Receiver<()>,
-    )>,
+    /// One permit per car of each class.
+    tokens: Vec<(Class, Arc<Permits>)>,
     run_tag: AtomicU64,
 }
 
@@ -50,11 +63,7 @@ impl Rental {
             .iter()
             .map(|c| {
                 let n = FLEET.iter().filter(|v| v.class == *c).count();
-                let (tx, rx) = crossbeam_channel::bounded(n);
-                for _ in 0..n {
-                    let _ = tx.send(());
-                }
-                (*c, tx, rx)
+                (*c, Arc::new(Permits::new(n)))
             })
             .collect();
         Rental {
@@ -84,60 +93,228 @@ impl Rental {
         )
     }
 
-    /// `clients` concurrent clients doing cycles for `dur` after a warm-up.
-    pub fn run(&self, clients: usize, dur: Duration) -> Run {
+    /// `clients` concurrent clients doing rent+return cycles at the managing
+    /// terminal, in `cut.slices` slices with `floor` sampled between them.
+    pub fn run(&self, clients: usize, cut: Slicing, floor: Option<&mut Prober>) -> Run {
         let tag = self.run_tag.fetch_add(1, Ordering::Relaxed);
-        let start = Arc::new(Barrier::new(clients + 1));
-        let errors = Arc::new(AtomicU64::new(0));
-        let workers: Vec<_> = (0..clients)
-            .map(|i| {
-                let (class, tx, rx) = self.tokens[i % self.tokens.len()].clone();
-                let terminal = self
-                    .cluster
-                    .addr(&frota::rental::fleet::terminal_name(class.manager()))
-                    .to_string();
-                let (start, errors) = (start.clone(), errors.clone());
-                thread::spawn(move || {
-                    let cfg = ClientConfig::default().with_timeout(Duration::from_secs(10));
-                    let mut c = Client::connect(&terminal, &cfg).expect("connect terminal");
-                    let mut n = 0u64;
-                    let mut cycle = |c: &mut Client| -> Result<(), String> {
-                        n += 1;
-                        let rid = format!("b{tag}-{i}-{n}");
-                        let r = c
-                            .call("rent", body(json!({"request_id": rid, "class": class.name(), "client": format!("bench-{i}")})))
-                            .map_err(|e| e.to_string())?;
-                        let car = match (r.get("status").and_then(Value::as_str), r.get("car").and_then(Value::as_str)) {
-                            (Some("rented"), Some(car)) => car.to_string(),
-                            _ => return Err(format!("rent not served at once: {r:?}")),
-                        };
-                        c.call("return", body(json!({"request_id": format!("{rid}-back"), "car": car})))
-                            .map_err(|e| e.to_string())?;
-                        Ok(())
-                    };
-                    let mut one = |c: &mut Client, lat: Option<&mut Vec<u64>>| {
-                        let _token = rx.recv();
-                        let t = Instant::now();
-                        let r = cycle(c);
-                        let took = t.elapsed().as_nanos() as u64;
-                        let _ = tx.send(());
-                        match r {
-                            Ok(()) => {
-                                if let Some(l) = lat {
-                                    l.push(took)
-                                }
-                            }
-                            Err(e) => {
-                                if errors.fetch_add(1, Ordering::Relaxed) < 3 {
-                                    eprintln!("bench: rental cycle failed: {e}");
-                                }
-                            }
-                        }
-                    };
-                    timed(&start, dur, |lat| one(&mut c, lat))
-                })
+        let make = |i: usize| -> Op {
+            let (class, permits) = self.tokens[i % self.tokens.len()].clone();
+            let terminal = self
+                .cluster
+                .addr(&frota::rental::fleet::terminal_name(class.manager()))
+                .to_string();
+            let cfg = ClientConfig::default().with_timeout(Duration::from_secs(10));
+            let mut c = Client::connect(&terminal, &cfg).expect("connect terminal");
+            let mut n = 0u64;
+            Box::new(move || {
+                n += 1;
+                let rid = format!("b{tag}-{i}-{n}");
+                // A car of the class for this client (there are 14): the
+                // wait for it is the bench's, not counted in the cycle.
+                permits.acquire();
+                let t = Instant::now();
+                let r = cycle(&mut c, &rid, class, i);
+                let took = t.elapsed();
+                permits.release();
+                r.map(|()| took)
             })
-            .collect();
-        collect(clients, &start, workers, &errors)
+        };
+        sliced(self.procs(), clients, cut, make, floor, Kind::RentalCycle)
+    }
+
+    /// The original's workload shape (see the module docs): `clients`
+    /// simulator clients ([`Renter`]), all renting economy.
+    pub fn original_shape(
+        &self,
+        clients: usize,
+        cut: Slicing,
+        floor: Option<&mut Prober>,
+    ) -> (Run, Shape) {
+        let tag = self.run_tag.fetch_add(1, Ordering::Relaxed);
+        let mut cfg = SimConfig::new(&self.cluster.addr("infodesk").to_string(), 1.0);
+        cfg.use_min = Duration::ZERO;
+        cfg.use_max = Duration::ZERO;
+        let cycles = Arc::new(AtomicU64::new(0));
+        let pending = Arc::new(AtomicU64::new(0));
+        let callback = Arc::new(AtomicU64::new(0));
+        let make = |i: usize| -> Op {
+            let name = format!("bench-o{i}");
+            let renter = Renter::start(&cfg, &name).expect("callback listener");
+            let (cycles, pending, callback) = (cycles.clone(), pending.clone(), callback.clone());
+            let mut n = 0u64;
+            Box::new(move || {
+                n += 1;
+                let rid = format!("o{tag}-{i}-{n}");
+                let mut out = Outcome::new(i, &name, SHAPE_CLASS.name());
+                let t = Instant::now();
+                renter
+                    .cycle(&rid, SHAPE_CLASS, Duration::ZERO, &mut out)
+                    .map_err(|e| e.to_string())?;
+                let took = t.elapsed();
+                if out.verdict != Verdict::Success {
+                    return Err(format!("{}: {}", out.verdict.english(), out.detail));
+                }
+                cycles.fetch_add(1, Ordering::Relaxed);
+                if out.was_pending {
+                    pending.fetch_add(1, Ordering::Relaxed);
+                }
+                if out.by_callback {
+                    callback.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(took)
+            })
+        };
+        let run = sliced(self.procs(), clients, cut, make, floor, Kind::RentalCycle);
+        let shape = Shape {
+            cycles: cycles.load(Ordering::Relaxed),
+            pending: pending.load(Ordering::Relaxed),
+            by_callback: callback.load(Ordering::Relaxed),
+        };
+        (run, shape)
+    }
+
+    /// Every node's (name, pid), for the CPU figures.
+    fn procs(&self) -> Vec<(String, u32)> {
+        frota::rental::cluster::NODES
+            .iter()
+            .filter_map(|n| Some((n.to_string(), self.cluster.pid(n)?)))
+            .collect()
+    }
+
+    /// The terminals' counters summed: (rented here, forwarded, pended,
+    /// callbacks delivered).
+    pub fn terminal_counters(&self) -> (u64, u64, u64, u64) {
+        let mut t = (0, 0, 0, 0);
+        for id in 1..=frota::rental::fleet::TERMINALS {
+            let name = frota::rental::fleet::terminal_name(id);
+            let s = call(&self.cluster.addr(&name).to_string(), "status", json!({}));
+            let n = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0);
+            t.0 += n("rented_here");
+            t.1 += n("forwarded");
+            t.2 += n("pended");
+            t.3 += n("callbacks_ok");
+        }
+        t
+    }
+}
+
+/// The bench's queue for cars in the direct runs: a fair semaphore. A
+/// release hands the permit straight to the longest waiter and wakes only
+/// that thread; with more clients than cars, clients take turns.
+///
+/// (It replaced a bounded channel of tokens. There, a release woke a
+/// waiting thread, the releasing thread took the token straight back for
+/// its next cycle, and the woken one found nothing and slept again: from
+/// 32 clients up, when every class has waiters, every cycle paid a futile
+/// wake-up in the bench process — the "32-client dip", see
+/// docs/performance.md.)
+pub struct Permits {
+    state: Mutex<PermitState>,
+}
+
+/// Free permits, and the threads waiting for one (oldest first), each with
+/// the flag its grant sets.
+struct PermitState {
+    free: usize,
+    waiting: VecDeque<(thread::Thread, Arc<AtomicBool>)>,
+}
+
+impl Permits {
+    pub fn new(n: usize) -> Permits {
+        Permits {
+            state: Mutex::new(PermitState {
+                free: n,
+                waiting: VecDeque::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PermitState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn acquire(&self) {
+        let granted = {
+            let mut st = self.lock();
+            if st.free > 0 && st.waiting.is_empty() {
+                st.free -= 1;
+                return;
+            }
+            let flag = Arc::new(AtomicBool::new(false));
+            st.waiting.push_back((thread::current(), flag.clone()));
+            flag
+        };
+        while !granted.load(Ordering::Acquire) {
+            thread::park();
+        }
+    }
+
+    pub fn release(&self) {
+        let mut st = self.lock();
+        match st.waiting.pop_front() {
+            Some((t, flag)) => {
+                flag.store(true, Ordering::Release);
+                t.unpark();
+            }
+            None => st.free += 1,
+        }
+    }
+}
+
+/// The class every client of the original's shape rents: 3 cars, managed
+/// by terminal-3, so 2 of 3 rents are forwarded and 8 clients share 3 cars.
+pub const SHAPE_CLASS: Class = Class::Economy;
+
+/// How the original-shape cycles went (every completed cycle, warm-up and
+/// drain included).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Shape {
+    pub cycles: u64,
+    /// Cycles whose rent went pending (the client waited for a car).
+    pub pending: u64,
+    /// Of those, the ones that learned their car by callback.
+    pub by_callback: u64,
+}
+
+/// One direct cycle: rent at the managing terminal, return there.
+fn cycle(c: &mut Client, rid: &str, class: Class, i: usize) -> Result<(), String> {
+    let r = c
+        .call(
+            "rent",
+            body(json!({"request_id": rid, "class": class.name(), "client": format!("bench-{i}")})),
+        )
+        .map_err(|e| e.to_string())?;
+    let car = match (
+        r.get("status").and_then(Value::as_str),
+        r.get("car").and_then(Value::as_str),
+    ) {
+        (Some("rented"), Some(car)) => car.to_string(),
+        _ => return Err(format!("rent not served at once: {r:?}")),
+    };
+    c.call(
+        "return",
+        body(json!({"request_id": format!("{rid}-back"), "car": car})),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// [`run_sliced`] with 3 warm-up operations per client and `kind`'s floor
+/// sampled between slices.
+fn sliced(
+    procs: Vec<(String, u32)>,
+    clients: usize,
+    cut: Slicing,
+    make: impl Fn(usize) -> Op,
+    floor: Option<&mut Prober>,
+    kind: Kind,
+) -> Run {
+    match floor {
+        Some(p) => {
+            let what = kind.what(p);
+            let mut f = || p.sample(kind);
+            run_sliced(clients, 3, cut, make, Some(&mut f), &what, procs)
+        }
+        None => run_sliced(clients, 3, cut, make, None, "", procs),
     }
 }

@@ -335,6 +335,17 @@ impl EvCluster {
         Ok(())
     }
 
+    /// The process id of `name` (Mosquitto's for `broker` when it is the
+    /// broker), if it is running: for CPU and memory figures.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        if name == "broker" {
+            if let Some(m) = &self.mosquitto {
+                return Some(m.pid());
+            }
+        }
+        self.procs.get(name).map(NodeProc::pid)
+    }
+
     /// The process of `name`, e.g. to wait for a crash point's exit.
     pub fn proc_mut(&mut self, name: &str) -> Option<&mut NodeProc> {
         self.procs.get_mut(name)

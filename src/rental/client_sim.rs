@@ -4,7 +4,7 @@
 //! a while, and returning it wherever the info desk points.
 
 use super::fleet::{self, Class};
-use crate::client::{Client, ClientConfig};
+use crate::client::{ClientConfig, Pool};
 use crate::error::{Code, Error};
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
@@ -104,6 +104,24 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+impl Outcome {
+    /// A client that has not run yet (a failure until it succeeds).
+    pub fn new(index: usize, name: &str, requested: &str) -> Outcome {
+        Outcome {
+            index,
+            name: name.to_string(),
+            requested: requested.to_string(),
+            class: Class::parse(requested),
+            verdict: Verdict::Failure,
+            car: None,
+            was_pending: false,
+            by_callback: false,
+            detail: String::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
 /// Read a request file: one class per line; blank lines and `#` comments
 /// are skipped. Unknown names are kept (that client fails, as it should).
 pub fn read_requests(text: &str) -> Vec<String> {
@@ -184,71 +202,10 @@ struct Sim<'a> {
 }
 
 impl Sim<'_> {
-    fn client_cfg(&self) -> ClientConfig {
-        ClientConfig::default()
-            .with_timeout(self.cfg.request_timeout)
-            .with_retries(0)
-    }
-
-    /// Ask the info desk for a terminal, send `kind` there; on a transport
-    /// failure or error 11 ask again (same request id: the system answers a
-    /// retry with the first answer). Returns (terminal name, reply).
-    fn via_terminal(&self, kind: &str, fields: &Body) -> Result<(String, Body), Error> {
-        let deadline = Instant::now() + self.cfg.request_timeout * 3;
-        let mut req = Request::new(kind, fields.clone());
-        req.id = Some(crate::client::next_id());
-        let mut last = Error::unavailable("no attempt made");
-        let (started, mut attempts) = (Instant::now(), 0);
-        while Instant::now() < deadline {
-            attempts += 1;
-            let attempt = (|| {
-                let desk = crate::client::call(
-                    &self.cfg.infodesk,
-                    "get_terminal",
-                    Body::new(),
-                    &self.client_cfg(),
-                )?;
-                let addr = desk.get("addr").and_then(Value::as_str).unwrap_or("");
-                let name = desk
-                    .get("terminal")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let mut c = Client::connect(addr, &self.client_cfg())?;
-                Ok::<_, Error>((name, c.request(&req)?))
-            })();
-            match attempt {
-                Ok(r) => return Ok(r),
-                Err(e)
-                    if matches!(
-                        e.code,
-                        Code::Timeout | Code::Crash | Code::TemporarilyUnavailable
-                    ) =>
-                {
-                    last = e;
-                    thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(crate::client::gave_up(last, attempts, started.elapsed()))
-    }
-
     fn one(&self, index: usize, requested: &str) -> Outcome {
         let started = Instant::now();
         let name = format!("cliente-{:02}", index + 1);
-        let mut out = Outcome {
-            index,
-            name: name.clone(),
-            requested: requested.to_string(),
-            class: Class::parse(requested),
-            verdict: Verdict::Failure,
-            car: None,
-            was_pending: false,
-            by_callback: false,
-            detail: String::new(),
-            elapsed: Duration::ZERO,
-        };
+        let mut out = Outcome::new(index, &name, requested);
         let mut rng = Rng::new(self.cfg.seed ^ (index as u64 + 1));
         match self.run_one(&name, index, &mut out, &mut rng) {
             Ok(()) => {}
@@ -273,36 +230,118 @@ impl Sim<'_> {
             return Ok(());
         };
         let rid = format!("{}-{}", self.cfg.tag, index + 1);
+        let renter = Renter::start(self.cfg, name)?;
+        let use_for = rng.between(
+            self.cfg.scaled(self.cfg.use_min),
+            self.cfg.scaled(self.cfg.use_max),
+        );
+        renter.cycle(&rid, class, use_for, out)
+    }
+}
+
+/// One client of the simulator: its callback listener and its connections
+/// to the info desk and the terminals, kept for as many rent → use → return
+/// cycles as it runs (the simulator runs one per request line; `make bench`
+/// runs them back to back, so it measures exactly this code).
+pub struct Renter {
+    cfg: SimConfig,
+    name: String,
+    pool: Pool,
+    listener: Option<Server>,
+    callbacks: Receiver<Body>,
+}
+
+impl Renter {
+    /// Open the callback listener (on `cfg.callback_host`, port 0).
+    pub fn start(cfg: &SimConfig, name: &str) -> Result<Renter, Error> {
         let (tx, rx) = crossbeam_channel::bounded(4);
         let listener = Server::start(
             ServerConfig {
-                listen: format!("{}:0", self.cfg.callback_host),
+                listen: format!("{}:0", cfg.callback_host),
                 ..ServerConfig::default()
             },
             Listener::new(name, tx),
         )
         .map_err(|e| Error::unavailable(format!("cannot open a callback listener: {e}")))?;
-        let result = self.rent_use_return(name, &rid, class, listener.addr(), &rx, out, rng);
-        listener.shutdown();
-        result
+        Ok(Renter {
+            pool: Pool::new(
+                ClientConfig::default()
+                    .with_timeout(cfg.request_timeout)
+                    .with_retries(0),
+            ),
+            cfg: cfg.clone(),
+            name: name.to_string(),
+            listener: Some(listener),
+            callbacks: rx,
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn rent_use_return(
+    fn callback_addr(&self) -> String {
+        self.listener
+            .as_ref()
+            .map(|l| l.addr().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Ask the info desk for a terminal, send `kind` there; on a transport
+    /// failure or error 11 ask again (same request id: the system answers a
+    /// retry with the first answer). Returns (terminal name, reply).
+    fn via_terminal(&self, kind: &str, fields: &Body) -> Result<(String, Body), Error> {
+        let deadline = Instant::now() + self.cfg.request_timeout * 3;
+        let mut req = Request::new(kind, fields.clone());
+        req.id = Some(crate::client::next_id());
+        let mut last = Error::unavailable("no attempt made");
+        let (started, mut attempts) = (Instant::now(), 0);
+        while Instant::now() < deadline {
+            attempts += 1;
+            let attempt = (|| {
+                let desk = self
+                    .pool
+                    .call(&self.cfg.infodesk, "get_terminal", Body::new())?;
+                let addr = desk.get("addr").and_then(Value::as_str).unwrap_or("");
+                let name = desk
+                    .get("terminal")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                Ok::<_, Error>((name, self.pool.request(addr, &req)?))
+            })();
+            match attempt {
+                Ok(r) => return Ok(r),
+                Err(e)
+                    if matches!(
+                        e.code,
+                        Code::Timeout | Code::Crash | Code::TemporarilyUnavailable
+                    ) =>
+                {
+                    last = e;
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(crate::client::gave_up(last, attempts, started.elapsed()))
+    }
+
+    /// One cycle for request id `rid`: rent a `class` car through the info
+    /// desk, wait for it if the request goes pending (callback, with
+    /// checks), use it for `use_for`, return it wherever the info desk
+    /// points. `out` gets the verdict and what happened.
+    pub fn cycle(
         &self,
-        name: &str,
         rid: &str,
         class: Class,
-        callback: std::net::SocketAddr,
-        rx: &Receiver<Body>,
+        use_for: Duration,
         out: &mut Outcome,
-        rng: &mut Rng,
     ) -> Result<(), Error> {
+        // Callbacks left over from an earlier cycle (a retried delivery)
+        // are not for this one.
+        for _ in self.callbacks.try_iter() {}
         let (_, reply) = self.via_terminal(
             "rent",
             &body(
-                json!({"request_id": rid, "class": class.name(), "client": name,
-                         "callback": callback.to_string()}),
+                json!({"request_id": rid, "class": class.name(), "client": self.name,
+                         "callback": self.callback_addr()}),
             ),
         )?;
         let status = reply.get("status").and_then(Value::as_str).unwrap_or("");
@@ -310,7 +349,7 @@ impl Sim<'_> {
             "rented" => (str_of(&reply, "car"), str_of(&reply, "terminal")),
             "pending" => {
                 out.was_pending = true;
-                match self.wait_pending(rid, rx, out)? {
+                match self.wait_pending(rid, out)? {
                     Some(x) => x,
                     None => return Ok(()),
                 }
@@ -321,10 +360,9 @@ impl Sim<'_> {
             }
         };
         out.car = Some(car.clone());
-        thread::sleep(rng.between(
-            self.cfg.scaled(self.cfg.use_min),
-            self.cfg.scaled(self.cfg.use_max),
-        ));
+        if !use_for.is_zero() {
+            thread::sleep(use_for);
+        }
         let (to, _) = self.via_terminal(
             "return",
             &body(json!({"request_id": format!("{rid}-back"), "car": car})),
@@ -340,7 +378,6 @@ impl Sim<'_> {
     fn wait_pending(
         &self,
         rid: &str,
-        rx: &Receiver<Body>,
         out: &mut Outcome,
     ) -> Result<Option<(String, String)>, Error> {
         let deadline = Instant::now() + self.cfg.scaled(self.cfg.pending_wait);
@@ -355,12 +392,15 @@ impl Sim<'_> {
             )
             .map(|(_, b)| b)
         };
+        let mut next_check = Instant::now() + every;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let now = Instant::now();
+            if now >= deadline {
                 break;
             }
-            match rx.recv_timeout(every.min(left)) {
+            let wait = next_check.min(deadline).saturating_duration_since(now);
+            match self.callbacks.recv_timeout(wait) {
+                Ok(cb) if str_of(&cb, "request_id") != rid => {} // not ours
                 Ok(_) => {
                     // Claim it ourselves too: the terminal's claim after our
                     // ack may not happen if it crashes right then.
@@ -369,8 +409,10 @@ impl Sim<'_> {
                     if str_of(&b, "status") == "fulfilled" {
                         return Ok(Some((str_of(&b, "car"), str_of(&b, "terminal"))));
                     }
+                    next_check = Instant::now() + every;
                 }
                 Err(_) => {
+                    next_check = Instant::now() + every;
                     let b = check(true)?;
                     match str_of(&b, "status").as_str() {
                         "fulfilled" => {
@@ -406,6 +448,14 @@ impl Sim<'_> {
                 }
             }
             Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for Renter {
+    fn drop(&mut self) {
+        if let Some(l) = self.listener.take() {
+            l.shutdown();
         }
     }
 }
