@@ -21,8 +21,9 @@
 //!   pool, and its answer relayed.
 //! * Crash points sit between actions (`FROTA_CRASH_AT`).
 
+use super::logs;
 use super::messages::{RouteOutcome, RouteRequest};
-use super::participant::{next_token, unreadable, LocalVote, Participant};
+use super::participant::{next_token, LocalVote, Participant};
 use crate::client::Pool;
 use crate::crash;
 use crate::error::{Code, Error};
@@ -189,20 +190,7 @@ impl Coordinator {
     ) -> io::Result<Coordinator> {
         let names: Vec<String> = s.peers.keys().cloned().collect();
         let mut core = twopc::Coordinator::new(name, &names, Rules::SAFE, s.timing);
-        let (mut bad, mut n) = (None, 0u64);
-        let (wal, replay) = Wal::open(log, |v| {
-            n += 1;
-            match serde_json::from_value::<CoordRecord>(v) {
-                Ok(r) if bad.is_none() => core.replay(0, r),
-                Ok(_) => {}
-                Err(e) => {
-                    bad.get_or_insert(format!("record {n}: {e}"));
-                }
-            }
-        })?;
-        if let Some(why) = bad {
-            return Err(unreadable(log, &why));
-        }
+        let (wal, replay) = logs::open(log, |r: CoordRecord| core.replay(0, r))?;
         let c = Coordinator {
             name: name.to_string(),
             peers: s.peers,
@@ -300,23 +288,11 @@ impl Coordinator {
     /// recovery decides from what is on disk.
     fn queue(&self, rec: &CoordRecord) -> io::Result<u64> {
         self.compaction.since.fetch_add(1, Ordering::Relaxed);
-        let v = serde_json::to_value(rec).unwrap_or(Value::Null);
-        match self.wal.enqueue(&[v]) {
-            Err(e) if !crate::wal::is_refused(&e) => self.log_failed(e),
-            r => r,
-        }
+        logs::queue(&self.wal, rec, &self.name)
     }
 
-    /// The log failed. It stops the process itself once the other waiters
-    /// have had their error replies (see [`Wal`]); this thread only waits
-    /// for that (and exits itself should it not come).
     fn log_failed(&self, e: io::Error) -> ! {
-        log::error!(
-            "{}: coordinator log write failed ({e}); stopping",
-            self.name
-        );
-        std::thread::sleep(Duration::from_secs(5));
-        std::process::exit(crate::wal::FAIL_STOP_EXIT);
+        logs::fail_stop(&self.name, e)
     }
 
     /// Carry out what the rules asked, feeding every reply back in, until

@@ -19,6 +19,7 @@
 //!   `--compact-every` records were written.
 
 pub mod coordinator;
+pub mod logs;
 pub mod messages;
 pub mod participant;
 

@@ -14,6 +14,7 @@
 //! * a log that cannot be written stops the process (fail-stop): a vote or
 //!   a decision that cannot be recorded cannot be trusted.
 
+use super::logs;
 use super::messages::Prepare;
 use crate::crash;
 use crate::error::Error;
@@ -102,21 +103,7 @@ impl Participant {
     ) -> io::Result<Participant> {
         let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
         let mut core = twopc::Participant::new(name, &ids, Rules::SAFE, timing);
-        let mut bad = None;
-        let mut n = 0u64;
-        let (wal, _) = Wal::open(log, |v| {
-            n += 1;
-            match serde_json::from_value::<PartRecord>(v) {
-                Ok(r) if bad.is_none() => core.replay(r),
-                Ok(_) => {}
-                Err(e) => {
-                    bad.get_or_insert(format!("record {n}: {e}"));
-                }
-            }
-        })?;
-        if let Some(why) = bad {
-            return Err(unreadable(log, &why));
-        }
+        let (wal, _) = logs::open(log, |r: PartRecord| core.replay(r))?;
         let (_, in_doubt, _) = core.counts();
         if in_doubt > 0 {
             log::info!("{name}: restored {in_doubt} in-doubt hold(s); asking their coordinators");
@@ -197,25 +184,12 @@ impl Participant {
         (t, rest, forced)
     }
 
-    /// Queue a record behind everything queued so far. Err: refused (a
-    /// full disk, nothing written); a log that failed stops the node.
     fn queue(&self, rec: &PartRecord) -> io::Result<u64> {
-        let v = serde_json::to_value(rec).unwrap_or(Value::Null);
-        match self.wal.enqueue(&[v]) {
-            Err(e) if !crate::wal::is_refused(&e) => self.log_failed(e),
-            r => r,
-        }
+        logs::queue(&self.wal, rec, &self.name)
     }
 
-    /// The log failed: it stops the process itself once its waiters have
-    /// had their error replies (see [`Wal`]); this thread waits for that.
     fn log_failed(&self, e: io::Error) -> ! {
-        log::error!(
-            "{}: participant log write failed ({e}); stopping",
-            self.name
-        );
-        std::thread::sleep(Duration::from_secs(5));
-        std::process::exit(crate::wal::FAIL_STOP_EXIT);
+        logs::fail_stop(&self.name, e)
     }
 
     /// Send replies the rules produced (to peers' deferred prepares, or to
@@ -488,13 +462,4 @@ fn vote_body(a: Answer) -> Body {
                          "expires_in_ms": expires_in_ms})),
         _ => Body::new(),
     }
-}
-
-/// A log this version cannot read: the node refuses to start.
-pub fn unreadable(log: &Path, why: &str) -> io::Error {
-    io::Error::other(format!(
-        "{}: {why} — not a record of this frota version (logs written before issue 15 are \
-         not read: start on a fresh --data-dir, e.g. `make clean-logs`)",
-        log.display()
-    ))
 }

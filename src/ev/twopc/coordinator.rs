@@ -287,16 +287,19 @@ impl Coordinator {
         };
         prepare(&self.name, &txn, &mut run, first, out);
         let _ = now;
+        self.running(txn, route, run);
+    }
+
+    /// Remember `txn`, begun and not decided.
+    fn running(&mut self, txn: String, route: u64, run: Box<Run>) {
         self.open.insert(txn.clone());
-        self.txns.insert(
-            txn,
-            Txn {
-                state: TxnState::Preparing,
-                route,
-                conflict: None,
-                run: Some(run),
-            },
-        );
+        let t = Txn {
+            state: TxnState::Preparing,
+            route,
+            conflict: None,
+            run: Some(run),
+        };
+        self.txns.insert(txn, t);
     }
 
     /// A participant's vote on `txn` (an error is a no: a conflict, or no
@@ -723,16 +726,7 @@ impl Coordinator {
                     stops,
                     ..Run::default()
                 };
-                self.open.insert(txn.clone());
-                self.txns.insert(
-                    txn,
-                    Txn {
-                        state: TxnState::Preparing,
-                        route,
-                        conflict: None,
-                        run: Some(Box::new(run)),
-                    },
-                );
+                self.running(txn, route, Box::new(run));
             }
             CoordRecord::Commit { txn, route } => {
                 let t = self.entry(&txn, &route);
