@@ -476,8 +476,7 @@ impl Ledger {
         // expiries of one class in one sweep must not pick the same one.
         let mut taken: BTreeSet<String> = BTreeSet::new();
         let mut expired: Vec<&Pending> = self
-            .pending
-            .values()
+            .allocated()
             .filter(|p| {
                 matches!(&p.state, PendState::Allocated { since, .. }
                          if now.saturating_duration_since(*since) >= timeout)
@@ -886,14 +885,29 @@ impl Ledger {
     /// Allocations at `terminal` that are not claimed yet (callbacks to retry).
     pub fn unclaimed(&self, terminal: &str) -> Vec<&Pending> {
         let mut v: Vec<&Pending> = self
-            .pending
-            .values()
+            .allocated()
             .filter(
                 |p| matches!(&p.state, PendState::Allocated { terminal: t, .. } if t == terminal),
             )
             .collect();
         v.sort_by(|a, b| a.request_id.cmp(&b.request_id));
         v
+    }
+
+    /// The pending requests holding an allocated car. Found through the
+    /// cars (at most 14), not by scanning every request ever made: the map
+    /// keeps finished requests for retries, so a scan grew with the
+    /// ledger's whole history, and `sync` (once per car handed over) and
+    /// the sweeper paid it every time. A car is `Allocated` exactly while
+    /// its request is (the audit checks both ways).
+    fn allocated(&self) -> impl Iterator<Item = &Pending> {
+        self.cars.values().filter_map(|place| match place {
+            Place::Allocated { request_id } => self
+                .pending
+                .get(request_id)
+                .filter(|p| matches!(p.state, PendState::Allocated { .. })),
+            _ => None,
+        })
     }
 
     /// Every car's place, as JSON (`audit`).
@@ -1254,6 +1268,93 @@ mod tests {
         assert_eq!(l.check("p")["status"], "expired");
         assert_eq!(l.check("q")["status"], "expired");
         assert!(l.stock("terminal-2").contains(&"EXE01".to_string()));
+        assert!(l.check_invariants().is_empty());
+    }
+
+    /// Unclaimed allocations are found through the cars, so the many
+    /// finished requests a ledger keeps for retries are never scanned: the
+    /// answer is the same as walking every request, and only allocated
+    /// ones show up, at their terminal, in request order.
+    #[test]
+    fn unclaimed_allocations_among_many_finished_requests() {
+        let (mut l, mut log) = (Ledger::new(), Vec::new());
+        let e = Class::Economy;
+        // 300 finished pending requests: pended, handed a car, claimed.
+        for i in 0..300 {
+            let (rent, wait) = (format!("r{i}"), format!("w{i}"));
+            let car = step(&mut l, &mut log, |l| {
+                l.decide_rent(&rent, e, "terminal-3", "c")
+            });
+            let car = car["car"].as_str().unwrap().to_string();
+            for k in 0..2 {
+                step(&mut l, &mut log, |l| {
+                    l.decide_rent(&format!("{rent}-{k}"), e, "terminal-3", "c")
+                });
+            }
+            step(&mut l, &mut log, |l| {
+                l.decide_pend(&wait, e, "terminal-3", "c", Some("127.0.0.1:9"), &[])
+            });
+            step(&mut l, &mut log, |l| {
+                l.decide_return(&format!("{rent}-back"), &car, "terminal-1")
+            });
+            step(&mut l, &mut log, |l| l.decide_claim(&wait));
+            for k in 0..2 {
+                let c = l.cars.iter().find_map(|(c, p)| match p {
+                    Place::Rented { request_id, .. } if request_id == &format!("{rent}-{k}") => {
+                        Some(c.clone())
+                    }
+                    _ => None,
+                });
+                let c = c.unwrap();
+                step(&mut l, &mut log, |l| {
+                    l.decide_return(&format!("{rent}-{k}-back"), &c, "terminal-3")
+                });
+            }
+            let c = l.cars.iter().find_map(|(c, p)| match p {
+                Place::Rented { request_id, .. } if request_id == &wait => Some(c.clone()),
+                _ => None,
+            });
+            let c = c.unwrap();
+            step(&mut l, &mut log, |l| {
+                l.decide_return(&format!("{wait}-back"), &c, "terminal-3")
+            });
+        }
+        assert!(l.unclaimed("terminal-1").is_empty());
+        // Two cars handed over and not claimed, at two terminals.
+        for rid in ["a", "b", "c"] {
+            step(&mut l, &mut log, |l| {
+                l.decide_rent(rid, e, "terminal-3", "c")
+            });
+        }
+        for rid in ["p2", "p1"] {
+            step(&mut l, &mut log, |l| {
+                l.decide_pend(rid, e, "terminal-3", "c", None, &[])
+            });
+        }
+        let car_of = |l: &Ledger, rid: &str| {
+            l.cars.iter().find_map(|(c, p)| match p {
+                Place::Rented { request_id, .. } if request_id == rid => Some(c.clone()),
+                _ => None,
+            })
+        };
+        let (ca, cb) = (car_of(&l, "a").unwrap(), car_of(&l, "b").unwrap());
+        step(&mut l, &mut log, |l| {
+            l.decide_return("a-back", &ca, "terminal-1")
+        });
+        step(&mut l, &mut log, |l| {
+            l.decide_return("b-back", &cb, "terminal-2")
+        });
+        let ids = |v: Vec<&Pending>| v.iter().map(|p| p.request_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(l.unclaimed("terminal-1")), ["p2"]);
+        assert_eq!(ids(l.unclaimed("terminal-2")), ["p1"]);
+        assert!(l.unclaimed("terminal-3").is_empty());
+        let expired = l.decide_expiries(Duration::ZERO, Instant::now());
+        let mut who: Vec<&str> = expired
+            .iter()
+            .map(|r| r["request_id"].as_str().unwrap())
+            .collect();
+        who.sort();
+        assert_eq!(who, ["p1", "p2"]);
         assert!(l.check_invariants().is_empty());
     }
 }
