@@ -179,6 +179,10 @@ fn pending_fifo_across_terminals_callbacks_and_check_states() {
     // terminal-2), and p1's listener is called back.
     let r = give_back(&c, "terminal-3", "x-b-back", &s(&b, "car"));
     assert_eq!(s(&r, "handed_to"), "p1");
+    // The backup names p1's callback to the terminal (so it calls p1 back
+    // without a sync first); the terminal never passes another client's
+    // address on to the one returning.
+    assert!(r.get("handed_callback").is_none(), "{r:?}");
     assert!(
         wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
             !l1.0.lock().unwrap().is_empty()

@@ -627,12 +627,24 @@ impl Ledger {
                         );
                     }
                 }
+                // The first answer also names the callback of the request the
+                // car went to, so the terminal calls it back without asking
+                // again (a retried return gets the remembered answer, without
+                // it, and the terminal's sync finds the allocation instead).
+                let callback = handed
+                    .as_ref()
+                    .and_then(|h| self.pending.get(h))
+                    .map(|p| p.callback.clone());
                 let o = Outcome::Return {
                     car,
                     terminal,
                     handed_to: handed,
                 };
-                self.remember(rid, o)
+                let mut answer = self.remember(rid, o);
+                if let Some(cb) = callback {
+                    answer.insert("handed_callback".into(), json!(cb));
+                }
+                answer
             }
             "cancel" => {
                 if let Some(p) = self.pending.get_mut(&rid) {

@@ -92,6 +92,9 @@ pub struct Terminal {
     view: Mutex<View>,
     counters: Counters,
     kick: (Sender<()>, Receiver<()>),
+    /// Cars a return here just handed to a waiting request, with the
+    /// request's callback: the sync thread calls them back at once.
+    handed: (Sender<Value>, Receiver<Value>),
     stop: AtomicBool,
 }
 
@@ -144,6 +147,7 @@ impl Terminal {
             view: Mutex::new(View::default()),
             counters: Counters::default(),
             kick: crossbeam_channel::bounded(1),
+            handed: crossbeam_channel::bounded(64),
             stop: AtomicBool::new(false),
         })
     }
@@ -196,9 +200,6 @@ impl Terminal {
                     v.stock.insert(at, car.to_string());
                 }
             }
-        }
-        if handed {
-            self.kick();
         }
     }
 
@@ -265,16 +266,34 @@ impl Terminal {
     }
 
     /// Run [`Terminal::sync_once`] every `sync_interval`, or at once when
-    /// kicked (after a return that handed a car to a waiting request).
+    /// kicked; deliver a car a return here handed to a waiting request as
+    /// soon as the return is durable (its answer carries the request's
+    /// callback, so no sync round trip comes first).
     pub fn spawn_sync(self: &Arc<Self>) -> std::io::Result<JoinHandle<()>> {
         let me = self.clone();
         thread::Builder::new()
             .name("terminal-sync".into())
             .spawn(move || {
+                let mut last_sync = Instant::now();
                 while !me.stop.load(Ordering::SeqCst) {
-                    let _ = me.kick.1.recv_timeout(me.cfg.sync_interval);
-                    if let Err(e) = me.sync_once() {
-                        log::debug!("sync with the backup failed: {e}");
+                    let left = me.cfg.sync_interval.saturating_sub(last_sync.elapsed());
+                    let sync = crossbeam_channel::select! {
+                        recv(me.handed.1) -> a => {
+                            if let Ok(a) = a {
+                                me.deliver(&a);
+                            }
+                            // Under a steady stream of hand-overs the
+                            // periodic sync still runs on time.
+                            last_sync.elapsed() >= me.cfg.sync_interval
+                        }
+                        recv(me.kick.1) -> _ => true,
+                        default(left) => true,
+                    };
+                    if sync {
+                        last_sync = Instant::now();
+                        if let Err(e) = me.sync_once() {
+                            log::debug!("sync with the backup failed: {e}");
+                        }
                     }
                 }
             })
@@ -345,6 +364,16 @@ impl Terminal {
         Ok(out)
     }
 
+    /// Could a rent of `class` succeed here? True unless our synced view of
+    /// our own stock holds no car of the class.
+    fn may_hold(&self, class: Class) -> bool {
+        let v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        !v.synced
+            || v.stock
+                .iter()
+                .any(|c| fleet::vehicle(c).map(|x| x.class) == Some(class))
+    }
+
     /// Send the rent to terminal `to` with `hops`.
     fn forward(&self, to: &str, r: &RentReq, hops: u32) -> Result<Body, Error> {
         let addr = peers::address_of(&self.peers, &self.cfg.heartbeat, to)?
@@ -366,9 +395,15 @@ impl Terminal {
     fn rent(&self, r: RentReq) -> Result<Body, Error> {
         check_request_id(&r.request_id)?;
         let class = class_of(&r.class)?;
-        match self.rent_here(&r, class) {
-            Err(e) if e.code == Code::NotFound => {}
-            other => return other,
+        // A holder (hops 2) always asks the backup. Otherwise skip a local
+        // attempt our own stock says is doomed: the backup is still the
+        // judge of where cars are (the manager asks it for holders), so a
+        // view that missed a car costs one more hop, never a wrong answer.
+        if r.hops >= 2 || self.may_hold(class) {
+            match self.rent_here(&r, class) {
+                Err(e) if e.code == Code::NotFound => {}
+                other => return other,
+            }
         }
         if r.hops >= 2 {
             return Err(Error::not_found(format!(
@@ -461,10 +496,25 @@ impl Terminal {
         );
         self.counters.returns.fetch_add(1, Ordering::Relaxed);
         // If the car went to a waiting request, that client is called back
-        // from the sync thread, not while this client waits.
-        let handed = !out.get("handed_to").unwrap_or(&Value::Null).is_null();
+        // from the sync thread, not while this client waits: straight away
+        // when the backup's answer names the request's callback (a first
+        // answer does), else after a sync.
+        // The callback is another client's address: never passed on.
+        let mut out = out;
+        let callback = out.remove("handed_callback");
+        let handed = out.get("handed_to").and_then(Value::as_str);
         if self.answer_is_here(&out) {
-            self.after_change(None, Some(&r.car), handed);
+            self.after_change(None, Some(&r.car), handed.is_some());
+            if let Some(rid) = handed {
+                let direct = callback.map(|cb| {
+                    json!({"request_id": rid, "car": r.car, "callback": cb,
+                           "class": fleet::vehicle(&r.car).map(|v| v.class.name())})
+                });
+                let sent = direct.is_some_and(|a| self.handed.0.try_send(a).is_ok());
+                if !sent {
+                    self.kick();
+                }
+            }
         }
         Ok(out)
     }
