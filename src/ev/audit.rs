@@ -234,7 +234,9 @@ pub fn run(args: &[String]) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!("audit-ev: cannot read the companies: {e}");
+            println!(
+                "audit: FAIL — cannot read the companies: {e} (is the EV system up? `make status` shows it; --companies names them)"
+            );
             1
         }
     }

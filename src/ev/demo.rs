@@ -19,7 +19,7 @@ use super::mosquitto;
 use super::nodes::VehiclesNode;
 use super::vehicle::{self, SimConfig};
 use crate::cli::{opt, Args};
-use crate::config::addr;
+use crate::config::{addr, Node};
 use crate::ctl::demos::Verdict;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -32,23 +32,17 @@ pub fn run(args: &[String]) -> i32 {
 
 /// The EV demo, ending in its verdict line (`run-ev: PASS — ...`).
 pub fn run_verdict(args: &[String]) -> Verdict {
-    // The vehicles' and nodes' defaults are the binaries' (crate::config).
-    let v = VehiclesNode::default().sim;
+    // The vehicles' flags and every default are the binaries' (crate::config).
+    let vehicles = VehiclesNode::default();
+    let v = vehicles.sim.clone();
     let port = |a: &str| a.rsplit(':').next().unwrap_or("0").to_string();
-    let flags = [
-        opt("vehicles", v.vehicles.to_string(), "number of vehicles"),
-        opt("seed", v.seed.to_string(), "random seed for the routes"),
-        opt(
-            "contended",
-            v.contended.to_string(),
-            "vehicles that share routes on purpose (groups of --group)",
-        ),
-        opt("group", v.group.to_string(), "vehicles per shared route"),
-        opt(
-            "timeout-ms",
-            v.timeout.as_millis().to_string(),
-            "how long a vehicle waits for its answer",
-        ),
+    let own = ["vehicles", "seed", "contended", "group", "timeout-ms"];
+    let mut flags: Vec<_> = vehicles
+        .flags()
+        .into_iter()
+        .filter(|f| own.contains(&f.name))
+        .collect();
+    flags.extend([
         opt("hold-expiry-ms", "3000", "companies' hold expiry"),
         opt(
             "base-port",
@@ -71,7 +65,7 @@ pub fn run_verdict(args: &[String]) -> Verdict {
             "companies' data (company-a, ...), wiped first",
         ),
         opt("log-dir", "logs", "node logs"),
-    ];
+    ]);
     let a = match Args::parse_sub("frota-ctl run-ev", "the EV charging demo", &flags, args) {
         Ok(a) => a,
         Err(code) => return Verdict::usage(code),

@@ -10,6 +10,7 @@
 
 use super::broker::{bus::Bus, core::Limits, mqtt_listener, Broker};
 use super::company::{Company, CompanyConfig};
+use super::points::PointSet;
 use super::vehicle::{self, SimConfig};
 use crate::cli::{opt, Args, Flag};
 use crate::config::{self, addr, check_addr, server_args, server_flags, server_from_args, Node};
@@ -167,6 +168,16 @@ impl CompanyNode {
 
 fn default_data_dir(name: &str) -> PathBuf {
     PathBuf::from(format!("data/company-{}", name.to_lowercase()))
+}
+
+/// A `--points` value: a charging points file that loads.
+fn check_points(points: &Option<String>) -> Result<(), String> {
+    match points {
+        Some(p) => PointSet::load(Some(p)).map(|_| ()).map_err(|e| {
+            format!("--points: cannot use {e}; give a points file like examples/charging-points.json, or '' for the built-in set")
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `A=HOST:PORT,B=...` as a map.
@@ -333,6 +344,8 @@ impl Node for CompanyNode {
         if let Some(b) = &broker {
             check_broker(b)?;
         }
+        let points = a.optional("points");
+        check_points(&points)?;
         let data_dir = a
             .optional("data-dir")
             .map(PathBuf::from)
@@ -344,7 +357,7 @@ impl Node for CompanyNode {
                 broker,
                 data_dir,
                 peers,
-                points: a.optional("points"),
+                points,
                 hold_expiry: a.try_millis("hold-expiry-ms")?,
                 ask_interval: a
                     .try_millis("ask-interval-ms")?
@@ -477,6 +490,8 @@ got none in time, or the broker cannot be reached; 2 for a bad flag.
     fn from_args(a: &Args) -> Result<Self, String> {
         let broker = a.try_string("broker")?;
         check_broker(&broker)?;
+        let points = a.optional("points");
+        check_points(&points)?;
         Ok(VehiclesNode {
             sim: SimConfig {
                 broker,
@@ -489,7 +504,7 @@ got none in time, or the broker cannot be reached; 2 for a bad flag.
                     .try_millis("status-interval-ms")?
                     .max(Duration::from_millis(10)),
                 progress: a.try_millis("progress-ms")?.max(Duration::from_millis(100)),
-                points: a.optional("points"),
+                points,
             },
         })
     }

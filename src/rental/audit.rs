@@ -67,7 +67,11 @@ pub fn once(backup: &str, heartbeat: &str, timeout: Duration) -> Report {
     );
     let b = match pool.call(backup, "audit", crate::Body::new()) {
         Ok(b) => b,
-        Err(e) => return fail(format!("cannot audit the backup at {backup}: {e}")),
+        Err(e) => {
+            return fail(format!(
+                "cannot audit the backup at {backup}: {e} (is the rental system up? `make status` shows it; --backup names the backup)"
+            ))
+        }
     };
     let mut problems = super::strings(&b, "problems");
     let places = b

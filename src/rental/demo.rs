@@ -5,6 +5,7 @@ use super::client_sim::{self, SimConfig, Verdict};
 use super::cluster::{Bins, ClusterOptions, RentalCluster};
 use super::nodes::ClientsNode;
 use crate::cli::{opt, switch, Args};
+use crate::config::Node;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -19,33 +20,22 @@ pub fn run(args: &[String]) -> i32 {
 /// the returned verdict's summary is for `frota-ctl run`'s combined line.
 pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
     use crate::ctl::demos::Verdict as V;
-    // The clients' defaults are frota-client's (crate::config).
-    let d = ClientsNode::default();
-    let flags = [
-        opt(
-            "file",
-            d.file.display().to_string(),
-            "one vehicle class per line",
-        ),
-        opt(
-            "time-scale",
-            d.sim.time_scale.to_string(),
-            "multiplies the clients' durations (0.1 = ten times faster)",
-        ),
-        opt("clients", d.sim.clients.to_string(), "concurrent clients"),
+    // The clients' flags and defaults are frota-client's (crate::config).
+    let own = ["file", "time-scale", "clients", "seed"];
+    let mut flags: Vec<_> = ClientsNode::default()
+        .flags()
+        .into_iter()
+        .filter(|f| own.contains(&f.name))
+        .collect();
+    flags.extend([
         opt("logs", "logs", "node logs go here"),
         opt(
             "data",
             "data",
             "node data goes here (data/backup is wiped first)",
         ),
-        opt(
-            "seed",
-            "",
-            "seed of the use-time random generator [default: clock]",
-        ),
         opt("progress-ms", "3000", "print a progress line this often"),
-    ];
+    ]);
     let a = match Args::parse_sub(
         "frota-ctl run-rental",
         "start the rental nodes on the default ports, run the client simulator, audit, stop",

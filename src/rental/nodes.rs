@@ -43,12 +43,49 @@ fn heartbeat_target(heartbeat: &str, udp: &Option<String>) -> Result<SocketAddr,
     crate::client::resolve(target).map_err(|e| format!("heartbeats: {}", e.text))
 }
 
-fn heartbeat_udp_from(a: &Args) -> Result<Option<String>, String> {
+/// The flags of a node that sends heartbeats (the backup, the terminals):
+/// the monitor's address, where the datagrams go if not there, how often.
+fn beacon_flags(heartbeat: &str, udp: &Option<String>, interval: Duration) -> [Flag; 3] {
+    [
+        opt(
+            "heartbeat",
+            heartbeat,
+            "the heartbeat monitor's TCP address",
+        ),
+        opt(
+            "heartbeat-udp",
+            udp.clone().unwrap_or_default(),
+            "where heartbeats go [default: --heartbeat]",
+        ),
+        opt(
+            "heartbeat-interval-ms",
+            ms(interval),
+            "send a heartbeat this often",
+        ),
+    ]
+}
+
+/// [`beacon_flags`] read back and checked.
+fn beacon_from(a: &Args) -> Result<(String, Option<String>, Duration), String> {
+    let heartbeat = a.try_string("heartbeat")?;
+    check_addr("heartbeat", &heartbeat)?;
     let udp = a.optional("heartbeat-udp");
     if let Some(u) = &udp {
         check_addr("heartbeat-udp", u)?;
     }
-    Ok(udp)
+    Ok((heartbeat, udp, a.try_millis("heartbeat-interval-ms")?))
+}
+
+/// The command line of [`beacon_flags`].
+fn beacon_args(heartbeat: &str, udp: &Option<String>, interval: Duration) -> Vec<String> {
+    let mut v = Args::line(&[
+        ("heartbeat", heartbeat.to_string()),
+        ("heartbeat-interval-ms", ms(interval)),
+    ]);
+    if let Some(u) = udp {
+        v.extend(Args::line(&[("heartbeat-udp", u.clone())]));
+    }
+    v
 }
 
 /// `frota-heartbeat`: the rental heartbeat monitor.
@@ -300,21 +337,6 @@ impl Node for BackupNode {
                     "directory of the log (rental.log); created if missing",
                 ),
                 opt(
-                    "heartbeat",
-                    self.heartbeat.clone(),
-                    "the heartbeat monitor's address",
-                ),
-                opt(
-                    "heartbeat-udp",
-                    self.heartbeat_udp.clone().unwrap_or_default(),
-                    "where heartbeats go [default: --heartbeat]",
-                ),
-                opt(
-                    "heartbeat-interval-ms",
-                    ms(self.heartbeat_interval),
-                    "send a heartbeat this often",
-                ),
-                opt(
                     "claim-timeout-ms",
                     ms(self.claim_timeout),
                     "an allocated car nobody claims returns to stock after this",
@@ -326,18 +348,25 @@ impl Node for BackupNode {
                 ),
             ],
         );
+        f.splice(
+            2..2,
+            beacon_flags(
+                &self.heartbeat,
+                &self.heartbeat_udp,
+                self.heartbeat_interval,
+            ),
+        );
         f
     }
 
     fn from_args(a: &Args) -> Result<Self, String> {
-        let heartbeat = a.try_string("heartbeat")?;
-        check_addr("heartbeat", &heartbeat)?;
+        let (heartbeat, heartbeat_udp, heartbeat_interval) = beacon_from(a)?;
         Ok(BackupNode {
             server: server_from_args(a)?,
             data_dir: PathBuf::from(a.try_string("data-dir")?),
             heartbeat,
-            heartbeat_udp: heartbeat_udp_from(a)?,
-            heartbeat_interval: a.try_millis("heartbeat-interval-ms")?,
+            heartbeat_udp,
+            heartbeat_interval,
             claim_timeout: a.try_millis("claim-timeout-ms")?,
             compact_every: a.try_value("compact-every")?,
         })
@@ -347,14 +376,14 @@ impl Node for BackupNode {
         let mut v = server_args(&self.server);
         v.extend(Args::line(&[
             ("data-dir", self.data_dir.display().to_string()),
-            ("heartbeat", self.heartbeat.clone()),
-            ("heartbeat-interval-ms", ms(self.heartbeat_interval)),
             ("claim-timeout-ms", ms(self.claim_timeout)),
             ("compact-every", self.compact_every.to_string()),
         ]));
-        if let Some(u) = &self.heartbeat_udp {
-            v.extend(Args::line(&[("heartbeat-udp", u.clone())]));
-        }
+        v.extend(beacon_args(
+            &self.heartbeat,
+            &self.heartbeat_udp,
+            self.heartbeat_interval,
+        ));
         v
     }
 
@@ -448,21 +477,6 @@ impl Node for TerminalNode {
             [
                 opt("backup", t.backup.clone(), "the backup's address"),
                 opt(
-                    "heartbeat",
-                    t.heartbeat.clone(),
-                    "the heartbeat monitor's TCP address",
-                ),
-                opt(
-                    "heartbeat-udp",
-                    self.heartbeat_udp.clone().unwrap_or_default(),
-                    "where heartbeats go [default: --heartbeat]",
-                ),
-                opt(
-                    "heartbeat-interval-ms",
-                    ms(self.heartbeat_interval),
-                    "send a heartbeat this often",
-                ),
-                opt(
                     "backup-timeout-ms",
                     ms(t.backup_timeout),
                     "bound on one call to the backup",
@@ -484,6 +498,10 @@ impl Node for TerminalNode {
                 ),
             ],
         );
+        f.splice(
+            3..3,
+            beacon_flags(&t.heartbeat, &self.heartbeat_udp, self.heartbeat_interval),
+        );
         f
     }
 
@@ -492,9 +510,9 @@ impl Node for TerminalNode {
         if !(1..=super::fleet::TERMINALS).contains(&id) {
             return Err("--id must be 1, 2 or 3 (the class map names three terminals)".into());
         }
-        let (backup, heartbeat) = (a.try_string("backup")?, a.try_string("heartbeat")?);
+        let backup = a.try_string("backup")?;
         check_addr("backup", &backup)?;
-        check_addr("heartbeat", &heartbeat)?;
+        let (heartbeat, heartbeat_udp, heartbeat_interval) = beacon_from(a)?;
         Ok(TerminalNode {
             server: server_from_args(a)?,
             terminal: TerminalConfig {
@@ -506,8 +524,8 @@ impl Node for TerminalNode {
                 callback_timeout: a.try_millis("callback-timeout-ms")?,
                 sync_interval: a.try_millis("sync-interval-ms")?,
             },
-            heartbeat_udp: heartbeat_udp_from(a)?,
-            heartbeat_interval: a.try_millis("heartbeat-interval-ms")?,
+            heartbeat_udp,
+            heartbeat_interval,
         })
     }
 
@@ -517,16 +535,16 @@ impl Node for TerminalNode {
         v.extend(server_args(&self.server));
         v.extend(Args::line(&[
             ("backup", t.backup.clone()),
-            ("heartbeat", t.heartbeat.clone()),
-            ("heartbeat-interval-ms", ms(self.heartbeat_interval)),
             ("backup-timeout-ms", ms(t.backup_timeout)),
             ("peer-timeout-ms", ms(t.peer_timeout)),
             ("callback-timeout-ms", ms(t.callback_timeout)),
             ("sync-interval-ms", ms(t.sync_interval)),
         ]));
-        if let Some(u) = &self.heartbeat_udp {
-            v.extend(Args::line(&[("heartbeat-udp", u.clone())]));
-        }
+        v.extend(beacon_args(
+            &t.heartbeat,
+            &self.heartbeat_udp,
+            self.heartbeat_interval,
+        ));
         v
     }
 
