@@ -7,7 +7,7 @@
 mod rental_support;
 use rental_support::{assert_audit, bins, s, send, send_to};
 
-use frota::launch::temp_dir;
+use frota::launch::{temp_dir, wait_until};
 use frota::rental::cluster::{ClusterOptions, RentalCluster};
 use frota::{Body, Code, Error};
 use serde_json::{json, Value};
@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 const EVERY: u64 = 50;
+const CLASSES: [&str; 5] = ["economy", "intermediate", "suv", "executive", "minivan"];
 
 fn ok(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Body {
     match send(c, node, kind, fields.clone()) {
@@ -47,6 +48,37 @@ fn snapshot_and_tail(path: &Path) -> (usize, usize) {
     (snap, recs.len() - snap)
 }
 
+/// A class with a free car and a terminal that holds one, polled for
+/// (bounded): the terminals' syncs hand free cars to requests left waiting
+/// (for instance while their terminal looked unreachable under load), so
+/// no class, economy included, is assumed to have one right now. `Err`: the
+/// backup did not answer (it crashed).
+fn free_car(c: &RentalCluster) -> Result<(&'static str, String), Error> {
+    let mut found = Ok(None);
+    wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        found = first_holder(c);
+        !matches!(found, Ok(None))
+    });
+    match found {
+        Ok(Some(car)) => Ok(car),
+        Err(e) => Err(e),
+        Ok(None) => {
+            let st = send(c, "backup", "status", json!({}));
+            panic!("no free car of any class for 30 s: {st:?}")
+        }
+    }
+}
+
+fn first_holder(c: &RentalCluster) -> Result<Option<(&'static str, String)>, Error> {
+    for class in CLASSES {
+        let holders = send(c, "backup", "holders", json!({"class": class}))?;
+        if let Some(at) = holders["terminals"][0].as_str() {
+            return Ok(Some((class, at.to_string())));
+        }
+    }
+    Ok(None)
+}
+
 /// One acknowledged operation: where it was sent and its first answer.
 struct Acked {
     node: String,
@@ -76,7 +108,6 @@ fn compacted_log_survives_kill_9_with_every_acknowledged_operation() {
     let dir = temp_dir("rental-compaction");
     let mut c = RentalCluster::start_with(bins(), &dir, opts).unwrap();
     let log = dir.join("backup").join("rental.log");
-    let classes = ["economy", "intermediate", "suv", "executive", "minivan"];
     let mut acked: Vec<Acked> = Vec::new();
     let mut held: Vec<String> = Vec::new();
     let mut max_lines = 0;
@@ -96,7 +127,7 @@ fn compacted_log_survives_kill_9_with_every_acknowledged_operation() {
     for i in 0..200 {
         let at = format!("terminal-{}", i % 3 + 1);
         let rid = format!("r{i}");
-        let class = classes[i % 5];
+        let class = CLASSES[i % 5];
         let r = record(
             &c,
             at.clone(),
@@ -252,19 +283,20 @@ fn compacted_log_survives_kill_9_with_every_acknowledged_operation() {
         let mut returns: Vec<(String, Value, Body)> = Vec::new();
         let mut crashed = false;
         for i in 0..200 {
-            let holders = match send(&c, "backup", "holders", json!({"class": "economy"})) {
-                Ok(b) => b,
+            let Ok((class, at)) = free_car(&c) else {
+                crashed = true;
+                break;
+            };
+            let rid = format!("{point}-{i}");
+            let fields = json!({"request_id": rid, "class": class, "terminal": at});
+            let r = match send(&c, "backup", "rent", fields) {
+                Ok(r) => r,
+                // The car went to a waiting request meanwhile: pick again.
+                Err(e) if e.definite() => continue,
                 Err(_) => {
                     crashed = true;
                     break;
                 }
-            };
-            let at = holders["terminals"][0].as_str().unwrap().to_string();
-            let rid = format!("{point}-{i}");
-            let fields = json!({"request_id": rid, "class": "economy", "terminal": at});
-            let Ok(r) = send(&c, "backup", "rent", fields) else {
-                crashed = true;
-                break;
             };
             rents.push((rid.clone(), s(&r, "car")));
             let back =
