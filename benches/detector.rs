@@ -38,6 +38,7 @@ static SMOKE: AtomicBool = AtomicBool::new(false);
 use frota::client::{ClientConfig, Pool};
 use frota::launch::temp_dir;
 use frota::rental::cluster::{Bins, ClusterOptions, RentalCluster};
+use frota::rng::Rng;
 use frota::Body;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -60,17 +61,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// xorshift: the kill moments only need to be spread over the cycle.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
 }
 
 struct Figures {
@@ -251,7 +241,7 @@ fn main() {
     SMOKE.store(smoke, Ordering::Relaxed);
     let warm = if smoke { 3 } else { 20 };
     let wall = Instant::now();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()));
+    let mut rng = Rng::new(u64::from(std::process::id()));
     progress!("bench: heartbeat interval {interval_ms} ms, {trials} trials per detector");
     let rows: Vec<Figures> = ["fixed", "phi"]
         .into_iter()

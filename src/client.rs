@@ -15,6 +15,7 @@ use crate::connection::{Connection, ReadError};
 use crate::error::{Code, Error};
 use crate::frame::{Mode, DEFAULT_MAX_PAYLOAD};
 use crate::message::{Body, Request};
+use crate::sync::lock;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -43,7 +44,7 @@ fn faults() -> &'static Mutex<HashMap<SocketAddr, LinkFault>> {
 /// Set (`Some`) or heal (`None`) the fault on this process's link to `peer`.
 pub fn set_link_fault(peer: &str, fault: Option<LinkFault>) -> Result<SocketAddr, Error> {
     let addr = resolve(peer)?;
-    let mut t = faults().lock().unwrap_or_else(|p| p.into_inner());
+    let mut t = lock(faults());
     match fault {
         Some(f) => t.insert(addr, f),
         None => t.remove(&addr),
@@ -53,7 +54,7 @@ pub fn set_link_fault(peer: &str, fault: Option<LinkFault>) -> Result<SocketAddr
 
 /// Every link fault currently set, as `(peer, fault)`.
 pub fn link_faults() -> Vec<(SocketAddr, LinkFault)> {
-    let t = faults().lock().unwrap_or_else(|p| p.into_inner());
+    let t = lock(faults());
     let mut v: Vec<_> = t.iter().map(|(a, f)| (*a, *f)).collect();
     v.sort_by_key(|(a, _)| *a);
     v
@@ -88,11 +89,7 @@ pub fn apply_link_faults(spec: &str) -> Result<(), String> {
 /// dropped link (nothing was sent, so the error is definite), a sleep for a
 /// delayed one.
 fn link_check(addr: SocketAddr) -> Result<(), Error> {
-    let f = faults()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&addr)
-        .copied();
+    let f = lock(faults()).get(&addr).copied();
     match f {
         None => Ok(()),
         Some(LinkFault::Drop) => Err(Error::unavailable(format!(
@@ -463,12 +460,12 @@ impl Pool {
     }
 
     fn take(&self, addr: &str) -> Option<Client> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = lock(&self.idle);
         idle.get_mut(addr).and_then(Vec::pop)
     }
 
     fn put(&self, addr: &str, c: Client) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = lock(&self.idle);
         let v = idle.entry(addr.to_string()).or_default();
         if v.len() < self.max_idle_per_peer {
             v.push(c);
@@ -477,7 +474,7 @@ impl Pool {
 
     /// Drop every idle connection to `addr` (after it was restarted, say).
     pub fn forget(&self, addr: &str) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = lock(&self.idle);
         idle.remove(addr);
     }
 }

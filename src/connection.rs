@@ -7,6 +7,7 @@
 //! same peer; the mutex keeps concurrent frames from interleaving.
 
 use crate::frame::{self, Frame, FrameError, Mode};
+use crate::sync::lock;
 use crate::trace;
 use serde_json::Value;
 use std::io::{self, Read, Write};
@@ -237,7 +238,7 @@ impl Writer {
         trace::record("send", self.local, self.peer, msg);
         let payload = serde_json::to_vec(msg).map_err(io::Error::other)?;
         let bytes = frame::encode(mode, &payload);
-        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.inner);
         before();
         s.write_all(&bytes)?;
         s.flush()
@@ -251,7 +252,7 @@ impl Writer {
     }
 
     pub fn send_raw(&self, bytes: &[u8]) -> io::Result<()> {
-        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.inner);
         s.write_all(bytes)?;
         s.flush()
     }

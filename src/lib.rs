@@ -62,7 +62,9 @@ pub mod launch;
 pub mod message;
 pub mod mqtt;
 pub mod rental;
+pub mod rng;
 pub mod server;
+pub mod sync;
 pub mod trace;
 pub mod wal;
 

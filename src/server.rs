@@ -11,6 +11,7 @@ use crate::connection::{Connection, ReadError, Writer};
 use crate::error::{Code, Error};
 use crate::frame::{Frame, Mode, DEFAULT_MAX_PAYLOAD};
 use crate::message::{body, reply_for, Body, Request};
+use crate::sync::{lock, wait};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -117,14 +118,14 @@ struct Turns {
 
 impl Gate {
     fn close(&self) -> u64 {
-        let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = lock(&self.turns);
         t.last += 1;
         t.closed_by = Some(t.last);
         t.last
     }
 
     fn open(&self, turn: u64) {
-        let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = lock(&self.turns);
         if t.closed_by == Some(turn) {
             t.closed_by = None;
             if t.waiting {
@@ -134,10 +135,10 @@ impl Gate {
     }
 
     fn wait_open(&self) {
-        let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = lock(&self.turns);
         while t.closed_by.is_some() {
             t.waiting = true;
-            t = self.opened.wait(t).unwrap_or_else(|p| p.into_inner());
+            t = wait(&self.opened, t);
             t.waiting = false;
         }
     }
@@ -382,7 +383,7 @@ impl Server {
             for_stop.stop.store(true, Ordering::SeqCst);
             // Wake the accept loop, which is blocked in accept().
             let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
-            let conns = for_stop.conns.lock().unwrap_or_else(|p| p.into_inner());
+            let conns = lock(&for_stop.conns);
             for w in conns.values() {
                 w.shutdown();
             }
@@ -435,10 +436,7 @@ fn accept_loop<H: Handler>(listener: TcpListener, shared: Arc<Shared<H>>) {
         |stream| refuse(stream, shared.cfg.max_connections),
         move |id, stream| {
             serve_connection(&s, id, stream);
-            s.conns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            lock(&s.conns).remove(&id);
             s.handler.closed(id);
         },
     );
@@ -536,11 +534,7 @@ fn serve_connection<H: Handler>(shared: &Shared<H>, id: u64, stream: TcpStream) 
         Err(_) => return,
     };
     let writer = conn.writer();
-    shared
-        .conns
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, writer.clone());
+    lock(&shared.conns).insert(id, writer.clone());
     if shared.stop.load(Ordering::SeqCst) {
         return;
     }

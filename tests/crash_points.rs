@@ -1,8 +1,7 @@
 //! The crash points named in the code, the lists each node's `help` shows,
 //! and protocol.md's "Crash points" section are one and the same set.
 
-mod ev_common;
-mod rental_support;
+mod support;
 
 use frota::client::{call, ClientConfig};
 use frota::ev::cluster::{EvCluster, EvOptions};
@@ -92,7 +91,7 @@ fn code_help_and_doc_list_the_same_points() {
 
     // Each running node's help shows exactly its list.
     let dir = temp_dir("crash-points");
-    let rental = RentalCluster::start(rental_support::bins(), &dir.join("rental")).unwrap();
+    let rental = RentalCluster::start(support::rental::bins(), &dir.join("rental")).unwrap();
     assert_eq!(help_points(&rental.addr("backup").to_string()), backup);
     for t in ["terminal-1", "terminal-2", "terminal-3"] {
         assert_eq!(help_points(&rental.addr(t).to_string()), terminal, "{t}");
@@ -100,7 +99,7 @@ fn code_help_and_doc_list_the_same_points() {
     for n in ["heartbeat", "infodesk"] {
         assert!(help_points(&rental.addr(n).to_string()).is_empty(), "{n}");
     }
-    let ev = EvCluster::start(ev_common::bins(), EvOptions::new(&dir.join("ev"))).unwrap();
+    let ev = EvCluster::start(support::ev::bins(), EvOptions::new(&dir.join("ev"))).unwrap();
     assert!(help_points(&ev.addr("broker").to_string()).is_empty());
     for c in ["company-A", "company-B", "company-C"] {
         assert_eq!(help_points(&ev.addr(c).to_string()), company, "{c}");

@@ -9,8 +9,8 @@
 //! tests fail at the first `get_terminal` after SIGCONT, which lists fewer
 //! than three terminals.
 
-mod rental_support;
-use rental_support::{bins, send as ask};
+mod support;
+use support::rental::{bins, send as ask};
 
 use frota::launch::{temp_dir, wait_until};
 use frota::rental::cluster::{ClusterOptions, RentalCluster};

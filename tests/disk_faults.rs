@@ -11,17 +11,17 @@
 //! The full-disk tests mount a small tmpfs (root only); where that is not
 //! possible they print SKIPPED with the reason and pass.
 
-mod ev_common;
-mod log_support;
+mod support;
 
-use ev_common::{ask, audit_ok, route};
 use frota::ev::cluster::{EvCluster, EvOptions};
 use frota::launch::temp_dir;
 use frota::Code;
-use log_support::{rent_history, s, start_backup, Tmpfs};
 use serde_json::json;
 use std::fs;
 use std::time::Duration;
+use support::ev::{ask, audit_ok, route};
+use support::logs::{rent_history, start_backup, Tmpfs};
+use support::s;
 
 fn tmpfs(tag: &str, size: &str) -> Option<Tmpfs> {
     match Tmpfs::mount(tag, size) {
@@ -123,7 +123,7 @@ fn a_backup_restarted_on_a_nearly_full_disk_starts_and_serves() {
     // With space back, a later compaction succeeds.
     fs::remove_file(&filler).unwrap();
     for j in 0..8 {
-        let class = log_support::CLASSES[j % 5];
+        let class = support::logs::CLASSES[j % 5];
         let holders = b.ok("holders", json!({"class": class}));
         if let Some(at) = holders["terminals"][0].as_str() {
             b.ok(
@@ -141,8 +141,8 @@ fn a_failed_fsync_answers_an_indefinite_error_then_the_backup_stops() {
     let dir = temp_dir("eio-backup");
     let env = [("FROTA_WAL_FAULT", "fsync:3".to_string())];
     let mut b = start_backup(&dir, &[], &env).unwrap();
-    let rent = |b: &log_support::Backup, i: usize| {
-        let class = log_support::CLASSES[i];
+    let rent = |b: &support::logs::Backup, i: usize| {
+        let class = support::logs::CLASSES[i];
         let holders = b.ok("holders", json!({"class": class}));
         let at = holders["terminals"][0].as_str().unwrap().to_string();
         b.ask(
@@ -185,17 +185,17 @@ fn a_full_disk_refuses_route_writes_serves_reads_and_recovers() {
     let Some(disk) = tmpfs("full-ev", "8m") else {
         return;
     };
-    let mut c = EvCluster::start(ev_common::bins(), EvOptions::new(&disk.dir)).unwrap();
+    let mut c = EvCluster::start(support::ev::bins(), EvOptions::new(&disk.dir)).unwrap();
     // A's logs get their first step of room; B's and C's have none yet.
-    let only_a = [ev_common::stop("A", "A-REC-1", 60)];
-    let r = ev_common::reserve(&c, "company-A", "room", &only_a).unwrap();
+    let only_a = [support::ev::stop("A", "A-REC-1", 60)];
+    let r = support::ev::reserve(&c, "company-A", "room", &only_a).unwrap();
     assert_eq!(r["outcome"], "reserved", "{r:?}");
     let filler = disk.fill();
     // A coordinator whose log cannot grow (C: the route's first stop is
     // C's, so A forwards it there): the route fails before any prepare,
     // with error 11 from the coordinator itself.
-    let only_c = [ev_common::stop("C", "C-AJU-1", 60)];
-    let r = ev_common::reserve(&c, "company-A", "full-1", &only_c).unwrap();
+    let only_c = [support::ev::stop("C", "C-AJU-1", 60)];
+    let r = support::ev::reserve(&c, "company-A", "full-1", &only_c).unwrap();
     assert_eq!(r["outcome"], "failed", "{r:?}");
     assert_eq!(
         (&r["conflict"]["code"], &r["conflict"]["company"]),
@@ -205,10 +205,10 @@ fn a_full_disk_refuses_route_writes_serves_reads_and_recovers() {
     // A participant whose log cannot grow: A coordinates (the first stop is
     // A's), C refuses the hold with error 11, the route is rejected.
     let a_and_c = [
-        ev_common::stop("A", "A-REC-1", 4 * 60),
-        ev_common::stop("C", "C-AJU-1", 8 * 60),
+        support::ev::stop("A", "A-REC-1", 4 * 60),
+        support::ev::stop("C", "C-AJU-1", 8 * 60),
     ];
-    let r = ev_common::reserve(&c, "company-C", "full-2", &a_and_c).unwrap();
+    let r = support::ev::reserve(&c, "company-C", "full-2", &a_and_c).unwrap();
     assert_eq!(r["outcome"], "rejected", "{r:?}");
     assert_eq!(
         (&r["conflict"]["code"], &r["conflict"]["company"]),
@@ -226,18 +226,18 @@ fn a_full_disk_refuses_route_writes_serves_reads_and_recovers() {
     assert!(av.get("points").is_some(), "{av:?}");
     c.restart("company-A")
         .expect("a company restarts on a full disk");
-    let book = ev_common::book(&c, "A");
+    let book = support::ev::book(&c, "A");
     assert_eq!(
-        ev_common::txns_in(&book, "reservations").len(),
+        support::ev::txns_in(&book, "reservations").len(),
         1,
         "{book:?}"
     );
-    assert!(ev_common::wait(10, || ev_common::holds_total(&c) == 0));
+    assert!(support::wait_secs(10, || support::ev::holds_total(&c) == 0));
     // Space comes back: new routes go through, with no restart.
     fs::remove_file(&filler).unwrap();
-    let r = ev_common::reserve(&c, "company-A", "full-3", &route(3)).unwrap();
+    let r = support::ev::reserve(&c, "company-A", "full-3", &route(3)).unwrap();
     assert_eq!(r["outcome"], "reserved", "{r:?}");
-    let r = ev_common::reserve(&c, "company-C", "full-4", &route(6)).unwrap();
+    let r = support::ev::reserve(&c, "company-C", "full-4", &route(6)).unwrap();
     assert_eq!(r["outcome"], "reserved", "{r:?}");
     audit_ok(&c);
     c.stop();

@@ -1,9 +1,8 @@
 //! Two-phase commit across real company processes: all-yes commit, one no
 //! aborts everywhere, idempotent retries of every phase, and a contention
 //! storm of route requests through the broker.
-mod ev_common;
+mod support;
 
-use ev_common::*;
 use frota::client::ClientConfig;
 use frota::ev::bus_client::BusClient;
 use frota::ev::company::messages::RouteOutcome;
@@ -13,6 +12,8 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::ev::*;
+use support::wait_secs;
 
 #[test]
 fn all_yes_commits_everywhere_and_one_no_aborts_everywhere() {
@@ -23,7 +24,7 @@ fn all_yes_commits_everywhere_and_one_no_aborts_everywhere() {
     // One transaction per request: <coordinator>/<vehicle>/<request_id>.
     assert_eq!(txn, "A/veh-r1/r1");
     // Phase 2 travels after the reply (protocol.md, rule 7): poll for it.
-    assert!(wait(10, || committed_everywhere(&c, &txn)));
+    assert!(wait_secs(10, || committed_everywhere(&c, &txn)));
 
     // C's point is taken at 12:00 by a one-stop route; a route needing it
     // is prepared at A and B (yes), refused at C (no) → aborted at all.
@@ -40,7 +41,7 @@ fn all_yes_commits_everywhere_and_one_no_aborts_everywhere() {
     };
     for n in ["A", "B", "C"] {
         assert!(!txns_in(&book(&c, n), "reservations").contains(&bad), "{n}");
-        assert!(wait(10, || gone(n)), "{n}: {:?}", book(&c, n));
+        assert!(wait_secs(10, || gone(n)), "{n}: {:?}", book(&c, n));
     }
     // The refused route's A and B stops are free again.
     let again = reserve(&c, "company-C", "r4", &route(10)[..2]).unwrap();
@@ -148,7 +149,7 @@ fn answers_outlive_the_retry_horizon_as_one_transaction() {
             .map(|s| s["coordinator"]["transactions_remembered"] == 1)
             .unwrap_or(false)
     };
-    assert!(wait(20, gone), "the rejection was never forgotten");
+    assert!(wait_secs(20, gone), "the rejection was never forgotten");
     let again = reserve(&c, "company-B", "late", &route(11)).unwrap();
     assert_eq!(
         (&again["outcome"], &again["txn"]),
@@ -227,13 +228,8 @@ fn contention_storm_exactly_one_winner_per_route_and_audit_holds() {
         ("B", ["B-MCZ-1", "B-MCZ-2"]),
         ("C", ["C-JPA-1", "C-JPA-2"]),
     ];
-    let mut x: u64 = 42;
-    let mut rnd = |n: u64| {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (x >> 33) % n
-    };
+    let mut rng = support::Rng::new(42);
+    let mut rnd = |n: u64| rng.below(n);
     let mixed: Vec<Vec<Stop>> = (0..200)
         .map(|_| {
             pts.iter()
@@ -263,7 +259,7 @@ fn companies_resubscribe_after_a_broker_restart() {
     let mut c = cluster("ev-2pc-broker-restart", |_| {});
     c.restart("broker").unwrap();
     // All three companies are back in the share group.
-    assert!(wait(20, || {
+    assert!(wait_secs(20, || {
         ask(&c, "broker", "status", json!({}))
             .map(|s| {
                 s["subscribers"]

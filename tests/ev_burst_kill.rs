@@ -3,9 +3,8 @@
 //! reserved. Many records share each fsync then, so this checks that no
 //! route acknowledged `reserved` before the kill is lost after the restart:
 //! every one is committed at all three companies, and the audit passes.
-mod ev_common;
+mod support;
 
-use ev_common::*;
 use frota::client::{Client, ClientConfig};
 use frota::ev::points::Stop;
 use serde_json::{json, Value};
@@ -13,6 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::ev::*;
+use support::wait_secs;
 
 #[test]
 fn company_killed_during_a_burst_loses_no_acknowledged_route() {
@@ -62,7 +63,7 @@ fn company_killed_during_a_burst_loses_no_acknowledged_route() {
         .collect();
     let t0 = Instant::now();
     assert!(
-        wait(30, || acked.lock().unwrap().len() >= 60),
+        wait_secs(30, || acked.lock().unwrap().len() >= 60),
         "the burst gets going"
     );
     c.kill("company-A");
@@ -76,7 +77,10 @@ fn company_killed_during_a_burst_loses_no_acknowledged_route() {
     c.restart("company-A").expect("A restarts");
     let acked: BTreeSet<String> = acked.lock().unwrap().iter().cloned().collect();
     // Recovery: in-doubt holds at B and C ask A again and resolve.
-    assert!(wait(30, || holds_total(&c) == 0), "every hold resolved");
+    assert!(
+        wait_secs(30, || holds_total(&c) == 0),
+        "every hold resolved"
+    );
     for n in ["A", "B", "C"] {
         let have: BTreeSet<String> = txns_in(&book(&c, n), "reservations").into_iter().collect();
         let lost: Vec<&String> = acked.difference(&have).collect();

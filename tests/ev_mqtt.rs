@@ -8,10 +8,8 @@
 //!
 //! Tests that need the Mosquitto programs print `SKIPPED: ...` and return
 //! when they are missing (`make deps-mqtt` installs them).
-mod ev_common;
-mod proc_support;
+mod support;
 
-use ev_common::{ask, bins, cluster, route};
 use frota::client::ClientConfig as FrotaConfig;
 use frota::ev::broker::bus::Bus as Tree;
 use frota::ev::broker::core::Limits;
@@ -24,11 +22,12 @@ use frota::ev::vehicle::{self, SimConfig};
 use frota::launch::{temp_dir, wait_until};
 use frota::mqtt::{ClientConfig, JsonClient, MqttClient};
 use frota::server::{Server, ServerConfig};
-use proc_support::Proc;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::ev::{ask, bins, cluster, route};
+use support::proc::Proc;
 
 fn skip_without_mosquitto(test: &str) -> bool {
     match mosquitto::missing_tools() {

@@ -2,19 +2,19 @@
 //! frota-broker binary: afterwards it must still serve both listeners (MQTT
 //! and frota framing, across each other), count the bad input, and have
 //! closed every fuzz connection. FROTA_FUZZ_SEED replays a run.
-mod fuzz_rng;
-mod mqtt_fuzz_support;
+mod support;
 
 use frota::client::{call, ClientConfig as FrotaConfig};
 use frota::ev::bus_client::BusClient;
 use frota::launch::{temp_dir, wait_until, NodeProc};
 use frota::mqtt::{ClientConfig, MqttClient};
-use mqtt_fuzz_support::{corpus, fuzz_stream, Rng};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::mqtt_fuzz::{corpus, fuzz_stream};
+use support::{fuzz_seed, Rng};
 
 fn status(frota_addr: &str) -> Value {
     let cfg = FrotaConfig::default().with_timeout(Duration::from_secs(10));
@@ -56,12 +56,8 @@ fn assert_serving(frota_addr: &str, mqtt_addr: &str, tag: &str) {
 
 #[test]
 fn fuzzed_mqtt_leaves_frota_broker_serving_both_listeners() {
-    let seed = std::env::var("FROTA_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xb20c_e4f0_u64);
-    println!("broker mqtt fuzz seed: {seed} (FROTA_FUZZ_SEED to replay)");
-    let mut rng = Rng(seed | 1);
+    let seed = fuzz_seed("broker mqtt fuzz", 0xb20c_e4f0_u64);
+    let mut rng = Rng::new(seed);
     let dir = temp_dir("ev-mqtt-fuzz");
     let args: Vec<String> = [
         "--listen",

@@ -1,11 +1,12 @@
 //! Crash recovery with real processes stopped at named crash points
 //! (`FROTA_CRASH_AT`), then restarted on the same address and data dir.
-mod ev_common;
+mod support;
 
-use ev_common::*;
 use frota::ev::cluster::EvCluster;
 use serde_json::json;
 use std::time::Duration;
+use support::ev::*;
+use support::wait_secs;
 
 fn crashing(tag: &str, node: &str, point: &str) -> EvCluster {
     cluster(tag, |o| {
@@ -57,14 +58,14 @@ fn coordinator_killed_after_decision_participants_commit_when_it_returns() {
     assert_eq!(only_hold(&c, "C")["txn"], txn.as_str());
     // The blocking case: B and C voted yes, their holds expired, and they
     // keep asking the dead coordinator instead of deciding on their own.
-    assert!(wait(20, || only_hold(&c, "B")["asked"]
+    assert!(wait_secs(20, || only_hold(&c, "B")["asked"]
         .as_u64()
         .unwrap_or(0)
         >= 3));
     assert!(txns_in(&book(&c, "B"), "reservations").is_empty());
     // The coordinator returns: its log says commit, so everyone commits.
     restart_clean(&mut c, "company-A");
-    assert!(wait(20, || committed_everywhere(&c, &txn)
+    assert!(wait_secs(20, || committed_everywhere(&c, &txn)
         && holds_total(&c) == 0));
     let r = ask(&c, "company-A", "decision", json!({"txn": txn})).unwrap();
     assert_eq!(r["outcome"], "commit");
@@ -81,13 +82,13 @@ fn coordinator_killed_before_deciding_participants_abort() {
     assert!(reserve(&c, "company-A", "r1", &route(8)).is_err());
     wait_crash(&mut c, "company-A");
     let txn = only_hold(&c, "C")["txn"].as_str().unwrap().to_string();
-    assert!(wait(20, || only_hold(&c, "C")["asked"]
+    assert!(wait_secs(20, || only_hold(&c, "C")["asked"]
         .as_u64()
         .unwrap_or(0)
         >= 2));
     restart_clean(&mut c, "company-A");
     // No commit record → abort: the holds go, nothing is reserved.
-    assert!(wait(20, || holds_total(&c) == 0));
+    assert!(wait_secs(20, || holds_total(&c) == 0));
     for n in ["A", "B", "C"] {
         assert!(txns_in(&book(&c, n), "reservations").is_empty(), "{n}");
     }
@@ -113,7 +114,7 @@ fn participant_killed_after_voting_yes_restores_its_hold_and_commits() {
     wait_crash(&mut c, "company-B");
     restart_clean(&mut c, "company-B");
     // B restored its hold from its log and learned the outcome.
-    assert!(wait(20, || committed_everywhere(&c, &txn)
+    assert!(wait_secs(20, || committed_everywhere(&c, &txn)
         && holds_total(&c) == 0));
     assert_eq!(audit_ok(&c).routes, 1);
 }
@@ -127,7 +128,7 @@ fn participant_killed_after_logging_its_hold_learns_abort() {
     assert_eq!(r["conflict"]["company"], "C");
     wait_crash(&mut c, "company-C");
     restart_clean(&mut c, "company-C");
-    assert!(wait(20, || holds_total(&c) == 0));
+    assert!(wait_secs(20, || holds_total(&c) == 0));
     assert_eq!(audit_ok(&c).routes, 0);
 }
 
@@ -181,7 +182,7 @@ fn a_compacted_coordinator_log_keeps_every_decision() {
                 ask(&c, "company-A", "status", json!({}))
                     .map_or(0, |s| s["coordinator"]["compactions"].as_u64().unwrap_or(0))
             };
-            assert!(wait(20, || compactions() >= 1), "never compacted");
+            assert!(wait_secs(20, || compactions() >= 1), "never compacted");
             c.kill("company-A");
         } else {
             wait_crash(&mut c, "company-A");
@@ -194,7 +195,7 @@ fn a_compacted_coordinator_log_keeps_every_decision() {
                 assert_eq!(r["outcome"], outcome, "{point}: {txn}");
             }
         }
-        assert!(wait(20, || holds_total(&c) == 0), "{point}");
+        assert!(wait_secs(20, || holds_total(&c) == 0), "{point}");
         // A route cut short by the crash may have been committed too.
         let routes = audit_ok(&c).routes;
         assert!(

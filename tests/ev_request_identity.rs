@@ -7,14 +7,15 @@
 //! outcome of the one transaction — never a second transaction, never
 //! `rejected` while the route is reserved, never a definite answer while
 //! the coordinator cannot be asked.
-mod ev_common;
+mod support;
 
-use ev_common::*;
 use frota::ev::cluster::EvCluster;
 use frota::ev::points::Stop;
 use frota::{Body, Code, Error};
 use serde_json::json;
 use std::time::Duration;
+use support::ev::*;
+use support::wait_secs;
 
 fn crashing(tag: &str, point: &str) -> EvCluster {
     cluster(tag, |o| {
@@ -85,7 +86,7 @@ fn killed_after_deciding_commit_every_retry_gets_that_commit() {
         assert_eq!(r["outcome"], "reserved", "via {via}: {r:?}");
         assert_eq!(r["txn"], "A/v1/r1", "via {via}: one transaction: {r:?}");
     }
-    assert!(wait(20, || committed_everywhere(&c, "A/v1/r1")
+    assert!(wait_secs(20, || committed_everywhere(&c, "A/v1/r1")
         && holds_total(&c) == 0));
     let l = lookup(&c, "company-B", "r1");
     assert_eq!(
@@ -119,7 +120,7 @@ fn killed_before_deciding_every_retry_gets_one_true_outcome() {
             "via {via}"
         );
     }
-    assert!(wait(20, || holds_total(&c) == 0));
+    assert!(wait_secs(20, || holds_total(&c) == 0));
     let routes = audit_ok(&c).routes;
     if outcome == "reserved" {
         assert!(committed_everywhere(&c, "A/v1/r1"));
@@ -154,7 +155,7 @@ fn killed_after_deciding_abort_every_retry_gets_that_rejection() {
         assert_eq!(r["conflict"]["company"], "C", "{r:?}");
         assert_eq!(r["conflict"]["code"], Code::Conflict.number());
     }
-    assert!(wait(20, || holds_total(&c) == 0));
+    assert!(wait_secs(20, || holds_total(&c) == 0));
     assert_eq!(audit_ok(&c).routes, 1, "only the blocker");
 }
 

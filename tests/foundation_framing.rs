@@ -3,10 +3,11 @@
 //! and every bad payload, each followed by a check that the node still
 //! serves a fresh connection. Replies are compared byte for byte.
 
-mod foundation_support;
-use foundation_support::*;
+mod support;
 use std::io::Write;
 use std::time::Duration;
+use support::echo::*;
+use support::*;
 
 const ECHO_REQ: &str = r#"{"type":"echo","id":5,"msg":"hi"}"#;
 const ECHO_REP: &str = r#"{"type":"echo_ok","in_reply_to":5,"msg":"hi"}"#;

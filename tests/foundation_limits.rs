@@ -4,14 +4,15 @@
 //! deep nesting, and handler panics. Short timeouts are set by flags; every
 //! wait is a poll with a generous bound.
 
-mod foundation_support;
-use foundation_support::*;
+mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use support::echo::*;
+use support::*;
 
 #[test]
 fn connection_limit_gives_code_11_then_recovers() {
@@ -96,7 +97,7 @@ fn slow_loris_cut_off_while_others_are_served() {
             thread::sleep(Duration::from_secs(1));
         }
         (
-            rx_done.recv_timeout(READ_BOUND).unwrap_or_default(),
+            rx_done.recv_timeout(BOUND).unwrap_or_default(),
             start.elapsed(),
         )
     });

@@ -9,8 +9,8 @@
 //! replays it (or explores k times more cases). Every crash it ever found
 //! is a named `regression_*` test below.
 
-mod fuzz_rng;
-use fuzz_rng::Rng;
+mod support;
+use support::{fuzz_seed, Rng};
 
 use frota::frame::{self, Frame, FrameError, Mode};
 use frota::message::{Request, MAX_DEPTH};
@@ -18,48 +18,41 @@ use frota::wal::{crc32, Wal};
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-// The shared xorshift64* plus this file's generators.
-impl Rng {
-    fn from_env(test: &str) -> Rng {
-        let seed = std::env::var("FROTA_FUZZ_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0x5eed_f00d_u64);
-        println!("{test}: fuzz seed {seed} (rerun with FROTA_FUZZ_SEED={seed})");
-        Rng(seed.max(1))
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len())]
-    }
+/// This file's generators, on the shared seeded `Rng`.
+trait Fuzz {
+    fn bytes(&mut self, max_len: usize) -> Vec<u8>;
+    fn json(&mut self, depth: usize) -> Value;
+    fn request(&mut self) -> Value;
+    fn mutate(&mut self, input: &mut Vec<u8>);
+}
+
+impl Fuzz for Rng {
     /// Bytes biased toward the ones that matter to the decoders.
     fn bytes(&mut self, max_len: usize) -> Vec<u8> {
         const HOT: &[u8] = b"0123456789{}[]\":,\r\n\\ ntuelfasx\xff\xc3\x80";
-        let n = self.below(max_len + 1);
+        let n = self.index(max_len + 1);
         (0..n)
             .map(|_| {
                 if self.chance(70) {
                     *self.pick(HOT)
                 } else {
-                    self.next() as u8
+                    self.next_u64() as u8
                 }
             })
             .collect()
     }
     fn json(&mut self, depth: usize) -> Value {
-        match self.below(if depth > 3 { 4 } else { 7 }) {
+        match self.index(if depth > 3 { 4 } else { 7 }) {
             0 => Value::Null,
             1 => json!(self.chance(50)),
-            2 => json!(self.next() % 100_000),
+            2 => json!(self.next_u64() % 100_000),
             3 => json!(String::from_utf8_lossy(&self.bytes(12)).into_owned()),
-            4 => json!(-(self.below(1000) as i64) as f64 / 7.0),
-            5 => Value::Array((0..self.below(4)).map(|_| self.json(depth + 1)).collect()),
+            4 => json!(-(self.index(1000) as i64) as f64 / 7.0),
+            5 => Value::Array((0..self.index(4)).map(|_| self.json(depth + 1)).collect()),
             _ => {
                 let mut m = serde_json::Map::new();
-                for _ in 0..self.below(4) {
-                    m.insert(format!("k{}", self.below(10)), self.json(depth + 1));
+                for _ in 0..self.index(4) {
+                    m.insert(format!("k{}", self.index(10)), self.json(depth + 1));
                 }
                 Value::Object(m)
             }
@@ -72,16 +65,16 @@ impl Rng {
         }
         v["type"] = json!(*self.pick(&["ping", "echo", "rent", "x"]));
         if self.chance(50) {
-            v["id"] = json!(self.next() % 1000);
+            v["id"] = json!(self.next_u64() % 1000);
         }
         v
     }
     fn mutate(&mut self, input: &mut Vec<u8>) {
-        for _ in 0..1 + self.below(4) {
-            let at = self.below(input.len() + 1);
-            match self.below(4) {
-                0 if at < input.len() => input[at] ^= 1 << self.below(8),
-                1 => input.insert(at, self.next() as u8),
+        for _ in 0..1 + self.index(4) {
+            let at = self.index(input.len() + 1);
+            match self.index(4) {
+                0 if at < input.len() => input[at] ^= 1 << self.index(8),
+                1 => input.insert(at, self.next_u64() as u8),
                 2 if at < input.len() => {
                     input.remove(at);
                 }
@@ -159,7 +152,7 @@ fn decode_all(buf: &[u8]) -> (Vec<Frame>, Result<(), FrameError>) {
 
 #[test]
 fn fuzz_frame_parse_random_bytes() {
-    let mut rng = Rng::from_env("frame random");
+    let mut rng = Rng::new(fuzz_seed("frame random", 0x5eed_f00d));
     for _ in 0..cases(100_000) {
         let input = rng.bytes(64);
         let _ = decode_all(&input);
@@ -168,12 +161,12 @@ fn fuzz_frame_parse_random_bytes() {
 
 #[test]
 fn fuzz_frame_parse_valid_round_trips_and_mutations() {
-    let mut rng = Rng::from_env("frame valid");
+    let mut rng = Rng::new(fuzz_seed("frame valid", 0x5eed_f00d));
     for _ in 0..cases(15_000) {
         let mut stream = Vec::new();
         let mut sent = Vec::new();
-        for _ in 0..1 + rng.below(4) {
-            for _ in 0..rng.below(3) {
+        for _ in 0..1 + rng.index(4) {
+            for _ in 0..rng.index(3) {
                 stream.extend_from_slice(if rng.chance(50) { b"\n" } else { b"\r\n" });
             }
             let payload = serde_json::to_vec(&rng.request()).unwrap();
@@ -225,7 +218,7 @@ fn check_request(input: &[u8]) {
 
 #[test]
 fn fuzz_envelope_random_and_mutated_json() {
-    let mut rng = Rng::from_env("envelope");
+    let mut rng = Rng::new(fuzz_seed("envelope", 0x5eed_f00d));
     for _ in 0..cases(40_000) {
         check_request(&rng.bytes(48));
         let mut valid = serde_json::to_vec(&rng.request()).unwrap();
@@ -246,11 +239,11 @@ fn wal_record(v: &Value) -> Vec<u8> {
 
 #[test]
 fn fuzz_wal_replay_on_random_and_mutated_logs() {
-    let mut rng = Rng::from_env("wal");
+    let mut rng = Rng::new(fuzz_seed("wal", 0x5eed_f00d));
     let dir = frota::launch::temp_dir("fuzz-wal");
     let path = dir.join("log");
     for i in 0..cases(300) {
-        let records: Vec<Value> = (0..rng.below(5)).map(|_| rng.request()).collect();
+        let records: Vec<Value> = (0..rng.index(5)).map(|_| rng.request()).collect();
         let mut bytes: Vec<u8> = records.iter().flat_map(wal_record).collect();
         let random = i % 3 == 0;
         if random {

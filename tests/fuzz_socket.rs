@@ -4,12 +4,12 @@
 //! reasons as `fuzz_decoders.rs` (stable, bounded, reproducible:
 //! `FROTA_FUZZ_SEED=<n>` replays a run).
 
-mod foundation_support;
-mod fuzz_rng;
-use foundation_support::*;
-use fuzz_rng::Rng;
+mod support;
 use std::io::Write;
 use std::net::Shutdown;
+use support::echo::*;
+use support::*;
+use support::{fuzz_seed, Rng};
 
 const VALID: &[&str] = &[
     "{\"type\":\"ping\",\"id\":1}\n",
@@ -25,23 +25,23 @@ const VALID: &[&str] = &[
 fn stream(rng: &mut Rng) -> Vec<u8> {
     const HOT: &[u8] = b"0123456789{}[]\":,\r\n\\ \xff";
     let mut out = Vec::new();
-    for _ in 0..1 + rng.below(6) {
-        match rng.below(3) {
-            0 => out.extend_from_slice(VALID[rng.below(VALID.len())].as_bytes()),
+    for _ in 0..1 + rng.index(6) {
+        match rng.index(3) {
+            0 => out.extend_from_slice(VALID[rng.index(VALID.len())].as_bytes()),
             1 => {
-                for _ in 0..rng.below(40) {
-                    let b = if rng.below(2) == 0 {
-                        HOT[rng.below(HOT.len())]
+                for _ in 0..rng.index(40) {
+                    let b = if rng.index(2) == 0 {
+                        HOT[rng.index(HOT.len())]
                     } else {
-                        rng.next() as u8
+                        rng.next_u64() as u8
                     };
                     out.push(b);
                 }
             }
             _ => {
-                let mut f = VALID[rng.below(VALID.len())].as_bytes().to_vec();
-                let at = rng.below(f.len());
-                f[at] = rng.next() as u8;
+                let mut f = VALID[rng.index(VALID.len())].as_bytes().to_vec();
+                let at = rng.index(f.len());
+                f[at] = rng.next_u64() as u8;
                 out.extend_from_slice(&f);
             }
         }
@@ -51,12 +51,8 @@ fn stream(rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn fuzz_live_node_with_random_streams() {
-    let seed = std::env::var("FROTA_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xfeed_u64);
-    println!("socket fuzz seed {seed} (rerun with FROTA_FUZZ_SEED={seed})");
-    let mut rng = Rng(seed.max(1));
+    let seed = fuzz_seed("socket fuzz", 0xfeed_u64);
+    let mut rng = Rng::new(seed);
     // Short limits so that unfinished frames end quickly and the cap is
     // exercised too.
     let mut node = start_echo(&[

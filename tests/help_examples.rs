@@ -9,8 +9,7 @@
 //! byte as protocol.md writes it: `{"type":...` first, and `"in_reply_to"`
 //! right after it when the request had an `id`.
 
-mod ev_common;
-mod rental_support;
+mod support;
 
 use frota::ev::cluster::{EvCluster, EvOptions};
 use frota::launch::{temp_dir, NodeProc};
@@ -93,14 +92,14 @@ fn every_help_example_works_as_typed() {
     let mut problems = Vec::new();
     let mut ran = 0;
 
-    let rental = RentalCluster::start(rental_support::bins(), &temp_dir("help-rental"))
+    let rental = RentalCluster::start(support::rental::bins(), &temp_dir("help-rental"))
         .expect("rental deployment starts");
     for node in frota::rental::cluster::NODES {
         ran += check_node(node, rental.addr(node), &mut problems);
     }
     drop(rental);
 
-    let ev = EvCluster::start(ev_common::bins(), EvOptions::new(&temp_dir("help-ev")))
+    let ev = EvCluster::start(support::ev::bins(), EvOptions::new(&temp_dir("help-ev")))
         .expect("EV deployment starts");
     for node in ev.names() {
         ran += check_node(&node, ev.addr(&node), &mut problems);

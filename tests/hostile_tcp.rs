@@ -6,14 +6,15 @@
 //! sends the node's own kind of request (`alive`, `get_terminal`, `holders`,
 //! `stock`, `publish`, `reservations`), not just `ping`.
 
-mod hostile_support;
-use hostile_support::*;
+mod support;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use support::hostile::*;
+use support::*;
 
 /// More connections than the cap: the newcomers get error 11 and are
 /// closed; a client that got in before the cap is served throughout, and
@@ -34,6 +35,7 @@ fn flood(kind: &'static str) {
     assert_eq!(st["connections"]["open"], CAP, "{kind}: {st}");
     // Past the cap, every newcomer is told so and closed.
     let want = error_line(
+        None,
         11,
         "temporarily-unavailable",
         &format!("connection limit reached ({CAP} open); try again later"),
@@ -126,9 +128,9 @@ fn half_open(kind: &'static str) {
         Peer::connect(n.addr, ""),
     ];
     assert!(
-        wait(|| open_besides_me(n.addr) == 5),
+        wait(|| open_connections(n.addr) == 5),
         "{kind}: the peers never connected ({} open)",
-        open_besides_me(n.addr)
+        open_connections(n.addr)
     );
     let t0 = Instant::now();
     for p in &peers[..3] {
@@ -142,13 +144,13 @@ fn half_open(kind: &'static str) {
     );
     let reaped = wait(|| {
         assert!(try_probe(&n), "{kind}: not serving while reaping");
-        open_besides_me(n.addr) == 0
+        open_connections(n.addr) == 0
     });
     let took = t0.elapsed();
     assert!(
         reaped,
         "{kind}: half-open connections never reaped ({} open)",
-        open_besides_me(n.addr)
+        open_connections(n.addr)
     );
     assert!(
         took >= Duration::from_millis(600),
@@ -157,6 +159,7 @@ fn half_open(kind: &'static str) {
     assert_eq!(
         read_to_close(&mut quiet),
         error_line(
+            None,
             0,
             "timeout",
             "no complete frame within the timeout; closing"

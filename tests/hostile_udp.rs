@@ -10,8 +10,9 @@
 //! monitor's own host. Without authentication the monitor cannot tell it
 //! from a real node and would list it (protocol.md, "Security").
 
-mod rental_support;
-use rental_support::{bins, send_to, Rng};
+mod support;
+use support::rental::bins;
+use support::{send_to, Rng};
 
 use frota::launch::temp_dir;
 use frota::rental::cluster::RentalCluster;
@@ -41,7 +42,9 @@ fn datagram(rng: &mut Rng, real: &[(String, String)]) -> Vec<u8> {
     };
     match rng.below(10) {
         // Random bytes.
-        0 => (0..1 + rng.below(300)).map(|_| rng.next() as u8).collect(),
+        0 => (0..1 + rng.below(300))
+            .map(|_| rng.next_u64() as u8)
+            .collect(),
         // Truncated JSON, or JSON that is not an object.
         1 => {
             let full = beat(name, "terminal", tcp, 5, now);
@@ -126,7 +129,7 @@ fn datagram_flood_leaves_the_monitor_correct() {
             let real = real.clone();
             thread::spawn(move || {
                 let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-                let mut rng = Rng(0x5EED_0000 + i * 7919);
+                let mut rng = Rng::new(0x5EED_0000 + i * 7919);
                 let mut sent = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     // Paced so that the flood is heavy but the test measures

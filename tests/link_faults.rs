@@ -3,7 +3,7 @@
 //! deciding alone) until the link heals; then every company ends in the
 //! coordinator's decision and the audit passes.
 
-mod ev_common;
+mod support;
 
 use frota::client::{call, ClientConfig};
 use frota::ev::audit;
@@ -46,7 +46,7 @@ fn partitioned_participant_stays_in_doubt_then_resolves() {
     let mut opts = EvOptions::new(&dir);
     opts.hold_expiry_ms = 4000;
     opts.ask_interval_ms = 200;
-    let ev = EvCluster::start(ev_common::bins(), opts).unwrap();
+    let ev = EvCluster::start(support::ev::bins(), opts).unwrap();
     let (a, b, c) = (
         ev.addr("company-A").to_string(),
         ev.addr("company-B").to_string(),

@@ -15,19 +15,18 @@
 //! `frota-ctl log-repair` sets the damage aside, and the node starts and
 //! says it runs on a repaired log.
 
-mod ev_common;
-mod log_support;
+mod support;
 
-use ev_common::{ask, audit_ok, committed_everywhere, reserve, route};
 use frota::ev::cluster::{EvCluster, EvOptions};
 use frota::launch::temp_dir;
-use log_support::{
-    assert_held, assert_refusal, benign, corruptions, ctl, rent_history, side_files, start_backup,
-    Held,
-};
 use serde_json::json;
 use std::fs;
 use std::path::Path;
+use support::ev::{ask, audit_ok, committed_everywhere, reserve, route};
+use support::logs::{
+    assert_held, assert_refusal, benign, corruptions, ctl, rent_history, side_files, start_backup,
+    Held,
+};
 
 /// Start the backup on `dir`'s damaged log: it must refuse, and the log
 /// must be byte for byte what it was.
@@ -120,17 +119,17 @@ fn rental_log_damage_is_refused_and_a_torn_tail_loses_nothing() {
 }
 
 /// [`assert_held`] without renting the free cars out (the history goes on).
-fn assert_held_quietly(b: &log_support::Backup, held: &[Held]) {
+fn assert_held_quietly(b: &support::logs::Backup, held: &[Held]) {
     for h in held {
         let now = b.ok("check_pending", json!({"request_id": h.rid}));
-        assert_eq!(log_support::s(&now, "car"), h.car);
+        assert_eq!(support::s(&now, "car"), h.car);
     }
 }
 
 #[test]
 fn company_log_damage_is_refused_and_a_torn_tail_loses_nothing() {
     let root = temp_dir("logfault-ev");
-    let mut c = EvCluster::start(ev_common::bins(), EvOptions::new(&root)).unwrap();
+    let mut c = EvCluster::start(support::ev::bins(), EvOptions::new(&root)).unwrap();
     let mut txns = Vec::new();
     for h in 0..12 {
         let r = reserve(&c, "company-A", &format!("r{h}"), &route(h)).unwrap();

@@ -2,18 +2,18 @@
 //! serve_mqtt: it must keep serving well-behaved clients, and every fuzz
 //! connection must end (no thread left behind). Set FROTA_FUZZ_SEED to
 //! replay a run; the seed in use is printed.
-mod fuzz_rng;
-mod mqtt_fuzz_support;
+mod support;
 
 use frota::ev::broker::bus::Bus;
 use frota::ev::broker::core::Limits;
 use frota::ev::broker::mqtt_listener::{serve_mqtt, MqttConfig, MqttServer};
 use frota::mqtt::{ClientConfig, MqttClient};
-use mqtt_fuzz_support::{corpus, fuzz_stream, Rng};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::mqtt_fuzz::{corpus, fuzz_stream};
+use support::{fuzz_seed, Rng};
 
 fn assert_serving(srv: &MqttServer, tag: &str) {
     let addr = srv.addr().to_string();
@@ -30,12 +30,8 @@ fn assert_serving(srv: &MqttServer, tag: &str) {
 
 #[test]
 fn random_and_mutated_packets_leave_the_server_serving() {
-    let seed = std::env::var("FROTA_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_f107a);
-    println!("mqtt fuzz seed: {seed} (FROTA_FUZZ_SEED to replay)");
-    let mut rng = Rng(seed | 1);
+    let seed = fuzz_seed("mqtt fuzz", 0x5eed_f107a);
+    let mut rng = Rng::new(seed);
     let cfg = MqttConfig {
         max_packet: 64 * 1024,
         connect_timeout: Duration::from_secs(2),

@@ -4,8 +4,8 @@
 //!
 //! Skips (saying why) when the Mosquitto programs are not installed:
 //! `apt-get install mosquitto mosquitto-clients`.
-mod proc_support;
-use proc_support::Proc;
+mod support;
+use support::proc::Proc;
 
 use frota::ev::broker::bus::Bus;
 use frota::ev::broker::core::Limits;

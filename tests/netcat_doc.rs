@@ -11,8 +11,7 @@
 //!   The test listens on that address itself (it is the callback address
 //!   the document's requests carry, so it must be the same bytes).
 
-mod ev_common;
-mod rental_support;
+mod support;
 
 use frota::ctl::doccheck;
 use frota::ev::cluster::{EvCluster, EvOptions};
@@ -118,9 +117,9 @@ fn the_walkthrough_works_as_written() {
             listeners.insert(b.target.clone(), listen(&b.target, stop.clone()));
         }
     }
-    let rental = RentalCluster::start(rental_support::bins(), &temp_dir("netcat-rental"))
+    let rental = RentalCluster::start(support::rental::bins(), &temp_dir("netcat-rental"))
         .expect("rental deployment starts");
-    let ev = EvCluster::start(ev_common::bins(), EvOptions::new(&temp_dir("netcat-ev")))
+    let ev = EvCluster::start(support::ev::bins(), EvOptions::new(&temp_dir("netcat-ev")))
         .expect("EV deployment starts");
     let addr_of = |node: &str| -> SocketAddr {
         rental

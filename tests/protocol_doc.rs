@@ -7,8 +7,7 @@
 //! against one fresh `EvCluster`, in document order. A block naming a node
 //! this test cannot start fails the test.
 
-mod ev_common;
-mod rental_support;
+mod support;
 
 use frota::ctl::doccheck;
 use frota::ev::cluster::{EvCluster, EvOptions};
@@ -38,7 +37,7 @@ impl Deployments {
         match node {
             "heartbeat" | "infodesk" | "backup" | "terminal-1" | "terminal-2" | "terminal-3" => {
                 if self.rental.is_none() {
-                    let bins = rental_support::bins();
+                    let bins = support::rental::bins();
                     let c = RentalCluster::start(bins, &temp_dir("protocol-doc-rental"))
                         .expect("the rental deployment starts");
                     self.rental = Some(c);
@@ -47,7 +46,7 @@ impl Deployments {
             }
             "broker" | "company-A" | "company-B" | "company-C" => {
                 if self.ev.is_none() {
-                    let bins = ev_common::bins();
+                    let bins = support::ev::bins();
                     let c = EvCluster::start(bins, EvOptions::new(&temp_dir("protocol-doc-ev")))
                         .expect("the EV deployment starts");
                     self.ev = Some(c);

@@ -2,8 +2,8 @@
 //! ends SUCCESS or PENDING TIMEOUT as the fleet allows, a client that gives
 //! up cancels (no car is left allocated to it), and the audit holds.
 
-mod rental_support;
-use rental_support::{assert_audit, bins};
+mod support;
+use support::rental::{assert_audit, bins};
 
 use frota::launch::temp_dir;
 use frota::rental::client_sim::{self, SimConfig, Verdict};

@@ -4,8 +4,9 @@
 //! operation, answers retried request ids with their first answer, and
 //! passes the audit.
 
-mod rental_support;
-use rental_support::{assert_audit, bins, s, send, send_to};
+mod support;
+use support::rental::{assert_audit, bins, send};
+use support::{s, send_to};
 
 use frota::launch::{temp_dir, wait_until};
 use frota::rental::cluster::{ClusterOptions, RentalCluster};

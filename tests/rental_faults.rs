@@ -4,8 +4,9 @@
 //! right on retry, a torn log tail is dropped, and a restarted terminal
 //! rebuilds its stock from the backup.
 
-mod rental_support;
-use rental_support::{assert_audit, bins, s, send, send_to};
+mod support;
+use support::rental::{assert_audit, bins, send};
+use support::{s, send_to};
 
 use frota::launch::{temp_dir, wait_until};
 use frota::rental::cluster::RentalCluster;

@@ -3,8 +3,9 @@
 //! system-wide pending FIFO, callbacks delivered and refused, check_pending
 //! in every state, cancel racing a return, idempotent retries.
 
-mod rental_support;
-use rental_support::{assert_audit, bins, s, send};
+mod support;
+use support::rental::{assert_audit, bins, send};
+use support::s;
 
 use frota::launch::{temp_dir, wait_until};
 use frota::rental::cluster::{ClusterOptions, RentalCluster};

@@ -3,8 +3,9 @@
 //! spoofed-looking heartbeats. Afterwards every node still answers ping,
 //! the monitor lists only the real nodes, and the audit holds.
 
-mod rental_support;
-use rental_support::{bins, Rng};
+mod support;
+use support::rental::bins;
+use support::Rng;
 
 use frota::client::{call, ClientConfig};
 use frota::launch::temp_dir;
@@ -17,12 +18,16 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
-// The shared xorshift plus this file's generators (inherent methods may
-// live in any module of the test crate).
-impl Rng {
+/// This file's generators, on the shared seeded `Rng`.
+trait Fuzz {
+    fn bytes(&mut self, max: u64) -> Vec<u8>;
+    fn value(&mut self, depth: u32) -> Value;
+}
+
+impl Fuzz for Rng {
     fn bytes(&mut self, max: u64) -> Vec<u8> {
         let n = self.below(max) + 1;
-        let mut v: Vec<u8> = (0..n).map(|_| self.next() as u8).collect();
+        let mut v: Vec<u8> = (0..n).map(|_| self.next_u64() as u8).collect();
         // Bias towards the interesting first bytes: '{', digits, newlines.
         match self.below(4) {
             0 => v[0] = b'{',
@@ -35,7 +40,7 @@ impl Rng {
         match self.below(if depth > 1 { 5 } else { 7 }) {
             0 => Value::Null,
             1 => json!(self.below(2) == 0),
-            2 => json!(self.next() as i64),
+            2 => json!(self.next_u64() as i64),
             3 => json!(
                 [
                     "economy",
@@ -46,7 +51,7 @@ impl Rng {
                     "127.0.0.1:1"
                 ][self.below(6) as usize]
             ),
-            4 => json!(self.next() as f64 / 7.0),
+            4 => json!(self.next_u64() as f64 / 7.0),
             5 => Value::Array((0..self.below(3)).map(|_| self.value(depth + 1)).collect()),
             _ => json!({"k": self.value(depth + 1)}),
         }
@@ -125,7 +130,7 @@ fn fuzz_messages(addr: SocketAddr, rng: &mut Rng, rounds: usize) {
 #[test]
 fn every_node_survives_random_frames_datagrams_and_fields() {
     let c = RentalCluster::start(bins(), &temp_dir("fuzz")).unwrap();
-    let mut rng = Rng(0x5eed_1234_9876_abcd);
+    let mut rng = Rng::new(0x5eed_1234_9876_abcd);
     for node in [
         "heartbeat",
         "infodesk",

@@ -28,6 +28,7 @@ use frota::ev::bus_client::BusClient;
 use frota::ev::cluster::{node_name, BrokerKind, EvBins, EvCluster, EvOptions, COMPANIES};
 use frota::ev::company::messages::{RouteOutcome, RouteRequest};
 use frota::ev::points::{PointSet, Stop};
+use frota::sync::lock;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -306,7 +307,7 @@ impl Ev {
                         return;
                     }
                     let r = round.load(Ordering::SeqCst);
-                    let want = stops.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let want = lock(&stops).clone();
                     let t = Instant::now();
                     let out = reserve(
                         &mut c,
@@ -316,14 +317,8 @@ impl Ev {
                     );
                     let took = t.elapsed().as_nanos() as u64;
                     match out.as_deref() {
-                        Ok("reserved") => results
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((r, true, took)),
-                        Ok("rejected") => results
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((r, false, took)),
+                        Ok("reserved") => lock(&results).push((r, true, took)),
+                        Ok("rejected") => lock(&results).push((r, false, took)),
                         other => {
                             if errors.fetch_add(1, Ordering::Relaxed) < 3 {
                                 eprintln!("bench: contended route failed: {other:?}");
@@ -338,7 +333,7 @@ impl Ev {
         let mut rounds = 0u64;
         while began.elapsed() < dur || rounds == 0 {
             let k = self.window.fetch_add(10, Ordering::Relaxed);
-            *stops.lock().unwrap_or_else(|p| p.into_inner()) = stops_at(&self.points, 0, k);
+            *lock(&stops) = stops_at(&self.points, 0, k);
             round.store(rounds, Ordering::SeqCst);
             bar.wait(); // go
             bar.wait(); // all answered
@@ -350,7 +345,7 @@ impl Ev {
         for w in workers {
             let _ = w.join();
         }
-        let res = results.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let res = lock(&results).clone();
         let mut per_round = vec![0u32; rounds as usize];
         for (r, won, _) in &res {
             if *won {

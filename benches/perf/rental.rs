@@ -26,6 +26,7 @@ use frota::client::{Client, ClientConfig};
 use frota::rental::client_sim::{Outcome, Renter, SimConfig, Verdict};
 use frota::rental::cluster::{Bins, RentalCluster};
 use frota::rental::fleet::{Class, FLEET};
+use frota::sync::lock;
 use frota::{body, Body};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -230,7 +231,7 @@ impl Permits {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PermitState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     pub fn acquire(&self) {

@@ -19,6 +19,7 @@ use crate::client::{Client, ClientConfig, Pool};
 use crate::error::{Code, Error};
 use crate::message::body;
 use crate::mqtt::JsonClient;
+use crate::sync::lock;
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -141,7 +142,7 @@ impl FrotaBus {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SubConn> {
-        self.sub.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.sub)
     }
 
     /// Connect the receiving connection if needed and (re)subscribe.

@@ -31,6 +31,7 @@ use crate::ev::twopc::{
     combine_lookups, Action, Answer, CoordRecord, Coordinator, Lookup, LookupOutcome, Msg,
     PartRecord, Participant, Prepared, ReplyTo, Rules, Timing, Vote,
 };
+use crate::rng::Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
@@ -479,7 +480,7 @@ struct World {
 
 /// The scheduler's source of choices: random from the seed, or replayed.
 struct Chooser {
-    rng: u64,
+    rng: Rng,
     replay: Option<Vec<u32>>,
     pos: usize,
     record: Vec<u32>,
@@ -494,14 +495,7 @@ impl Chooser {
         }
         let v = match &self.replay {
             Some(r) => r.get(self.pos).copied().unwrap_or(0),
-            None => {
-                // splitmix64
-                self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = self.rng;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                (z ^ (z >> 31)) as u32
-            }
+            None => self.rng.next_u64() as u32,
         } % n;
         self.pos += 1;
         self.record.push(v);
@@ -517,7 +511,7 @@ impl Chooser {
 impl World {
     fn new(seed: u64, cfg: &Config, replay: Option<Vec<u32>>) -> World {
         let mut chooser = Chooser {
-            rng: seed,
+            rng: Rng::new(seed),
             replay,
             pos: 0,
             record: Vec::new(),

@@ -19,6 +19,7 @@ use crate::client::ClientConfig;
 use crate::ev::bus_client::BusClient;
 use crate::ev::company::messages::{RouteOutcome, RouteRequest};
 use crate::ev::points::{describe, overlaps, PointSet, Stop};
+use crate::rng::Rng;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use serde_json::json;
 use std::collections::HashMap;
@@ -88,23 +89,6 @@ impl SimReport {
     }
 }
 
-/// splitmix64: tiny, seedable, good enough for a simulation.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// Farthest city index ahead of `from` within `range` km (or `from`).
 fn farthest(set: &PointSet, from: usize, range: u32) -> usize {
     let at = set.cities[from].km;
@@ -120,12 +104,12 @@ fn plan_one(set: &PointSet, vehicle: &str, rng: &mut Rng) -> Option<Plan> {
     if set.cities.is_empty() || companies.is_empty() {
         return None;
     }
-    let battery = 15 + rng.below(86) as u32;
-    let start = rng.below(2.min(set.cities.len()));
-    let depart = 6 + rng.below(7) as u32;
+    let battery = 15 + rng.index(86) as u32;
+    let start = rng.index(2.min(set.cities.len()));
+    let depart = 6 + rng.index(7) as u32;
     let mut order = companies.clone();
     for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i + 1));
+        order.swap(i, rng.index(i + 1));
     }
     let mut city = farthest(set, start, RANGE_KM * battery / 100);
     let mut stops = Vec::new();
@@ -138,7 +122,7 @@ fn plan_one(set: &PointSet, vehicle: &str, rng: &mut Rng) -> Option<Plan> {
             .of_company(company)
             .filter(|p| p.city == *code)
             .collect();
-        let p = here.get(rng.below(here.len()))?;
+        let p = here.get(rng.index(here.len()))?;
         let begin = (depart + 2 * (k as u32 + 1)) * 60;
         stops.push(Stop {
             company: company.clone(),
@@ -174,7 +158,7 @@ fn clashes(p: &Plan, others: &[Plan]) -> bool {
 /// Every vehicle's plan; contended groups copy their first member's stops,
 /// and the other vehicles keep off those stops.
 pub fn plans(cfg: &SimConfig, set: &PointSet) -> Vec<Plan> {
-    let mut rng = Rng(cfg.seed);
+    let mut rng = Rng::new(cfg.seed);
     let mut out: Vec<Plan> = Vec::new();
     for i in 0..cfg.vehicles {
         let id = vehicle_id(i, cfg.vehicles);

@@ -5,6 +5,7 @@
 
 use super::codec::{self, MqttError, Packet};
 use crate::connection::is_timeout;
+use crate::sync::lock;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -139,7 +140,7 @@ impl PacketWriter {
     }
 
     pub fn send_raw(&self, bytes: &[u8]) -> io::Result<()> {
-        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.inner);
         s.write_all(bytes)?;
         s.flush()
     }
@@ -148,7 +149,7 @@ impl PacketWriter {
     /// threads that each take queued packets and write them cannot swap
     /// their order on the wire. Nothing is written when `fill` adds nothing.
     pub fn write_with(&self, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<usize> {
-        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.inner);
         let mut buf = Vec::new();
         fill(&mut buf);
         if !buf.is_empty() {

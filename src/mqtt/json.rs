@@ -21,6 +21,7 @@
 
 use super::client::{parse_mqtt_url, ClientConfig, ClientError, MqttClient};
 use crate::error::{Code, Error};
+use crate::sync::lock;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -130,7 +131,7 @@ impl JsonClient {
     }
 
     fn lock_sub(&self) -> MutexGuard<'_, SubSide> {
-        self.sub.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.sub)
     }
 
     fn open(&self, role: &str) -> Result<MqttClient, Error> {
@@ -179,7 +180,7 @@ impl JsonClient {
     /// acknowledged it (see the module docs for why 1).
     pub fn publish(&self, topic: &str, payload: Value) -> Result<u64, Error> {
         let bytes = serde_json::to_vec(&payload).map_err(|e| Error::malformed(e.to_string()))?;
-        let mut p = self.publ.lock().unwrap_or_else(|p| p.into_inner());
+        let mut p = lock(&self.publ);
         for attempt in 0..2 {
             if p.is_none() {
                 *p = Some(self.open("pub")?);

@@ -45,6 +45,7 @@ use crate::crash;
 use crate::error::{Code, Error};
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::sync::lock;
 use crate::wal::{self, Wal};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -272,7 +273,7 @@ impl Backup {
     }
 
     fn lock(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.ledger)
     }
 
     /// Decide under the lock, queue the record in log order, wait for the
@@ -445,7 +446,7 @@ impl Backup {
         // replay *up to the snapshot's lsn* — without holding the lock
         // across the fsync wait and the file read. No compaction may swap
         // the log meanwhile (its snapshot would be newer than ours).
-        let _c = self.compact_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _c = lock(&self.compact_lock);
         let (lsn, places, queues, counts, mut problems, ticket) = {
             let l = self.lock();
             (

@@ -7,6 +7,7 @@ use super::fleet::{self, Class};
 use crate::client::{ClientConfig, Pool};
 use crate::error::{Code, Error};
 use crate::message::{body, Body, Request};
+use crate::rng::Rng;
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::{json, Value};
@@ -172,28 +173,6 @@ impl Handler for Listener {
         // the first one and stops listening.
         let _ = self.tx.try_send(req.body.clone());
         Ok(body(json!({"request_id": rid, "accepted": true})))
-    }
-}
-
-/// xorshift64*: no `rand` crate (fixed dependency list).
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let span = hi.saturating_sub(lo).as_millis() as u64;
-        lo + Duration::from_millis(if span == 0 {
-            0
-        } else {
-            self.next() % (span + 1)
-        })
     }
 }
 

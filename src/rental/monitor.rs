@@ -21,6 +21,7 @@ use crate::detector::{Detector, FixedTimeout, PauseGuard, PhiAccrual, PhiConfig}
 use crate::heartbeat::{self, RecvError};
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::sync::lock;
 use crate::Error;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -229,7 +230,7 @@ impl Monitor {
     /// One check: notice a pause of our own, and log and count every node
     /// that went from alive to dead (or back).
     pub fn check(&self, now: Instant) {
-        let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock(&self.watch);
         if w.guard.tick(now) {
             log::warn!(
                 "the monitor itself was paused (a check ran late); judging nodes as of \
@@ -267,10 +268,7 @@ impl Monitor {
             Err(why) => {
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 log::debug!("rejected heartbeat from {from}: {why}");
-                *self
-                    .last_rejection
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = why;
+                *lock(&self.last_rejection) = why;
             }
         }
     }
@@ -328,7 +326,7 @@ impl Monitor {
         if b.started_ms > now + 60_000 || b.started_ms + ten_years < now {
             return Err(format!("absurd started_ms {}", b.started_ms));
         }
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = lock(&self.table);
         let mut new_incarnation = false;
         match table.get(&b.name) {
             Some(e) if e.started_ms > b.started_ms => {
@@ -346,7 +344,7 @@ impl Monitor {
         }
         let now = Instant::now();
         {
-            let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+            let mut w = lock(&self.watch);
             if new_incarnation {
                 // A restarted node: the silence while it was down says
                 // nothing about its heartbeat rhythm from now on.
@@ -370,7 +368,7 @@ impl Monitor {
     /// Per-node verdict and phi now (after noticing a pause of our own, so
     /// an `alive` answered right after SIGCONT is already guarded).
     fn judge(&self, names: &[&String], now: Instant) -> Vec<(bool, f64)> {
-        let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock(&self.watch);
         w.guard.tick(now);
         names
             .iter()
@@ -390,7 +388,7 @@ impl Monitor {
     /// Live nodes (of `role`, if given), sorted by name. With the phi
     /// detector each carries its current `phi`.
     pub fn alive(&self, role: Option<&str>) -> Vec<Value> {
-        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let table = lock(&self.table);
         let mut names: Vec<&String> = table
             .iter()
             .filter(|(_, e)| role.is_none_or(|r| r == e.role))
@@ -418,7 +416,7 @@ impl Monitor {
     /// Suspicions counted by the check thread since start (alive → dead
     /// transitions of any node) and pauses of the monitor detected.
     pub fn suspicions_and_pauses(&self) -> (u64, u64) {
-        let w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        let w = lock(&self.watch);
         (w.suspicions.values().sum(), w.guard.pauses())
     }
 
@@ -451,12 +449,12 @@ impl Handler for Monitor {
 
     fn status(&self) -> Body {
         let c = &self.counters;
-        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let table = lock(&self.table);
         let mut names: Vec<&String> = table.keys().collect();
         names.sort();
         let now = Instant::now();
         let verdicts = self.judge(&names, now);
-        let w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        let w = lock(&self.watch);
         let mut nodes = Vec::new();
         for (n, (alive, phi)) in names.into_iter().zip(verdicts) {
             let Some(e) = table.get(n) else { continue };
@@ -490,7 +488,7 @@ impl Handler for Monitor {
             "accepted": c.accepted.load(Ordering::Relaxed),
             "malformed": c.malformed.load(Ordering::Relaxed),
             "rejected": c.rejected.load(Ordering::Relaxed),
-            "last_rejection": *self.last_rejection.lock().unwrap_or_else(|p| p.into_inner()),
+            "last_rejection": *lock(&self.last_rejection),
             "nodes": nodes,
             "crash_points": [],
         })));

@@ -18,6 +18,7 @@ use crate::crash;
 use crate::error::{Code, Error};
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::sync::lock;
 use crossbeam_channel::{Receiver, Sender};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -169,7 +170,7 @@ impl Terminal {
     /// Fetch this terminal's stock from the backup into the view; returns
     /// the unclaimed allocations at this terminal (callbacks to deliver).
     fn refresh_view(&self) -> Result<Vec<Value>, Error> {
-        let local = self.view.lock().unwrap_or_else(|p| p.into_inner()).local;
+        let local = lock(&self.view).local;
         // A sync may hand free cars to waiting requests at the backup.
         crash::point("terminal.sync.before_backup");
         let reply = self.call_backup("sync", body(json!({"terminal": self.name})))?;
@@ -190,7 +191,7 @@ impl Terminal {
     /// callback to deliver: the sync thread does that, not this client.
     fn after_change(&self, rented: Option<&str>, returned: Option<&str>, handed: bool) {
         {
-            let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+            let mut v = lock(&self.view);
             v.local += 1;
             if let Some(car) = rented {
                 v.stock.retain(|c| c != car);
@@ -212,7 +213,7 @@ impl Terminal {
     fn apply_view(&self, reply: &Body, local: u64) {
         let lsn = reply.get("lsn").and_then(Value::as_u64).unwrap_or(0);
         let stock = super::strings(reply, "stock");
-        let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v = lock(&self.view);
         // Replies can arrive out of order: never go back to an older state,
         // nor over a local change made while this reply was on its way.
         if v.local == local && (!v.synced || lsn >= v.lsn) {
@@ -367,7 +368,7 @@ impl Terminal {
     /// Could a rent of `class` succeed here? True unless our synced view of
     /// our own stock holds no car of the class.
     fn may_hold(&self, class: Class) -> bool {
-        let v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let v = lock(&self.view);
         !v.synced
             || v.stock
                 .iter()
@@ -520,7 +521,7 @@ impl Terminal {
     }
 
     fn stock(&self) -> Body {
-        let v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let v = lock(&self.view);
         body(json!({"terminal": self.name, "lsn": v.lsn, "synced": v.synced, "cars": v.stock}))
     }
 }

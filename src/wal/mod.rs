@@ -67,6 +67,7 @@ pub mod scan;
 pub mod tools;
 
 use crate::error::Error;
+use crate::sync::{lock, wait};
 use scan::End;
 use serde_json::Value;
 use std::fs::{self, File, OpenOptions};
@@ -572,7 +573,7 @@ impl Core {
             } else if st.stop && st.callbacks.is_empty() {
                 return;
             } else {
-                st = self.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                st = wait(&self.work, st);
             }
         }
     }
@@ -649,7 +650,7 @@ impl Core {
     /// Sleep until a round ends.
     fn sleep<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         st.sleepers += 1;
-        let mut st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+        let mut st = wait(&self.synced, st);
         st.sleepers -= 1;
         st
     }
@@ -679,11 +680,11 @@ impl Core {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     fn tail(&self) -> MutexGuard<'_, Tail> {
-        self.file.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.file)
     }
 
     /// Write one sealed batch at the end of the records and fsync it.

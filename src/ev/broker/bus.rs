@@ -9,6 +9,7 @@
 
 use super::core::{ConnId, Core, Limits};
 use crate::message::{body, Body};
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -34,7 +35,7 @@ impl Bus {
     }
 
     fn conns(&self) -> MutexGuard<'_, HashMap<ConnId, Arc<dyn Conn>>> {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.conns)
     }
 
     /// Run one step of the core, then wake and close what it says.
@@ -51,7 +52,7 @@ impl Bus {
 
     fn step<R>(&self, me: Option<ConnId>, f: impl FnOnce(&mut Core) -> R) -> R {
         let (r, mut effects) = {
-            let mut core = self.core.lock().unwrap_or_else(|p| p.into_inner());
+            let mut core = lock(&self.core);
             let r = f(&mut core);
             (r, core.take_effects())
         };

@@ -29,6 +29,7 @@ use crate::error::Error;
 use crate::frame::Mode;
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::sync::{lock, wait_timeout};
 use bus::{Bus, Conn};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use mqtt_listener::MqttState;
@@ -70,7 +71,7 @@ const GATE_MAX: Duration = Duration::from_millis(500);
 
 impl Gate {
     fn set(&self, busy: bool) {
-        *self.busy.lock().unwrap_or_else(|p| p.into_inner()) = busy;
+        *lock(&self.busy) = busy;
         if !busy {
             self.cv.notify_all();
         }
@@ -78,17 +79,13 @@ impl Gate {
 
     fn wait_idle(&self) {
         let deadline = Instant::now() + GATE_MAX;
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let mut busy = lock(&self.busy);
         while *busy {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
             }
-            busy = self
-                .cv
-                .wait_timeout(busy, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            busy = wait_timeout(&self.cv, busy, left).0;
         }
     }
 }
@@ -193,7 +190,7 @@ impl Broker {
 
     /// Tell `status` about the MQTT listener.
     pub fn set_mqtt(&self, state: MqttState) {
-        *self.mqtt.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+        *lock(&self.mqtt) = Some(state);
     }
 
     /// The shared core (for the MQTT listener).
@@ -202,7 +199,7 @@ impl Broker {
     }
 
     fn subscriber(&self, ctx: &Ctx) -> Result<SubscriberId, Error> {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conns = lock(&self.conns);
         if let Some((id, _)) = conns.get(&ctx.conn_id) {
             return Ok(*id);
         }
@@ -233,7 +230,7 @@ impl Broker {
     }
 
     fn existing(&self, conn: u64) -> Option<(SubscriberId, Arc<Gate>)> {
-        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let conns = lock(&self.conns);
         conns.get(&conn).cloned()
     }
 }
@@ -268,7 +265,7 @@ impl Handler for Broker {
 
     fn status(&self) -> Body {
         let mut b = self.bus.status();
-        let mqtt = match &*self.mqtt.lock().unwrap_or_else(|p| p.into_inner()) {
+        let mqtt = match &*lock(&self.mqtt) {
             Some(m) => m.status(),
             None => json!({"listen": "off", "reason": "not started"}),
         };
@@ -324,11 +321,7 @@ impl Handler for Broker {
     }
 
     fn closed(&self, conn_id: u64) {
-        let gone = self
-            .conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&conn_id);
+        let gone = lock(&self.conns).remove(&conn_id);
         if let Some((id, gate)) = gone {
             gate.set(false);
             self.bus.with(|c| c.drop_frota(id));

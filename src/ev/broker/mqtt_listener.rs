@@ -32,6 +32,7 @@ use crate::mqtt::codec::{self, connack, MqttError, Packet};
 use crate::mqtt::conn::{PacketReader, PacketWriter, ReadError};
 use crate::mqtt::session::Out;
 use crate::server::{AcceptGate, ServerConfig};
+use crate::sync::lock;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -178,7 +179,7 @@ impl MqttServer {
         s.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop, blocked in accept().
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        for w in s.sockets.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        for w in lock(&s.sockets).values() {
             w.shutdown();
         }
         if let Some(h) = self.accept.take() {
@@ -285,10 +286,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     gate.run(listener, refuse_over_cap, move |_, stream| {
         let id = s.bus.fresh_id();
         run_connection(&s, id, stream);
-        s.sockets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        lock(&s.sockets).remove(&id);
     });
 }
 
@@ -396,11 +394,7 @@ fn run_connection(shared: &Arc<Shared>, id: ConnId, stream: TcpStream) {
         Ok(w) => w,
         Err(_) => return,
     };
-    shared
-        .sockets
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, writer.clone());
+    lock(&shared.sockets).insert(id, writer.clone());
     if shared.stop.load(Ordering::SeqCst) {
         return;
     }

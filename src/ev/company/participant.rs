@@ -24,6 +24,7 @@ use crate::ev::twopc::{
 };
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Later};
+use crate::sync::lock;
 use crate::wal::Wal;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde_json::{json, Value};
@@ -119,7 +120,7 @@ impl Participant {
     }
 
     fn lock(&self) -> MutexGuard<'_, twopc::Participant> {
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.core)
     }
 
     fn now(&self) -> u64 {
@@ -203,11 +204,7 @@ impl Participant {
     }
 
     fn reply(&self, to: ReplyTo, answer: Result<Answer, Error>) {
-        let r = self
-            .waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&to.0);
+        let r = lock(&self.waiting).remove(&to.0);
         match r {
             Some(Responder::Later(l)) => l.send(answer.map(vote_body)),
             Some(Responder::Chan(tx)) => {
@@ -218,10 +215,7 @@ impl Participant {
     }
 
     fn wait_for(&self, to: ReplyTo, r: Responder) {
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(to.0, r);
+        lock(&self.waiting).insert(to.0, r);
     }
 
     /// Phase 1 for a peer's `prepare`: the vote is sent once the hold is
@@ -277,10 +271,7 @@ impl Participant {
         match prepared {
             Prepared::Writing => (Ok(Vote::Held), Some(LocalVote { token, rx, forced })),
             other => {
-                self.waiting
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&token.0);
+                lock(&self.waiting).remove(&token.0);
                 match other {
                     Prepared::Refused(e) => (Err(e), None),
                     _ => (Ok(Vote::Yes), None),
@@ -297,10 +288,7 @@ impl Participant {
             self.hold_durable(txn, durable);
         }
         let r = v.rx.recv_timeout(timeout);
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&v.token.0);
+        lock(&self.waiting).remove(&v.token.0);
         match r {
             Ok(answer) => answer.map(|_| Vote::Yes),
             Err(_) => Err(Error::crash("our own hold was not written in time")),

@@ -1,14 +1,12 @@
 //! Helpers for the durable-log fault tests (not a test target itself): a
 //! standalone rental backup, the damages a log can suffer, a small tmpfs.
-#![allow(dead_code)] // each test file uses a different subset
 
-use frota::client::{call, ClientConfig};
+use super::{s, send_to, BOUND};
 use frota::launch::NodeProc;
-use frota::{body, Body, Error};
+use frota::{Body, Error};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 pub const CLASSES: [&str; 5] = ["economy", "intermediate", "suv", "executive", "minivan"];
 
@@ -57,24 +55,13 @@ pub fn start_backup(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Result
 impl Backup {
     /// One request, no retries: a test wants to see each failure.
     pub fn ask(&self, kind: &str, fields: Value) -> Result<Body, Error> {
-        ask(&self.addr, kind, fields)
+        send_to(&self.addr, kind, fields, BOUND)
     }
 
     pub fn ok(&self, kind: &str, fields: Value) -> Body {
         self.ask(kind, fields.clone())
             .unwrap_or_else(|e| panic!("{kind} {fields}: {e}"))
     }
-}
-
-pub fn ask(addr: &str, kind: &str, fields: Value) -> Result<Body, Error> {
-    let cfg = ClientConfig::default()
-        .with_timeout(Duration::from_secs(10))
-        .with_retries(0);
-    call(addr, kind, body(fields), &cfg)
-}
-
-pub fn s(b: &Body, k: &str) -> String {
-    b.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
 /// A car the backup rented: the request, the car, the client.

@@ -1,7 +1,6 @@
 //! A child process for tests that drive outside programs (the Mosquitto
 //! tools): its stdout as lines, a bounded wait for exit, and kill + reap on
 //! drop (also on panic). Not a test target itself.
-#![allow(dead_code)] // each test file uses a different subset
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,11 +1,9 @@
 //! The seeded MQTT fuzz generator shared by the fuzz tests (not a test
 //! target itself): random bytes, valid packets and mutated ones.
-#![allow(dead_code)]
 
 use frota::mqtt::codec::{self, Connect, Packet, Publish, Will};
 
-/// The shared xorshift64* (tests/fuzz_rng).
-pub use crate::fuzz_rng::Rng;
+use super::Rng;
 
 pub fn connect(id: &str) -> Packet {
     Packet::Connect(Connect {
@@ -84,34 +82,34 @@ pub fn corpus() -> Vec<Vec<u8>> {
 }
 
 pub fn mutate(rng: &mut Rng, mut p: Vec<u8>) -> Vec<u8> {
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..1 + rng.index(4) {
         let len = p.len().max(1);
-        match rng.below(8) {
+        match rng.index(8) {
             0 => {
-                let i = rng.below(len);
+                let i = rng.index(len);
                 if let Some(b) = p.get_mut(i) {
-                    *b ^= 1 << rng.below(8);
+                    *b ^= 1 << rng.index(8);
                 }
             }
             1 => {
-                let i = rng.below(len);
+                let i = rng.index(len);
                 if let Some(b) = p.get_mut(i) {
                     *b = rng.byte();
                 }
             }
             2 => {
-                let at = rng.below(p.len() + 1);
+                let at = rng.index(p.len() + 1);
                 p.insert(at, rng.byte());
             }
             3 if !p.is_empty() => {
-                let at = rng.below(p.len());
+                let at = rng.index(p.len());
                 p.remove(at);
             }
-            4 => p.truncate(rng.below(len)),
-            5 => p.extend((0..rng.below(16)).map(|_| rng.byte())),
+            4 => p.truncate(rng.index(len)),
+            5 => p.extend((0..rng.index(16)).map(|_| rng.byte())),
             // A remaining length that lies: 1..=5 bytes with continuation bits.
             6 if !p.is_empty() => {
-                let n = 1 + rng.below(5);
+                let n = 1 + rng.index(5);
                 let lie: Vec<u8> = (0..n).map(|_| rng.byte() | 0x80).collect();
                 p.splice(1..2.min(p.len()), lie);
             }
@@ -130,15 +128,15 @@ pub fn mutate(rng: &mut Rng, mut p: Vec<u8>) -> Vec<u8> {
 /// session loop), then random or mutated packets.
 pub fn fuzz_stream(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
-    if rng.below(3) > 0 {
-        out.extend(codec::encode(&connect(&format!("f{}", rng.below(1000)))).unwrap_or_default());
+    if rng.index(3) > 0 {
+        out.extend(codec::encode(&connect(&format!("f{}", rng.index(1000)))).unwrap_or_default());
     }
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(4) {
-            0 => out.extend((0..rng.below(64)).map(|_| rng.byte())),
-            1 => out.extend(corpus[rng.below(corpus.len())].clone()),
+    for _ in 0..1 + rng.index(4) {
+        match rng.index(4) {
+            0 => out.extend((0..rng.index(64)).map(|_| rng.byte())),
+            1 => out.extend(corpus[rng.index(corpus.len())].clone()),
             _ => {
-                let base = corpus[rng.below(corpus.len())].clone();
+                let base = corpus[rng.index(corpus.len())].clone();
                 out.extend(mutate(rng, base));
             }
         }

@@ -1,10 +1,9 @@
-//! Helpers shared by the EV integration tests (not a test target itself).
-#![allow(dead_code)]
+//! The EV cluster for tests: its binaries, requests, routes, the books.
 
 use frota::client::{call, ClientConfig};
 use frota::ev::cluster::{EvBins, EvCluster, EvOptions};
 use frota::ev::points::Stop;
-use frota::launch::{temp_dir, wait_until};
+use frota::launch::temp_dir;
 use frota::{Body, Error};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -92,8 +91,4 @@ pub fn audit_ok(c: &EvCluster) -> frota::ev::audit::Verdict {
     let v = frota::ev::audit::check(&c.companies(), Duration::from_secs(10)).expect("audit reads");
     assert!(v.ok, "audit failed: {:#?}", v.lines());
     v
-}
-
-pub fn wait(secs: u64, cond: impl FnMut() -> bool) -> bool {
-    wait_until(Duration::from_secs(secs), Duration::from_millis(50), cond)
 }

@@ -1,18 +1,15 @@
 //! Helpers for the hostile-input tests: start any node type as a real
 //! process with extra flags, and the one request that proves it serves.
-#![allow(dead_code)] // each test file uses a different subset
 
+use super::{read_line_or_why, try_read_line, BOUND};
 use frota::heartbeat::Sender;
 use frota::launch::{temp_dir, wait_until, NodeProc};
 use frota::rental::peers;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// Generous bound for any single wait (10x what we expect).
-pub const BOUND: Duration = Duration::from_secs(10);
 
 /// A node under test, with whatever it needs running beside it.
 pub struct Node {
@@ -184,48 +181,6 @@ pub fn start(kind: &'static str, flags: &[&str]) -> Node {
     node
 }
 
-pub fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(BOUND)).expect("timeout");
-    s.set_write_timeout(Some(BOUND)).expect("timeout");
-    let _ = s.set_nodelay(true);
-    s
-}
-
-/// One `\n`-terminated line, byte by byte (nothing after it is consumed);
-/// `None` on EOF, reset or timeout.
-pub fn try_read_line(s: &mut TcpStream) -> Option<String> {
-    read_line_or_why(s).ok()
-}
-
-/// One `\n`-terminated line, or what was read and how it ended short (EOF,
-/// or the error), for failure messages.
-fn read_line_or_why(s: &mut TcpStream) -> Result<String, String> {
-    let mut out = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        match s.read(&mut b) {
-            Ok(1) => {
-                out.push(b[0]);
-                if b[0] == b'\n' {
-                    return String::from_utf8(out).map_err(|e| format!("not UTF-8: {e}"));
-                }
-            }
-            // A signal can interrupt a read with a timeout even under
-            // SA_RESTART; that is not the end of the stream.
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Ok(_) => return Err(format!("{}<EOF>", String::from_utf8_lossy(&out))),
-            Err(e) => {
-                return Err(format!(
-                    "{}<{:?}: {e}>",
-                    String::from_utf8_lossy(&out),
-                    e.kind()
-                ))
-            }
-        }
-    }
-}
-
 /// Send the probe on `s` and check the reply.
 pub fn probe_on(s: &mut TcpStream, n: &Node) {
     s.write_all(format!("{}\n", n.probe).as_bytes())
@@ -252,50 +207,6 @@ pub fn try_probe(n: &Node) -> bool {
         return false;
     }
     try_read_line(&mut s).is_some_and(|l| l.starts_with(n.want))
-}
-
-/// `status` on `s`, as JSON.
-pub fn status_on(s: &mut TcpStream) -> serde_json::Value {
-    s.write_all(b"{\"type\":\"status\"}\n")
-        .expect("send status");
-    let line = try_read_line(s).expect("status reply");
-    serde_json::from_str(&line).expect("status is JSON")
-}
-
-/// Connections the node counts as open, not counting the one asking.
-pub fn open_besides_me(addr: SocketAddr) -> u64 {
-    let mut s = connect(addr);
-    status_on(&mut s)["connections"]["open"]
-        .as_u64()
-        .expect("open count")
-        .saturating_sub(1)
-}
-
-/// Everything until the peer closes (a reset counts as the close).
-pub fn read_to_close(s: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => panic!("no close within {BOUND:?}: {e}; got {out:?}"),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The exact inline error line the runtime sends.
-pub fn error_line(code: u32, name: &str, text: &str) -> String {
-    let definite = code != 0 && code != 13;
-    let text = serde_json::to_string(text).expect("json");
-    format!("{{\"type\":\"error\",\"code\":{code},\"name\":\"{name}\",\"text\":{text},\"definite\":{definite}}}\n")
-}
-
-pub fn wait(cond: impl FnMut() -> bool) -> bool {
-    wait_until(BOUND, Duration::from_millis(20), cond)
 }
 
 /// Another process holding a connection to `addr`: a shell that opens it

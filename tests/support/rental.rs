@@ -1,0 +1,40 @@
+//! The rental cluster for tests: its binaries, one request to a node, the
+//! conservation audit.
+
+use super::send_to;
+use frota::rental::audit;
+use frota::rental::cluster::{Bins, RentalCluster};
+use frota::{Body, Error};
+use serde_json::Value;
+use std::time::Duration;
+
+pub fn bins() -> Bins {
+    Bins::new(
+        env!("CARGO_BIN_EXE_frota-heartbeat"),
+        env!("CARGO_BIN_EXE_frota-backup"),
+        env!("CARGO_BIN_EXE_frota-terminal"),
+        env!("CARGO_BIN_EXE_frota-infodesk"),
+    )
+}
+
+/// One request to a cluster node, bounded at 10 s.
+pub fn send(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Result<Body, Error> {
+    send_to(
+        &c.addr(node).to_string(),
+        kind,
+        fields,
+        Duration::from_secs(10),
+    )
+}
+
+/// The conservation audit must hold.
+pub fn assert_audit(c: &RentalCluster) -> audit::Report {
+    let r = audit::run(
+        &c.addr("backup").to_string(),
+        &c.addr("heartbeat").to_string(),
+        20,
+        Duration::from_millis(100),
+    );
+    assert!(r.ok, "{}", r.verdict);
+    r
+}
