@@ -79,9 +79,28 @@ impl Args {
     }
 
     /// Parse a `frota-ctl` subcommand's arguments. `Err(status)` means
-    /// "exit with this": 0 after `--help`, 2 after a bad flag (the usage has
-    /// been printed either way).
+    /// "exit with this": 0 after `--help` (the usage printed), 2 after a bad
+    /// flag or a stray argument (one line saying which, one pointing at
+    /// `--help`). Every setting is a `--flag`: an argument without `--` is
+    /// a mistake (a forgotten `--`, a missing quote), not silently ignored.
     pub fn parse_sub(
+        program: &str,
+        about: &str,
+        flags: &[Flag],
+        argv: &[String],
+    ) -> Result<Args, i32> {
+        let a = Args::parse_sub_with_paths(program, about, flags, argv)?;
+        match a.positional.first() {
+            None => Ok(a),
+            Some(p) => Err(a.bad(&format!(
+                "unexpected argument '{p}' (every setting is a --flag)"
+            ))),
+        }
+    }
+
+    /// [`Args::parse_sub`] for a subcommand that also takes arguments
+    /// without `--` (files, directories): they are in `positional`.
+    pub fn parse_sub_with_paths(
         program: &str,
         about: &str,
         flags: &[Flag],
@@ -174,6 +193,13 @@ impl Args {
     /// Exit 2 with `msg` and a pointer to `--help`.
     pub fn fail(&self, msg: &str) -> ! {
         usage_error(&self.program, msg)
+    }
+
+    /// Print `msg` and a pointer to `--help`; the usage-error status (2),
+    /// for a caller that returns it instead of exiting.
+    pub fn bad(&self, msg: &str) -> i32 {
+        eprintln!("{}", bad_usage_text(&self.program, msg));
+        2
     }
 
     /// The usage text (what `--help` prints).

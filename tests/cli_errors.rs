@@ -326,3 +326,97 @@ fn help_shows_each_nodes_own_default_port() {
         );
     }
 }
+
+/// `frota-ctl`'s subcommands answer a bad command line the way the nodes
+/// do: one line naming what was wrong, one pointing at `--help`, exit 2 —
+/// and the demos check every value before they start a node or wipe data
+/// (a typo in `--vehicles` used to start the EV system, then exit 2
+/// halfway).
+#[test]
+fn every_ctl_subcommand_says_what_was_wrong() {
+    let tmp = frota::launch::temp_dir("ctl-usage");
+    let d = tmp.display().to_string();
+    let ev = |bad: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = vec!["run-ev".into()];
+        v.extend(bad.iter().map(|s| s.to_string()));
+        for (f, val) in [
+            ("--base-port", "0"),
+            ("--mqtt-port", "0"),
+            ("--data-dir", d.as_str()),
+            ("--log-dir", d.as_str()),
+        ] {
+            v.extend([f.to_string(), val.to_string()]);
+        }
+        v
+    };
+    let owned = |a: &[&str]| -> Vec<String> { a.iter().map(|s| s.to_string()).collect() };
+    // (arguments, what the first line must name)
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (owned(&["sim", "--seed", "x"]), "--seed"),
+        (owned(&["sim", "--bogus"]), "'--bogus'"),
+        (owned(&["sim", "--rule-off", "nope"]), "--rule-off"),
+        (owned(&["trace-scenario", "foo"]), "'foo'"),
+        (owned(&["trace-scenario"]), "rental or ev"),
+        (owned(&["trace-scenario", "rental", "--bogus"]), "'--bogus'"),
+        (owned(&["log-check"]), "one log file"),
+        (owned(&["log-check", "--bogus", "x"]), "'--bogus'"),
+        (owned(&["log-repair", "a", "b"]), "got 2"),
+        (owned(&["trace", "--width", "x", "dir"]), "--width"),
+        (owned(&["run-rental", "extra"]), "'extra'"),
+        // The request file is missing too: the flag is what must be said.
+        (
+            owned(&["run-rental", "--time-scale", "x", "--file", "/nonexistent"]),
+            "--time-scale",
+        ),
+        (
+            owned(&["run", "--clients", "many", "--file", "/nonexistent"]),
+            "--clients",
+        ),
+        (ev(&["--vehicles", "x"]), "--vehicles"),
+        (ev(&["--timeout-ms", "soon"]), "--timeout-ms"),
+        (ev(&["--broker-kind", "nats"]), "--broker-kind"),
+        (owned(&["audit-ev", "--companies", "garbage"]), "'garbage'"),
+        (owned(&["chaos", "--seed", "x"]), "--seed"),
+    ];
+    for (args, names) in cases {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = ctl(&argv);
+        let shown = argv.join(" ");
+        assert_eq!(code, 2, "frota-ctl {shown}: exit {code}\n{out}{err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines.len(),
+            2,
+            "frota-ctl {shown}: one line and a hint, not the usage:\n{err}"
+        );
+        assert!(
+            lines[0].starts_with(&format!("frota-ctl {}", argv[0])) && lines[0].contains(names),
+            "frota-ctl {shown}: the first line must name {names}:\n{err}"
+        );
+        assert!(lines[1].contains("--help"), "frota-ctl {shown}:\n{err}");
+        assert!(
+            !out.contains("starting"),
+            "frota-ctl {shown}: started nodes before checking its flags:\n{out}"
+        );
+    }
+    // Nothing was created (the EV demo's data and logs go under tmp).
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "created before the usage error: {left:?}");
+
+    // A path that cannot be read is named, with where such files are.
+    let (code, _, err) = ctl(&["log-check", "/nonexistent/rental.log"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("/nonexistent/rental.log") && err.contains("data/backup/rental.log"),
+        "{err}"
+    );
+    let (code, _, err) = ctl(&["trace", "/nonexistent-traces"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("/nonexistent-traces") && err.contains("FROTA_TRACE="),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -25,17 +25,41 @@ const REPAIR_USAGE: &str = "usage: frota-ctl log-repair LOG
   Exit status: 0 repaired or nothing to repair, 1 when it could not
   (a node has the log open, say), 2 on a bad command line.";
 
+/// Where the logs are, for errors that cannot read one.
+const WHERE_LOGS: &str = "the logs of `make up` are data/backup/rental.log and \
+     data/company-<x>/participant.log, coordinator.log; a node's --data-dir holds its own";
+
+/// A bad command line: what was wrong, and where to look.
+fn bad(cmd: &str, msg: &str) -> i32 {
+    eprintln!("{cmd}: {msg}\n(run '{cmd} --help' for what it does and its exit statuses)");
+    EXIT_USAGE
+}
+
+/// "got none" / "got 3".
+fn got(n: usize) -> String {
+    match n {
+        0 => "got none; e.g. data/backup/rental.log".into(),
+        n => format!("got {n}"),
+    }
+}
+
 /// `frota-ctl log-check [--list] LOG`.
 pub fn check(args: &[String]) -> i32 {
-    let list = args.iter().any(|a| a == "--list");
-    let paths: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    if args.iter().any(|a| a == "--help") {
+    const CMD: &str = "frota-ctl log-check";
+    if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{CHECK_USAGE}");
         return EXIT_OK;
     }
+    let list = args.iter().any(|a| a == "--list");
+    if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--list") {
+        return bad(
+            CMD,
+            &format!("unknown flag '{flag}' (the only flag is --list)"),
+        );
+    }
+    let paths: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let [path] = paths[..] else {
-        eprintln!("{CHECK_USAGE}");
-        return EXIT_USAGE;
+        return bad(CMD, &format!("give one log file, {}", got(paths.len())));
     };
     let report = tools::check(Path::new(path), |e| {
         if !list {
@@ -70,7 +94,7 @@ pub fn check(args: &[String]) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!("frota-ctl log-check: {path}: {e}");
+            eprintln!("{CMD}: cannot read {path}: {e}\n({WHERE_LOGS})");
             EXIT_FAILED
         }
     }
@@ -78,13 +102,19 @@ pub fn check(args: &[String]) -> i32 {
 
 /// `frota-ctl log-repair LOG`.
 pub fn repair(args: &[String]) -> i32 {
-    if args.iter().any(|a| a == "--help") {
+    const CMD: &str = "frota-ctl log-repair";
+    if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{REPAIR_USAGE}");
         return EXIT_OK;
     }
+    if let Some(flag) = args.iter().find(|a| a.starts_with('-')) {
+        return bad(
+            CMD,
+            &format!("unknown flag '{flag}' (log-repair takes only the log)"),
+        );
+    }
     let [path] = args else {
-        eprintln!("{REPAIR_USAGE}");
-        return EXIT_USAGE;
+        return bad(CMD, &format!("give one log file, {}", got(args.len())));
     };
     match tools::repair(Path::new(path)) {
         Ok(None) => {
@@ -101,7 +131,9 @@ pub fn repair(args: &[String]) -> i32 {
             EXIT_OK
         }
         Err(e) => {
-            eprintln!("frota-ctl log-repair: {path}: {e}");
+            eprintln!(
+                "{CMD}: {path}: {e}\n(the node that owns the log must be stopped; {WHERE_LOGS})"
+            );
             EXIT_FAILED
         }
     }

@@ -75,17 +75,26 @@ pub fn run(args: &[String]) -> i32 {
             }
             "--out" => match it.next() {
                 Some(v) => out = PathBuf::from(v),
-                None => return usage(),
+                None => return bad("--out needs a directory, e.g. --out docs/traces"),
             },
             "--protocol" => match it.next() {
                 Some(v) => protocol = Some(PathBuf::from(v)),
-                None => return usage(),
+                None => return bad("--protocol needs a file, e.g. --protocol protocol.md"),
             },
-            _ => return usage(),
+            other if other.starts_with('-') => {
+                return bad(&format!(
+                    "unknown flag '{other}' (the flags are --out and --protocol)"
+                ))
+            }
+            other => {
+                return bad(&format!(
+                    "unknown scenario set '{other}': give rental or ev"
+                ))
+            }
         }
     }
     let Some(system) = system else {
-        return usage();
+        return bad("which scenarios? give rental or ev, e.g. frota-ctl trace-scenario rental");
     };
     let dir = temp_dir("trace-scenario");
     let traces = dir.join("traces");
@@ -102,7 +111,7 @@ pub fn run(args: &[String]) -> i32 {
     let diagrams = match result {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("frota-ctl trace-scenario {system}: {e}");
+            eprintln!("frota-ctl trace-scenario {system}: FAILED — {e}");
             return 1;
         }
     };
@@ -151,11 +160,20 @@ pub fn run(args: &[String]) -> i32 {
         println!("{} regions refreshed", p.display());
     }
     let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "trace-scenario {system}: done — {} diagrams in {}/ (git diff shows what changed)",
+        diagrams.len(),
+        out.display()
+    );
     0
 }
 
-fn usage() -> i32 {
-    eprintln!("{USAGE}");
+/// A bad command line: what was wrong, and where to look.
+fn bad(msg: &str) -> i32 {
+    eprintln!(
+        "{}",
+        crate::cli::bad_usage_text("frota-ctl trace-scenario", msg)
+    );
     2
 }
 

@@ -4,6 +4,7 @@
 //! replayed with its (shrunk) counterexample as a list of steps and a
 //! ladder diagram.
 
+use crate::cli;
 use crate::ev::sim::{self, Config, Invariant, Report};
 use crate::ev::twopc::Rules;
 use std::time::Instant;
@@ -22,6 +23,40 @@ const USAGE: &str = "usage: frota-ctl sim [--seed N | --from N --schedules N] [-
   --rates S,D,L,C   percent of messages slow, duplicated, lost; of company actions crashing (4,4,4,2)
   --max-crashes N   crashes per schedule (default 2)
   --clients N --requests N --steps N   the workload (default 3 vehicles x 2 requests, 160 steps)";
+
+/// The flags of `frota-ctl sim`, for the "did you mean" hint.
+const FLAGS: [&str; 13] = [
+    "seed",
+    "from",
+    "schedules",
+    "clients",
+    "requests",
+    "steps",
+    "hot",
+    "skip",
+    "rates",
+    "max-crashes",
+    "race",
+    "rule-off",
+    "help",
+];
+
+/// The names `--rule-off` takes.
+const RULES: [&str; 6] = [
+    "one-txn-per-request",
+    "ordered-holds",
+    "hold-before-vote",
+    "commit-before-phase2",
+    "abort-before-rejected",
+    "presumed-abort",
+];
+
+/// A bad command line: what was wrong, and where to look (not the whole
+/// usage, which would scroll the line away).
+fn bad(msg: &str) -> i32 {
+    eprintln!("{}", cli::bad_usage_text("frota-ctl sim", msg));
+    2
+}
 
 /// The rule names of `--rule-off`, with the rules they switch off.
 pub fn rule_off(name: &str) -> Option<Rules> {
@@ -46,7 +81,7 @@ pub fn run(args: &[String]) -> i32 {
         let mut num = |what: &str| -> Option<u64> {
             let v = it.next().and_then(|v| v.parse().ok());
             if v.is_none() {
-                eprintln!("frota-ctl sim: {what} needs a number\n{USAGE}");
+                bad(&format!("{what} needs a number"));
             }
             v
         };
@@ -80,11 +115,7 @@ pub fn run(args: &[String]) -> i32 {
                 Some(i) => cfg.skip.push(i),
                 None => {
                     let names: Vec<&str> = Invariant::ALL.iter().map(|i| i.slug()).collect();
-                    eprintln!(
-                        "frota-ctl sim: --skip needs an invariant: {}\n{USAGE}",
-                        names.join(" | ")
-                    );
-                    return 2;
+                    return bad(&format!("--skip needs an invariant: {}", names.join(" | ")));
                 }
             },
             "--rates" => {
@@ -93,10 +124,7 @@ pub fn run(args: &[String]) -> i32 {
                     .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
                     .unwrap_or_default();
                 let [slow, dup, drop, crash] = v[..] else {
-                    eprintln!(
-                        "frota-ctl sim: --rates needs SLOW,DUP,DROP,CRASH percentages\n{USAGE}"
-                    );
-                    return 2;
+                    return bad("--rates needs SLOW,DUP,DROP,CRASH percentages, e.g. 4,4,4,2");
                 };
                 (cfg.slow_pct, cfg.dup_pct, cfg.drop_pct, cfg.crash_pct) = (slow, dup, drop, crash);
             }
@@ -112,8 +140,10 @@ pub fn run(args: &[String]) -> i32 {
             "--rule-off" => match it.next().and_then(|n| rule_off(n)) {
                 Some(r) => cfg.rules = r,
                 None => {
-                    eprintln!("frota-ctl sim: --rule-off needs a rule name\n{USAGE}");
-                    return 2;
+                    return bad(&format!(
+                        "--rule-off needs a rule name: {}",
+                        RULES.join(" | ")
+                    ));
                 }
             },
             "--help" | "-h" => {
@@ -121,8 +151,10 @@ pub fn run(args: &[String]) -> i32 {
                 return 0;
             }
             other => {
-                eprintln!("frota-ctl sim: unknown argument '{other}'\n{USAGE}");
-                return 2;
+                let hint = cli::closest(other.trim_start_matches('-'), FLAGS.into_iter())
+                    .map(|c| format!(" (did you mean '--{c}'?)"))
+                    .unwrap_or_default();
+                return bad(&format!("unknown argument '{other}'{hint}"));
             }
         }
     }

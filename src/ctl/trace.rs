@@ -368,6 +368,10 @@ pub fn render_mermaid(events: &[Event]) -> String {
     out
 }
 
+/// Where traces come from, for the errors of `frota-ctl trace`.
+const TRACE_HINT: &str = "give the directory a run wrote with FROTA_TRACE=DIR, or its .jsonl files: \
+     e.g. `make down; FROTA_TRACE=run/traces make up`, talk to the nodes, then `frota-ctl trace run/traces`";
+
 /// `frota-ctl trace [--mermaid] <files or dirs>...`
 /// `frota-ctl trace [--mermaid] [--width N] [--list] <files or dirs>...`
 pub fn run(args: &[String]) -> i32 {
@@ -385,7 +389,7 @@ pub fn run(args: &[String]) -> i32 {
         ),
         switch("list", "one message per line (time, from → to, message) instead of a ladder"),
     ];
-    let a = match Args::parse_sub(
+    let a = match Args::parse_sub_with_paths(
         "frota-ctl trace",
         "merge the wire traces of a run (files or directories a FROTA_TRACE=DIR run wrote) into a ladder diagram",
         &flags,
@@ -404,7 +408,10 @@ pub fn run(args: &[String]) -> i32 {
         Ok(recs) => {
             let events = merge(&recs);
             if events.is_empty() {
-                eprintln!("no trace records under {}", show(&paths));
+                eprintln!(
+                    "frota-ctl trace: no trace records under {}\n({TRACE_HINT})",
+                    show(&paths)
+                );
                 return 1;
             }
             let out = if mermaid {
@@ -420,7 +427,7 @@ pub fn run(args: &[String]) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("frota-ctl trace: {e}");
+            eprintln!("frota-ctl trace: {e}\n({TRACE_HINT})");
             1
         }
     }

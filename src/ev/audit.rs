@@ -217,10 +217,7 @@ pub fn run(args: &[String]) -> i32 {
     };
     let companies = match parse_companies(&a.string("companies")) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("audit-ev: {e}");
-            return 2;
-        }
+        Err(e) => return a.bad(&format!("--companies: {e}")),
     };
     match check(&companies, a.millis("wait-ms")) {
         Ok(v) => {

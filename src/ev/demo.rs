@@ -70,8 +70,41 @@ pub fn run_verdict(args: &[String]) -> Verdict {
         Ok(a) => a,
         Err(code) => return Verdict::usage(code),
     };
+    // Every value is checked before a node starts: a typo is a usage error
+    // (exit 2, nothing started), not a failure halfway through the demo.
+    let checked = || -> Result<_, String> {
+        let kind = a.try_string("broker-kind")?;
+        if kind != "frota" && kind != "mosquitto" {
+            return Err(format!(
+                "--broker-kind must be frota or mosquitto, not '{kind}'"
+            ));
+        }
+        let cfg = SimConfig {
+            vehicles: a.try_value("vehicles")?,
+            seed: a.try_value("seed")?,
+            contended: a.try_value("contended")?,
+            group: a.try_value::<usize>("group")?.max(1),
+            timeout: a.try_millis("timeout-ms")?,
+            ..v.clone()
+        };
+        let base = a.try_value::<u16>("base-port")?;
+        if base > u16::MAX - 3 {
+            return Err(format!(
+                "--base-port {base} leaves no room for the three companies' ports after it"
+            ));
+        }
+        Ok((
+            cfg,
+            base,
+            a.try_value::<u16>("mqtt-port")?,
+            a.try_value::<u64>("hold-expiry-ms")?,
+        ))
+    };
+    let (sim, base, mqtt_port, hold_expiry_ms) = match checked() {
+        Ok(c) => c,
+        Err(e) => return Verdict::usage(a.bad(&e)),
+    };
     let started = Instant::now();
-    let base: u16 = a.value("base-port");
     let data = PathBuf::from(a.string("data-dir"));
     for c in ["a", "b", "c"] {
         // A demo starts from nothing: old reservations would skew the report.
@@ -82,33 +115,24 @@ pub fn run_verdict(args: &[String]) -> Verdict {
     if base != 0 {
         opts.ports = Some([base, base + 1, base + 2, base + 3]);
     }
-    let mqtt_port: u16 = a.value("mqtt-port");
     opts.mqtt_port = Some(mqtt_port).filter(|p| *p != 0);
-    match a.string("broker-kind").as_str() {
-        "frota" => {}
-        "mosquitto" => {
-            let Some(bin) = mosquitto::find("mosquitto") else {
-                return Verdict::fail(
-                    "run-ev",
-                    "mosquitto not found (make deps-mqtt, or apt-get install mosquitto)".into(),
-                );
-            };
-            opts.broker_kind = BrokerKind::Mosquitto(bin);
-            // Mosquitto cannot run without its port: a busy one (often a
-            // system mosquitto on 1883) means we pick another.
-            if mqtt_port != 0 && std::net::TcpListener::bind(("127.0.0.1", mqtt_port)).is_err() {
-                println!("run-ev: port {mqtt_port} is busy; mosquitto gets a free port");
-                opts.mqtt_port = None;
-            }
-        }
-        other => {
-            a.fail(&format!(
-                "--broker-kind must be frota or mosquitto, not '{other}'"
-            ));
+    if a.string("broker-kind") == "mosquitto" {
+        let Some(bin) = mosquitto::find("mosquitto") else {
+            return Verdict::fail(
+                "run-ev",
+                "mosquitto not found (make deps-mqtt, or apt-get install mosquitto)".into(),
+            );
+        };
+        opts.broker_kind = BrokerKind::Mosquitto(bin);
+        // Mosquitto cannot run without its port: a busy one (often a
+        // system mosquitto on 1883) means we pick another.
+        if mqtt_port != 0 && std::net::TcpListener::bind(("127.0.0.1", mqtt_port)).is_err() {
+            println!("run-ev: port {mqtt_port} is busy; mosquitto gets a free port");
+            opts.mqtt_port = None;
         }
     }
     let kind = a.string("broker-kind");
-    opts.hold_expiry_ms = a.value("hold-expiry-ms");
+    opts.hold_expiry_ms = hold_expiry_ms;
     opts.ask_interval_ms = 500;
     println!(
         "run-ev: starting broker ({kind}) and companies A, B, C (logs in {})",
@@ -139,12 +163,7 @@ pub fn run_verdict(args: &[String]) -> Verdict {
     }
     let cfg = SimConfig {
         broker: cluster.broker_url(),
-        vehicles: a.value("vehicles"),
-        seed: a.value("seed"),
-        contended: a.value("contended"),
-        group: a.value::<usize>("group").max(1),
-        timeout: a.millis("timeout-ms"),
-        ..v
+        ..sim
     };
     println!(
         "run-ev: {} vehicles ask for 3-stop routes ({} of them in groups of {} that want the same stops)",

@@ -45,6 +45,24 @@ pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
         Ok(a) => a,
         Err(code) => return V::usage(code),
     };
+    // Every value is checked before a node starts: a typo is a usage error
+    // (exit 2, nothing started), not a failure halfway through the demo.
+    let checked = || -> Result<_, String> {
+        let seed = match a.get("seed") {
+            Some(_) => Some(a.try_value::<u64>("seed")?),
+            None => None,
+        };
+        Ok((
+            a.try_value::<f64>("time-scale")?,
+            a.try_value::<usize>("clients")?,
+            seed,
+            a.try_millis("progress-ms")?,
+        ))
+    };
+    let (time_scale, clients, seed, every) = match checked() {
+        Ok(v) => v,
+        Err(e) => return V::usage(a.bad(&e)),
+    };
     let started = Instant::now();
     let file = a.string("file");
     let text = match std::fs::read_to_string(&file) {
@@ -78,10 +96,10 @@ pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
         }
     };
     let infodesk = cluster.addr("infodesk").to_string();
-    let mut cfg = SimConfig::new(&infodesk, a.value("time-scale"));
-    cfg.clients = a.value("clients");
-    if a.get("seed").is_some() {
-        cfg.seed = a.value("seed");
+    let mut cfg = SimConfig::new(&infodesk, time_scale);
+    cfg.clients = clients;
+    if let Some(seed) = seed {
+        cfg.seed = seed;
     }
     println!(
         "nodes up in {:.1}s; {} clients from {file}, {} at a time, time scale {}",
@@ -92,7 +110,7 @@ pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
     );
     let done = AtomicUsize::new(0);
     let finished = AtomicBool::new(false);
-    let every = a.millis("progress-ms").max(Duration::from_millis(100));
+    let every = every.max(Duration::from_millis(100));
     let total = requests.len();
     let outcomes = thread::scope(|s| {
         s.spawn(|| {
