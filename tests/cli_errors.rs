@@ -420,3 +420,43 @@ fn every_ctl_subcommand_says_what_was_wrong() {
     );
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// `frota-client` with no info desk says so at once (it used to print
+/// nothing for minutes while every client retried, then 31 FAILUREs).
+#[test]
+fn frota_client_without_an_info_desk_says_so_at_once() {
+    let nowhere = closed_port();
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/carros_solicitados.txt"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_frota-client"))
+        .args(["--infodesk", &nowhere, "--file", file])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("frota-client");
+    // Generous: the check is one ping with the client's usual retries.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("frota-client still running after 60 s without an info desk");
+        }
+        thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with(&format!("frota-client: the info desk at {nowhere}"))
+            && err.contains("make status"),
+        "{err}"
+    );
+}

@@ -12,7 +12,7 @@ use crate::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -469,6 +469,51 @@ pub fn run(cfg: &SimConfig, requests: &[String], done: &AtomicUsize) -> Vec<Outc
     let mut all: Vec<Outcome> = res_rx.iter().collect();
     all.sort_by_key(|o| o.index);
     all
+}
+
+/// [`run`], printing `progress: D/N clients done (T s)` every `every`: a
+/// client takes seconds (its car is in use), so a long run shows it is alive.
+pub fn run_with_progress(cfg: &SimConfig, requests: &[String], every: Duration) -> Vec<Outcome> {
+    let done = AtomicUsize::new(0);
+    let finished = AtomicBool::new(false);
+    let started = Instant::now();
+    let every = every.max(Duration::from_millis(100));
+    thread::scope(|s| {
+        s.spawn(|| {
+            let mut last = Instant::now();
+            while !finished.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(50));
+                if last.elapsed() >= every {
+                    last = Instant::now();
+                    println!(
+                        "progress: {}/{} clients done ({:.0} s)",
+                        done.load(Ordering::SeqCst),
+                        requests.len(),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        });
+        let o = run(cfg, requests, &done);
+        finished.store(true, Ordering::SeqCst);
+        o
+    })
+}
+
+/// Does the info desk answer? Asked once before the clients start, so that
+/// a system that is not up is said at once, not after every client has
+/// retried for minutes.
+pub fn check_infodesk(cfg: &SimConfig) -> Result<(), String> {
+    let c = ClientConfig::default().with_timeout(cfg.request_timeout);
+    crate::client::call(&cfg.infodesk, "ping", Body::new(), &c)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "the info desk at {} does not answer: {} (is the rental system up? `make up` starts it, \
+                 `make status` shows it; --infodesk names the info desk)",
+                cfg.infodesk, e.text
+            )
+        })
 }
 
 /// One line per client, then a summary table per class.

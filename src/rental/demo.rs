@@ -7,8 +7,6 @@ use super::nodes::ClientsNode;
 use crate::cli::{opt, switch, Args};
 use crate::config::Node;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// `frota-ctl run-rental`: the exit status (0 only if the audit passes).
@@ -108,29 +106,7 @@ pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
         cfg.clients,
         cfg.time_scale
     );
-    let done = AtomicUsize::new(0);
-    let finished = AtomicBool::new(false);
-    let every = every.max(Duration::from_millis(100));
-    let total = requests.len();
-    let outcomes = thread::scope(|s| {
-        s.spawn(|| {
-            let mut last = Instant::now();
-            while !finished.load(Ordering::SeqCst) {
-                thread::sleep(Duration::from_millis(50));
-                if last.elapsed() >= every {
-                    last = Instant::now();
-                    println!(
-                        "progress: {}/{total} clients done ({:.0}s)",
-                        done.load(Ordering::SeqCst),
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-            }
-        });
-        let o = client_sim::run(&cfg, &requests, &done);
-        finished.store(true, Ordering::SeqCst);
-        o
-    });
+    let outcomes = client_sim::run_with_progress(&cfg, &requests, every);
     println!();
     print!("{}", client_sim::report(&outcomes));
     println!();

@@ -21,7 +21,6 @@ use crate::config::{self, addr, check_addr, server_args, server_flags, server_fr
 use crate::server::{announce, Server, ServerConfig};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -683,9 +682,16 @@ cannot be read; 2 for a bad flag.
             )
         })?;
         let requests = client_sim::read_requests(&text);
-        let done = AtomicUsize::new(0);
+        client_sim::check_infodesk(&self.sim)?;
+        println!(
+            "frota-client: {} clients from {}, {} at a time, info desk {}; one line per client when all are done",
+            requests.len(),
+            self.file.display(),
+            self.sim.clients,
+            self.sim.infodesk
+        );
         let started = std::time::Instant::now();
-        let outcomes = client_sim::run(&self.sim, &requests, &done);
+        let outcomes = client_sim::run_with_progress(&self.sim, &requests, Duration::from_secs(5));
         print!("{}", client_sim::report(&outcomes));
         let failed = outcomes
             .iter()
