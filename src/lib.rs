@@ -15,7 +15,10 @@
 //! - [`client`]: blocking request/reply with timeouts, retries, a peer pool.
 //! - [`heartbeat`]: UDP heartbeat datagrams (sender thread, receiver).
 //! - [`wal`]: an fsynced append-only log with group commit, replayed one
-//!   record at a time on open; every durable node writes through it.
+//!   record at a time on open; every durable node writes through it. Its
+//!   format (`wal::format`: encode, decode) and replay (`wal::scan`) are
+//!   pure, apart from the group commit (`wal::commit`); `wal::record` turns
+//!   values into each log's typed records (one serde enum per log, tag `k`).
 //!   `Wal::after` runs a callback once a record is durable (how writes are
 //!   answered). It tells a torn last write (cut, kept aside) from
 //!   corruption (refuses to open), refuses writes on a full disk and stops

@@ -38,13 +38,10 @@ fn snapshot_and_tail(path: &Path) -> (usize, usize) {
     let recs = frota::wal::read_records(path).unwrap();
     let snap = recs
         .iter()
-        .take_while(|r| matches!(r["kind"].as_str(), Some("snapshot" | "snapshot_more")))
+        .take_while(|r| matches!(r["k"].as_str(), Some("snapshot" | "snapshot_more")))
         .count();
     if snap > 0 {
-        assert_eq!(
-            recs[0]["kind"], "snapshot",
-            "a snapshot starts with its head"
-        );
+        assert_eq!(recs[0]["k"], "snapshot", "a snapshot starts with its head");
     }
     (snap, recs.len() - snap)
 }

@@ -160,7 +160,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
     let mut lines = Vec::new();
 
     // A typical record of each log, for floors of the same size.
-    let rental_rec = serde_json::to_vec(&json!({"op":"rent","lsn":123456,"request_id":"b0-12-3456","car":"ECO01","terminal":"terminal-3","client":"bench-12"})).map(|v| v.len() + 15).unwrap_or(128);
+    let rental_rec = serde_json::to_vec(&json!({"k":"rent","lsn":123456,"request_id":"b0-12-3456","car":"ECO01","terminal":"terminal-3","client":"bench-12"})).map(|v| v.len() + 15).unwrap_or(128);
     let ev_rec = serde_json::to_vec(&json!({"txn":"A-1763912345678901234","coordinator":"A","point":"A-REC-1","start":123456,"end":123458,"vehicle":"bench-12","participants":["A","B","C"],"k":"hold"})).map(|v| v.len() + 15).unwrap_or(200);
     let mut prober = Prober::new(raw, &dir, rental_rec, ev_rec);
     let fl = prober.measure(

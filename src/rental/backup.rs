@@ -40,12 +40,14 @@
 //! waiting write with error 13 and stops the process.
 
 use super::fleet::{self, Class};
-use super::ledger::{Decision, Ledger};
+use super::ledger::{Ledger, Plan};
+use super::record::Record;
 use crate::crash;
 use crate::error::{Code, Error};
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
 use crate::sync::lock;
+use crate::wal::record::{self as typed, Record as _};
 use crate::wal::{self, Wal};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -185,7 +187,7 @@ impl Backup {
         compact_every: u64,
     ) -> io::Result<Arc<Backup>> {
         let mut ledger = Ledger::new();
-        let (wal, replay) = Wal::open(log_path(data_dir), |r| {
+        let (wal, replay) = typed::open(&log_path(data_dir), |r: Record| {
             ledger.apply(&r);
         })?;
         let problems = ledger.check_invariants();
@@ -240,7 +242,8 @@ impl Backup {
         };
         let lsn = parts.lsn();
         crash::point("backup.before_compact");
-        self.wal.rewrite_from(mark, parts.records())?;
+        self.wal
+            .rewrite_from(mark, parts.records().map(|r| r.encode()))?;
         self.since_compact.store(0, Ordering::Relaxed);
         self.snapshot_entries.store(entries, Ordering::Relaxed);
         self.compactions.fetch_add(1, Ordering::Relaxed);
@@ -278,13 +281,10 @@ impl Backup {
 
     /// Decide under the lock, queue the record in log order, wait for the
     /// fsync without the lock, then answer.
-    fn commit(
-        &self,
-        decide: impl FnOnce(&Ledger) -> Result<Decision, Error>,
-    ) -> Result<Body, Error> {
+    fn commit(&self, decide: impl FnOnce(&Ledger) -> Result<Plan, Error>) -> Result<Body, Error> {
         let mut ledger = self.lock();
         match decide(&ledger)? {
-            Decision::Answer(b) => {
+            Plan::Answer(b) => {
                 // A retry may arrive while the first answer's record is still
                 // being synced: never answer from a state that is not durable.
                 let ticket = self.wal.last_ticket();
@@ -292,13 +292,10 @@ impl Backup {
                 self.wal.wait(ticket).map_err(log_error)?;
                 Ok(b)
             }
-            Decision::Record(rec) => {
+            Plan::Write(rec) => {
                 crash::point("backup.before_log");
                 // Queued before it is applied: a refused record changes nothing.
-                let ticket = self
-                    .wal
-                    .enqueue(std::slice::from_ref(&rec))
-                    .map_err(log_error)?;
+                let ticket = self.wal.enqueue(&[rec.encode()]).map_err(log_error)?;
                 let answer = ledger.apply(&rec);
                 drop(ledger);
                 self.wal.wait(ticket).map_err(log_error)?;
@@ -317,20 +314,17 @@ impl Backup {
         &self,
         req: &Request,
         ctx: &Ctx,
-        decide: impl FnOnce(&Ledger) -> Result<Decision, Error>,
+        decide: impl FnOnce(&Ledger) -> Result<Plan, Error>,
     ) -> Result<Body, Error> {
         let mut ledger = self.lock();
         // An answer remembered for a retry may still be in the fsync queue
         // (see `commit`): it too waits for the last ticket.
         let (ticket, answer, logged) = match decide(&ledger)? {
-            Decision::Answer(b) => (self.wal.last_ticket(), b, false),
-            Decision::Record(rec) => {
+            Plan::Answer(b) => (self.wal.last_ticket(), b, false),
+            Plan::Write(rec) => {
                 crash::point("backup.before_log");
                 // Queued before it is applied: a refused record changes nothing.
-                let ticket = self
-                    .wal
-                    .enqueue(std::slice::from_ref(&rec))
-                    .map_err(log_error)?;
+                let ticket = self.wal.enqueue(&[rec.encode()]).map_err(log_error)?;
                 (ticket, ledger.apply(&rec), true)
             }
         };
@@ -357,14 +351,15 @@ impl Backup {
     }
 
     /// Apply and log several records decided together (sweeps, matches).
-    fn commit_all(&self, decide: impl FnOnce(&Ledger) -> Vec<Value>) -> usize {
+    fn commit_all(&self, decide: impl FnOnce(&Ledger) -> Vec<Record>) -> usize {
         let mut ledger = self.lock();
         let recs = decide(&ledger);
         if recs.is_empty() {
             return 0;
         }
         crash::point("backup.before_log");
-        let ticket = match self.wal.enqueue(&recs) {
+        let values: Vec<Value> = recs.iter().map(Record::encode).collect();
+        let ticket = match self.wal.enqueue(&values) {
             Ok(t) => t,
             Err(e) => {
                 // Refused (a full disk): nothing applied; the next sweep or
@@ -462,11 +457,17 @@ impl Backup {
             problems.push(format!("the log failed: {e}"));
         }
         let mut again = Ledger::new();
-        let replayed = wal::for_each_record(self.wal.path(), |r| {
-            if r.get("lsn").and_then(Value::as_u64).unwrap_or(0) <= lsn {
+        let mut unreadable = 0;
+        let replayed = wal::for_each_record(self.wal.path(), |v| match Record::decode(v) {
+            Ok(r) if r.lsn().unwrap_or(0) <= lsn => {
                 again.apply(&r);
             }
+            Ok(_) => {}
+            Err(_) => unreadable += 1,
         });
+        if unreadable > 0 {
+            problems.push(format!("{unreadable} record(s) of the log do not parse"));
+        }
         match replayed {
             Ok(_) => {
                 if again.lsn() != lsn || again.places() != places || again.queues() != queues {
@@ -662,5 +663,66 @@ impl Handler for Backup {
             "audit" => Ok(self.audit()),
             k => Err(Error::new(Code::NotSupported, format!("no '{k}' here"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rental::ledger::Place;
+    use serde_json::json;
+
+    fn write_log(dir: &Path, records: &[Value]) {
+        let (wal, _) = Wal::open(log_path(dir), |_| {}).unwrap();
+        wal.append_all(records).unwrap();
+    }
+
+    /// A data directory of a frota before issue 20 (kinds under `op` and
+    /// `kind`) starts and replays to the same state.
+    #[test]
+    fn a_log_written_before_issue_20_still_opens() {
+        let dir = crate::launch::temp_dir("backup-old-log");
+        write_log(
+            &dir,
+            &[
+                json!({"op":"rent","lsn":1,"request_id":"r1","car":"ECO01",
+                       "terminal":"terminal-3","client":"ana"}),
+                json!({"op":"return","lsn":2,"request_id":"b1","car":"ECO01",
+                       "terminal":"terminal-1","handed_to":null}),
+                json!({"op":"rent","lsn":3,"request_id":"r2","car":"SUV01",
+                       "terminal":"terminal-2","client":"bia"}),
+            ],
+        );
+        let b = Backup::open(&dir, Duration::from_secs(60), 0).expect("an old log opens");
+        let l = b.lock();
+        assert_eq!(l.lsn(), 3);
+        let free_at_1 = Place::Free {
+            terminal: "terminal-1".into(),
+        };
+        assert_eq!(l.place("ECO01"), Some(&free_at_1));
+        assert!(matches!(l.place("SUV01"), Some(Place::Rented { .. })));
+    }
+
+    /// A record missing a field refuses the start, naming the file and the
+    /// record, instead of replaying it with an empty car or terminal.
+    #[test]
+    fn a_record_missing_a_field_refuses_the_start() {
+        let dir = crate::launch::temp_dir("backup-missing-field");
+        write_log(
+            &dir,
+            &[
+                json!({"k":"rent","lsn":1,"request_id":"r1","car":"ECO01",
+                       "terminal":"terminal-3","client":"ana"}),
+                json!({"k":"rent","lsn":2,"request_id":"r2","car":"ECO02","client":"bia"}),
+            ],
+        );
+        let Err(e) = Backup::open(&dir, Duration::from_secs(60), 0) else {
+            panic!("a record without its terminal was replayed");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("rental.log") && e.contains("record 2") && e.contains("terminal"),
+            "{e}"
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! The fleet of the original system: 14 vehicles in 5 classes, and which
 //! terminal manages (and initially holds) each class.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A vehicle class. The wire spelling is the English lower-case name;
 /// input files may use the original Portuguese names too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")] // as `name()` spells it
 pub enum Class {
     Economy,
     Intermediate,

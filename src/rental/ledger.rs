@@ -4,25 +4,29 @@
 //! Every change is split in two steps so that the log and the memory can
 //! never disagree:
 //! 1. a `decide_*` function validates a request against the current state and
-//!    returns a [`Decision`]: either the stored first answer (a retry) or a
-//!    *record* — a JSON object that names every choice made (which car, which
-//!    pending request gets it);
+//!    returns a [`Plan`]: either answer now (a retry's stored first answer)
+//!    or write a [`Record`] that names every choice made (which car, which
+//!    pending request gets it), then answer;
 //! 2. [`Ledger::apply`] applies a record. It makes no choices, so replaying
 //!    the log on restart rebuilds exactly the state that was acknowledged.
 //!
 //! Nothing here does I/O; `backup.rs` writes the records to the WAL.
 
 use super::fleet::{self, Class, FLEET};
+use super::record::{present, Record};
 use crate::error::Error;
 use crate::message::Body;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where one vehicle is. Each of the 14 is in exactly one place, by
-/// construction (one map entry per car).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// construction (one map entry per car). In a snapshot and in `audit`:
+/// `{"state":"free","terminal":...}` and so on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
 pub enum Place {
     /// In the stock of a terminal, free to rent there.
     Free { terminal: String },
@@ -32,14 +36,19 @@ pub enum Place {
     Allocated { request_id: String },
 }
 
-/// The life of a pending request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The life of a pending request (in a snapshot: `{"state":"waiting"}`,
+/// `{"state":"allocated","car":...,"terminal":...}`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
 pub enum PendState {
     Waiting,
     /// A returned car was handed to it at `terminal`; not yet claimed.
     Allocated {
         car: String,
         terminal: String,
+        /// Not logged: like replaying the original `return`/`match`, a
+        /// restart restarts the claim clock.
+        #[serde(skip, default = "Instant::now")]
         since: Instant,
     },
     /// The client learned about its car (callback answered or check_pending
@@ -56,32 +65,35 @@ pub enum PendState {
     },
 }
 
-#[derive(Debug, Clone)]
+/// A request waiting for a car of its class (also after it got one: its
+/// state says what happened), as a snapshot lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pending {
     pub request_id: String,
     pub class: Class,
     pub client: String,
+    #[serde(deserialize_with = "present")]
     pub callback: Option<String>,
     pub terminal: String,
     pub state: PendState,
 }
 
-/// What a `decide_*` function concluded.
+/// What a `decide_*` function concluded: the plan for a request.
 #[derive(Debug)]
-pub enum Decision {
+pub enum Plan {
     /// Nothing to write: answer with these fields (a retry's first answer,
     /// or a no-op such as cancelling twice).
     Answer(Body),
     /// Write this record, then answer with what [`Ledger::apply`] returns.
-    Record(Value),
+    Write(Record),
 }
 
 /// A ledger's state at one moment, for a snapshot.
 pub struct SnapshotParts {
     lsn: u64,
-    cars: Body,
+    cars: BTreeMap<String, Place>,
     pending: Vec<Pending>,
-    queues: Body,
+    queues: BTreeMap<Class, VecDeque<String>>,
     outcomes: HashMap<Arc<str>, Arc<Outcome>>,
 }
 
@@ -95,34 +107,36 @@ impl SnapshotParts {
         self.lsn
     }
 
-    /// The snapshot as log records: `{"kind":"snapshot", ...}` with the
-    /// cars and queues, then `{"kind":"snapshot_more", ...}` records with
-    /// the pending requests and the remembered answers, in order (so two
-    /// equal ledgers give equal snapshots). Built as they are consumed.
-    pub fn records(self) -> impl Iterator<Item = Value> {
-        let head = json!({"kind": "snapshot", "lsn": self.lsn, "cars": self.cars,
-                          "queues": self.queues});
+    /// The snapshot as log records: a `snapshot` with the cars and queues,
+    /// then `snapshot_more` records with the pending requests and the
+    /// remembered answers, in order (so two equal ledgers give equal
+    /// snapshots). Built as they are consumed.
+    pub fn records(self) -> impl Iterator<Item = Record> {
+        let head = Record::Snapshot {
+            lsn: self.lsn,
+            cars: self.cars,
+            queues: self.queues,
+            pending: Vec::new(),
+            outcomes: BTreeMap::new(),
+        };
         let mut pending = self.pending;
         pending.sort_by(|a, b| a.request_id.cmp(&b.request_id));
         let mut outcomes: Vec<(Arc<str>, Arc<Outcome>)> = self.outcomes.into_iter().collect();
         outcomes.sort_by(|a, b| a.0.cmp(&b.0));
-        let pending = (0..pending.len().div_ceil(SNAPSHOT_CHUNK)).map(move |i| {
-            let chunk = nth_chunk(&pending, i);
-            let list: Vec<Value> = chunk.iter().map(pending_value).collect();
-            json!({"kind": "snapshot_more", "pending": list})
-        });
+        let pending =
+            (0..pending.len().div_ceil(SNAPSHOT_CHUNK)).map(move |i| Record::SnapshotMore {
+                pending: nth_chunk(&pending, i).to_vec(),
+                outcomes: BTreeMap::new(),
+            });
         let answers = (0..outcomes.len().div_ceil(SNAPSHOT_CHUNK)).map(move |i| {
-            let chunk = nth_chunk(&outcomes, i);
-            let map: serde_json::Map<String, Value> = chunk
+            let outcomes = nth_chunk(&outcomes, i)
                 .iter()
-                .map(|(rid, o)| {
-                    (
-                        rid.to_string(),
-                        json!({"op": o.op(), "answer": o.answer(rid)}),
-                    )
-                })
+                .map(|(rid, o)| (rid.to_string(), Outcome::clone(o)))
                 .collect();
-            json!({"kind": "snapshot_more", "outcomes": map})
+            Record::SnapshotMore {
+                pending: Vec::new(),
+                outcomes,
+            }
         });
         std::iter::once(head).chain(pending).chain(answers)
     }
@@ -134,29 +148,14 @@ fn nth_chunk<T>(v: &[T], i: usize) -> &[T] {
     &v[from..(from + SNAPSHOT_CHUNK).min(v.len())]
 }
 
-fn pending_value(p: &Pending) -> Value {
-    let state = match &p.state {
-        PendState::Waiting => json!({"state": "waiting"}),
-        // `since` is not logged: like replaying the original
-        // `return`/`match`, a restart restarts the claim clock.
-        PendState::Allocated { car, terminal, .. } => {
-            json!({"state": "allocated", "car": car, "terminal": terminal})
-        }
-        PendState::Claimed { car, terminal } => {
-            json!({"state": "claimed", "car": car, "terminal": terminal})
-        }
-        PendState::Cancelled => json!({"state": "cancelled"}),
-        PendState::Expired { car } => json!({"state": "expired", "car": car}),
-    };
-    json!({"request_id": p.request_id, "class": p.class.name(), "client": p.client,
-           "callback": p.callback, "terminal": p.terminal, "state": state})
-}
-
 /// The first answer to a request id, kept small and rebuilt when asked. A
 /// stored answer `Body` cost about 2 KiB per request in memory (measured:
 /// a backup grew to 450 MiB over 120,000 requests); this is a few dozen
-/// bytes, and [`Outcome::answer`] gives back exactly the same fields.
-#[derive(Debug, Clone, PartialEq)]
+/// bytes, and [`Outcome::answer`] gives back exactly the same fields. In a
+/// snapshot: `{"op":"rent","answer":{"car":...,"terminal":...}}` (`answer`
+/// may hold more: logs before issue 20 kept the whole answer there).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "answer", rename_all = "lowercase")]
 pub enum Outcome {
     Rent {
         car: String,
@@ -170,6 +169,7 @@ pub enum Outcome {
     Return {
         car: String,
         terminal: String,
+        #[serde(deserialize_with = "present")]
         handed_to: Option<String>,
     },
 }
@@ -204,27 +204,6 @@ impl Outcome {
             })),
         }
     }
-
-    /// From a snapshot's `{"op": ..., "answer": {...}}`.
-    fn from_snapshot(o: &Value) -> Option<Outcome> {
-        let a = o.get("answer")?;
-        let car = field(a, "car").to_string();
-        let terminal = field(a, "terminal").to_string();
-        Some(match field(o, "op") {
-            "rent" => Outcome::Rent { car, terminal },
-            "pend" => Outcome::Pend {
-                class: Class::parse(field(a, "class"))?,
-                position: a.get("position").and_then(Value::as_u64).unwrap_or(0),
-                terminal,
-            },
-            "return" => Outcome::Return {
-                car,
-                terminal,
-                handed_to: opt_field(a, "handed_to"),
-            },
-            _ => return None,
-        })
-    }
 }
 
 pub struct Ledger {
@@ -242,14 +221,6 @@ impl Default for Ledger {
     fn default() -> Self {
         Ledger::new()
     }
-}
-
-fn field<'a>(rec: &'a Value, name: &str) -> &'a str {
-    rec.get(name).and_then(Value::as_str).unwrap_or("")
-}
-
-fn opt_field(rec: &Value, name: &str) -> Option<String> {
-    rec.get(name).and_then(Value::as_str).map(str::to_string)
 }
 
 impl Ledger {
@@ -284,12 +255,9 @@ impl Ledger {
         self.pending.get(request_id)
     }
 
-    fn record(&self, op: &str, fields: Value) -> Value {
-        let mut r = json!({"op": op, "lsn": self.lsn + 1});
-        if let (Some(m), Value::Object(f)) = (r.as_object_mut(), fields) {
-            m.extend(f);
-        }
-        r
+    /// The sequence number of the next record.
+    fn next_lsn(&self) -> u64 {
+        self.lsn + 1
     }
 
     /// A stored first answer for `request_id`, if the same operation saw it
@@ -317,9 +285,9 @@ impl Ledger {
         class: Class,
         terminal: &str,
         client: &str,
-    ) -> Result<Decision, Error> {
+    ) -> Result<Plan, Error> {
         if let Some(b) = self.known(request_id, "rent")? {
-            return Ok(Decision::Answer(b));
+            return Ok(Plan::Answer(b));
         }
         let car = FLEET
             .iter()
@@ -330,10 +298,13 @@ impl Ledger {
             .ok_or_else(|| {
                 Error::not_found(format!("no free {class} vehicle at {terminal}"))
             })?;
-        Ok(Decision::Record(self.record(
-            "rent",
-            json!({"request_id": request_id, "car": car.id, "terminal": terminal, "client": client}),
-        )))
+        Ok(Plan::Write(Record::Rent {
+            lsn: self.next_lsn(),
+            request_id: request_id.to_string(),
+            car: car.id.to_string(),
+            terminal: terminal.to_string(),
+            client: client.to_string(),
+        }))
     }
 
     /// Terminals holding at least one free car of `class`, in name order.
@@ -362,9 +333,9 @@ impl Ledger {
         client: &str,
         callback: Option<&str>,
         unreachable: &[String],
-    ) -> Result<Decision, Error> {
+    ) -> Result<Plan, Error> {
         if let Some(b) = self.known(request_id, "pend")? {
-            return Ok(Decision::Answer(b));
+            return Ok(Plan::Answer(b));
         }
         let reachable: Vec<String> = self
             .holders(class)
@@ -380,11 +351,14 @@ impl Ledger {
                 ),
             ));
         }
-        Ok(Decision::Record(self.record(
-            "pend",
-            json!({"request_id": request_id, "class": class.name(), "terminal": terminal,
-                   "client": client, "callback": callback}),
-        )))
+        Ok(Plan::Write(Record::Pend {
+            lsn: self.next_lsn(),
+            request_id: request_id.to_string(),
+            class,
+            terminal: terminal.to_string(),
+            client: client.to_string(),
+            callback: callback.map(str::to_string),
+        }))
     }
 
     /// A rented car comes back to `terminal`; the oldest waiting request of
@@ -394,9 +368,9 @@ impl Ledger {
         request_id: &str,
         car: &str,
         terminal: &str,
-    ) -> Result<Decision, Error> {
+    ) -> Result<Plan, Error> {
         if let Some(b) = self.known(request_id, "return")? {
-            return Ok(Decision::Answer(b));
+            return Ok(Plan::Answer(b));
         }
         let Some(v) = fleet::vehicle(car) else {
             return Err(Error::not_found(format!("no vehicle '{car}' in the fleet")));
@@ -417,27 +391,31 @@ impl Ledger {
             }
         }
         let handed_to = self.next_waiting(v.class);
-        Ok(Decision::Record(self.record(
-            "return",
-            json!({"request_id": request_id, "car": car, "terminal": terminal, "handed_to": handed_to}),
-        )))
+        Ok(Plan::Write(Record::Return {
+            lsn: self.next_lsn(),
+            request_id: request_id.to_string(),
+            car: car.to_string(),
+            terminal: terminal.to_string(),
+            handed_to,
+        }))
     }
 
     fn next_waiting(&self, class: Class) -> Option<String> {
         self.queues.get(&class).and_then(|q| q.front().cloned())
     }
 
-    pub fn decide_cancel(&self, request_id: &str) -> Result<Decision, Error> {
+    pub fn decide_cancel(&self, request_id: &str) -> Result<Plan, Error> {
         let Some(p) = self.pending.get(request_id) else {
             return Err(Error::not_found(format!(
                 "no pending request '{request_id}'"
             )));
         };
         match &p.state {
-            PendState::Waiting => Ok(Decision::Record(
-                self.record("cancel", json!({"request_id": request_id})),
-            )),
-            PendState::Cancelled => Ok(Decision::Answer(cancel_body(request_id))),
+            PendState::Waiting => Ok(Plan::Write(Record::Cancel {
+                lsn: self.next_lsn(),
+                request_id: request_id.to_string(),
+            })),
+            PendState::Cancelled => Ok(Plan::Answer(cancel_body(request_id))),
             PendState::Allocated { car, .. } | PendState::Claimed { car, .. } => Err(Error::new(
                 crate::error::Code::PreconditionFailed,
                 format!("too late to cancel: '{request_id}' was already fulfilled with {car}"),
@@ -449,17 +427,18 @@ impl Ledger {
         }
     }
 
-    pub fn decide_claim(&self, request_id: &str) -> Result<Decision, Error> {
+    pub fn decide_claim(&self, request_id: &str) -> Result<Plan, Error> {
         let Some(p) = self.pending.get(request_id) else {
             return Err(Error::not_found(format!(
                 "no pending request '{request_id}'"
             )));
         };
         match &p.state {
-            PendState::Allocated { .. } => Ok(Decision::Record(
-                self.record("claim", json!({"request_id": request_id})),
-            )),
-            PendState::Claimed { .. } => Ok(Decision::Answer(self.pending_body(p))),
+            PendState::Allocated { .. } => Ok(Plan::Write(Record::Claim {
+                lsn: self.next_lsn(),
+                request_id: request_id.to_string(),
+            })),
+            PendState::Claimed { .. } => Ok(Plan::Answer(self.pending_body(p))),
             _ => Err(Error::new(
                 crate::error::Code::PreconditionFailed,
                 format!("'{request_id}' has no vehicle to claim"),
@@ -469,7 +448,7 @@ impl Ledger {
 
     /// Allocations older than `timeout` that nobody claimed: their cars go
     /// back to stock (or to the next waiting request of the class).
-    pub fn decide_expiries(&self, timeout: Duration, now: Instant) -> Vec<Value> {
+    pub fn decide_expiries(&self, timeout: Duration, now: Instant) -> Vec<Record> {
         let mut out = Vec::new();
         let mut lsn = self.lsn;
         // Each expiry hands the car to the *next* waiting request; two
@@ -495,17 +474,20 @@ impl Ledger {
                 taken.insert(n.clone());
             }
             lsn += 1;
-            out.push(
-                json!({"op": "expire", "lsn": lsn, "request_id": p.request_id,
-                            "car": car, "terminal": terminal, "handed_to": next}),
-            );
+            out.push(Record::Expire {
+                lsn,
+                request_id: p.request_id.clone(),
+                car: car.clone(),
+                terminal: terminal.clone(),
+                handed_to: next,
+            });
         }
         out
     }
 
     /// Free cars at `terminal` whose class has waiting requests (possible
     /// only if the terminal was unreachable when the request was queued).
-    pub fn decide_matches(&self, terminal: &str) -> Vec<Value> {
+    pub fn decide_matches(&self, terminal: &str) -> Vec<Record> {
         let mut out = Vec::new();
         let mut lsn = self.lsn;
         let mut taken: BTreeSet<String> = BTreeSet::new();
@@ -526,8 +508,12 @@ impl Ledger {
             if let Some(n) = next {
                 taken.insert(n.clone());
                 lsn += 1;
-                out.push(json!({"op": "match", "lsn": lsn, "car": car,
-                                "terminal": terminal, "handed_to": n}));
+                out.push(Record::Match {
+                    lsn,
+                    car: car.clone(),
+                    terminal: terminal.to_string(),
+                    handed_to: n,
+                });
             }
         }
         out
@@ -555,160 +541,183 @@ impl Ledger {
 
     /// Apply one record (live or during replay) and return the answer to
     /// the request that produced it. Makes no choices: the record has them.
-    pub fn apply(&mut self, rec: &Value) -> Body {
-        match field(rec, "kind") {
-            "snapshot" => {
-                self.restore(rec);
-                return Body::new();
-            }
-            "snapshot_more" => {
-                self.restore_more(rec);
-                return Body::new();
-            }
-            _ => {}
+    pub fn apply(&mut self, rec: &Record) -> Body {
+        if let Some(lsn) = rec.lsn() {
+            self.lsn = self.lsn.max(lsn);
         }
-        if let Some(l) = rec.get("lsn").and_then(Value::as_u64) {
-            self.lsn = self.lsn.max(l);
-        }
-        let rid = field(rec, "request_id").to_string();
-        match field(rec, "op") {
-            "rent" => {
-                let car = field(rec, "car").to_string();
-                self.cars.insert(
-                    car.clone(),
-                    Place::Rented {
-                        request_id: rid.clone(),
-                        client: field(rec, "client").to_string(),
-                    },
-                );
+        match rec {
+            Record::Rent {
+                request_id,
+                car,
+                terminal,
+                client,
+                ..
+            } => {
+                let place = Place::Rented {
+                    request_id: request_id.clone(),
+                    client: client.clone(),
+                };
+                self.cars.insert(car.clone(), place);
                 let o = Outcome::Rent {
-                    car,
-                    terminal: field(rec, "terminal").to_string(),
+                    car: car.clone(),
+                    terminal: terminal.clone(),
                 };
-                self.remember(rid, o)
+                self.remember(request_id.clone(), o)
             }
-            "pend" => {
-                let Some(class) = Class::parse(field(rec, "class")) else {
-                    return Body::new();
-                };
-                let q = self.queues.entry(class).or_default();
-                q.push_back(rid.clone());
-                let position = q.len();
-                self.pending.insert(
-                    rid.clone(),
-                    Pending {
-                        request_id: rid.clone(),
-                        class,
-                        client: field(rec, "client").to_string(),
-                        callback: opt_field(rec, "callback"),
-                        terminal: field(rec, "terminal").to_string(),
-                        state: PendState::Waiting,
-                    },
-                );
-                let o = Outcome::Pend {
-                    class,
-                    position: position as u64,
-                    terminal: field(rec, "terminal").to_string(),
-                };
-                self.remember(rid, o)
-            }
-            "return" => {
-                let car = field(rec, "car").to_string();
-                let terminal = field(rec, "terminal").to_string();
-                let handed = opt_field(rec, "handed_to");
-                match &handed {
-                    Some(h) => self.allocate(&car, &terminal, h),
-                    None => {
-                        self.cars.insert(
-                            car.clone(),
-                            Place::Free {
-                                terminal: terminal.clone(),
-                            },
-                        );
-                    }
-                }
-                // The first answer also names the callback of the request the
-                // car went to, so the terminal calls it back without asking
-                // again (a retried return gets the remembered answer, without
-                // it, and the terminal's sync finds the allocation instead).
-                let callback = handed
-                    .as_ref()
-                    .and_then(|h| self.pending.get(h))
-                    .map(|p| p.callback.clone());
-                let o = Outcome::Return {
-                    car,
-                    terminal,
-                    handed_to: handed,
-                };
-                let mut answer = self.remember(rid, o);
-                if let Some(cb) = callback {
-                    answer.insert("handed_callback".into(), json!(cb));
-                }
-                answer
-            }
-            "cancel" => {
-                if let Some(p) = self.pending.get_mut(&rid) {
+            Record::Pend {
+                request_id,
+                class,
+                terminal,
+                client,
+                callback,
+                ..
+            } => self.apply_pend(request_id, *class, terminal, client, callback),
+            Record::Return {
+                request_id,
+                car,
+                terminal,
+                handed_to,
+                ..
+            } => self.apply_return(request_id, car, terminal, handed_to.as_deref()),
+            Record::Cancel { request_id, .. } => {
+                if let Some(p) = self.pending.get_mut(request_id) {
                     p.state = PendState::Cancelled;
                     if let Some(q) = self.queues.get_mut(&p.class) {
-                        q.retain(|r| r != &rid);
+                        q.retain(|r| r != request_id);
                     }
                 }
-                cancel_body(&rid)
+                cancel_body(request_id)
             }
-            "claim" => {
-                let mut out = Body::new();
-                if let Some(p) = self.pending.get_mut(&rid) {
-                    if let PendState::Allocated { car, terminal, .. } = p.state.clone() {
-                        p.state = PendState::Claimed {
-                            car: car.clone(),
-                            terminal,
-                        };
-                        self.cars.insert(
-                            car,
-                            Place::Rented {
-                                request_id: rid.clone(),
-                                client: p.client.clone(),
-                            },
-                        );
-                    }
-                }
-                if let Some(p) = self.pending.get(&rid) {
-                    out = self.pending_body(p);
-                }
-                out
-            }
-            "expire" => {
-                let car = field(rec, "car").to_string();
-                let terminal = field(rec, "terminal").to_string();
-                if let Some(p) = self.pending.get_mut(&rid) {
+            Record::Claim { request_id, .. } => self.apply_claim(request_id),
+            Record::Expire {
+                request_id,
+                car,
+                terminal,
+                handed_to,
+                ..
+            } => {
+                if let Some(p) = self.pending.get_mut(request_id) {
                     p.state = PendState::Expired { car: car.clone() };
                 }
-                match opt_field(rec, "handed_to") {
-                    Some(h) => self.allocate(&car, &terminal, &h),
-                    None => {
-                        self.cars.insert(car, Place::Free { terminal });
-                    }
-                }
+                self.hand_over(car, terminal, handed_to.as_deref());
                 Body::new()
             }
-            "match" => {
-                let car = field(rec, "car").to_string();
-                let terminal = field(rec, "terminal").to_string();
-                let h = field(rec, "handed_to").to_string();
-                self.allocate(&car, &terminal, &h);
+            Record::Match {
+                car,
+                terminal,
+                handed_to,
+                ..
+            } => {
+                self.allocate(car, terminal, handed_to);
                 Body::new()
             }
-            other => {
-                log::warn!("ignoring log record with unknown op '{other}'");
+            Record::Snapshot {
+                lsn,
+                cars,
+                queues,
+                pending,
+                outcomes,
+            } => {
+                self.restore(*lsn, cars, queues);
+                self.restore_more(pending, outcomes);
+                Body::new()
+            }
+            Record::SnapshotMore { pending, outcomes } => {
+                self.restore_more(pending, outcomes);
                 Body::new()
             }
         }
     }
 
-    /// The whole state as one `{"kind":"snapshot", ...}` log record:
-    /// replaying it alone rebuilds this ledger (compaction). Ordered maps
-    /// and a sorted pending list keep it deterministic, so two equal
-    /// ledgers give equal snapshots.
+    fn apply_pend(
+        &mut self,
+        rid: &str,
+        class: Class,
+        terminal: &str,
+        client: &str,
+        callback: &Option<String>,
+    ) -> Body {
+        let q = self.queues.entry(class).or_default();
+        q.push_back(rid.to_string());
+        let position = q.len() as u64;
+        let p = Pending {
+            request_id: rid.to_string(),
+            class,
+            client: client.to_string(),
+            callback: callback.clone(),
+            terminal: terminal.to_string(),
+            state: PendState::Waiting,
+        };
+        self.pending.insert(rid.to_string(), p);
+        let o = Outcome::Pend {
+            class,
+            position,
+            terminal: terminal.to_string(),
+        };
+        self.remember(rid.to_string(), o)
+    }
+
+    fn apply_return(
+        &mut self,
+        rid: &str,
+        car: &str,
+        terminal: &str,
+        handed_to: Option<&str>,
+    ) -> Body {
+        self.hand_over(car, terminal, handed_to);
+        // The first answer also names the callback of the request the car
+        // went to, so the terminal calls it back without asking again (a
+        // retried return gets the remembered answer, without it, and the
+        // terminal's sync finds the allocation instead).
+        let callback = handed_to
+            .and_then(|h| self.pending.get(h))
+            .map(|p| p.callback.clone());
+        let o = Outcome::Return {
+            car: car.to_string(),
+            terminal: terminal.to_string(),
+            handed_to: handed_to.map(str::to_string),
+        };
+        let mut answer = self.remember(rid.to_string(), o);
+        if let Some(cb) = callback {
+            answer.insert("handed_callback".into(), json!(cb));
+        }
+        answer
+    }
+
+    fn apply_claim(&mut self, rid: &str) -> Body {
+        let Some(p) = self.pending.get_mut(rid) else {
+            return Body::new();
+        };
+        if let PendState::Allocated { car, terminal, .. } = p.state.clone() {
+            p.state = PendState::Claimed {
+                car: car.clone(),
+                terminal,
+            };
+            let place = Place::Rented {
+                request_id: rid.to_string(),
+                client: p.client.clone(),
+            };
+            self.cars.insert(car, place);
+        }
+        match self.pending.get(rid) {
+            Some(p) => self.pending_body(p),
+            None => Body::new(),
+        }
+    }
+
+    /// `car` is back at `terminal`: allocated to `handed_to`, or free there.
+    fn hand_over(&mut self, car: &str, terminal: &str, handed_to: Option<&str>) {
+        match handed_to {
+            Some(h) => self.allocate(car, terminal, h),
+            None => {
+                let place = Place::Free {
+                    terminal: terminal.to_string(),
+                };
+                self.cars.insert(car.to_string(), place);
+            }
+        }
+    }
+
     /// How many entries a snapshot holds (pending requests and remembered
     /// answers; the 14 cars are negligible): its cost to write.
     pub fn snapshot_entries(&self) -> u64 {
@@ -723,7 +732,7 @@ impl Ledger {
     }
 
     /// The whole state as log records (see [`SnapshotParts::records`]).
-    pub fn snapshot(&self) -> Vec<Value> {
+    pub fn snapshot(&self) -> Vec<Record> {
         self.snapshot_parts().records().collect()
     }
 
@@ -732,108 +741,41 @@ impl Ledger {
     pub fn snapshot_parts(&self) -> SnapshotParts {
         SnapshotParts {
             lsn: self.lsn,
-            cars: self.places(),
+            cars: self.cars.clone(),
             pending: self.pending.values().cloned().collect(),
-            queues: self.queues(),
+            queues: self.queues.clone(),
             outcomes: self.outcomes.clone(),
         }
     }
 
-    /// Replace the whole state with a snapshot record's. Unreadable parts
-    /// are skipped (and then reported by `check_invariants`), never a panic.
-    fn restore(&mut self, rec: &Value) {
+    /// Replace the whole state with a snapshot's (its pending requests and
+    /// answers follow, [`Ledger::restore_more`]).
+    fn restore(
+        &mut self,
+        lsn: u64,
+        cars: &BTreeMap<String, Place>,
+        queues: &BTreeMap<Class, VecDeque<String>>,
+    ) {
         let mut fresh = Ledger::new();
-        fresh.lsn = rec.get("lsn").and_then(Value::as_u64).unwrap_or(0);
-        if let Some(cars) = rec.get("cars").and_then(Value::as_object) {
-            for (car, p) in cars {
-                let place = match field(p, "state") {
-                    "free" => Place::Free {
-                        terminal: field(p, "terminal").to_string(),
-                    },
-                    "rented" => Place::Rented {
-                        request_id: field(p, "request_id").to_string(),
-                        client: field(p, "client").to_string(),
-                    },
-                    "allocated" => Place::Allocated {
-                        request_id: field(p, "request_id").to_string(),
-                    },
-                    other => {
-                        log::warn!("snapshot: {car} has unknown state '{other}'");
-                        continue;
-                    }
-                };
-                fresh.cars.insert(car.clone(), place);
-            }
-        }
-        fresh.restore_more(rec);
-        if let Some(queues) = rec.get("queues").and_then(Value::as_object) {
-            for (name, ids) in queues {
-                let Some(class) = Class::parse(name) else {
-                    continue;
-                };
-                let q: VecDeque<String> = ids
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect();
-                fresh.queues.insert(class, q);
-            }
-        }
+        fresh.lsn = lsn;
+        fresh
+            .cars
+            .extend(cars.iter().map(|(c, p)| (c.clone(), p.clone())));
+        fresh
+            .queues
+            .extend(queues.iter().map(|(c, q)| (*c, q.clone())));
         *self = fresh;
     }
 
     /// Add a snapshot's pending requests and answers (a `snapshot_more`
     /// record, or those inside an older single-record snapshot).
-    fn restore_more(&mut self, rec: &Value) {
-        let now = Instant::now();
-        for p in rec
-            .get("pending")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(class) = Class::parse(field(p, "class")) else {
-                continue;
-            };
-            let st = p.get("state").unwrap_or(&Value::Null);
-            let car = field(st, "car").to_string();
-            let terminal = field(st, "terminal").to_string();
-            let state = match field(st, "state") {
-                "waiting" => PendState::Waiting,
-                "allocated" => PendState::Allocated {
-                    car,
-                    terminal,
-                    since: now,
-                },
-                "claimed" => PendState::Claimed { car, terminal },
-                "cancelled" => PendState::Cancelled,
-                "expired" => PendState::Expired { car },
-                _ => continue,
-            };
-            let rid = field(p, "request_id").to_string();
-            self.pending.insert(
-                rid.clone(),
-                Pending {
-                    request_id: rid,
-                    class,
-                    client: field(p, "client").to_string(),
-                    callback: opt_field(p, "callback"),
-                    terminal: field(p, "terminal").to_string(),
-                    state,
-                },
-            );
+    fn restore_more(&mut self, pending: &[Pending], outcomes: &BTreeMap<String, Outcome>) {
+        for p in pending {
+            self.pending.insert(p.request_id.clone(), p.clone());
         }
-        if let Some(outcomes) = rec.get("outcomes").and_then(Value::as_object) {
-            for (rid, o) in outcomes {
-                match Outcome::from_snapshot(o) {
-                    Some(o) => {
-                        self.outcomes.insert(rid.as_str().into(), Arc::new(o));
-                    }
-                    None => log::warn!("snapshot: unreadable answer for '{rid}'"),
-                }
-            }
+        for (rid, o) in outcomes {
+            self.outcomes
+                .insert(rid.as_str().into(), Arc::new(o.clone()));
         }
     }
 
@@ -1050,16 +992,24 @@ fn cancel_body(rid: &str) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wal::record::Record as _;
+    use serde_json::Value;
+
+    /// Records as the log holds them (what a snapshot promises to keep; an
+    /// allocation's claim clock is not among it).
+    fn on_disk(recs: &[Record]) -> Vec<Value> {
+        recs.iter().map(Record::encode).collect()
+    }
 
     /// Decide, then apply (and log) like the backup does.
     fn step(
         l: &mut Ledger,
-        log: &mut Vec<Value>,
-        f: impl FnOnce(&Ledger) -> Result<Decision, Error>,
+        log: &mut Vec<Record>,
+        f: impl FnOnce(&Ledger) -> Result<Plan, Error>,
     ) -> Body {
         match f(l).unwrap() {
-            Decision::Answer(b) => b,
-            Decision::Record(r) => {
+            Plan::Answer(b) => b,
+            Plan::Write(r) => {
                 log.push(r.clone());
                 l.apply(&r)
             }
@@ -1150,10 +1100,10 @@ mod tests {
         let snap = l.snapshot();
         let text = serde_json::to_string(&snap).unwrap();
         let mut again = Ledger::new();
-        for r in serde_json::from_str::<Vec<Value>>(&text).unwrap() {
+        for r in serde_json::from_str::<Vec<Record>>(&text).unwrap() {
             again.apply(&r);
         }
-        assert_eq!(again.snapshot(), snap);
+        assert_eq!(on_disk(&again.snapshot()), on_disk(&snap));
         assert_eq!(again.lsn(), l.lsn());
         assert_eq!(again.places(), l.places());
         assert_eq!(again.queues(), l.queues());
@@ -1163,26 +1113,26 @@ mod tests {
         }
         // Retries get the first answer, and the next decisions agree.
         let first = |l: &Ledger| match l.decide_rent("a", e, "terminal-1", "c") {
-            Ok(Decision::Answer(b)) => b,
+            Ok(Plan::Answer(b)) => b,
             other => panic!("{other:?}"),
         };
         assert_eq!(first(&again), first(&l));
         let next = |l: &Ledger| match l.decide_return("r3", "SUV01", "terminal-2") {
-            Ok(Decision::Record(r)) => r,
+            Ok(Plan::Write(r)) => r,
             other => panic!("{other:?}"),
         };
         let rec = next(&l);
         assert_eq!(next(&again), rec);
         l.apply(&rec);
         again.apply(&rec);
-        assert_eq!(again.snapshot(), l.snapshot());
+        assert_eq!(on_disk(&again.snapshot()), on_disk(&l.snapshot()));
         // Records after a snapshot replay on top of it.
         let mut tail = Ledger::new();
         for r in &snap {
             tail.apply(r);
         }
         tail.apply(&rec);
-        assert_eq!(tail.snapshot(), l.snapshot());
+        assert_eq!(on_disk(&tail.snapshot()), on_disk(&l.snapshot()));
     }
 
     /// A snapshot with more answers than a chunk is several records; they
@@ -1203,12 +1153,14 @@ mod tests {
         }
         let snap = l.snapshot();
         assert_eq!(snap.len(), 1 + 5, "the head, then 5000 answers in chunks");
-        assert!(snap[1..].iter().all(|r| r["kind"] == "snapshot_more"));
+        assert!(snap[1..]
+            .iter()
+            .all(|r| matches!(r, Record::SnapshotMore { .. })));
         let mut again = Ledger::new();
         for r in &snap {
             again.apply(r);
         }
-        assert_eq!(again.snapshot(), snap);
+        assert_eq!(on_disk(&again.snapshot()), on_disk(&snap));
         for rid in ["r0", "x0", "r2499", "x2499"] {
             assert_eq!(again.check(rid), l.check(rid), "{rid}");
             let op = if rid.starts_with('r') {
@@ -1222,15 +1174,24 @@ mod tests {
                 "{rid}"
             );
         }
-        let mut single = snap[0].clone();
+        // As written before issue 20: the kind under "kind", every answer
+        // in the one record.
+        let mut single = snap[0].encode();
         let mut all = serde_json::Map::new();
         for r in &snap[1..] {
-            all.extend(r["outcomes"].as_object().cloned().unwrap_or_default());
+            all.extend(
+                r.encode()["outcomes"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
         }
         single["outcomes"] = Value::Object(all);
+        let tag = single.as_object_mut().unwrap().remove("k").unwrap();
+        single["kind"] = tag;
         let mut old = Ledger::new();
-        old.apply(&single);
-        assert_eq!(old.snapshot(), snap);
+        old.apply(&Record::decode(single).unwrap());
+        assert_eq!(on_disk(&old.snapshot()), on_disk(&snap));
     }
 
     #[test]
@@ -1249,7 +1210,7 @@ mod tests {
             None,
             &["terminal-2".into()],
         );
-        assert!(matches!(ok, Ok(Decision::Record(_))));
+        assert!(matches!(ok, Ok(Plan::Write(_))));
     }
 
     #[test]
@@ -1274,7 +1235,10 @@ mod tests {
         for want in ["q", ""] {
             let recs = l.decide_expiries(Duration::ZERO, Instant::now());
             assert_eq!(recs.len(), 1);
-            assert_eq!(recs[0]["handed_to"].as_str().unwrap_or(""), want);
+            let Record::Expire { handed_to, .. } = &recs[0] else {
+                panic!("{recs:?}");
+            };
+            assert_eq!(handed_to.as_deref().unwrap_or(""), want);
             l.apply(&recs[0]);
         }
         assert_eq!(l.check("p")["status"], "expired");
@@ -1363,7 +1327,10 @@ mod tests {
         let expired = l.decide_expiries(Duration::ZERO, Instant::now());
         let mut who: Vec<&str> = expired
             .iter()
-            .map(|r| r["request_id"].as_str().unwrap())
+            .map(|r| match r {
+                Record::Expire { request_id, .. } => request_id.as_str(),
+                other => panic!("{other:?}"),
+            })
             .collect();
         who.sort();
         assert_eq!(who, ["p1", "p2"]);

@@ -1,7 +1,8 @@
 //! Vehicle rental (seed 000). See protocol.md, "Rental".
 //!
 //! Nodes: the heartbeat [`monitor`], the [`infodesk`], the [`backup`] (durable
-//! source of truth, built on the [`ledger`] state machine) and three
+//! source of truth, built on the [`ledger`] state machine, whose log holds
+//! [`record`]s) and three
 //! [`terminal`]s; the [`client_sim`] plays the clients. [`peers`] is how nodes
 //! find each other, [`audit`] checks conservation, [`cluster`] starts a whole
 //! deployment as processes, [`demo`] is `frota-ctl run-rental`, and
@@ -18,6 +19,7 @@ pub mod ledger;
 pub mod monitor;
 pub mod nodes;
 pub mod peers;
+pub mod record;
 pub mod terminal;
 
 /// `frota-ctl run-rental`: start the rental nodes, run the client simulator,

@@ -19,6 +19,10 @@
 //! The rule, its reasons and how PostgreSQL, etcd, SQLite and TigerBeetle
 //! decide the same question are in protocol.md, "Durable logs: torn tail or
 //! corruption".
+//!
+//! Pure: it reads bytes through [`ReadAt`] (a log's file, or bytes in memory
+//! in tests) and decides; cutting a torn tail off and keeping it aside is
+//! [`super::tools`]'s, and `Wal::open` does it.
 
 use super::format::{self, Decoded, Header, HEADER_MAX};
 use serde_json::Value;
@@ -124,10 +128,34 @@ impl Damage {
     }
 }
 
+/// Where a log's bytes are read from: its file, or bytes in memory (tests).
+pub trait ReadAt {
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, at)
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        let from = usize::try_from(at).unwrap_or(usize::MAX);
+        match self.get(from..).and_then(|rest| rest.get(..buf.len())) {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => Err(io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+}
+
 /// A file seen through a window that slides forward: `buf[start..]`
 /// holds the file's bytes from `at` on.
 pub struct Reader<'a> {
-    file: &'a File,
+    file: &'a dyn ReadAt,
     len: u64,
     buf: Vec<u8>,
     start: usize,
@@ -135,7 +163,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(file: &'a File, len: u64) -> Reader<'a> {
+    pub fn new(file: &'a dyn ReadAt, len: u64) -> Reader<'a> {
         Reader {
             file,
             len,
@@ -195,7 +223,7 @@ impl<'a> Reader<'a> {
 
 /// Replay the intact records of `file` (its first `len` bytes), handing
 /// each to `f`, then examine what follows them.
-pub fn scan(file: &File, len: u64, mut f: impl FnMut(Place, Value)) -> io::Result<Scan> {
+pub fn scan(file: &dyn ReadAt, len: u64, mut f: impl FnMut(Place, Value)) -> io::Result<Scan> {
     let mut r = Reader::new(file, len);
     let mut records = 0u64;
     let mut last: Option<Place> = None;

@@ -1,48 +1,33 @@
 //! A company's two logs, `participant.log` and `coordinator.log`: the typed
-//! records of [`crate::ev::twopc`] (one enum per log) over the [`Wal`].
+//! records of [`crate::ev::twopc`] (one enum per log, see
+//! [`crate::wal::record`]) over the [`Wal`].
 
-use crate::wal::{Replay, Wal};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use serde_json::Value;
+use crate::ev::twopc::{CoordRecord, PartRecord};
+use crate::wal::record::Record;
+use crate::wal::Wal;
 use std::io;
-use std::path::Path;
 use std::time::Duration;
 
-/// Open the log at `path` and hand every record to `apply`, in order. A
-/// record that is not one of this version's refuses the start, with the
-/// file and the record's number (nothing is applied after it).
-pub fn open<R: DeserializeOwned>(
-    path: &Path,
-    mut apply: impl FnMut(R),
-) -> io::Result<(Wal, Replay)> {
-    let (mut bad, mut n) = (None, 0u64);
-    let (wal, replay) = Wal::open(path, |v| {
-        n += 1;
-        match serde_json::from_value::<R>(v) {
-            Ok(r) if bad.is_none() => apply(r),
-            Ok(_) => {}
-            Err(e) => {
-                bad.get_or_insert(format!("record {n}: {e}"));
-            }
-        }
-    })?;
-    match bad {
-        None => Ok((wal, replay)),
-        Some(why) => Err(io::Error::other(format!(
-            "{}: {why} — not a record of this frota version (logs written before issue 15 are \
-             not read: start on a fresh --data-dir, e.g. `make clean-logs`)",
-            path.display()
-        ))),
-    }
+pub use crate::wal::record::open;
+
+/// Logs written before issue 15 (transaction ids like `A-1806…`, aborts
+/// without their conflict) hold records of other shapes.
+const BEFORE_ISSUE_15: &str = "logs written before issue 15 are not read: start on a fresh \
+                               --data-dir, e.g. `make clean-logs`";
+
+impl Record for CoordRecord {
+    const UNREADABLE: &'static str = BEFORE_ISSUE_15;
+}
+
+impl Record for PartRecord {
+    const UNREADABLE: &'static str = BEFORE_ISSUE_15;
 }
 
 /// Queue `rec` behind everything queued so far; returns its ticket. Err:
 /// refused (a full disk, nothing written). A log that failed stops the
 /// node (see [`fail_stop`]).
-pub fn queue<R: Serialize>(wal: &Wal, rec: &R, who: &str) -> io::Result<u64> {
-    let v = serde_json::to_value(rec).unwrap_or(Value::Null);
-    match wal.enqueue(&[v]) {
+pub fn queue<R: Record>(wal: &Wal, rec: &R, who: &str) -> io::Result<u64> {
+    match wal.enqueue(&[rec.encode()]) {
         Err(e) if !crate::wal::is_refused(&e) => fail_stop(who, e),
         r => r,
     }
