@@ -5,7 +5,9 @@
 //! - ```` ```nc <node> ```` blocks: `>` lines are sent, `<` lines must be
 //!   received, in order. Like the person's windows, one connection per node
 //!   stays open for the whole document. Replies match by the rules of
-//!   protocol.md ("How examples are written"), arrays by whole length.
+//!   protocol.md ("How examples are written"), arrays by whole length and
+//!   keys in the order shown; on the raw bytes, every message must begin
+//!   with its envelope (`{"type":...,"in_reply_to":` or `"id":`).
 //! - ```` ```nc-listen <addr> ```` blocks: what `nc -lk <addr>` prints — a
 //!   length line, then the payload line of a frame some node sent there.
 //!   The test listens on that address itself (it is the callback address
@@ -92,6 +94,30 @@ fn listen(addr: &str, stop: Arc<AtomicBool>) -> crossbeam_channel::Receiver<(Str
     rx
 }
 
+/// The envelope leads the bytes as they came off the wire, as protocol.md
+/// writes every message: `{"type":"...","in_reply_to":...` for a reply,
+/// `{"type":"...","id":...` for a request a node sends (the callback's
+/// `car_ready` once arrived with `type` and `id` last). Checked on the raw
+/// bytes, not on a parsed value, whose key order is serde_json's to choose.
+fn envelope_leads(want: &str, raw: &[u8], ctx: &str, problems: &mut Vec<String>) {
+    let Ok(w) = serde_json::from_str::<Value>(want) else {
+        return; // check() reports it
+    };
+    let mut prefix = format!("{{\"type\":{}", w["type"]);
+    if let Some(k) = ["in_reply_to", "id"]
+        .into_iter()
+        .find(|k| w.get(k).is_some())
+    {
+        prefix.push_str(&format!(",\"{k}\":"));
+    }
+    let raw = String::from_utf8_lossy(raw);
+    if !want.starts_with(&prefix) || !raw.starts_with(&prefix) {
+        problems.push(format!(
+            "{ctx}: the message must begin with {prefix}\n  doc:  {want}\n  got:  {raw}"
+        ));
+    }
+}
+
 fn check(want: &str, got: &Value, ctx: &str, problems: &mut Vec<String>) {
     match serde_json::from_str::<Value>(want) {
         Ok(w) => {
@@ -153,6 +179,12 @@ fn the_walkthrough_works_as_written() {
                     lines[0].2
                 ));
             }
+            envelope_leads(
+                &lines[1].2,
+                payload.as_bytes(),
+                &format!("netcat.md line {}", lines[1].0),
+                &mut problems,
+            );
             match serde_json::from_str::<Value>(&payload) {
                 Ok(got) => check(
                     &lines[1].2,
@@ -181,7 +213,10 @@ fn the_walkthrough_works_as_written() {
             }
             let started = Instant::now();
             let got = match conn.read_frame() {
-                Ok(Some(f)) => serde_json::from_slice::<Value>(&f.payload).unwrap_or(Value::Null),
+                Ok(Some(f)) => {
+                    envelope_leads(text, &f.payload, &ctx, &mut problems);
+                    serde_json::from_slice::<Value>(&f.payload).unwrap_or(Value::Null)
+                }
                 other => panic!("{ctx}: no reply after {:?}: {other:?}", started.elapsed()),
             };
             if std::env::var_os("FROTA_DOC_SHOW").is_some() {
