@@ -313,6 +313,18 @@ fn help_shows_each_nodes_own_default_port() {
             "company {name}: {listen}"
         );
     }
+    // The monitor's UDP port follows --listen: the nodes send their
+    // heartbeats to its TCP HOST:PORT unless told otherwise.
+    let out = run(
+        env!("CARGO_BIN_EXE_frota-heartbeat"),
+        &["--listen", "127.0.0.1:7500", "--help"],
+    );
+    let help = text(&out.stdout);
+    let udp = help.lines().find(|l| l.contains("--udp")).unwrap_or("");
+    assert!(
+        udp.ends_with("[default: 127.0.0.1:7500]"),
+        "heartbeat --listen 127.0.0.1:7500: {udp}"
+    );
     for id in 1..=3 {
         let out = run(
             env!("CARGO_BIN_EXE_frota-terminal"),
@@ -459,4 +471,27 @@ fn frota_client_without_an_info_desk_says_so_at_once() {
             && err.contains("make status"),
         "{err}"
     );
+}
+
+/// A heartbeat monitor started on another port by hand hears the nodes
+/// pointed at it: its UDP socket is where they send (their `--heartbeat`).
+#[test]
+fn a_moved_heartbeat_monitor_listens_for_udp_where_nodes_send() {
+    // A port free for both TCP and UDP, as far as a moment ago tells.
+    let port = loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            break p;
+        }
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let hb = NodeProc::spawn(
+        Path::new(env!("CARGO_BIN_EXE_frota-heartbeat")),
+        &["--listen".into(), listen.clone()],
+        &[("RUST_LOG", "warn".into())],
+        None,
+    )
+    .expect("frota-heartbeat starts");
+    assert_eq!(hb.addr("udp").to_string(), listen);
 }

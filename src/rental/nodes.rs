@@ -117,13 +117,30 @@ impl Node for HeartbeatNode {
     const PROGRAM: &'static str = "frota-heartbeat";
     const ABOUT: &'static str = "rental heartbeat monitor: who is alive, from UDP heartbeats";
 
+    /// The senders' heartbeats go to the monitor's TCP `HOST:PORT` unless
+    /// told otherwise (`--heartbeat-udp` defaults to `--heartbeat`), so a
+    /// monitor moved with `--listen` listens for UDP there too: with a
+    /// fixed UDP default it would wait on 7000 while every node sent
+    /// elsewhere, and nobody would ever be alive.
+    fn preset(argv: &[String]) -> Self {
+        let mut n = Self::default();
+        if let Some(listen) = crate::cli::peek(argv, "listen") {
+            n.udp = listen;
+        }
+        n
+    }
+
     fn flags(&self) -> Vec<Flag> {
         let m = &self.monitor;
         let mut f = server_flags(&self.server, "TCP address for queries (alive)");
         f.splice(
             1..1,
             [
-                opt("udp", self.udp.clone(), "UDP address heartbeats are sent to"),
+                opt(
+                    "udp",
+                    self.udp.clone(),
+                    "UDP address heartbeats are sent to; the same HOST:PORT as --listen unless given (where the nodes send by default)",
+                ),
                 opt(
                     "detector",
                     m.detector.name(),
