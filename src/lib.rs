@@ -24,6 +24,8 @@
 //!   corruption (refuses to open), refuses writes on a full disk and stops
 //!   the process when a write or fsync fails; `wal::tools` is what
 //!   `frota-ctl log-check` / `log-repair` do.
+//! - [`wake`]: a wake-up a sleeping thread parks on at once (the broker's
+//!   writer threads), instead of a channel's spin-then-yield.
 //! - [`trace`]: optional wire traces (`FROTA_TRACE=<dir>`) for ladder diagrams.
 //! - [`crash`]: named crash points (`FROTA_CRASH_AT`) for fault tests.
 //! - [`cli`]: flag parsing and logging set-up shared by the binaries.
@@ -69,6 +71,7 @@ pub mod rng;
 pub mod server;
 pub mod sync;
 pub mod trace;
+pub mod wake;
 pub mod wal;
 
 pub use error::{Code, Error};

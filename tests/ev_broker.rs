@@ -220,3 +220,66 @@ fn slow_subscriber_is_dropped_without_stalling_others() {
     );
     drop(slow);
 }
+
+/// The broker process's thread count (Linux), or `None` elsewhere.
+fn threads(b: &NodeProc) -> Option<usize> {
+    let s = std::fs::read_to_string(format!("/proc/{}/status", b.pid())).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Every subscriber's writer thread (a frota-framed subscriber's delivery
+/// thread, an MQTT connection's writer) sleeps on a wake-up the bus holds;
+/// when the subscriber goes, the bus lets go and the thread must end, not
+/// sleep for ever.
+#[test]
+fn writer_threads_end_when_subscribers_go() {
+    let b = broker(&["--mqtt-listen", "127.0.0.1:0"]);
+    let Some(idle) = threads(&b) else {
+        eprintln!("SKIPPED: no /proc/<pid>/status on this system");
+        return;
+    };
+    let mut frota_subs: Vec<Client> = (0..10).map(|_| client(&b)).collect();
+    for c in &mut frota_subs {
+        sub(c, "t/x");
+    }
+    let mqtt = b.addr("mqtt").to_string();
+    let mqtt_subs: Vec<frota::mqtt::MqttClient> = (0..10)
+        .map(|i| {
+            let mut m = frota::mqtt::MqttClient::connect(
+                &mqtt,
+                &format!("w{i}"),
+                &frota::mqtt::ClientConfig::default(),
+            )
+            .expect("mqtt connect");
+            m.subscribe("t/x", 0).expect("mqtt subscribe");
+            m
+        })
+        .collect();
+    // Wake every writer at least once.
+    let mut publ = client(&b);
+    assert_eq!(publish(&mut publ, "t/x", json!({"n": 1})), 20);
+    for c in &mut frota_subs {
+        assert_eq!(drain(c, Duration::from_millis(300)).len(), 1);
+    }
+    // Each subscriber has a reader and a writer thread: at least 40 more.
+    let busy = threads(&b).unwrap_or(0);
+    assert!(
+        busy >= idle + 40,
+        "{busy} threads with 20 subscribers, {idle} idle"
+    );
+    drop(frota_subs);
+    for m in mqtt_subs {
+        m.disconnect();
+    }
+    drop(publ);
+    let back = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        threads(&b).is_some_and(|n| n <= idle)
+    });
+    assert!(
+        back,
+        "the broker still has {:?} threads after every subscriber left ({idle} before they came)",
+        threads(&b)
+    );
+}

@@ -30,8 +30,8 @@ use crate::frame::Mode;
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
 use crate::sync::{lock, wait_timeout};
+use crate::wake::Wake;
 use bus::{Bus, Conn};
-use crossbeam_channel::{bounded, Receiver, Sender};
 use mqtt_listener::MqttState;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -93,13 +93,13 @@ impl Gate {
 /// A frota-framed subscriber's connection as the bus sees it: a wake-up
 /// for its delivery thread, and its socket to close.
 struct FrotaConn {
-    kick: Sender<()>,
+    kick: Arc<Wake>,
     writer: Writer,
 }
 
 impl Conn for FrotaConn {
     fn wake(&self) {
-        let _ = self.kick.try_send(());
+        self.kick.wake();
     }
 
     fn close(&self) {
@@ -107,19 +107,19 @@ impl Conn for FrotaConn {
     }
 }
 
+impl Drop for FrotaConn {
+    /// The bus let go of the connection: its delivery thread ends.
+    fn drop(&mut self) {
+        self.kick.close();
+    }
+}
+
 /// The delivery thread of one frota-framed subscriber: takes what the core
 /// queued and writes `message` frames, in the framing mode of the request
 /// that subscribed (inline for a person at netcat). Ends when the
-/// subscriber is unregistered (the kick channel closes) or a write fails.
-fn deliver_loop(
-    bus: &Bus,
-    id: SubscriberId,
-    kick: Receiver<()>,
-    w: Writer,
-    mode: Mode,
-    gate: &Gate,
-) {
-    while kick.recv().is_ok() {
+/// subscriber is unregistered (its wake-up closes) or a write fails.
+fn deliver_loop(bus: &Bus, id: SubscriberId, kick: &Wake, w: Writer, mode: Mode, gate: &Gate) {
+    while kick.wait() {
         for (msg, retained) in bus.with(|c| c.take_frota(id)) {
             gate.wait_idle();
             let (key, value) = frame_payload(&msg.payload);
@@ -208,12 +208,18 @@ impl Broker {
         gate.set(true);
         let label = ctx.peer.map(|p| p.to_string()).unwrap_or_default();
         let id = self.bus.with(|c| c.frota_register(&label));
-        let (kick, rx) = bounded(1);
-        let (bus, w, mode, g) = (self.bus.clone(), ctx.writer.clone(), ctx.mode, gate.clone());
+        let kick = Arc::new(Wake::new());
+        let (bus, w, mode, g, k) = (
+            self.bus.clone(),
+            ctx.writer.clone(),
+            ctx.mode,
+            gate.clone(),
+            kick.clone(),
+        );
         thread::Builder::new()
             .name(format!("deliver-{id}"))
             .stack_size(128 * 1024)
-            .spawn(move || deliver_loop(&bus, id, rx, w, mode, &g))
+            .spawn(move || deliver_loop(&bus, id, &k, w, mode, &g))
             .map_err(|e| {
                 self.bus.with(|c| c.drop_frota(id));
                 Error::unavailable(format!("cannot start a delivery thread: {e}"))
@@ -325,8 +331,8 @@ impl Handler for Broker {
         if let Some((id, gate)) = gone {
             gate.set(false);
             self.bus.with(|c| c.drop_frota(id));
-            // Dropping its handle closes the kick channel: the delivery
-            // thread ends.
+            // Dropping its handle closes its wake-up: the delivery thread
+            // ends.
             self.bus.unregister(id);
         }
     }

@@ -33,7 +33,7 @@ use crate::mqtt::conn::{PacketReader, PacketWriter, ReadError};
 use crate::mqtt::session::Out;
 use crate::server::{AcceptGate, ServerConfig};
 use crate::sync::lock;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crate::wake::Wake;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io;
@@ -318,13 +318,20 @@ enum End {
 
 /// The bus's handle on one MQTT connection: wake its writer, or close it.
 struct MqttConn {
-    kick: Sender<()>,
+    kick: Arc<Wake>,
     writer: PacketWriter,
+}
+
+impl Drop for MqttConn {
+    /// The bus let go of the connection: its writer thread ends.
+    fn drop(&mut self) {
+        self.kick.close();
+    }
 }
 
 impl Conn for MqttConn {
     fn wake(&self) {
-        let _ = self.kick.try_send(());
+        self.kick.wake();
     }
 
     fn close(&self) {
@@ -371,8 +378,8 @@ fn flush(shared: &Shared, id: ConnId, w: &PacketWriter) -> io::Result<bool> {
 }
 
 /// The writer thread: flush whenever the core says there is something.
-fn write_loop(shared: &Shared, id: ConnId, kick: &Receiver<()>, w: &PacketWriter) {
-    while kick.recv().is_ok() {
+fn write_loop(shared: &Shared, id: ConnId, kick: &Wake, w: &PacketWriter) {
+    while kick.wait() {
         // Held acks are the reader's business (it bounds the wait).
         if flush(shared, id, w).is_err() {
             // A client that does not read is cut off by the write timeout;
@@ -490,11 +497,11 @@ fn connected(
     keep_alive: u16,
 ) -> End {
     let cfg = &shared.cfg;
-    let (kick, rx) = bounded::<()>(1);
+    let kick = Arc::new(Wake::new());
     shared.bus.register(
         id,
         Arc::new(MqttConn {
-            kick,
+            kick: kick.clone(),
             writer: writer.clone(),
         }),
     );
@@ -508,7 +515,7 @@ fn connected(
         .stack_size(cfg.stack_size)
         .spawn({
             let shared = shared.clone();
-            move || write_loop(&shared, id, &rx, &w)
+            move || write_loop(&shared, id, &kick, &w)
         });
     let sender = match sender {
         Ok(h) => h,
@@ -523,7 +530,7 @@ fn connected(
     };
     let end = read_loop(shared, reader, writer, id, idle);
     // Shut the socket first so a writer blocked on a client that does not
-    // read returns at once; unregistering closes its kick channel.
+    // read returns at once; unregistering closes its wake-up.
     writer.shutdown();
     shared.bus.unregister(id);
     let _ = sender.join();
