@@ -341,7 +341,7 @@ fn retryable(e: &Error) -> bool {
 }
 
 /// A request sent by [`Pool::start`], its reply not yet read.
-pub struct Pending {
+pub struct InFlight {
     addr: String,
     req: Request,
     sent: Option<Client>,
@@ -423,7 +423,7 @@ impl Pool {
     /// Send a request without waiting for its reply: several requests to
     /// different peers can be in flight from one thread (a coordinator's
     /// prepares, say) with no thread per request. [`Pool::finish`] waits.
-    pub fn start(&self, addr: &str, kind: &str, fields: Body) -> Pending {
+    pub fn start(&self, addr: &str, kind: &str, fields: Body) -> InFlight {
         let mut req = Request::new(kind, fields);
         req.id = Some(next_id());
         let sent = match self.take(addr) {
@@ -431,7 +431,7 @@ impl Pool {
             None => Client::connect(addr, &self.cfg).ok(),
         }
         .and_then(|mut c| c.send(&req).is_ok().then_some(c));
-        Pending {
+        InFlight {
             addr: addr.to_string(),
             req,
             sent,
@@ -441,8 +441,8 @@ impl Pool {
 
     /// The reply to a [`Pool::start`]ed request. If the first attempt
     /// failed in transit, it is retried like [`Pool::request`] (same id).
-    pub fn finish(&self, p: Pending) -> Result<Body, Error> {
-        let Pending {
+    pub fn finish(&self, p: InFlight) -> Result<Body, Error> {
+        let InFlight {
             addr,
             req,
             sent,

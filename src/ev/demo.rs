@@ -18,7 +18,7 @@ use super::cluster::{BrokerKind, EvBins, EvCluster, EvOptions};
 use super::mosquitto;
 use super::nodes::VehiclesNode;
 use super::vehicle::{self, SimConfig};
-use crate::cli::{opt, Args};
+use crate::cli::{opt, Args, Flag};
 use crate::config::{addr, Node};
 use crate::ctl::demos::Verdict;
 use std::path::PathBuf;
@@ -32,12 +32,79 @@ pub fn run(args: &[String]) -> i32 {
 
 /// The EV demo, ending in its verdict line (`run-ev: PASS — ...`).
 pub fn run_verdict(args: &[String]) -> Verdict {
-    // The vehicles' flags and every default are the binaries' (crate::config).
-    let vehicles = VehiclesNode::default();
-    let v = vehicles.sim.clone();
+    let a = match Args::parse_sub("frota-ctl run-ev", "the EV charging demo", &flags(), args) {
+        Ok(a) => a,
+        Err(code) => return Verdict::usage(code),
+    };
+    let s = match Settings::check(&a) {
+        Ok(s) => s,
+        Err(e) => return Verdict::usage(a.bad(&e)),
+    };
+    let started = Instant::now();
+    let opts = match options(&a, &s) {
+        Ok(o) => o,
+        Err(why) => return Verdict::fail("run-ev", why),
+    };
+    let log_dir = a.string("log-dir");
+    println!(
+        "run-ev: starting broker ({}) and companies A, B, C (logs in {log_dir})",
+        a.string("broker-kind"),
+    );
+    let cluster = match EvCluster::start(EvBins::siblings(), opts) {
+        Ok(c) => c,
+        Err(e) => {
+            return Verdict::fail(
+                "run-ev",
+                format!("cannot start the nodes: {e} (are they already running? `make down` stops a `make up` deployment; `make status` shows them)"),
+            )
+        }
+    };
+    show_nodes(&cluster, s.mqtt_port, &log_dir);
+    let cfg = SimConfig {
+        broker: cluster.broker_url(),
+        ..s.sim
+    };
+    println!(
+        "run-ev: {} vehicles ask for 3-stop routes ({} of them in groups of {} that want the same stops)",
+        cfg.vehicles, cfg.contended, cfg.group
+    );
+    let report = match vehicle::run(&cfg, &mut |line| println!("  {line}")) {
+        Ok(r) => r,
+        Err(e) => return Verdict::fail("run-ev", format!("the vehicle simulator failed: {e}")),
+    };
+    println!("{}", report.summary());
+    let (lines, groups_ok) = group_lines(&cfg, &report);
+    for line in lines {
+        println!("  {line}");
+    }
+    let audit = match audit::check(&cluster.companies(), Duration::from_secs(10)) {
+        Ok(v) => v,
+        Err(e) => {
+            return Verdict::fail(
+                "run-ev",
+                format!("the audit could not read the companies: {e}"),
+            )
+        }
+    };
+    for l in audit.lines() {
+        println!("{l}");
+    }
+    drop(cluster);
+    let v = verdict(&report, audit.ok, groups_ok);
+    println!(
+        "{} (nodes stopped; {:.1} s)",
+        v.line(),
+        started.elapsed().as_secs_f64()
+    );
+    v
+}
+
+/// The demo's flags: the vehicle simulator's own (and their defaults, the
+/// binaries', crate::config), then the deployment's.
+fn flags() -> Vec<Flag> {
     let port = |a: &str| a.rsplit(':').next().unwrap_or("0").to_string();
     let own = ["vehicles", "seed", "contended", "group", "timeout-ms"];
-    let mut flags: Vec<_> = vehicles
+    let mut flags: Vec<_> = VehiclesNode::default()
         .flags()
         .into_iter()
         .filter(|f| own.contains(&f.name))
@@ -66,87 +133,88 @@ pub fn run_verdict(args: &[String]) -> Verdict {
         ),
         opt("log-dir", "logs", "node logs"),
     ]);
-    let a = match Args::parse_sub("frota-ctl run-ev", "the EV charging demo", &flags, args) {
-        Ok(a) => a,
-        Err(code) => return Verdict::usage(code),
-    };
-    // Every value is checked before a node starts: a typo is a usage error
-    // (exit 2, nothing started), not a failure halfway through the demo.
-    let checked = || -> Result<_, String> {
+    flags
+}
+
+/// The demo's values, every one checked before a node starts: a typo is a
+/// usage error (exit 2, nothing started), not a failure halfway through.
+struct Settings {
+    sim: SimConfig,
+    base_port: u16,
+    mqtt_port: u16,
+    hold_expiry_ms: u64,
+}
+
+impl Settings {
+    fn check(a: &Args) -> Result<Settings, String> {
         let kind = a.try_string("broker-kind")?;
         if kind != "frota" && kind != "mosquitto" {
             return Err(format!(
                 "--broker-kind must be frota or mosquitto, not '{kind}'"
             ));
         }
-        let cfg = SimConfig {
+        let sim = SimConfig {
             vehicles: a.try_value("vehicles")?,
             seed: a.try_value("seed")?,
             contended: a.try_value("contended")?,
             group: a.try_value::<usize>("group")?.max(1),
             timeout: a.try_millis("timeout-ms")?,
-            ..v.clone()
+            ..VehiclesNode::default().sim
         };
-        let base = a.try_value::<u16>("base-port")?;
-        if base > u16::MAX - 3 {
+        let base_port = a.try_value::<u16>("base-port")?;
+        if base_port > u16::MAX - 3 {
             return Err(format!(
-                "--base-port {base} leaves no room for the three companies' ports after it"
+                "--base-port {base_port} leaves no room for the three companies' ports after it"
             ));
         }
-        Ok((
-            cfg,
-            base,
-            a.try_value::<u16>("mqtt-port")?,
-            a.try_value::<u64>("hold-expiry-ms")?,
-        ))
-    };
-    let (sim, base, mqtt_port, hold_expiry_ms) = match checked() {
-        Ok(c) => c,
-        Err(e) => return Verdict::usage(a.bad(&e)),
-    };
-    let started = Instant::now();
+        Ok(Settings {
+            sim,
+            base_port,
+            mqtt_port: a.try_value("mqtt-port")?,
+            hold_expiry_ms: a.try_value("hold-expiry-ms")?,
+        })
+    }
+}
+
+/// The cluster's options; wipes the companies' old data (a demo starts from
+/// nothing: old reservations would skew the report). Err: why it cannot run.
+fn options(a: &Args, s: &Settings) -> Result<EvOptions, String> {
     let data = PathBuf::from(a.string("data-dir"));
     for c in ["a", "b", "c"] {
-        // A demo starts from nothing: old reservations would skew the report.
         let _ = std::fs::remove_dir_all(data.join(format!("company-{c}")));
     }
     let mut opts = EvOptions::new(&data);
     opts.log_dir = Some(PathBuf::from(a.string("log-dir")));
+    let base = s.base_port;
     if base != 0 {
         opts.ports = Some([base, base + 1, base + 2, base + 3]);
     }
-    opts.mqtt_port = Some(mqtt_port).filter(|p| *p != 0);
+    opts.mqtt_port = Some(s.mqtt_port).filter(|p| *p != 0);
     if a.string("broker-kind") == "mosquitto" {
         let Some(bin) = mosquitto::find("mosquitto") else {
-            return Verdict::fail(
-                "run-ev",
+            return Err(
                 "mosquitto not found (make deps-mqtt, or apt-get install mosquitto)".into(),
             );
         };
         opts.broker_kind = BrokerKind::Mosquitto(bin);
         // Mosquitto cannot run without its port: a busy one (often a
         // system mosquitto on 1883) means we pick another.
-        if mqtt_port != 0 && std::net::TcpListener::bind(("127.0.0.1", mqtt_port)).is_err() {
-            println!("run-ev: port {mqtt_port} is busy; mosquitto gets a free port");
+        let busy = std::net::TcpListener::bind(("127.0.0.1", s.mqtt_port)).is_err();
+        if s.mqtt_port != 0 && busy {
+            println!(
+                "run-ev: port {} is busy; mosquitto gets a free port",
+                s.mqtt_port
+            );
             opts.mqtt_port = None;
         }
     }
-    let kind = a.string("broker-kind");
-    opts.hold_expiry_ms = hold_expiry_ms;
+    opts.hold_expiry_ms = s.hold_expiry_ms;
     opts.ask_interval_ms = 500;
-    println!(
-        "run-ev: starting broker ({kind}) and companies A, B, C (logs in {})",
-        a.string("log-dir")
-    );
-    let cluster = match EvCluster::start(EvBins::siblings(), opts) {
-        Ok(c) => c,
-        Err(e) => {
-            return Verdict::fail(
-                "run-ev",
-                format!("cannot start the nodes: {e} (are they already running? `make down` stops a `make up` deployment; `make status` shows them)"),
-            )
-        }
-    };
+    Ok(opts)
+}
+
+/// Where each node listens, and how to watch the run over MQTT.
+fn show_nodes(cluster: &EvCluster, mqtt_port: u16, log_dir: &str) {
     for n in cluster.names() {
         println!("  {n:<10} {}", cluster.addr(&n));
     }
@@ -156,44 +224,16 @@ pub fn run_verdict(args: &[String]) -> Verdict {
             m.ip(),
             m.port()
         ),
-        None => println!(
-            "  mqtt       off (port {mqtt_port} busy; see {}/broker.log)",
-            a.string("log-dir")
-        ),
+        None => println!("  mqtt       off (port {mqtt_port} busy; see {log_dir}/broker.log)"),
     }
-    let cfg = SimConfig {
-        broker: cluster.broker_url(),
-        ..sim
-    };
-    println!(
-        "run-ev: {} vehicles ask for 3-stop routes ({} of them in groups of {} that want the same stops)",
-        cfg.vehicles, cfg.contended, cfg.group
-    );
-    let report = match vehicle::run(&cfg, &mut |line| println!("  {line}")) {
-        Ok(r) => r,
-        Err(e) => return Verdict::fail("run-ev", format!("the vehicle simulator failed: {e}")),
-    };
-    println!("{}", report.summary());
-    let (lines, groups_ok) = group_lines(&cfg, &report);
-    for line in lines {
-        println!("  {line}");
-    }
-    let verdict = match audit::check(&cluster.companies(), Duration::from_secs(10)) {
-        Ok(v) => v,
-        Err(e) => {
-            return Verdict::fail(
-                "run-ev",
-                format!("the audit could not read the companies: {e}"),
-            )
-        }
-    };
-    for l in verdict.lines() {
-        println!("{l}");
-    }
-    drop(cluster);
+}
+
+/// PASS only if the audit passes, every vehicle got an answer and every
+/// same-route group had exactly one winner.
+fn verdict(report: &vehicle::SimReport, audit_ok: bool, groups_ok: bool) -> Verdict {
+    let audit = if audit_ok { "PASS" } else { "FAIL" };
     let summary = format!(
-        "audit {}; {} vehicles: {} reserved, {} rejected (a stop was taken), {} failed (no answer){}",
-        if verdict.ok { "PASS" } else { "FAIL" },
+        "audit {audit}; {} vehicles: {} reserved, {} rejected (a stop was taken), {} failed (no answer){}",
         report.results.len(),
         report.reserved,
         report.rejected,
@@ -201,24 +241,15 @@ pub fn run_verdict(args: &[String]) -> Verdict {
         if groups_ok { "" } else { "; a same-route group did not have exactly one winner" }
     );
     let short = format!(
-        "audit {}, {} routes reserved, {} rejected, {} failed",
-        if verdict.ok { "PASS" } else { "FAIL" },
-        report.reserved,
-        report.rejected,
-        report.failed
+        "audit {audit}, {} routes reserved, {} rejected, {} failed",
+        report.reserved, report.rejected, report.failed
     );
-    let v = Verdict::new(
+    Verdict::new(
         "run-ev",
-        verdict.ok && report.failed == 0 && groups_ok,
+        audit_ok && report.failed == 0 && groups_ok,
         summary,
     )
-    .with_short(short);
-    println!(
-        "{} (nodes stopped; {:.1} s)",
-        v.line(),
-        started.elapsed().as_secs_f64()
-    );
-    v
+    .with_short(short)
 }
 
 /// One line per same-route group: the vehicles of a group ask for exactly

@@ -20,7 +20,7 @@ use crate::ev::bus_client::BusClient;
 use crate::ev::company::messages::{RouteOutcome, RouteRequest};
 use crate::ev::points::{describe, overlaps, PointSet, Stop};
 use crate::rng::Rng;
-use crossbeam_channel::{bounded, unbounded, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use serde_json::json;
 use std::collections::HashMap;
 use std::thread;
@@ -225,63 +225,15 @@ pub fn run(cfg: &SimConfig, out: &mut dyn FnMut(&str)) -> Result<SimReport, Stri
     let started = Instant::now();
     let (done_tx, done_rx) = unbounded::<VehicleResult>();
     let deadline = started + cfg.timeout + Duration::from_secs(1);
-    // Dispatcher: one receiving connection for all vehicles' answers.
     let d_bus = bus.clone();
-    let dispatcher = thread::spawn(move || {
-        while Instant::now() < deadline && !inboxes.is_empty() {
-            let Some((topic, payload)) = d_bus.recv(Duration::from_millis(200)) else {
-                continue;
-            };
-            let Ok(o) = serde_json::from_value::<RouteOutcome>(payload) else {
-                log::warn!("unreadable answer on {topic}");
-                continue;
-            };
-            // The first answer counts; the inbox is closed after it.
-            if let Some(tx) = inboxes.remove(&o.vehicle) {
-                let _ = tx.send(o);
-            }
-        }
-    });
+    let dispatcher = thread::spawn(move || dispatch(&d_bus, inboxes, deadline));
     let mut handles = Vec::new();
     for (p, rx) in plans.iter().cloned().zip(waits) {
         let bus = bus.clone();
         let done = done_tx.clone();
         let cfg = cfg.clone();
         handles.push(thread::spawn(move || {
-            let t0 = Instant::now();
-            let status = json!({"vehicle": p.vehicle, "battery": p.battery, "city": p.city,
-                                "range_km": RANGE_KM * p.battery / 100});
-            let status_topic = format!("vehicle/{}/status", p.vehicle);
-            let _ = bus.publish(&status_topic, status.clone());
-            let req = RouteRequest {
-                request_id: format!("{}-1", p.vehicle),
-                vehicle: p.vehicle.clone(),
-                stops: p.stops.clone(),
-                reply_to: None,
-                forwarded: false,
-            };
-            let sent = bus.publish(
-                &format!("vehicle/{}/request", p.vehicle),
-                serde_json::to_value(&req).unwrap_or_default(),
-            );
-            let answer = match sent {
-                Ok(0) => Err("no company is subscribed to route requests".to_string()),
-                Err(e) => Err(format!("cannot publish the request: {e}")),
-                Ok(_) => loop {
-                    let left = cfg.timeout.saturating_sub(t0.elapsed());
-                    if left.is_zero() {
-                        break Err(format!("no answer within {:?}", cfg.timeout));
-                    }
-                    match rx.recv_timeout(left.min(cfg.status_interval)) {
-                        Ok(o) => break Ok(o),
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                            let _ = bus.publish(&status_topic, status.clone());
-                        }
-                        Err(_) => break Err("answer channel closed".to_string()),
-                    }
-                },
-            };
-            let _ = done.send(result_line(&p, answer, t0.elapsed()));
+            let _ = done.send(drive(&p, &rx, &bus, &cfg));
         }));
     }
     drop(done_tx);
@@ -321,6 +273,71 @@ pub fn run(cfg: &SimConfig, out: &mut dyn FnMut(&str)) -> Result<SimReport, Stri
     report.elapsed = started.elapsed();
     report.results.sort_by(|a, b| a.vehicle.cmp(&b.vehicle));
     Ok(report)
+}
+
+/// One receiving connection for all vehicles' answers: each goes to its
+/// vehicle's inbox; the first answer counts, the inbox is closed after it.
+fn dispatch(
+    bus: &BusClient,
+    mut inboxes: HashMap<String, Sender<RouteOutcome>>,
+    deadline: Instant,
+) {
+    while Instant::now() < deadline && !inboxes.is_empty() {
+        let Some((topic, payload)) = bus.recv(Duration::from_millis(200)) else {
+            continue;
+        };
+        let Ok(o) = serde_json::from_value::<RouteOutcome>(payload) else {
+            log::warn!("unreadable answer on {topic}");
+            continue;
+        };
+        if let Some(tx) = inboxes.remove(&o.vehicle) {
+            let _ = tx.send(o);
+        }
+    }
+}
+
+/// One vehicle: announce its status, ask for its route, and wait for the
+/// answer (announcing its status again every `status_interval`).
+fn drive(
+    p: &Plan,
+    answers: &Receiver<RouteOutcome>,
+    bus: &BusClient,
+    cfg: &SimConfig,
+) -> VehicleResult {
+    let t0 = Instant::now();
+    let status = json!({"vehicle": p.vehicle, "battery": p.battery, "city": p.city,
+                        "range_km": RANGE_KM * p.battery / 100});
+    let status_topic = format!("vehicle/{}/status", p.vehicle);
+    let _ = bus.publish(&status_topic, status.clone());
+    let req = RouteRequest {
+        request_id: format!("{}-1", p.vehicle),
+        vehicle: p.vehicle.clone(),
+        stops: p.stops.clone(),
+        reply_to: None,
+        forwarded: false,
+    };
+    let sent = bus.publish(
+        &format!("vehicle/{}/request", p.vehicle),
+        serde_json::to_value(&req).unwrap_or_default(),
+    );
+    let answer = match sent {
+        Ok(0) => Err("no company is subscribed to route requests".to_string()),
+        Err(e) => Err(format!("cannot publish the request: {e}")),
+        Ok(_) => loop {
+            let left = cfg.timeout.saturating_sub(t0.elapsed());
+            if left.is_zero() {
+                break Err(format!("no answer within {:?}", cfg.timeout));
+            }
+            match answers.recv_timeout(left.min(cfg.status_interval)) {
+                Ok(o) => break Ok(o),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    let _ = bus.publish(&status_topic, status.clone());
+                }
+                Err(_) => break Err("answer channel closed".to_string()),
+            }
+        },
+    };
+    result_line(p, answer, t0.elapsed())
 }
 
 fn result_line(p: &Plan, answer: Result<RouteOutcome, String>, took: Duration) -> VehicleResult {

@@ -79,23 +79,7 @@ pub fn once(backup: &str, heartbeat: &str, timeout: Duration) -> Report {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    // 1. the backup places exactly the 14 fleet vehicles, once each.
-    let placed: BTreeSet<&str> = places.keys().map(String::as_str).collect();
-    let fleet: BTreeSet<&str> = FLEET.iter().map(|v| v.id).collect();
-    if placed != fleet {
-        problems.push(format!(
-            "the backup places {placed:?}, the fleet is {fleet:?}"
-        ));
-    }
-    let mut free_at: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (car, p) in &places {
-        if p["state"] == "free" {
-            let t = p["terminal"].as_str().unwrap_or("?").to_string();
-            free_at.entry(t).or_default().insert(car.clone());
-        }
-    }
-    // 2. each live terminal's view equals the backup's, and no car is in
-    //    two views.
+    let free_at = check_fleet(&places, &mut problems);
     let live = match peers::alive(&pool, heartbeat, Some("terminal")) {
         Ok(l) => l,
         Err(e) => {
@@ -104,31 +88,7 @@ pub fn once(backup: &str, heartbeat: &str, timeout: Duration) -> Report {
             ))
         }
     };
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    let mut views = Vec::new();
-    for t in &live {
-        let view = match pool.call(&t.tcp, "stock", crate::Body::new()) {
-            Ok(v) => v,
-            Err(e) => {
-                problems.push(format!("{} does not answer 'stock': {e}", t.name));
-                continue;
-            }
-        };
-        let cars: BTreeSet<String> = super::strings(&view, "cars").into_iter().collect();
-        for c in &cars {
-            if let Some(other) = seen.insert(c.clone(), t.name.clone()) {
-                problems.push(format!("{c} is free at both {other} and {}", t.name));
-            }
-        }
-        let want = free_at.get(&t.name).cloned().unwrap_or_default();
-        if cars != want {
-            problems.push(format!(
-                "{} shows {:?}, the backup says {:?}",
-                t.name, cars, want
-            ));
-        }
-        views.push(format!("{}: {}", t.name, cars.len()));
-    }
+    let views = check_views(&pool, &live, &free_at, &mut problems);
     let down: Vec<String> = free_at
         .iter()
         .filter(|(t, _)| !live.iter().any(|l| &&l.name == t))
@@ -158,6 +118,65 @@ pub fn once(backup: &str, heartbeat: &str, timeout: Duration) -> Report {
         problems,
         backup: Value::Object(b),
     }
+}
+
+/// Check 1: the backup places exactly the 14 fleet vehicles, once each.
+/// Returns the free cars by terminal.
+fn check_fleet(
+    places: &serde_json::Map<String, Value>,
+    problems: &mut Vec<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let placed: BTreeSet<&str> = places.keys().map(String::as_str).collect();
+    let fleet: BTreeSet<&str> = FLEET.iter().map(|v| v.id).collect();
+    if placed != fleet {
+        problems.push(format!(
+            "the backup places {placed:?}, the fleet is {fleet:?}"
+        ));
+    }
+    let mut free_at: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (car, p) in places {
+        if p["state"] == "free" {
+            let t = p["terminal"].as_str().unwrap_or("?").to_string();
+            free_at.entry(t).or_default().insert(car.clone());
+        }
+    }
+    free_at
+}
+
+/// Check 2: each live terminal's view equals the backup's, and no car is
+/// in two views. Returns `<terminal>: <free cars>` per view.
+fn check_views(
+    pool: &Pool,
+    live: &[peers::Peer],
+    free_at: &BTreeMap<String, BTreeSet<String>>,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut views = Vec::new();
+    for t in live {
+        let view = match pool.call(&t.tcp, "stock", crate::Body::new()) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(format!("{} does not answer 'stock': {e}", t.name));
+                continue;
+            }
+        };
+        let cars: BTreeSet<String> = super::strings(&view, "cars").into_iter().collect();
+        for c in &cars {
+            if let Some(other) = seen.insert(c.clone(), t.name.clone()) {
+                problems.push(format!("{c} is free at both {other} and {}", t.name));
+            }
+        }
+        let want = free_at.get(&t.name).cloned().unwrap_or_default();
+        if cars != want {
+            problems.push(format!(
+                "{} shows {:?}, the backup says {:?}",
+                t.name, cars, want
+            ));
+        }
+        views.push(format!("{}: {}", t.name, cars.len()));
+    }
+    views
 }
 
 /// The audit as JSON (for `frota-ctl audit-rental --json`).

@@ -40,14 +40,14 @@
 //! waiting write with error 13 and stops the process.
 
 use super::fleet::{self, Class};
-use super::ledger::{Ledger, Plan};
+use super::ledger::{Ledger, Ruling};
 use super::record::Record;
 use crate::crash;
 use crate::error::{Code, Error};
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
 use crate::sync::lock;
-use crate::wal::record::{self as typed, Record as _};
+use crate::wal::record::{self as typed, LogRecord as _};
 use crate::wal::{self, Wal};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -281,10 +281,10 @@ impl Backup {
 
     /// Decide under the lock, queue the record in log order, wait for the
     /// fsync without the lock, then answer.
-    fn commit(&self, decide: impl FnOnce(&Ledger) -> Result<Plan, Error>) -> Result<Body, Error> {
+    fn commit(&self, decide: impl FnOnce(&Ledger) -> Result<Ruling, Error>) -> Result<Body, Error> {
         let mut ledger = self.lock();
         match decide(&ledger)? {
-            Plan::Answer(b) => {
+            Ruling::Answer(b) => {
                 // A retry may arrive while the first answer's record is still
                 // being synced: never answer from a state that is not durable.
                 let ticket = self.wal.last_ticket();
@@ -292,7 +292,7 @@ impl Backup {
                 self.wal.wait(ticket).map_err(log_error)?;
                 Ok(b)
             }
-            Plan::Write(rec) => {
+            Ruling::Write(rec) => {
                 crash::point("backup.before_log");
                 // Queued before it is applied: a refused record changes nothing.
                 let ticket = self.wal.enqueue(&[rec.encode()]).map_err(log_error)?;
@@ -314,14 +314,14 @@ impl Backup {
         &self,
         req: &Request,
         ctx: &Ctx,
-        decide: impl FnOnce(&Ledger) -> Result<Plan, Error>,
+        decide: impl FnOnce(&Ledger) -> Result<Ruling, Error>,
     ) -> Result<Body, Error> {
         let mut ledger = self.lock();
         // An answer remembered for a retry may still be in the fsync queue
         // (see `commit`): it too waits for the last ticket.
         let (ticket, answer, logged) = match decide(&ledger)? {
-            Plan::Answer(b) => (self.wal.last_ticket(), b, false),
-            Plan::Write(rec) => {
+            Ruling::Answer(b) => (self.wal.last_ticket(), b, false),
+            Ruling::Write(rec) => {
                 crash::point("backup.before_log");
                 // Queued before it is applied: a refused record changes nothing.
                 let ticket = self.wal.enqueue(&[rec.encode()]).map_err(log_error)?;

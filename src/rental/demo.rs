@@ -4,8 +4,9 @@ use super::audit;
 use super::client_sim::{self, SimConfig, Verdict};
 use super::cluster::{Bins, ClusterOptions, RentalCluster};
 use super::nodes::ClientsNode;
-use crate::cli::{opt, switch, Args};
+use crate::cli::{opt, switch, Args, Flag};
 use crate::config::Node;
+use crate::ctl::demos::Verdict as V;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,49 +17,18 @@ pub fn run(args: &[String]) -> i32 {
 
 /// The rental demo, ending in its verdict line (`run-rental: PASS — ...`);
 /// the returned verdict's summary is for `frota-ctl run`'s combined line.
-pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
-    use crate::ctl::demos::Verdict as V;
-    // The clients' flags and defaults are frota-client's (crate::config).
-    let own = ["file", "time-scale", "clients", "seed"];
-    let mut flags: Vec<_> = ClientsNode::default()
-        .flags()
-        .into_iter()
-        .filter(|f| own.contains(&f.name))
-        .collect();
-    flags.extend([
-        opt("logs", "logs", "node logs go here"),
-        opt(
-            "data",
-            "data",
-            "node data goes here (data/backup is wiped first)",
-        ),
-        opt("progress-ms", "3000", "print a progress line this often"),
-    ]);
+pub fn run_verdict(args: &[String]) -> V {
     let a = match Args::parse_sub(
         "frota-ctl run-rental",
         "start the rental nodes on the default ports, run the client simulator, audit, stop",
-        &flags,
+        &flags(),
         args,
     ) {
         Ok(a) => a,
         Err(code) => return V::usage(code),
     };
-    // Every value is checked before a node starts: a typo is a usage error
-    // (exit 2, nothing started), not a failure halfway through the demo.
-    let checked = || -> Result<_, String> {
-        let seed = match a.get("seed") {
-            Some(_) => Some(a.try_value::<u64>("seed")?),
-            None => None,
-        };
-        Ok((
-            a.try_value::<f64>("time-scale")?,
-            a.try_value::<usize>("clients")?,
-            seed,
-            a.try_millis("progress-ms")?,
-        ))
-    };
-    let (time_scale, clients, seed, every) = match checked() {
-        Ok(v) => v,
+    let s = match Settings::check(&a) {
+        Ok(s) => s,
         Err(e) => return V::usage(a.bad(&e)),
     };
     let started = Instant::now();
@@ -94,9 +64,9 @@ pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
         }
     };
     let infodesk = cluster.addr("infodesk").to_string();
-    let mut cfg = SimConfig::new(&infodesk, time_scale);
-    cfg.clients = clients;
-    if let Some(seed) = seed {
+    let mut cfg = SimConfig::new(&infodesk, s.time_scale);
+    cfg.clients = s.clients;
+    if let Some(seed) = s.seed {
         cfg.seed = seed;
     }
     println!(
@@ -106,7 +76,7 @@ pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
         cfg.clients,
         cfg.time_scale
     );
-    let outcomes = client_sim::run_with_progress(&cfg, &requests, every);
+    let outcomes = client_sim::run_with_progress(&cfg, &requests, s.progress_every);
     println!();
     print!("{}", client_sim::report(&outcomes));
     println!();
@@ -117,30 +87,80 @@ pub fn run_verdict(args: &[String]) -> crate::ctl::demos::Verdict {
         Duration::from_millis(300),
     );
     println!("{}", report.verdict);
-    let count = |v: Verdict| outcomes.iter().filter(|o| o.verdict == v).count();
-    let waited = outcomes.iter().filter(|o| o.was_pending).count();
     drop(cluster);
-    let summary = format!(
-        "audit {}; {} clients: {} served ({waited} after waiting for a car), {} gave up waiting, {} failed",
-        if report.ok { "PASS" } else { "FAIL" },
-        outcomes.len(),
-        count(Verdict::Success),
-        count(Verdict::PendingTimeout),
-        count(Verdict::Failure),
-    );
-    let short = format!(
-        "audit {}, {} of {} clients served",
-        if report.ok { "PASS" } else { "FAIL" },
-        count(Verdict::Success),
-        outcomes.len()
-    );
-    let v = V::new("run-rental", report.ok, summary).with_short(short);
+    let v = verdict(report.ok, &outcomes);
     println!(
         "{} (nodes stopped; {:.1} s)",
         v.line(),
         started.elapsed().as_secs_f64()
     );
     v
+}
+
+/// The demo's flags: the clients' own (and their defaults, frota-client's,
+/// crate::config), then where logs and data go.
+fn flags() -> Vec<Flag> {
+    let own = ["file", "time-scale", "clients", "seed"];
+    let mut flags: Vec<_> = ClientsNode::default()
+        .flags()
+        .into_iter()
+        .filter(|f| own.contains(&f.name))
+        .collect();
+    flags.extend([
+        opt("logs", "logs", "node logs go here"),
+        opt(
+            "data",
+            "data",
+            "node data goes here (data/backup is wiped first)",
+        ),
+        opt("progress-ms", "3000", "print a progress line this often"),
+    ]);
+    flags
+}
+
+/// The demo's values, every one checked before a node starts: a typo is a
+/// usage error (exit 2, nothing started), not a failure halfway through.
+struct Settings {
+    time_scale: f64,
+    clients: usize,
+    seed: Option<u64>,
+    progress_every: Duration,
+}
+
+impl Settings {
+    fn check(a: &Args) -> Result<Settings, String> {
+        let seed = match a.get("seed") {
+            Some(_) => Some(a.try_value::<u64>("seed")?),
+            None => None,
+        };
+        Ok(Settings {
+            time_scale: a.try_value("time-scale")?,
+            clients: a.try_value("clients")?,
+            seed,
+            progress_every: a.try_millis("progress-ms")?,
+        })
+    }
+}
+
+/// PASS only if the conservation audit passes; the summary counts how the
+/// clients fared.
+fn verdict(audit_ok: bool, outcomes: &[client_sim::Outcome]) -> V {
+    let count = |v: Verdict| outcomes.iter().filter(|o| o.verdict == v).count();
+    let waited = outcomes.iter().filter(|o| o.was_pending).count();
+    let audit = if audit_ok { "PASS" } else { "FAIL" };
+    let summary = format!(
+        "audit {audit}; {} clients: {} served ({waited} after waiting for a car), {} gave up waiting, {} failed",
+        outcomes.len(),
+        count(Verdict::Success),
+        count(Verdict::PendingTimeout),
+        count(Verdict::Failure),
+    );
+    let short = format!(
+        "audit {audit}, {} of {} clients served",
+        count(Verdict::Success),
+        outcomes.len()
+    );
+    V::new("run-rental", audit_ok, summary).with_short(short)
 }
 
 pub fn audit_cmd(args: &[String]) -> i32 {

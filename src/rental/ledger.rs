@@ -4,7 +4,7 @@
 //! Every change is split in two steps so that the log and the memory can
 //! never disagree:
 //! 1. a `decide_*` function validates a request against the current state and
-//!    returns a [`Plan`]: either answer now (a retry's stored first answer)
+//!    returns a [`Ruling`]: either answer now (a retry's stored first answer)
 //!    or write a [`Record`] that names every choice made (which car, which
 //!    pending request gets it), then answer;
 //! 2. [`Ledger::apply`] applies a record. It makes no choices, so replaying
@@ -78,9 +78,9 @@ pub struct Pending {
     pub state: PendState,
 }
 
-/// What a `decide_*` function concluded: the plan for a request.
+/// What a `decide_*` function concluded: the ruling on a request.
 #[derive(Debug)]
-pub enum Plan {
+pub enum Ruling {
     /// Nothing to write: answer with these fields (a retry's first answer,
     /// or a no-op such as cancelling twice).
     Answer(Body),
@@ -285,9 +285,9 @@ impl Ledger {
         class: Class,
         terminal: &str,
         client: &str,
-    ) -> Result<Plan, Error> {
+    ) -> Result<Ruling, Error> {
         if let Some(b) = self.known(request_id, "rent")? {
-            return Ok(Plan::Answer(b));
+            return Ok(Ruling::Answer(b));
         }
         let car = FLEET
             .iter()
@@ -298,7 +298,7 @@ impl Ledger {
             .ok_or_else(|| {
                 Error::not_found(format!("no free {class} vehicle at {terminal}"))
             })?;
-        Ok(Plan::Write(Record::Rent {
+        Ok(Ruling::Write(Record::Rent {
             lsn: self.next_lsn(),
             request_id: request_id.to_string(),
             car: car.id.to_string(),
@@ -333,9 +333,9 @@ impl Ledger {
         client: &str,
         callback: Option<&str>,
         unreachable: &[String],
-    ) -> Result<Plan, Error> {
+    ) -> Result<Ruling, Error> {
         if let Some(b) = self.known(request_id, "pend")? {
-            return Ok(Plan::Answer(b));
+            return Ok(Ruling::Answer(b));
         }
         let reachable: Vec<String> = self
             .holders(class)
@@ -351,7 +351,7 @@ impl Ledger {
                 ),
             ));
         }
-        Ok(Plan::Write(Record::Pend {
+        Ok(Ruling::Write(Record::Pend {
             lsn: self.next_lsn(),
             request_id: request_id.to_string(),
             class,
@@ -368,9 +368,9 @@ impl Ledger {
         request_id: &str,
         car: &str,
         terminal: &str,
-    ) -> Result<Plan, Error> {
+    ) -> Result<Ruling, Error> {
         if let Some(b) = self.known(request_id, "return")? {
-            return Ok(Plan::Answer(b));
+            return Ok(Ruling::Answer(b));
         }
         let Some(v) = fleet::vehicle(car) else {
             return Err(Error::not_found(format!("no vehicle '{car}' in the fleet")));
@@ -391,7 +391,7 @@ impl Ledger {
             }
         }
         let handed_to = self.next_waiting(v.class);
-        Ok(Plan::Write(Record::Return {
+        Ok(Ruling::Write(Record::Return {
             lsn: self.next_lsn(),
             request_id: request_id.to_string(),
             car: car.to_string(),
@@ -404,18 +404,18 @@ impl Ledger {
         self.queues.get(&class).and_then(|q| q.front().cloned())
     }
 
-    pub fn decide_cancel(&self, request_id: &str) -> Result<Plan, Error> {
+    pub fn decide_cancel(&self, request_id: &str) -> Result<Ruling, Error> {
         let Some(p) = self.pending.get(request_id) else {
             return Err(Error::not_found(format!(
                 "no pending request '{request_id}'"
             )));
         };
         match &p.state {
-            PendState::Waiting => Ok(Plan::Write(Record::Cancel {
+            PendState::Waiting => Ok(Ruling::Write(Record::Cancel {
                 lsn: self.next_lsn(),
                 request_id: request_id.to_string(),
             })),
-            PendState::Cancelled => Ok(Plan::Answer(cancel_body(request_id))),
+            PendState::Cancelled => Ok(Ruling::Answer(cancel_body(request_id))),
             PendState::Allocated { car, .. } | PendState::Claimed { car, .. } => Err(Error::new(
                 crate::error::Code::PreconditionFailed,
                 format!("too late to cancel: '{request_id}' was already fulfilled with {car}"),
@@ -427,18 +427,18 @@ impl Ledger {
         }
     }
 
-    pub fn decide_claim(&self, request_id: &str) -> Result<Plan, Error> {
+    pub fn decide_claim(&self, request_id: &str) -> Result<Ruling, Error> {
         let Some(p) = self.pending.get(request_id) else {
             return Err(Error::not_found(format!(
                 "no pending request '{request_id}'"
             )));
         };
         match &p.state {
-            PendState::Allocated { .. } => Ok(Plan::Write(Record::Claim {
+            PendState::Allocated { .. } => Ok(Ruling::Write(Record::Claim {
                 lsn: self.next_lsn(),
                 request_id: request_id.to_string(),
             })),
-            PendState::Claimed { .. } => Ok(Plan::Answer(self.pending_body(p))),
+            PendState::Claimed { .. } => Ok(Ruling::Answer(self.pending_body(p))),
             _ => Err(Error::new(
                 crate::error::Code::PreconditionFailed,
                 format!("'{request_id}' has no vehicle to claim"),
@@ -552,18 +552,7 @@ impl Ledger {
                 terminal,
                 client,
                 ..
-            } => {
-                let place = Place::Rented {
-                    request_id: request_id.clone(),
-                    client: client.clone(),
-                };
-                self.cars.insert(car.clone(), place);
-                let o = Outcome::Rent {
-                    car: car.clone(),
-                    terminal: terminal.clone(),
-                };
-                self.remember(request_id.clone(), o)
-            }
+            } => self.apply_rent(request_id, car, terminal, client),
             Record::Pend {
                 request_id,
                 class,
@@ -579,15 +568,7 @@ impl Ledger {
                 handed_to,
                 ..
             } => self.apply_return(request_id, car, terminal, handed_to.as_deref()),
-            Record::Cancel { request_id, .. } => {
-                if let Some(p) = self.pending.get_mut(request_id) {
-                    p.state = PendState::Cancelled;
-                    if let Some(q) = self.queues.get_mut(&p.class) {
-                        q.retain(|r| r != request_id);
-                    }
-                }
-                cancel_body(request_id)
-            }
+            Record::Cancel { request_id, .. } => self.apply_cancel(request_id),
             Record::Claim { request_id, .. } => self.apply_claim(request_id),
             Record::Expire {
                 request_id,
@@ -627,6 +608,29 @@ impl Ledger {
                 Body::new()
             }
         }
+    }
+
+    fn apply_rent(&mut self, rid: &str, car: &str, terminal: &str, client: &str) -> Body {
+        let place = Place::Rented {
+            request_id: rid.to_string(),
+            client: client.to_string(),
+        };
+        self.cars.insert(car.to_string(), place);
+        let o = Outcome::Rent {
+            car: car.to_string(),
+            terminal: terminal.to_string(),
+        };
+        self.remember(rid.to_string(), o)
+    }
+
+    fn apply_cancel(&mut self, rid: &str) -> Body {
+        if let Some(p) = self.pending.get_mut(rid) {
+            p.state = PendState::Cancelled;
+            if let Some(q) = self.queues.get_mut(&p.class) {
+                q.retain(|r| r != rid);
+            }
+        }
+        cancel_body(rid)
     }
 
     fn apply_pend(
@@ -992,7 +996,7 @@ fn cancel_body(rid: &str) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal::record::Record as _;
+    use crate::wal::record::LogRecord as _;
     use serde_json::Value;
 
     /// Records as the log holds them (what a snapshot promises to keep; an
@@ -1005,11 +1009,11 @@ mod tests {
     fn step(
         l: &mut Ledger,
         log: &mut Vec<Record>,
-        f: impl FnOnce(&Ledger) -> Result<Plan, Error>,
+        f: impl FnOnce(&Ledger) -> Result<Ruling, Error>,
     ) -> Body {
         match f(l).unwrap() {
-            Plan::Answer(b) => b,
-            Plan::Write(r) => {
+            Ruling::Answer(b) => b,
+            Ruling::Write(r) => {
                 log.push(r.clone());
                 l.apply(&r)
             }
@@ -1113,12 +1117,12 @@ mod tests {
         }
         // Retries get the first answer, and the next decisions agree.
         let first = |l: &Ledger| match l.decide_rent("a", e, "terminal-1", "c") {
-            Ok(Plan::Answer(b)) => b,
+            Ok(Ruling::Answer(b)) => b,
             other => panic!("{other:?}"),
         };
         assert_eq!(first(&again), first(&l));
         let next = |l: &Ledger| match l.decide_return("r3", "SUV01", "terminal-2") {
-            Ok(Plan::Write(r)) => r,
+            Ok(Ruling::Write(r)) => r,
             other => panic!("{other:?}"),
         };
         let rec = next(&l);
@@ -1210,7 +1214,7 @@ mod tests {
             None,
             &["terminal-2".into()],
         );
-        assert!(matches!(ok, Ok(Plan::Write(_))));
+        assert!(matches!(ok, Ok(Ruling::Write(_))));
     }
 
     #[test]

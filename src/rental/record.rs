@@ -11,12 +11,12 @@
 //! left out (they are written only when there are some).
 //!
 //! Logs written before issue 20 named a record's kind `op` (operations) or
-//! `kind` (snapshots); [`Record::decode`](WalRecord::decode) reads them as
+//! `kind` (snapshots); [`Record::decode`](LogRecord::decode) reads them as
 //! `k`, so an existing data directory starts as before.
 
 use super::fleet::Class;
 use super::ledger::{Outcome, Pending, Place};
-use crate::wal::record::{Record as WalRecord, TAG};
+use crate::wal::record::{LogRecord, TAG};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
@@ -113,7 +113,7 @@ impl Record {
     }
 }
 
-impl WalRecord for Record {
+impl LogRecord for Record {
     const UNREADABLE: &'static str = "start on a fresh --data-dir, e.g. `make clean-logs`, or \
                                       run the frota version that wrote it";
 
@@ -145,7 +145,7 @@ mod tests {
     use serde_json::json;
 
     fn decode(v: Value) -> Result<Record, serde_json::Error> {
-        <Record as WalRecord>::decode(v)
+        <Record as LogRecord>::decode(v)
     }
 
     #[test]

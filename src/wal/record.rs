@@ -20,7 +20,7 @@ use std::path::Path;
 pub const TAG: &str = "k";
 
 /// One log's records.
-pub trait Record: Serialize + DeserializeOwned {
+pub trait LogRecord: Serialize + DeserializeOwned {
     /// What to do with a log this version cannot read, for the refusal.
     const UNREADABLE: &'static str;
 
@@ -41,7 +41,7 @@ pub trait Record: Serialize + DeserializeOwned {
 /// Open the log at `path` and hand every record to `apply`, in order. A
 /// record that is not one of `R` refuses the start, with the file and the
 /// record's number (nothing is applied after it).
-pub fn open<R: Record>(path: &Path, mut apply: impl FnMut(R)) -> io::Result<(Wal, Replay)> {
+pub fn open<R: LogRecord>(path: &Path, mut apply: impl FnMut(R)) -> io::Result<(Wal, Replay)> {
     let (mut bad, mut n) = (None, 0u64);
     let (wal, replay) = Wal::open(path, |v| {
         n += 1;

@@ -162,7 +162,7 @@ struct Work {
     acts: VecDeque<Action>,
     forced: VecDeque<(u64, String, bool)>,
     /// Prepares sent, replies not read: (txn, company, call).
-    remote: VecDeque<(String, String, Box<crate::client::Pending>)>,
+    remote: VecDeque<(String, String, Box<crate::client::InFlight>)>,
     /// Our own holds being written: (txn, vote to wait for).
     local: Vec<(String, LocalVote)>,
     /// A decision was sent since the last reply (for `after_phase2`).

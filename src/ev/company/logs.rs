@@ -3,7 +3,7 @@
 //! [`crate::wal::record`]) over the [`Wal`].
 
 use crate::ev::twopc::{CoordRecord, PartRecord};
-use crate::wal::record::Record;
+use crate::wal::record::LogRecord;
 use crate::wal::Wal;
 use std::io;
 use std::time::Duration;
@@ -15,18 +15,18 @@ pub use crate::wal::record::open;
 const BEFORE_ISSUE_15: &str = "logs written before issue 15 are not read: start on a fresh \
                                --data-dir, e.g. `make clean-logs`";
 
-impl Record for CoordRecord {
+impl LogRecord for CoordRecord {
     const UNREADABLE: &'static str = BEFORE_ISSUE_15;
 }
 
-impl Record for PartRecord {
+impl LogRecord for PartRecord {
     const UNREADABLE: &'static str = BEFORE_ISSUE_15;
 }
 
 /// Queue `rec` behind everything queued so far; returns its ticket. Err:
 /// refused (a full disk, nothing written). A log that failed stops the
 /// node (see [`fail_stop`]).
-pub fn queue<R: Record>(wal: &Wal, rec: &R, who: &str) -> io::Result<u64> {
+pub fn queue<R: LogRecord>(wal: &Wal, rec: &R, who: &str) -> io::Result<u64> {
     match wal.enqueue(&[rec.encode()]) {
         Err(e) if !crate::wal::is_refused(&e) => fail_stop(who, e),
         r => r,
