@@ -22,6 +22,7 @@ fn armed() -> &'static Vec<String> {
 /// Exit here if `name` is armed. Exit code 86 tells a test the crash was ours.
 pub fn point(name: &str) {
     if armed().iter().any(|a| a == name) {
+        crate::trace::note(&format!("CRASH at {name}"), &serde_json::json!({}));
         eprintln!("frota: crash point '{name}' reached; exiting");
         std::process::exit(86);
     }

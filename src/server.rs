@@ -89,6 +89,7 @@ impl Ctx<'_> {
             turn,
             errors: self.later.errors.clone(),
             sent: false,
+            cause: crate::trace::cause(),
         }
     }
 }
@@ -156,6 +157,9 @@ pub struct Later {
     turn: u64,
     errors: Arc<AtomicU64>,
     sent: bool,
+    /// What the reply follows in a trace (the request, and whatever the
+    /// thread that sends it carries on from).
+    cause: crate::trace::Cause,
 }
 
 impl Later {
@@ -176,7 +180,10 @@ impl Later {
         // out: a pipelined request's reply cannot overtake this one, and a
         // peer that waited for this reply never finds the gate still shut.
         let (gate, turn) = (&self.gate, self.turn);
-        let sent = self.writer.send_after(self.mode, &msg, || gate.open(turn));
+        let cause = self.cause.join(&crate::trace::cause());
+        let sent = crate::trace::within(&cause, || {
+            self.writer.send_after(self.mode, &msg, || gate.open(turn))
+        });
         // Also when the reply could not even be encoded (a no-op otherwise:
         // by now the connection may have closed the gate for a later turn).
         gate.open(turn);

@@ -50,7 +50,7 @@ Usage:
                                   copy kept, the rest set aside in a side file, the node told
   frota-ctl sim [--seed N] [--rule-off RULE]  the deterministic simulator of the EV 2PC:
                                   many seeded schedules, or one replayed with its counterexample
-  frota-ctl trace [--mermaid] [--width N] DIR  merge the wire traces of a run (FROTA_TRACE=DIR)
+  frota-ctl trace [--mermaid] [--causal] [--width N] DIR  merge the wire traces of a run (FROTA_TRACE=DIR)
                                   into a ladder diagram that fits the terminal
   frota-ctl trace-scenario rental|ev [--out DIR] [--protocol FILE]
                                   run the teaching scenarios traced; write docs/traces/<scenario>.{txt,md}

@@ -6,14 +6,17 @@
 //!
 //! Every node (and this driver) runs with `FROTA_TRACE` pointing at one
 //! directory; a scenario's diagram is made of the records written between
-//! its start and its end. What varies between runs is normalised away, so
-//! two runs write the same files: times become step numbers, message ids
-//! become small numbers in order of first appearance, addresses are node
-//! names. (Transaction ids need nothing: a request's is always the same,
-//! `<coordinator>/<vehicle>/<request_id>`.) Messages that
-//! really run in parallel (a coordinator's commits to two participants)
-//! may still swap places; `tests/traces_doc.rs` therefore compares the
-//! arrows as a multiset.
+//! its start and its end, merged in causal order
+//! ([`trace::merge_causal`]): what happens at the same time (two
+//! participants' votes) is ordered by a rule, not by arrival, so two runs
+//! write the same files. What else varies between runs is normalised away:
+//! message ids become small numbers in order of appearance, addresses are
+//! node names. (Transaction ids need nothing: a request's is always the
+//! same, `<coordinator>/<vehicle>/<request_id>`.)
+//! The driver marks a barrier ([`crate::trace::barrier`]) where it waited
+//! for something it saw in the trace: what it does next is drawn after it.
+//! `tests/traces_doc.rs` checks that a fresh run writes the committed files
+//! byte for byte.
 
 use super::trace::{self, Event};
 use crate::client::{Client, ClientConfig};
@@ -25,7 +28,6 @@ use crate::rental::client_sim::Listener;
 use crate::rental::cluster::{Bins, ClusterOptions, RentalCluster};
 use crate::server::{Server, ServerConfig};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -206,10 +208,10 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// The records of `traces` written in `[from, to]`, normalised (see the
-/// module comment) and merged into arrows.
+/// The records of `traces` written in `[from, to]`, merged in causal
+/// order and normalised (see the module comment).
 pub fn events_between(traces: &Path, from: u64, to: u64) -> Result<Vec<Event>, String> {
-    let mut recs: Vec<Value> = trace::load(&[traces.to_path_buf()])?
+    let recs: Vec<Value> = trace::load(&[traces.to_path_buf()])?
         .into_iter()
         .filter(|r| {
             let t = r.get("t_us").and_then(Value::as_u64).unwrap_or(0);
@@ -218,25 +220,39 @@ pub fn events_between(traces: &Path, from: u64, to: u64) -> Result<Vec<Event>, S
             (from..=to).contains(&t) && kind != "ping" && kind != "ping_ok"
         })
         .collect();
-    recs.sort_by_key(|r| r.get("t_us").and_then(Value::as_u64).unwrap_or(0));
-    normalise(&mut recs);
-    Ok(trace::merge(&recs))
+    Ok(trace::merge_causal(&recs, true))
 }
 
-/// Replace clock-based ids with small numbers in order of first appearance.
-pub fn normalise(recs: &mut [Value]) {
-    let mut ids: HashMap<u64, u64> = HashMap::new();
-    for r in recs.iter_mut() {
-        let Some(o) = r.as_object_mut() else { continue };
-        for k in ["id", "in_reply_to"] {
-            if let Some(raw) = o.get(k).and_then(Value::as_u64) {
-                let n = ids.len() as u64 + 1;
-                let n = *ids.entry(raw).or_insert(n);
-                o.insert(k.into(), json!(n));
-            }
+/// Wait until nothing new is traced for a while (phase 2 and `end` records
+/// go on after a reply): the scenario's last records are in its window,
+/// and none leak into the next one. Bounded.
+fn settle(traces: &Path) {
+    let size = || -> u64 {
+        std::fs::read_dir(traces)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last = size();
+    let mut quiet_since = std::time::Instant::now();
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = size();
+        if now != last {
+            last = now;
+            quiet_since = std::time::Instant::now();
+        } else if quiet_since.elapsed() >= Duration::from_millis(400) {
+            return;
         }
     }
 }
+
+pub use super::trace::normalise;
 
 fn cfg() -> ClientConfig {
     ClientConfig::default()
@@ -278,11 +294,11 @@ fn scenario(
     name: &str,
     body: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), String> {
+    settle(traces);
     let from = now_us();
+    crate::trace::barrier();
     body().map_err(|e| format!("scenario {name}: {e}"))?;
-    // Let the last records reach their files (they are written before the
-    // frame goes out or right after it is read, so this is brief).
-    std::thread::sleep(Duration::from_millis(200));
+    settle(traces);
     let events = events_between(traces, from, now_us())?;
     if events.is_empty() {
         return Err(format!("scenario {name}: nothing was traced"));
@@ -343,7 +359,9 @@ fn rental(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
         if field(&r, "status") != "pending" {
             return Err(format!("expected pending, got {r:?}"));
         }
-        // Client B is another process, so it is its own column.
+        // Client B is another process, so it is its own column; what it
+        // does is drawn after A's answer.
+        crate::trace::barrier();
         let ctl = std::env::current_exe().map_err(|e| e.to_string())?;
         let st = std::process::Command::new(ctl)
             .env("FROTA_TRACE_NAME", "client-B")
@@ -365,6 +383,8 @@ fn rental(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
         }) {
             return Err("the terminal did not claim the car".into());
         }
+        // A asks only after it saw all that.
+        crate::trace::barrier();
         let r = ask(
             c.addr("terminal-1"),
             "check_pending",
@@ -469,14 +489,13 @@ fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
         return Err("company-A did not finish its recovery after its restart".into());
     }
     let crash_from = now_us();
-    let crashed_at = std::cell::Cell::new(0u64);
-    let sc = |c: &mut EvCluster| -> Result<(), String> {
+    scenario(&mut out, traces, EV[2].0, || {
         let stops = json!([
             stop("A", "A-REC-1", 1000),
             stop("B", "B-MCZ-1", 1100),
             stop("C", "C-AJU-1", 1200)
         ]);
-        match reserve(c, "company-A", "v1-3", stops) {
+        match reserve(&c, "company-A", "v1-3", stops) {
             Err(_) => {}
             Ok(r) => return Err(format!("expected the coordinator to crash, got {r:?}")),
         }
@@ -486,7 +505,6 @@ fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
         if exited.is_none() {
             return Err("company-A did not exit at its crash point".into());
         }
-        crashed_at.set(now_us());
         c.set_env("company-A", &[]);
         c.restart("company-A").map_err(|e| e.to_string())?;
         let acked = |node: &'static str| move |r: &Value| is(r, node, "send", "commit_ok");
@@ -498,26 +516,7 @@ fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
             return Err("the restarted coordinator did not finish the commit".into());
         }
         Ok(())
-    };
-    let from = now_us();
-    sc(&mut c).map_err(|e| format!("scenario {}: {e}", EV[2].0))?;
-    std::thread::sleep(Duration::from_millis(200));
-    let mut events = events_between(traces, from, now_us())?;
-    // The crash itself sends nothing; mark it on the diagram.
-    let at = events.partition_point(|e| e.t_us <= crashed_at.get());
-    events.insert(
-        at,
-        Event {
-            t_us: crashed_at.get(),
-            from: "company-A".into(),
-            to: "company-A".into(),
-            label:
-                "CRASH at company.coord.after_decision (commit logged, none sent), then restarted"
-                    .into(),
-            reply: false,
-        },
-    );
-    out.push((EV[2].0.to_string(), events));
+    })?;
     c.stop();
     Ok(out)
 }
@@ -533,19 +532,6 @@ fn recent_subscribe(traces: &Path) -> bool {
         .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"subscribe_ok\"")))
         .count()
         >= 2
-}
-
-/// Used by tests: the arrows of a diagram file as sorted lines, without
-/// the step column (parallel messages may swap places between runs).
-pub fn arrows_of_text(text: &str) -> Vec<String> {
-    // Each line is a 10-character step column, two spaces, the ladder.
-    let mut v: Vec<String> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.get(12..).unwrap_or("").to_string())
-        .collect();
-    v.sort();
-    v
 }
 
 /// Paths used by `make traces` and the test.
@@ -583,14 +569,5 @@ mod tests {
         assert_eq!(recs[2]["id"], 2);
         assert_eq!(recs[0]["txn"], "B/v1/v1-1");
         assert_eq!(recs[2]["txn"], "A/v2/r-12");
-    }
-
-    #[test]
-    fn arrows_drop_the_step_column_and_sort() {
-        let t = format!(
-            "{:>10}  a    b\n{:>10}  |<.y.|\n{:>10}  |-x->|\n",
-            "step", 2, 1
-        );
-        assert_eq!(arrows_of_text(&t), vec!["|-x->|", "|<.y.|"]);
     }
 }

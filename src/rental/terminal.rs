@@ -19,6 +19,7 @@ use crate::error::{Code, Error};
 use crate::message::{body, Body, Request};
 use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
 use crate::sync::lock;
+use crate::trace;
 use crossbeam_channel::{Receiver, Sender};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -92,10 +93,12 @@ pub struct Terminal {
     callbacks: Pool,
     view: Mutex<View>,
     counters: Counters,
-    kick: (Sender<()>, Receiver<()>),
+    /// Wakes the sync thread; carries what woke it (for traces).
+    kick: (Sender<trace::Cause>, Receiver<trace::Cause>),
     /// Cars a return here just handed to a waiting request, with the
-    /// request's callback: the sync thread calls them back at once.
-    handed: (Sender<Value>, Receiver<Value>),
+    /// request's callback (and, for traces, the return that handed it):
+    /// the sync thread calls them back at once.
+    handed: (Sender<(Value, trace::Cause)>, Receiver<(Value, trace::Cause)>),
     stop: AtomicBool,
 }
 
@@ -278,21 +281,25 @@ impl Terminal {
                 let mut last_sync = Instant::now();
                 while !me.stop.load(Ordering::SeqCst) {
                     let left = me.cfg.sync_interval.saturating_sub(last_sync.elapsed());
-                    let sync = crossbeam_channel::select! {
+                    // What woke this thread: its work carries on the
+                    // waker's (traces draw it after the return or rent).
+                    let (sync, cause) = crossbeam_channel::select! {
                         recv(me.handed.1) -> a => {
-                            if let Ok(a) = a {
-                                me.deliver(&a);
+                            let mut cause = trace::Cause::default();
+                            if let Ok((a, c)) = a {
+                                trace::within(&c, || me.deliver(&a));
+                                cause = c;
                             }
                             // Under a steady stream of hand-overs the
                             // periodic sync still runs on time.
-                            last_sync.elapsed() >= me.cfg.sync_interval
+                            (last_sync.elapsed() >= me.cfg.sync_interval, cause)
                         }
-                        recv(me.kick.1) -> _ => true,
-                        default(left) => true,
+                        recv(me.kick.1) -> c => (true, c.unwrap_or_default()),
+                        default(left) => (true, trace::Cause::default()),
                     };
                     if sync {
                         last_sync = Instant::now();
-                        if let Err(e) = me.sync_once() {
+                        if let Err(e) = trace::within(&cause, || me.sync_once()) {
                             log::debug!("sync with the backup failed: {e}");
                         }
                     }
@@ -302,11 +309,11 @@ impl Terminal {
 
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.kick.0.try_send(());
+        let _ = self.kick.0.try_send(trace::Cause::default());
     }
 
     fn kick(&self) {
-        let _ = self.kick.0.try_send(());
+        let _ = self.kick.0.try_send(trace::cause());
     }
 
     /// Call the backup, retrying transport failures with the same message
@@ -511,7 +518,7 @@ impl Terminal {
                     json!({"request_id": rid, "car": r.car, "callback": cb,
                            "class": fleet::vehicle(&r.car).map(|v| v.class.name())})
                 });
-                let sent = direct.is_some_and(|a| self.handed.0.try_send(a).is_ok());
+                let sent = direct.is_some_and(|a| self.handed.0.try_send((a, trace::cause())).is_ok());
                 if !sent {
                     self.kick();
                 }

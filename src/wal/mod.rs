@@ -85,6 +85,13 @@ use std::time::Duration;
 
 pub use format::crc32;
 
+/// The log's file name, as traces show it (`participant.log`).
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// How much the log file grows at a time (zero-filled, see Preallocation).
 pub const PREALLOCATE: u64 = 1 << 20;
 
@@ -220,6 +227,10 @@ impl Wal {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, d.explain(&path)))
             }
         };
+        crate::trace::note(
+            "replay",
+            &serde_json::json!({"log": file_name(&path), "records": scan.records}),
+        );
         let core = Arc::new(Core {
             path,
             file: Mutex::new(Tail {
@@ -290,7 +301,11 @@ impl Wal {
     /// queued, so a caller that changes its state only after this returns
     /// Ok has nothing to undo.
     pub fn enqueue(&self, records: &[Value]) -> io::Result<u64> {
-        self.core.enqueue(records)
+        let ticket = self.core.enqueue(records)?;
+        if crate::trace::enabled() {
+            crate::trace::log_append(&file_name(&self.core.path), records);
+        }
+        Ok(ticket)
     }
 
     /// The ticket of the last enqueued record (0 if none): waiting for it
@@ -301,6 +316,7 @@ impl Wal {
 
     /// Return once every record up to `ticket` is durable.
     pub fn wait(&self, ticket: u64) -> io::Result<()> {
+        crate::trace::log_forced();
         self.core.wait(ticket)
     }
 
@@ -308,7 +324,17 @@ impl Wal {
     /// whichever thread makes it so (possibly this one, before `after`
     /// returns). `done` must not block for long: later fsyncs wait for it.
     pub fn after(&self, ticket: u64, done: Done) {
-        self.core.after(ticket, done)
+        if !crate::trace::enabled() {
+            return self.core.after(ticket, done);
+        }
+        // Whoever runs `done` carries on this thread's work (its reply
+        // follows the record's note in a diagram).
+        crate::trace::log_forced();
+        let cause = crate::trace::cause();
+        self.core.after(
+            ticket,
+            Box::new(move |r| crate::trace::within(&cause, || done(r))),
+        )
     }
 
     /// (records appended, fsyncs issued): their ratio shows group commit at work.
