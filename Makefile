@@ -13,7 +13,7 @@ SEED     ?=
 # 1.0 takes about 30 s; 0.1 about 4 s.
 TIME_SCALE ?= 1.0
 
-.PHONY: sim help build run run-rental run-ev run-ev-mosquitto deps-mqtt mqtt-interop test bench bench-detector fmt lint clean clean-logs up down status nc check-tools
+.PHONY: sim lab help build run run-rental run-ev run-ev-mosquitto deps-mqtt mqtt-interop test bench bench-detector fmt lint clean clean-logs up down status nc check-tools
 
 help:
 	@echo "frota make targets:"
@@ -29,6 +29,7 @@ help:
 	@echo "  make up / down / status   leave nodes running in the background (PIDs in run/)"
 	@echo "  make traces       run the traced scenarios: docs/traces/*.{txt,md} and the diagrams in protocol.md (trace-rental, trace-ev: one system)"
 	@echo "  make fmt | lint | build | clean | clean-logs"
+	@echo "  make lab          the labs: break one 2PC safety rule in the simulator, see the counterexample; make lab NAME=<lab> runs one (NAME=all: every lab)"
 	@echo "  make sim          the 2PC simulator: 100,000 seeded schedules (SCHEDULES=), or one: SEED=n (shows its counterexample)"
 	@echo "  make chaos        both systems under load while random nodes are killed/restarted (SEED=, DURATION=)"
 	@echo "  make run-netns    (root, Linux) every node in its own network namespace; demos, audits, a partition"
@@ -125,6 +126,15 @@ SIM_ARGS ?=
 sim: build
 	$(CTL) sim $(if $(SEED),--seed $(SEED),--schedules $(SCHEDULES)) $(SIM_ARGS)
 
+# --- labs: break a rule, watch it fail ----------------------------------------
+# `make lab` lists the labs; `make lab NAME=hold-before-vote` runs one: the
+# 2PC simulator with that safety rule off, its shortest counterexample as a
+# ladder diagram and the invariant it violates (NAME=all: every lab). The
+# course that goes with them starts at docs/learn/README.md.
+NAME ?=
+lab: build
+	@$(CTL) lab $(NAME)
+
 # --- chaos and network namespaces (issue 6) ---------------------------------
 .PHONY: chaos run-netns
 # `make chaos SEED=7 DURATION=60`: both systems under load while a seeded
@@ -166,5 +176,6 @@ trace-ev: build
 traces: build
 	@$(CTL) trace-scenario rental --out docs/traces --protocol protocol.md \
 	 && $(CTL) trace-scenario ev --out docs/traces --protocol protocol.md \
-	 && echo "make traces: done — docs/traces/ and the diagrams in protocol.md regenerated (git diff shows what changed)" \
+	 && $(CTL) lab all --quiet --out docs/traces \
+	 && echo "make traces: done — docs/traces/ (scenarios and labs) and the diagrams in protocol.md regenerated (git diff shows what changed)" \
 	 || { echo "make traces: FAILED — a scenario did not run (its output is above)"; exit 1; }

@@ -8,6 +8,7 @@
 pub mod chaos;
 pub mod demos;
 pub mod doccheck;
+pub mod lab;
 pub mod logs;
 pub mod scenarios;
 pub mod sim;
@@ -50,6 +51,8 @@ Usage:
                                   copy kept, the rest set aside in a side file, the node told
   frota-ctl sim [--seed N] [--rule-off RULE]  the deterministic simulator of the EV 2PC:
                                   many seeded schedules, or one replayed with its counterexample
+  frota-ctl lab [NAME | all]      break one 2PC safety rule in the simulator: the shortest
+                                  counterexample as a ladder, the violated invariant named
   frota-ctl trace [--mermaid] [--causal] [--width N] DIR  merge the wire traces of a run (FROTA_TRACE=DIR)
                                   into a ladder diagram that fits the terminal
   frota-ctl trace-scenario rental|ev [--out DIR] [--protocol FILE]
@@ -103,6 +106,7 @@ pub fn main(args: Vec<String>) -> i32 {
         "audit-ev" => crate::ev::audit(&rest),
         "trace" => trace::run(&rest),
         "sim" => sim::run(&rest),
+        "lab" => lab::run(&rest),
         "trace-scenario" => scenarios::run(&rest),
         "log-check" => logs::check(&rest),
         "log-repair" => logs::repair(&rest),

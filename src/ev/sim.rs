@@ -159,6 +159,9 @@ pub struct Violation {
     pub detail: String,
     /// The step at which it was seen (1-based).
     pub step: usize,
+    /// Seen by the checks once the run is quiet (a lost reservation, an
+    /// unanswered request), not at the step that broke it.
+    pub once_quiet: bool,
 }
 
 impl fmt::Display for Violation {
@@ -195,6 +198,8 @@ pub struct Report {
     pub choices: Vec<u32>,
     pub trace: Vec<Line>,
     pub crashes: u32,
+    /// Queued (not yet durable) log records lost in those crashes.
+    pub lost: usize,
     pub reserved: usize,
     pub rejected: usize,
 }
@@ -251,13 +256,25 @@ pub fn shrink(seed: u64, cfg: &Config, failing: &Report, budget: usize) -> Repor
     let Some(want) = failing.violation.as_ref().map(|v| v.invariant) else {
         return failing.clone();
     };
+    let fails = |r: &Report| r.violation.as_ref().map(|v| v.invariant) == Some(want);
+    shrink_where(seed, cfg, failing, budget, &fails)
+}
+
+/// [`shrink`], keeping only schedules `fails` accepts (a lab wants its
+/// counterexample to show a crash, say).
+pub fn shrink_where(
+    seed: u64,
+    cfg: &Config,
+    failing: &Report,
+    budget: usize,
+    fails: &dyn Fn(&Report) -> bool,
+) -> Report {
     let quiet = Config {
         trace: false,
         ..cfg.clone()
     };
     let mut best = failing.clone();
     let mut runs = 0;
-    let fails = |r: &Report| r.violation.as_ref().map(|v| v.invariant) == Some(want);
     let better = |r: &Report, best: &Report| {
         (r.steps, r.choices.len()) < (best.steps, best.choices.len())
             || (r.steps == best.steps
@@ -473,6 +490,7 @@ struct World {
     calls: BTreeMap<u64, Call>,
     next_call: u64,
     crashes: u32,
+    lost: usize,
     healing: bool,
     ghost: Ghost,
     trace: Vec<Line>,
@@ -574,6 +592,7 @@ impl World {
             calls: BTreeMap::new(),
             next_call: 1,
             crashes: 0,
+            lost: 0,
             healing: false,
             ghost: Ghost::new(cfg),
             trace: Vec::new(),
@@ -615,6 +634,7 @@ impl World {
             choices: self.chooser.record,
             trace: self.trace,
             crashes: self.crashes,
+            lost: self.lost,
             reserved: self.ghost.told_count(true),
             rejected: self.ghost.told_count(false),
         }
@@ -1227,6 +1247,7 @@ impl World {
         let lost = (c.clog.recs.len() - c.clog.durable) + (c.plog.recs.len() - c.plog.durable);
         c.clog.recs.truncate(c.clog.durable);
         c.plog.recs.truncate(c.plog.durable);
+        self.lost += lost;
         for i in from..self.companies[n].clog.durable {
             let rec = self.companies[n].clog.recs[i].clone();
             self.ghost.durable_coord(self.step, &rec);
@@ -1377,6 +1398,7 @@ impl World {
     // ---- checks ---------------------------------------------------------------
 
     fn final_checks(&mut self) {
+        self.ghost.quiet = true;
         let step = self.step;
         let quiet = self.net.is_empty()
             && self.calls.is_empty()
@@ -1679,6 +1701,8 @@ type Key = (String, String);
 struct Ghost {
     skip: Vec<Invariant>,
     violation: Option<Violation>,
+    /// The final checks are running.
+    quiet: bool,
     /// Transactions begun per request.
     begun: BTreeMap<Key, BTreeSet<String>>,
     /// Each transaction's stops (from its `begin`).
@@ -1702,6 +1726,7 @@ impl Ghost {
         Ghost {
             skip: cfg.skip.clone(),
             violation: None,
+            quiet: false,
             begun: BTreeMap::new(),
             stops: BTreeMap::new(),
             request_of: BTreeMap::new(),
@@ -1720,6 +1745,7 @@ impl Ghost {
                 invariant,
                 detail,
                 step,
+                once_quiet: self.quiet,
             });
         }
     }
