@@ -67,6 +67,9 @@ struct Sink {
     file: Option<File>,
     /// Records of this process so far (their `seq`).
     seq: u64,
+    /// What a thread with no cause of its own follows: the last log
+    /// replayed at start (a restarted node's background work comes after).
+    started: Vec<u64>,
     early: Vec<Map<String, Value>>,
 }
 
@@ -80,6 +83,7 @@ fn sink() -> &'static Mutex<Sink> {
             dir: std::env::var_os("FROTA_TRACE").map(PathBuf::from),
             file: None,
             seq: 0,
+            started: Vec::new(),
             early: Vec::new(),
         })
     })
@@ -88,8 +92,6 @@ fn sink() -> &'static Mutex<Sink> {
 thread_local! {
     /// What this thread's next send or note follows (`seq`s of this process).
     static CAUSE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-    /// The log notes of this thread's last append (for [`log_forced`]).
-    static LOG_NOTES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Is tracing on for this process? Decided once, on first use.
@@ -244,10 +246,11 @@ pub fn note(what: &str, fields: &Value) {
 }
 
 /// Records appended to the log `log` (its file name), not yet durable:
-/// one note each. Called by the log itself ([`crate::wal::Wal::enqueue`]).
-pub fn log_append(log: &str, records: &[Value]) {
+/// one note each. Returns their `seq`s, for [`log_forced`]. Called by the
+/// log itself ([`crate::wal::Wal::enqueue`]).
+pub fn log_append(log: &str, records: &[Value]) -> Vec<u64> {
     if !enabled() {
-        return;
+        return Vec::new();
     }
     let mut seqs = Vec::new();
     for record in records {
@@ -263,24 +266,20 @@ pub fn log_append(log: &str, records: &[Value]) {
         copy_fields(record, &mut rec);
         seqs.extend(emit(rec));
     }
-    LOG_NOTES.with(|n| *n.borrow_mut() = seqs);
+    seqs
 }
 
-/// The writer waits for the fsync of the records of its last append
-/// ([`crate::wal::Wal::wait`] or `after`): their notes are drawn as
-/// *forced*; a record nobody waits for is drawn as queued (it reaches the
-/// disk with a later fsync).
-pub fn log_forced() {
-    if !enabled() {
-        return;
-    }
-    let of = LOG_NOTES.with(|n| std::mem::take(&mut *n.borrow_mut()));
-    if of.is_empty() {
+/// A writer waits for the fsync of the records noted as `seqs`
+/// ([`crate::wal::Wal::wait`] or `after`): they are drawn as *forced*; a
+/// record nobody waits for is drawn as queued (it reaches the disk with a
+/// later fsync).
+pub fn log_forced(seqs: &[u64]) {
+    if !enabled() || seqs.is_empty() {
         return;
     }
     let mut rec = Map::new();
     rec.insert("dir".into(), json!("forced"));
-    rec.insert("of".into(), json!(of));
+    rec.insert("of".into(), json!(seqs));
     emit(rec);
 }
 
@@ -303,7 +302,7 @@ fn emit(mut rec: Map<String, Value>) -> Option<u64> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let after = CAUSE.with(|c| c.borrow().clone());
+    let mut after = CAUSE.with(|c| c.borrow().clone());
     let t_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -311,6 +310,14 @@ fn emit(mut rec: Map<String, Value>) -> Option<u64> {
     let mut s = sink().lock().unwrap_or_else(|p| p.into_inner());
     s.seq += 1;
     let seq = s.seq;
+    // A thread with nothing to follow (a background thread's first step)
+    // follows the process's start: its logs replayed.
+    if after.is_empty() {
+        after.clone_from(&s.started);
+    }
+    if dir == "note" && rec.get("type").and_then(Value::as_str) == Some("replay") {
+        s.started = vec![seq];
+    }
     rec.insert("t_us".into(), json!(t_us));
     rec.insert("pid".into(), json!(std::process::id()));
     rec.insert("seq".into(), json!(seq));

@@ -59,9 +59,10 @@ pub const LABS: [Lab; 5] = [
         rule: "a participant writes its hold durably (forced) before it votes yes",
         code: "rule 3 in src/ev/twopc/mod.rs; Participant::prepare in src/ev/twopc/participant.rs",
         without: "the participant votes yes as soon as its hold record is queued, before any fsync",
-        look_for: "the hold record is (queued), the yes goes out, the participant crashes and \
-                   loses the hold: the coordinator committed a route whose stop nobody holds, \
-                   and the stop can be given to someone else",
+        look_for: "the hold record is (queued) and the yes counted at once (here the \
+                   coordinator's own participant, in-process); COMMIT is forced; a crash loses \
+                   the queued hold, so a route was committed on a stop nobody holds, and the \
+                   stop is reserved again for someone else",
         breaks: &[
             Invariant::NoDoubleBooking,
             Invariant::AllOrNothing,

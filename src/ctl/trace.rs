@@ -978,10 +978,8 @@ mod tests {
             }
             r
         };
-        let req =
-            |ty: &str, id: u64| json!({"type": ty, "id": id, "in_reply_to": null, "txn": "A/v9/r1"});
-        let rep =
-            |ty: &str, id: u64| json!({"type": ty, "id": null, "in_reply_to": id, "txn": "A/v9/r1"});
+        let req = |ty: &str, id: u64| json!({"type": ty, "id": id, "in_reply_to": null, "txn": "A/v9/r1"});
+        let rep = |ty: &str, id: u64| json!({"type": ty, "id": null, "in_reply_to": id, "txn": "A/v9/r1"});
         let peer = |p: u64| if p == 2 { "company-B" } else { "company-C" };
         let mut v = vec![
             rec(

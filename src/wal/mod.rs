@@ -108,7 +108,13 @@ const FAIL_STOP_GRACE: Duration = Duration::from_millis(200);
 pub struct Wal {
     core: Arc<Core>,
     syncer: Option<JoinHandle<()>>,
+    /// Traced runs only: the trace notes of recent enqueues by ticket, so
+    /// a wait for a ticket marks that ticket's records as forced.
+    notes: Mutex<std::collections::VecDeque<(u64, Vec<u64>)>>,
 }
+
+/// How many enqueues' notes are remembered for a later wait (traces).
+const TRACED_TICKETS: usize = 4096;
 
 /// What [`Wal::after`] runs: `Ok` once the ticket is durable, `Err` if the
 /// log failed first.
@@ -260,6 +266,7 @@ impl Wal {
         let wal = Wal {
             core,
             syncer: Some(syncer),
+            notes: Mutex::new(Default::default()),
         };
         Ok((
             wal,
@@ -303,7 +310,12 @@ impl Wal {
     pub fn enqueue(&self, records: &[Value]) -> io::Result<u64> {
         let ticket = self.core.enqueue(records)?;
         if crate::trace::enabled() {
-            crate::trace::log_append(&file_name(&self.core.path), records);
+            let seqs = crate::trace::log_append(&file_name(&self.core.path), records);
+            let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+            notes.push_back((ticket, seqs));
+            if notes.len() > TRACED_TICKETS {
+                notes.pop_front();
+            }
         }
         Ok(ticket)
     }
@@ -316,8 +328,21 @@ impl Wal {
 
     /// Return once every record up to `ticket` is durable.
     pub fn wait(&self, ticket: u64) -> io::Result<()> {
-        crate::trace::log_forced();
+        self.forced(ticket);
         self.core.wait(ticket)
+    }
+
+    /// Traces: the records of `ticket` are waited for (forced).
+    fn forced(&self, ticket: u64) {
+        if !crate::trace::enabled() {
+            return;
+        }
+        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = notes.iter().position(|(t, _)| *t == ticket) {
+            if let Some((_, seqs)) = notes.remove(i) {
+                crate::trace::log_forced(&seqs);
+            }
+        }
     }
 
     /// Run `done` once every record up to `ticket` is durable, from
@@ -329,7 +354,7 @@ impl Wal {
         }
         // Whoever runs `done` carries on this thread's work (its reply
         // follows the record's note in a diagram).
-        crate::trace::log_forced();
+        self.forced(ticket);
         let cause = crate::trace::cause();
         self.core.after(
             ticket,

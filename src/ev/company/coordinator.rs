@@ -123,6 +123,10 @@ const DECIDE_QUEUE: usize = 4096;
 /// How long a `decision` waits for a decision record being written.
 const DECISION_WAIT: Duration = Duration::from_secs(2);
 
+/// A decision waiting for a peer's decider thread: (txn, commit, what it
+/// follows in a trace).
+pub type Queued = (String, bool, crate::trace::Cause);
+
 pub struct Coordinator {
     name: String,
     /// Company name → address, for every company including this one.
@@ -138,7 +142,7 @@ pub struct Coordinator {
     waiting: Mutex<HashMap<u64, Sender<Result<Answer, Error>>>>,
     /// Per peer, to its decider thread, once started (else decisions are
     /// sent and acknowledged inline).
-    deciders: OnceLock<BTreeMap<String, Sender<(String, bool)>>>,
+    deciders: OnceLock<BTreeMap<String, Sender<Queued>>>,
     started: Instant,
     timing: Timing,
     peer_timeout: Duration,
@@ -402,7 +406,9 @@ impl Coordinator {
         }
         match self.deciders.get().and_then(|d| d.get(to)) {
             Some(tx) => {
-                if tx.send((txn.to_string(), commit)).is_err() {
+                // The decider carries on this thread's work (for traces).
+                let queued = (txn.to_string(), commit, crate::trace::cause());
+                if tx.send(queued).is_err() {
                     let e = Error::crash("decider stopped");
                     self.feed(w, |c, _, out| c.acked(txn, to, Err(e), out));
                 }
@@ -527,7 +533,7 @@ impl Coordinator {
 
     /// Start one decision queue per peer: returns each peer's receiving
     /// end, to be drained (in batches) with [`Coordinator::send_decisions`].
-    pub fn start_deciders(&self) -> Vec<(String, crossbeam_channel::Receiver<(String, bool)>)> {
+    pub fn start_deciders(&self) -> Vec<(String, crossbeam_channel::Receiver<Queued>)> {
         let mut senders = BTreeMap::new();
         let mut receivers = Vec::new();
         for peer in self.peers.keys().filter(|p| **p != self.name) {

@@ -220,10 +220,17 @@ impl Company {
                         let Ok(first) = rx.recv_timeout(Duration::from_millis(200)) else {
                             continue;
                         };
+                        let mut cause = crate::trace::Cause::default();
                         let batch: Vec<_> = std::iter::once(first)
                             .chain(rx.try_iter().take(MAX_DECIDE - 1))
+                            .map(|(txn, commit, c)| {
+                                cause = cause.join(&c);
+                                (txn, commit)
+                            })
                             .collect();
-                        me.coordinator.send_decisions(&peer, batch);
+                        crate::trace::within(&cause, || {
+                            me.coordinator.send_decisions(&peer, batch)
+                        });
                     }
                 })?;
         }
@@ -251,20 +258,23 @@ impl Company {
         if let Err(e) = bus.subscribe(REQUEST_FILTER) {
             log::warn!("broker {broker} not reachable yet ({e}); will keep trying");
         }
-        let (tx, rx) = bounded::<RouteRequest>(self.cfg.workers * 64);
+        // Each request with what it follows in a trace (its message).
+        let (tx, rx) = bounded::<(RouteRequest, crate::trace::Cause)>(self.cfg.workers * 64);
         for i in 0..self.cfg.workers {
             let me = self.clone();
-            let rx: Receiver<RouteRequest> = rx.clone();
+            let rx: Receiver<(RouteRequest, crate::trace::Cause)> = rx.clone();
             let bus = bus.clone();
             thread::Builder::new()
                 .name(format!("coord-{i}"))
                 .spawn(move || {
                     while !me.stop.load(Ordering::Relaxed) {
-                        let Ok(r) = rx.recv_timeout(Duration::from_millis(500)) else {
+                        let Ok((r, cause)) = rx.recv_timeout(Duration::from_millis(500)) else {
                             continue;
                         };
-                        let out = me.route(&r);
-                        me.answer(&bus, &r, &out);
+                        crate::trace::within(&cause, || {
+                            let out = me.route(&r);
+                            me.answer(&bus, &r, &out);
+                        });
                     }
                 })?;
         }
@@ -283,9 +293,10 @@ impl Company {
                             continue;
                         }
                     };
-                    match tx.try_send(r) {
+                    match tx.try_send((r, crate::trace::cause())) {
                         Ok(()) => {}
-                        Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
+                        Err(TrySendError::Full((r, _)))
+                        | Err(TrySendError::Disconnected((r, _))) => {
                             // Overloaded: say so instead of leaving the vehicle
                             // waiting (nothing was started here for it).
                             let e = Error::unavailable("company overloaded; retry later");
