@@ -51,29 +51,43 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
-/// Turn raw records into arrows, in time order, each frame once.
-pub fn merge(recs: &[Value]) -> Vec<Event> {
-    let mut names: HashMap<&str, &str> = HashMap::new();
+/// "address → node", learnt from every record's `local`.
+struct Names<'a>(HashMap<&'a str, &'a str>);
+
+fn node_names(recs: &[Value]) -> Names<'_> {
+    let mut names = HashMap::new();
     for r in recs {
         if !s(r, "local").is_empty() {
             names.insert(s(r, "local"), s(r, "node"));
         }
     }
-    let name = |addr: &str| -> String {
-        match names.get(addr) {
+    Names(names)
+}
+
+impl Names<'_> {
+    fn name(&self, addr: &str) -> String {
+        match self.0.get(addr) {
             Some(n) => (*n).to_string(),
             None if addr.is_empty() => "?".into(),
             None => format!("peer {addr}"),
         }
-    };
-    let key = |sender: &str, receiver: &str, r: &Value| {
-        format!(
-            "{sender}|{receiver}|{}|{}|{}",
-            s(r, "type"),
-            r.get("id").unwrap_or(&Value::Null),
-            r.get("in_reply_to").unwrap_or(&Value::Null)
-        )
-    };
+    }
+}
+
+/// One frame, the same from its sender's record and its receiver's.
+fn key(sender: &str, receiver: &str, r: &Value) -> String {
+    format!(
+        "{sender}|{receiver}|{}|{}|{}",
+        s(r, "type"),
+        r.get("id").unwrap_or(&Value::Null),
+        r.get("in_reply_to").unwrap_or(&Value::Null)
+    )
+}
+
+/// Turn raw records into arrows, in time order, each frame once.
+pub fn merge(recs: &[Value]) -> Vec<Event> {
+    let names = node_names(recs);
+    let name = |addr: &str| names.name(addr);
     let mut sent = HashSet::new();
     for r in recs.iter().filter(|r| s(r, "dir") == "send") {
         sent.insert(key(s(r, "local"), s(r, "remote"), r));
@@ -154,27 +168,8 @@ pub fn merge_causal(recs: &[Value], normalise_ids: bool) -> Vec<Event> {
     if messages.clone().any(|r| place(r).is_none()) {
         return merge(recs);
     }
-    let mut names: HashMap<&str, &str> = HashMap::new();
-    for r in recs {
-        if !s(r, "local").is_empty() {
-            names.insert(s(r, "local"), s(r, "node"));
-        }
-    }
-    let name = |addr: &str| -> String {
-        match names.get(addr) {
-            Some(n) => (*n).to_string(),
-            None if addr.is_empty() => "?".into(),
-            None => format!("peer {addr}"),
-        }
-    };
-    let key = |sender: &str, receiver: &str, r: &Value| {
-        format!(
-            "{sender}|{receiver}|{}|{}|{}",
-            s(r, "type"),
-            r.get("id").unwrap_or(&Value::Null),
-            r.get("in_reply_to").unwrap_or(&Value::Null)
-        )
-    };
+    let names = node_names(recs);
+    let name = |addr: &str| names.name(addr);
     let mut forced: HashSet<Place> = HashSet::new();
     let mut items: Vec<Item> = Vec::new();
     let mut at: HashMap<Place, usize> = HashMap::new();
