@@ -270,9 +270,9 @@ pub fn log_append(log: &str, records: &[Value]) -> Vec<u64> {
 }
 
 /// A writer waits for the fsync of the records noted as `seqs`
-/// ([`crate::wal::Wal::wait`] or `after`): they are drawn as *forced*; a
-/// record nobody waits for is drawn as queued (it reaches the disk with a
-/// later fsync).
+/// ([`crate::wal::Wal::wait`] or `after`): they are drawn as *forced*, and
+/// what this thread does next follows them. A record nobody waits for is
+/// drawn as queued (it reaches the disk with a later fsync).
 pub fn log_forced(seqs: &[u64]) {
     if !enabled() || seqs.is_empty() {
         return;
@@ -281,6 +281,15 @@ pub fn log_forced(seqs: &[u64]) {
     rec.insert("dir".into(), json!("forced"));
     rec.insert("of".into(), json!(seqs));
     emit(rec);
+    // What the writer does next comes after those records are durable.
+    CAUSE.with(|c| {
+        let mut c = c.borrow_mut();
+        for s in seqs {
+            if !c.contains(s) {
+                c.push(*s);
+            }
+        }
+    });
 }
 
 /// A point after which everything traced so far (in every process) counts

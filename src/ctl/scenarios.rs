@@ -161,7 +161,11 @@ pub fn run(args: &[String]) -> i32 {
         }
         println!("{} regions refreshed", p.display());
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("FROTA_TRACE_KEEP").is_some() {
+        println!("raw traces kept in {}", traces.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     println!(
         "trace-scenario {system}: done — {} diagrams in {}/ (git diff shows what changed)",
         diagrams.len(),

@@ -143,6 +143,10 @@ pub struct Coordinator {
     /// Per peer, to its decider thread, once started (else decisions are
     /// sent and acknowledged inline).
     deciders: OnceLock<BTreeMap<String, Sender<Queued>>>,
+    /// Traced runs only: what each open transaction's `end` follows (its
+    /// decision and every acknowledgement, whichever thread saw them), so
+    /// a diagram does not depend on which thread happened to write it.
+    ends: Mutex<HashMap<String, crate::trace::Cause>>,
     started: Instant,
     timing: Timing,
     peer_timeout: Duration,
@@ -205,6 +209,7 @@ impl Coordinator {
             core: Mutex::new(core),
             waiting: Mutex::new(HashMap::new()),
             deciders: OnceLock::new(),
+            ends: Mutex::new(HashMap::new()),
             started: Instant::now(),
             timing: s.timing,
             peer_timeout: s.peer_timeout,
@@ -264,7 +269,14 @@ impl Coordinator {
                     (txn.clone(), false)
                 }
             };
-            match self.queue(&rec) {
+            let queued = match &rec {
+                CoordRecord::End { .. } => {
+                    let cause = self.ends_take(&txn);
+                    crate::trace::within(&cause, || self.queue(&rec))
+                }
+                _ => self.queue(&rec),
+            };
+            match queued {
                 Ok(ticket) if force => w.forced.push_back((ticket, txn, commit)),
                 Ok(_) => {}
                 // `end` only spares recovery a resend.
@@ -326,11 +338,31 @@ impl Coordinator {
                 } else {
                     crash::point("company.coord.after_abort_log");
                 }
+                self.ends_follow(&txn);
                 self.feed(&mut w, |c, now, out| c.forced(now, &txn, out));
             } else {
                 return;
             }
         }
+    }
+
+    /// Traces: `txn`'s `end` follows what this thread has seen (its
+    /// decision, or an acknowledgement).
+    fn ends_follow(&self, txn: &str) {
+        if !crate::trace::enabled() {
+            return;
+        }
+        let mut ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
+        let c = ends.remove(txn).unwrap_or_default();
+        ends.insert(txn.to_string(), c.join(&crate::trace::cause()));
+    }
+
+    fn ends_take(&self, txn: &str) -> crate::trace::Cause {
+        if !crate::trace::enabled() {
+            return crate::trace::Cause::default();
+        }
+        let mut ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
+        ends.remove(txn).unwrap_or_default()
     }
 
     fn feed(
@@ -401,6 +433,7 @@ impl Coordinator {
     fn decide(&self, to: &str, txn: &str, commit: bool, w: &mut Work) {
         if to == self.name {
             let r = self.local.decide(txn, commit).map(|_| ());
+            self.ends_follow(txn);
             self.feed(w, |c, _, out| c.acked(txn, to, r, out));
             return;
         }
@@ -615,6 +648,7 @@ impl Coordinator {
                     .err()
                     .unwrap_or_else(|| Error::crash("no answer")))
             };
+            self.ends_follow(txn);
             self.feed(&mut w, |c, _, out| c.acked(txn, peer, r, out));
         }
         self.drive(w);
@@ -657,6 +691,7 @@ impl Coordinator {
                     self.name
                 );
             }
+            self.ends_follow(&txn);
             self.feed(&mut rest, |c, _, out| c.acked(&txn, &to, r, out));
         }
         self.drive(rest);
