@@ -98,7 +98,10 @@ pub struct Terminal {
     /// Cars a return here just handed to a waiting request, with the
     /// request's callback (and, for traces, the return that handed it):
     /// the sync thread calls them back at once.
-    handed: (Sender<(Value, trace::Cause)>, Receiver<(Value, trace::Cause)>),
+    handed: (
+        Sender<(Value, trace::Cause)>,
+        Receiver<(Value, trace::Cause)>,
+    ),
     stop: AtomicBool,
 }
 
@@ -518,7 +521,8 @@ impl Terminal {
                     json!({"request_id": rid, "car": r.car, "callback": cb,
                            "class": fleet::vehicle(&r.car).map(|v| v.class.name())})
                 });
-                let sent = direct.is_some_and(|a| self.handed.0.try_send((a, trace::cause())).is_ok());
+                let sent =
+                    direct.is_some_and(|a| self.handed.0.try_send((a, trace::cause())).is_ok());
                 if !sent {
                     self.kick();
                 }
