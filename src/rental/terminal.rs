@@ -85,6 +85,10 @@ struct Counters {
     callbacks_failed: AtomicU64,
 }
 
+/// A car handed to a waiting request (its callback and class), with what
+/// handed it (traces draw the callback after the return).
+type Handed = (Value, trace::Cause);
+
 pub struct Terminal {
     cfg: TerminalConfig,
     name: String,
