@@ -102,10 +102,7 @@ pub struct Terminal {
     /// Cars a return here just handed to a waiting request, with the
     /// request's callback (and, for traces, the return that handed it):
     /// the sync thread calls them back at once.
-    handed: (
-        Sender<(Value, trace::Cause)>,
-        Receiver<(Value, trace::Cause)>,
-    ),
+    handed: (Sender<Handed>, Receiver<Handed>),
     stop: AtomicBool,
 }
 
