@@ -118,7 +118,7 @@ pub fn set_node(name: &str) {
     if !enabled() {
         return;
     }
-    let mut s = sink().lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = crate::sync::lock(sink());
     if s.file.is_none() && !s.fixed {
         s.node = name.to_string();
         s.named = true;
@@ -133,7 +133,7 @@ pub fn name_process(name: &str) {
     if !enabled() {
         return;
     }
-    let mut s = sink().lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = crate::sync::lock(sink());
     if s.file.is_none() {
         s.node = name.to_string();
         s.fixed = true;
@@ -316,7 +316,7 @@ fn emit(mut rec: Map<String, Value>) -> Option<u64> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0);
-    let mut s = sink().lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = crate::sync::lock(sink());
     s.seq += 1;
     let seq = s.seq;
     // A thread with nothing to follow (a background thread's first step)

@@ -311,7 +311,7 @@ impl Wal {
         let ticket = self.core.enqueue(records)?;
         if crate::trace::enabled() {
             let seqs = crate::trace::log_append(&file_name(&self.core.path), records);
-            let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+            let mut notes = crate::sync::lock(&self.notes);
             notes.push_back((ticket, seqs));
             if notes.len() > TRACED_TICKETS {
                 notes.pop_front();
@@ -337,7 +337,7 @@ impl Wal {
         if !crate::trace::enabled() {
             return;
         }
-        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut notes = crate::sync::lock(&self.notes);
         if let Some(i) = notes.iter().position(|(t, _)| *t == ticket) {
             if let Some((_, seqs)) = notes.remove(i) {
                 crate::trace::log_forced(&seqs);

@@ -352,7 +352,7 @@ impl Coordinator {
         if !crate::trace::enabled() {
             return;
         }
-        let mut ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ends = crate::sync::lock(&self.ends);
         let c = ends.remove(txn).unwrap_or_default();
         ends.insert(txn.to_string(), c.join(&crate::trace::cause()));
     }
@@ -361,7 +361,7 @@ impl Coordinator {
         if !crate::trace::enabled() {
             return crate::trace::Cause::default();
         }
-        let mut ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ends = crate::sync::lock(&self.ends);
         ends.remove(txn).unwrap_or_default()
     }
 
