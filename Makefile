@@ -164,7 +164,8 @@ nc:
 # --- traces and teaching docs (issue 7) --------------------------------------
 # Run the teaching scenarios on a traced deployment (FROTA_TRACE per node) and
 # write their ladder diagrams to docs/traces/<scenario>.{txt,md}; `make traces`
-# also refreshes the marked regions of protocol.md (<!-- trace:NAME -->).
+# also refreshes the marked regions of protocol.md (<!-- trace:NAME -->) and
+# copies the diagrams into the course's chapters (frota-ctl trace-embed).
 # tests/traces_doc.rs checks that the committed files match the code.
 .PHONY: trace-rental trace-ev traces
 trace-rental: build
@@ -177,5 +178,6 @@ traces: build
 	@$(CTL) trace-scenario rental --out docs/traces --protocol protocol.md \
 	 && $(CTL) trace-scenario ev --out docs/traces --protocol protocol.md \
 	 && $(CTL) lab all --quiet --out docs/traces \
-	 && echo "make traces: done — docs/traces/ (scenarios and labs) and the diagrams in protocol.md regenerated (git diff shows what changed)" \
+	 && $(CTL) trace-embed docs/learn/*.md \
+	 && echo "make traces: done — docs/traces/ (scenarios and labs), the diagrams in protocol.md and in docs/learn regenerated (git diff shows what changed)" \
 	 || { echo "make traces: FAILED — a scenario did not run (its output is above)"; exit 1; }

@@ -370,6 +370,8 @@ fn every_ctl_subcommand_says_what_was_wrong() {
         (owned(&["trace-scenario", "foo"]), "'foo'"),
         (owned(&["trace-scenario"]), "rental or ev"),
         (owned(&["trace-scenario", "rental", "--bogus"]), "'--bogus'"),
+        (owned(&["trace-embed"]), "at least one file"),
+        (owned(&["trace-embed", "--bogus", "x"]), "'--bogus'"),
         (owned(&["log-check"]), "one log file"),
         (owned(&["log-check", "--bogus", "x"]), "'--bogus'"),
         (owned(&["log-repair", "a", "b"]), "got 2"),

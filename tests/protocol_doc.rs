@@ -10,59 +10,20 @@
 mod support;
 
 use frota::ctl::doccheck;
-use frota::ev::cluster::{EvCluster, EvOptions};
-use frota::launch::temp_dir;
-use frota::rental::cluster::RentalCluster;
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
+use support::docs::Deployments;
 
 fn doc() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol.md");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The two deployments, each started on first use and kept for the rest
-/// of the document, so a system's blocks run in order against one fresh
-/// deployment (the built-in examples name `heartbeat`: the rental monitor).
-#[derive(Default)]
-struct Deployments {
-    rental: Option<RentalCluster>,
-    ev: Option<EvCluster>,
-}
-
-impl Deployments {
-    fn resolve(&mut self, node: &str) -> Option<SocketAddr> {
-        match node {
-            "heartbeat" | "infodesk" | "backup" | "terminal-1" | "terminal-2" | "terminal-3" => {
-                if self.rental.is_none() {
-                    let bins = support::rental::bins();
-                    let c = RentalCluster::start(bins, &temp_dir("protocol-doc-rental"))
-                        .expect("the rental deployment starts");
-                    self.rental = Some(c);
-                }
-                self.rental.as_ref().and_then(|c| c.try_addr(node))
-            }
-            "broker" | "company-A" | "company-B" | "company-C" => {
-                if self.ev.is_none() {
-                    let bins = support::ev::bins();
-                    let c = EvCluster::start(bins, EvOptions::new(&temp_dir("protocol-doc-ev")))
-                        .expect("the EV deployment starts");
-                    self.ev = Some(c);
-                }
-                self.ev.as_ref().and_then(|c| c.try_addr(node))
-            }
-            // Unknown: reported as skipped, which fails the test below.
-            _ => None,
-        }
-    }
-}
-
 #[test]
 fn examples_replay_against_live_nodes() {
     let doc = doc();
-    let nodes = RefCell::new(Deployments::default());
+    let nodes = RefCell::new(Deployments::new("protocol-doc"));
     let resolve = |name: &str| nodes.borrow_mut().resolve(name);
     // Strict: lists in replies have the example's length (the examples show
     // whole lists, e.g. the three live terminals).

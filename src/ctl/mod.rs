@@ -8,6 +8,7 @@
 pub mod chaos;
 pub mod demos;
 pub mod doccheck;
+pub mod embed;
 pub mod lab;
 pub mod logs;
 pub mod scenarios;
@@ -57,6 +58,7 @@ Usage:
                                   into a ladder diagram that fits the terminal
   frota-ctl trace-scenario rental|ev [--out DIR] [--protocol FILE]
                                   run the teaching scenarios traced; write docs/traces/<scenario>.{txt,md}
+  frota-ctl trace-embed FILE...   copy docs/traces diagrams into FILE's <!-- trace:NAME --> regions
   (each subcommand takes --help)
 
 Exit status:
@@ -68,7 +70,7 @@ Exit status:
 ";
 
 /// Subcommands, for the "did you mean" hint.
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "run",
     "run-rental",
     "audit-rental",
@@ -80,6 +82,7 @@ const SUBCOMMANDS: [&str; 12] = [
     "sim",
     "trace",
     "trace-scenario",
+    "trace-embed",
     "help",
 ];
 
@@ -108,6 +111,7 @@ pub fn main(args: Vec<String>) -> i32 {
         "sim" => sim::run(&rest),
         "lab" => lab::run(&rest),
         "trace-scenario" => scenarios::run(&rest),
+        "trace-embed" => embed::run(&rest),
         "log-check" => logs::check(&rest),
         "log-repair" => logs::repair(&rest),
         "--help" | "-h" | "help" => {

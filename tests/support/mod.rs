@@ -7,9 +7,11 @@
 //! [`echo`] (a real `frota-echo`), [`hostile`] (any node kind with its
 //! helpers, a peer process), [`rental`] and [`ev`] (clusters and their
 //! requests), [`logs`] (a standalone backup, log damage, a tmpfs),
-//! [`mqtt_fuzz`] (MQTT packets to mutate), [`proc`] (an outside program).
+//! [`mqtt_fuzz`] (MQTT packets to mutate), [`proc`] (an outside program),
+//! [`docs`] (the deployments a document's examples replay against).
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod docs;
 pub mod echo;
 pub mod ev;
 pub mod hostile;

@@ -1,0 +1,55 @@
+//! The deployments a document's example conversations run against
+//! (protocol.md, the course in docs/learn): one fresh rental deployment and
+//! one fresh EV deployment, each started on first use and kept for the rest
+//! of the document, so a system's blocks run in document order against one
+//! deployment and state carries from one block to the next (the built-in
+//! examples name `heartbeat`: the rental monitor).
+
+use super::{ev, rental};
+use frota::ev::cluster::{EvCluster, EvOptions};
+use frota::launch::temp_dir;
+use frota::rental::cluster::RentalCluster;
+use std::net::SocketAddr;
+
+pub struct Deployments {
+    tag: &'static str,
+    rental: Option<RentalCluster>,
+    ev: Option<EvCluster>,
+}
+
+impl Deployments {
+    /// `tag` names the data directories (`<tag>-rental`, `<tag>-ev`).
+    pub fn new(tag: &'static str) -> Deployments {
+        Deployments {
+            tag,
+            rental: None,
+            ev: None,
+        }
+    }
+
+    /// The address of a node a block names; None for a node neither
+    /// deployment has (the replay reports the block as skipped).
+    pub fn resolve(&mut self, node: &str) -> Option<SocketAddr> {
+        match node {
+            "heartbeat" | "infodesk" | "backup" | "terminal-1" | "terminal-2" | "terminal-3" => {
+                if self.rental.is_none() {
+                    let dir = temp_dir(&format!("{}-rental", self.tag));
+                    let c = RentalCluster::start(rental::bins(), &dir)
+                        .expect("the rental deployment starts");
+                    self.rental = Some(c);
+                }
+                self.rental.as_ref().and_then(|c| c.try_addr(node))
+            }
+            "broker" | "company-A" | "company-B" | "company-C" => {
+                if self.ev.is_none() {
+                    let dir = temp_dir(&format!("{}-ev", self.tag));
+                    let c = EvCluster::start(ev::bins(), EvOptions::new(&dir))
+                        .expect("the EV deployment starts");
+                    self.ev = Some(c);
+                }
+                self.ev.as_ref().and_then(|c| c.try_addr(node))
+            }
+            _ => None,
+        }
+    }
+}
