@@ -1,6 +1,7 @@
 //! A short chaos run through the real `frota-ctl` binary: both systems under
 //! load while nodes are killed and restarted; it must end in PASS with every
-//! acknowledged operation in the final state.
+//! acknowledged operation in the final state, and every EV answer (retries
+//! included) true of it.
 
 use std::process::Command;
 
@@ -44,5 +45,8 @@ fn short_chaos_run_passes() {
     assert_eq!(num("lost"), 0);
     assert_eq!(num("half-reserved routes"), 0);
     assert_eq!(num("double bookings"), 0);
+    // Every EV answer was checked against the final state and a lookup.
+    assert_eq!(num("ev told vs final state"), 0);
+    assert!(num("ev answers") >= 10, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,9 +14,15 @@
 //!   a definite answer, so an acknowledgement is never ambiguous. EV
 //!   vehicles ask for 3-stop routes (half of them from a small set of "hot"
 //!   routes, so they contend), directly with `reserve` at a random company
-//!   or through the broker.
+//!   or through the broker; after an attempt with no outcome they retry the
+//!   same request id (at a random company, a bounded number of times) and
+//!   record every answer.
 //! * The **verdict**: lost acknowledged operations, half-reserved routes and
-//!   double bookings must all be 0, and both audits must pass.
+//!   double bookings must all be 0, both audits must pass, and every answer
+//!   an EV vehicle got must agree with the final state, with the request's
+//!   other answers and with `lookup` ([`ev_told`]).
+
+mod ev_told;
 
 use crate::cli::{opt, Args};
 use crate::client::{call, ClientConfig};
@@ -31,8 +37,9 @@ use crate::message::{body, Body};
 use crate::rental::audit as rental_audit;
 use crate::rental::cluster::{Bins, ClusterOptions, RentalCluster, NODES as RENTAL_NODES};
 use crate::rental::fleet::Class;
+use ev_told::{Asked, Held, Looked, Told};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -113,6 +120,8 @@ struct Stats {
     ev_tried: AtomicU64,
     ev_acked: AtomicU64,
     ev_reserved: AtomicU64,
+    /// EV attempts after the first of a request (same request id).
+    ev_retries: AtomicU64,
 }
 
 fn n(a: &AtomicU64) -> u64 {
@@ -139,13 +148,6 @@ struct RentRecord {
     returned: Option<bool>,
 }
 
-/// A route acknowledged `reserved`.
-struct Reserved {
-    request_id: String,
-    txn: String,
-    companies: Vec<String>,
-}
-
 struct Shared {
     stats: Stats,
     /// Load threads start no new operation after this.
@@ -153,7 +155,8 @@ struct Shared {
     /// Operations still unanswered are given up at this instant (set at the end).
     give_up: Mutex<Option<Instant>>,
     rental: Mutex<RentalLedger>,
-    ev: Mutex<Vec<Reserved>>,
+    /// Every route request and the answers its attempts got.
+    ev: Mutex<Vec<Asked>>,
     terminals: Vec<String>,
     companies: BTreeMap<String, String>,
     broker: String,
@@ -364,14 +367,29 @@ fn random_route(set: &PointSet, rng: &mut Rng) -> Vec<Stop> {
         .collect()
 }
 
-/// One EV vehicle: ask for routes until told to stop.
+/// Attempts of one route request before its vehicle gives up on it (the
+/// answers it got are checked all the same).
+const ROUTE_ATTEMPTS: usize = 6;
+
+/// How a vehicle reaches the companies: directly (`reserve` at any
+/// company) or through the broker (`vehicle/<id>/request`).
+struct Wheels {
+    id: String,
+    bus: Option<BusClient>,
+    direct: ClientConfig,
+}
+
+/// One EV vehicle: ask for routes until told to stop. Like a real client,
+/// after an attempt with no outcome (a broken connection, a timeout, error
+/// 13, `failed` 13 from the broker, or a definite "not now") it retries the
+/// *same* request id at a random company, a bounded number of times, and
+/// every answer is recorded for [`ev_told::judge`].
 fn vehicle(sh: Arc<Shared>, k: usize, seed: u64, hot: Arc<Vec<Vec<Stop>>>) {
     let mut rng = Rng::new(seed.wrapping_mul(131).wrapping_add(1000 + k as u64));
     let Ok(set) = PointSet::load(None) else {
         return;
     };
     let id = format!("cv{k}");
-    let reply_topic = format!("vehicle/{id}/response");
     let bus = BusClient::new(
         &sh.broker,
         ClientConfig::default()
@@ -380,68 +398,126 @@ fn vehicle(sh: Arc<Shared>, k: usize, seed: u64, hot: Arc<Vec<Vec<Stop>>>) {
     )
     .ok();
     if let Some(b) = &bus {
-        let _ = b.subscribe(&reply_topic);
+        let _ = b.subscribe(&format!("vehicle/{id}/response"));
     }
-    let direct = ClientConfig::default()
-        .with_timeout(Duration::from_secs(8))
-        .with_retries(0);
+    let wheels = Wheels {
+        id,
+        bus,
+        direct: ClientConfig::default()
+            .with_timeout(Duration::from_secs(3))
+            .with_retries(0),
+    };
     let mut i = 0u64;
     while !sh.stopping() {
         i += 1;
-        let rid = format!("{id}-{i}");
         let stops = if rng.chance(50) {
             hot[rng.below(hot.len() as u64) as usize].clone()
         } else {
             random_route(&set, &mut rng)
         };
+        let mut asked = Asked {
+            vehicle: wheels.id.clone(),
+            request_id: format!("{}-{i}", wheels.id),
+            stops,
+            answers: Vec::new(),
+        };
         sh.stats.ev_tried.fetch_add(1, Ordering::Relaxed);
-        let req = json!({"request_id": rid, "vehicle": id, "stops": stops});
-        let answer: Option<RouteOutcome> = match &bus {
-            Some(b) if rng.chance(30) => via_broker(b, &rid, &id, req),
-            _ => {
-                let c = COMPANIES[rng.below(COMPANIES.len() as u64) as usize];
-                let addr = &sh.companies[c];
-                call(addr, "reserve", body(req), &direct)
-                    .ok()
-                    .and_then(|b| serde_json::from_value(Value::Object(b)).ok())
+        ask_route(&sh, &mut rng, &wheels, &mut asked);
+        if let Some((_, t)) = asked.answers.iter().find(|(_, t)| t.is_outcome()) {
+            sh.stats.ev_acked.fetch_add(1, Ordering::Relaxed);
+            if matches!(t, Told::Reserved { .. }) {
+                sh.stats.ev_reserved.fetch_add(1, Ordering::Relaxed);
             }
-        };
-        let Some(o) = answer else {
-            thread::sleep(rng.millis(50, 150));
-            continue;
-        };
-        sh.stats.ev_acked.fetch_add(1, Ordering::Relaxed);
-        if o.outcome == "reserved" {
-            sh.stats.ev_reserved.fetch_add(1, Ordering::Relaxed);
-            sh.ev
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Reserved {
-                    request_id: rid,
-                    txn: o.txn.clone(),
-                    companies: o.stops.iter().map(|s| s.company.clone()).collect(),
-                });
         }
+        sh.ev.lock().unwrap_or_else(|p| p.into_inner()).push(asked);
         thread::sleep(rng.millis(10, 80));
     }
 }
 
+/// Attempts of one request until a final answer, [`ROUTE_ATTEMPTS`], or
+/// the give-up time; each goes to a random company or through the broker.
+fn ask_route(sh: &Shared, rng: &mut Rng, w: &Wheels, asked: &mut Asked) {
+    let req = json!({"request_id": asked.request_id, "vehicle": w.id, "stops": asked.stops});
+    for attempt in 0..ROUTE_ATTEMPTS {
+        if attempt > 0 {
+            sh.stats.ev_retries.fetch_add(1, Ordering::Relaxed);
+            thread::sleep(rng.millis(100, 400));
+        }
+        let (via, told) = match &w.bus {
+            Some(b) if rng.chance(30) => (
+                "broker".to_string(),
+                via_broker(b, &asked.request_id, &w.id, req.clone()),
+            ),
+            _ => {
+                let c = COMPANIES[rng.below(COMPANIES.len() as u64) as usize];
+                let answer = call(&sh.companies[c], "reserve", body(req.clone()), &w.direct);
+                (c.to_string(), told_of(answer))
+            }
+        };
+        let done = told.is_final();
+        asked.answers.push((via, told));
+        if done || sh.past_give_up() {
+            return;
+        }
+    }
+}
+
+/// A `reserve` reply or route outcome as what the vehicle was told.
+fn told_of(answer: Result<Body, Error>) -> Told {
+    let o = match answer {
+        Ok(b) => serde_json::from_value::<RouteOutcome>(Value::Object(b)),
+        Err(e) if e.definite() => {
+            return Told::Failed {
+                code: e.code.number(),
+            }
+        }
+        Err(e) => return Told::Indefinite { why: e.to_string() },
+    };
+    match o {
+        Ok(o) => outcome_told(o),
+        Err(e) => Told::Indefinite {
+            why: format!("unreadable outcome: {e}"),
+        },
+    }
+}
+
+fn outcome_told(o: RouteOutcome) -> Told {
+    let code = o.conflict.as_ref().map(|c| c.code).unwrap_or(0);
+    match o.outcome.as_str() {
+        "reserved" => Told::Reserved { txn: o.txn },
+        "rejected" => Told::Rejected { txn: o.txn },
+        "failed" if code == Code::Crash.number() => Told::Indefinite {
+            why: "failed 13 (outcome unknown)".into(),
+        },
+        "failed" => Told::Failed { code },
+        other => Told::Indefinite {
+            why: format!("outcome '{other}'"),
+        },
+    }
+}
+
 /// Publish the route on `vehicle/<id>/request` and wait for its outcome.
-fn via_broker(bus: &BusClient, rid: &str, id: &str, req: Value) -> Option<RouteOutcome> {
+fn via_broker(bus: &BusClient, rid: &str, id: &str, req: Value) -> Told {
     match bus.publish(&format!("vehicle/{id}/request"), req) {
         Ok(d) if d > 0 => {}
-        _ => return None,
+        Ok(_) => {
+            return Told::Indefinite {
+                why: "the broker delivered it to no company".into(),
+            }
+        }
+        Err(e) => return Told::Indefinite { why: e.to_string() },
     }
-    let deadline = Instant::now() + Duration::from_secs(6);
-    while Instant::now() < deadline {
-        let (_, payload) = bus.recv(deadline.saturating_duration_since(Instant::now()))?;
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while let Some((_, payload)) = bus.recv(deadline.saturating_duration_since(Instant::now())) {
         if let Ok(o) = serde_json::from_value::<RouteOutcome>(payload) {
             if o.request_id == rid {
-                return Some(o);
+                return outcome_told(o);
             }
         }
     }
-    None
+    Told::Indefinite {
+        why: "no outcome on the response topic in 4 s".into(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -510,6 +586,104 @@ fn spawn_failed_at_crash_point(e: &std::io::Error) -> bool {
         .contains(&format!("exit status: {}", crate::crash::EXIT_CODE))
 }
 
+/// Every company's committed reservations and holds, once quiet.
+fn final_state(
+    companies: &BTreeMap<String, String>,
+    cfg: &ClientConfig,
+) -> Result<Vec<Held>, Error> {
+    let mut held = Vec::new();
+    for (c, addr) in companies {
+        let b = crate::ev::audit::reservations(addr, cfg)?;
+        for (key, committed) in [("reservations", true), ("holds", false)] {
+            for r in b.get(key).and_then(Value::as_array).into_iter().flatten() {
+                held.push(Held {
+                    company: c.clone(),
+                    txn: r["txn"].as_str().unwrap_or("").to_string(),
+                    point: r["point"].as_str().unwrap_or("").to_string(),
+                    start: r["start"].as_u64().unwrap_or(0) as u32,
+                    end: r["end"].as_u64().unwrap_or(0) as u32,
+                    committed,
+                });
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// Threads asking `lookup` at the end (each request once, at a random company).
+const LOOKUP_THREADS: usize = 4;
+
+/// `lookup` of every request, each at a company picked by the seed; an
+/// answer that is not definite (in progress, or unknown with a company
+/// unreachable) is asked again, at another random company, a few times.
+fn lookups(
+    companies: &BTreeMap<String, String>,
+    asked: &[Asked],
+    seed: u64,
+) -> BTreeMap<(String, String), Looked> {
+    let chunk = asked.len().div_ceil(LOOKUP_THREADS).max(1);
+    thread::scope(|s| {
+        let parts: Vec<_> = asked
+            .chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| {
+                s.spawn(move || {
+                    let mut rng = Rng::new(seed.wrapping_mul(7919).wrapping_add(k as u64));
+                    part.iter()
+                        .filter_map(|a| {
+                            let l = lookup_one(companies, a, &mut rng)?;
+                            Some(((a.vehicle.clone(), a.request_id.clone()), l))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+fn lookup_one(companies: &BTreeMap<String, String>, a: &Asked, rng: &mut Rng) -> Option<Looked> {
+    let cfg = ClientConfig::default().with_timeout(Duration::from_secs(5));
+    let names: Vec<&String> = companies.keys().collect();
+    let mut last = None;
+    for attempt in 0..5 {
+        if attempt > 0 {
+            thread::sleep(Duration::from_millis(200));
+        }
+        let at = names[rng.below(names.len() as u64) as usize];
+        let fields = json!({"vehicle": a.vehicle, "request_id": a.request_id});
+        let Ok(b) = call(&companies[at], "lookup", body(fields), &cfg) else {
+            continue;
+        };
+        let l = Looked {
+            at: at.clone(),
+            outcome: b
+                .get("outcome")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            txn: b
+                .get("txn")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            unreachable: b
+                .get("unreachable")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len),
+        };
+        let definite = l.outcome != "in_progress" && l.unreachable == 0;
+        last = Some(l);
+        if definite {
+            break;
+        }
+    }
+    last
+}
+
 pub fn run(args: &[String]) -> i32 {
     let flags = [
         opt(
@@ -573,7 +747,15 @@ pub fn run(args: &[String]) -> i32 {
     eopts.hold_expiry_ms = 1000;
     eopts.ask_interval_ms = 200;
     eopts.peer_timeout_ms = 1000;
-    eopts.company_args = vec!["--compact-every".into(), "300".into()];
+    // Rejected answers are kept past the whole run, so the final lookups
+    // must find every one (a shorter horizon may forget them: protocol.md).
+    let horizon = duration + settle + Duration::from_secs(120);
+    eopts.company_args = vec![
+        "--compact-every".into(),
+        "300".into(),
+        "--answer-window-ms".into(),
+        horizon.as_millis().to_string(),
+    ];
     let ev = match EvCluster::start(EvBins::siblings(), eopts) {
         Ok(c) => c,
         Err(e) => {
@@ -635,7 +817,7 @@ pub fn run(args: &[String]) -> i32 {
     let line = |sh: &Shared, at: Duration| {
         let s = &sh.stats;
         println!(
-            "chaos: {:>5.1}/{} s  kills {}  restarts {}  crash-point exits {}  rental {}/{} acked  ev {}/{} answered ({} reserved)",
+            "chaos: {:>5.1}/{} s  kills {}  restarts {}  crash-point exits {}  rental {}/{} acked  ev {}/{} answered ({} reserved, {} retries)",
             at.as_secs_f64(),
             duration.as_secs(),
             n(&s.kills),
@@ -646,6 +828,7 @@ pub fn run(args: &[String]) -> i32 {
             n(&s.ev_acked),
             n(&s.ev_tried),
             n(&s.ev_reserved),
+            n(&s.ev_retries),
         );
     };
     while t0.elapsed() < duration {
@@ -854,41 +1037,20 @@ pub fn run(args: &[String]) -> i32 {
     }
     let anomalies = rl.anomalies.len();
     drop(rl);
-    // EV: every acked reservation committed at each company of its route.
-    let mut committed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (c, addr) in &companies {
-        if let Ok(b) = crate::ev::audit::reservations(addr, &cfg) {
-            for r in b
-                .get("reservations")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(t) = r["txn"].as_str() {
-                    committed
-                        .entry(c.clone())
-                        .or_default()
-                        .insert(t.to_string());
-                }
-            }
+    // EV: every answer a vehicle got, against the final state and lookups.
+    let asked = std::mem::take(&mut *sh.ev.lock().unwrap_or_else(|p| p.into_inner()));
+    let told = match final_state(&companies, &cfg) {
+        Ok(held) => {
+            let looked = lookups(&companies, &asked, seed);
+            ev_told::judge(&asked, &held, &looked)
         }
-    }
-    let reserved = sh.ev.lock().unwrap_or_else(|p| p.into_inner());
-    for r in reserved.iter() {
-        let missing: Vec<&String> = r
-            .companies
-            .iter()
-            .filter(|c| !committed.get(*c).is_some_and(|s| s.contains(&r.txn)))
-            .collect();
-        if !missing.is_empty() {
-            lost += 1;
-            problems.push(format!(
-                "lost: route {} acked reserved ({}) but not committed at {missing:?}",
-                r.request_id, r.txn
-            ));
-        }
-    }
-    drop(reserved);
+        Err(e) => ev_told::EvVerdict {
+            violations: vec![("state", format!("cannot read the final state: {e}"))],
+            ..ev_told::EvVerdict::default()
+        },
+    };
+    lost += told.lost;
+    problems.extend(told.sample(4).into_iter().map(|p| format!("ev {p}")));
     let (ev_ok, ev_line, half, ev_double) = match &ev_verdict {
         Ok(v) => {
             let half = v
@@ -911,7 +1073,14 @@ pub fn run(args: &[String]) -> i32 {
         problems.extend(rental_report.problems.iter().cloned());
     }
     let s = &sh.stats;
-    let pass = lost == 0 && half == 0 && double == 0 && anomalies == 0 && ev_ok && rental_report.ok;
+    let wrong = told.violations.len();
+    let pass = lost == 0
+        && half == 0
+        && double == 0
+        && anomalies == 0
+        && wrong == 0
+        && ev_ok
+        && rental_report.ok;
     println!();
     println!(
         "chaos report (seed {seed}, {} s of faults, wall {:.1} s)",
@@ -948,15 +1117,42 @@ pub fn run(args: &[String]) -> i32 {
     row("half-reserved routes", format!("{half} (must be 0)"));
     row("double bookings", format!("{double} (must be 0)"));
     row("anomalies", format!("{anomalies} (must be 0)"));
+    row(
+        "ev answers",
+        format!(
+            "{} to {} requests: {} reserved, {} rejected, {} failed, {} with no outcome; \
+             {} requests retried, {} never told an outcome ({} decided per lookup)",
+            told.attempts,
+            told.requests,
+            told.reserved,
+            told.rejected,
+            told.failed,
+            told.indefinite,
+            told.retried,
+            told.no_outcome,
+            told.decided_by_lookup
+        ),
+    );
+    row(
+        "ev told vs final state",
+        format!(
+            "{wrong} violations (must be 0) {:?}; lookups agreeing {}/{}",
+            told.kinds(),
+            told.lookups_agree,
+            told.lookups
+        ),
+    );
     row("rental audit", rental_report.verdict.clone());
     row("ev audit", ev_line);
     for p in problems.iter().take(20) {
         println!("  - {p}");
     }
     println!(
-        "chaos: {} — seed {seed}, {} kills, {lost} lost, {half} half-reserved routes, {double} double bookings, {anomalies} anomalies; rental audit {}, EV audit {}",
+        "chaos: {} — seed {seed}, {} kills, {lost} lost, {half} half-reserved routes, {double} double bookings, {anomalies} anomalies, {wrong} EV answers contradicted ({} answers to {} requests checked); rental audit {}, EV audit {}",
         if pass { "PASS" } else { "FAIL" },
         n(&s.kills),
+        told.attempts,
+        told.requests,
         if rental_report.ok { "PASS" } else { "FAIL" },
         if ev_ok { "PASS" } else { "FAIL" },
     );
