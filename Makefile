@@ -88,7 +88,9 @@ test: check-tools deps-mqtt
 # The detector bench first, so that the last line is frota's verdict: the
 # targets met / NOT met / "floor unstable", and how this run's throughput
 # figures compare with the previous run's (docs/performance.md). About
-# 5 minutes with the default FROTA_BENCH_SECS=4.
+# 7 minutes in all with the default 6 s per figure; `make bench
+# FROTA_BENCH_SECS=n` sets another window (the results table for
+# docs/performance.md lands in run/bench.md).
 bench: check-tools
 	@$(CARGO) bench --bench detector && $(CARGO) bench --bench frota \
 	 || { echo "make bench: FAILED — a bench did not finish (its output is above)"; exit 1; }

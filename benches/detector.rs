@@ -1,6 +1,6 @@
 //! `make bench-detector` (`cargo bench --bench detector`): the heartbeat
 //! monitor's failure detectors measured on a real rental deployment
-//! (issue 6, "Failure detector you can measure").
+//! (a design goal: a failure detector you can measure).
 //!
 //! For each detector (fixed timeout, phi accrual), on one deployment
 //! (monitor, backup, three terminals, info desk; heartbeats every

@@ -2,14 +2,14 @@
 //! in the same run as the reference it is judged against. docs/performance.md
 //! explains every figure, the latest ones, and run/bench.json's layout.
 //!
-//! 1. Runtime floor (issue 9, item 1): request/response round trips through
+//! 1. Runtime floor: request/response round trips through
 //!    the node runtime — in process (`Server` + the echo handler) and as the
 //!    real `frota-echo` binary — against a raw std TCP echo server returning
 //!    the same request bytes, over 1 and 64 connections, the three targets
 //!    interleaved in 8 rounds: p50/p99 latency, throughput, the ratio (goal
 //!    ≤ 1.5×), judged only when the raw echo held still over the rounds.
 //! 2. Codec: frames/s for encode + decode of a typical message.
-//! 3. Trace off (issue 7): the cost of the wire-trace hooks when tracing is
+//! 3. Trace off: the cost of the wire-trace hooks when tracing is
 //!    off, per call and as a share of a runtime round trip (goal < 2%).
 //! 4. Systems (`perf/systems.rs`): rental direct and in the original's
 //!    workload shape (info desk, forwarding, 8 clients sharing 3 cars);
@@ -17,7 +17,7 @@
 //!    listener and a real Mosquitto); each run cut in slices of ~1 s with
 //!    the physical floor sampled between them; heavy contention, audits,
 //!    memory, restart.
-//! 5. MQTT (issue 18, `perf/mqtt.rs`): frota-broker beside a Mosquitto of
+//! 5. MQTT (`perf/mqtt.rs`): frota-broker beside a Mosquitto of
 //!    the same run: QoS 1 round trip with a Nagle-on client, messages/s.
 //!
 //! Progress goes to stderr (with the time since the start), the tables to
@@ -25,8 +25,8 @@
 //! line is the verdict: targets met / NOT met / "floor unstable", and how
 //! this run's throughput figures compare with the previous run's.
 //!
-//! Knobs: `FROTA_BENCH_SECS` (seconds per figure, default 4; a full run
-//! takes about 5 minutes), `FROTA_BENCH_ONLY=rental|ev|mqtt` (or a finer
+//! Knobs: `FROTA_BENCH_SECS` (seconds per figure, default 6; a full run
+//! takes about 6 minutes), `FROTA_BENCH_ONLY=rental|ev|mqtt` (or a finer
 //! `rental-direct`, `rental-shape`, `ev-direct`, `ev-broker`, `ev-mqtt`,
 //! `ev-contended`) and `FROTA_BENCH_CLIENTS=8` (a comma list) to profile
 //! one configuration.
@@ -56,6 +56,8 @@ mod mqtt;
 mod rental;
 #[path = "perf/systems.rs"]
 mod systems;
+#[path = "perf/table.rs"]
+mod table;
 
 use common::{round, Report, Verdict};
 use frota::echo::Echo;
@@ -314,7 +316,7 @@ const SCHEMA_VERSION: u64 = 2;
 
 /// Default seconds per measured figure: long enough that two consecutive
 /// runs on a quiet machine agree within 10% (docs/performance.md).
-const DEFAULT_SECS: f64 = 4.0;
+const DEFAULT_SECS: f64 = 6.0;
 
 fn main() {
     // `cargo bench` passes `--bench`. Without it we were started by
@@ -491,7 +493,7 @@ fn main() {
             } else {
                 Verdict::FloorUnstable
             },
-            "issue 9",
+            "design goal: runtime overhead",
         );
     }
     if let Some(c) = &codec {
@@ -651,12 +653,17 @@ fn main() {
             serde_json::to_string_pretty(&out).unwrap_or_default() + "\n",
         )
     });
+    // The results table of docs/performance.md, from this run's figures.
+    let md = dir.join("bench.md");
+    let table = table::markdown(&out).join("\n") + "\n";
+    let written = written.and_then(|()| std::fs::write(&md, table));
     match written {
         Ok(()) => println!(
-            "figures written to {} (the previous run's in bench.previous.json)",
-            path.display()
+            "figures written to {} (the previous run's in bench.previous.json); the results table of docs/performance.md in {}",
+            path.display(),
+            md.display()
         ),
-        Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
+        Err(e) => eprintln!("bench: cannot write {} or {}: {e}", path.display(), md.display()),
     }
     println!("{verdict}");
 }
@@ -693,7 +700,7 @@ fn slug(s: &str) -> String {
 }
 
 /// Two runs of `make bench` should agree within this on every throughput
-/// figure (issue 21); a larger move is listed after the targets.
+/// figure (a design goal); a larger move is listed after the targets.
 const AGREE: f64 = 0.10;
 
 struct Compared {
@@ -742,7 +749,9 @@ fn compare(previous: Option<&Value>, report: &Report) -> Compared {
             c * 100.0
         ));
     }
-    let summary = if moved.is_empty() {
+    let summary = if n == 0 {
+        "no throughput figure in common with the previous run".to_string()
+    } else if moved.is_empty() {
         format!("all {n} throughput figures within ±10% of the previous run")
     } else {
         format!(
@@ -818,7 +827,7 @@ fn trace_off_section(
         } else {
             Verdict::of(pct < 2.0)
         },
-        "issue 7",
+        "design goal: tracing",
     );
     json!({
         "tracing_was_on": on,

@@ -407,7 +407,7 @@ pub struct Target {
     /// The figure measured, as printed.
     pub figure: String,
     pub verdict: Verdict,
-    /// Where the goal comes from (issue number).
+    /// Where the goal comes from ("design goal: ...").
     pub source: &'static str,
 }
 

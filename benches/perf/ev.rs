@@ -1,15 +1,15 @@
 //! EV: committed 3-stop routes through real company processes. Every
 //! route is a full 2PC: durable holds at the three companies, a durable
 //! coordinator decision, commits. Every bench route starts at A, so A
-//! coordinates them all (issue 15: the coordinator of a route is the
+//! coordinates them all (the coordinator of a route is the
 //! company of its first stop; the others forward to it).
 //!
-//! - **Direct** ([`Ev::run`], issue 9): a requester is a thread with one
+//! - **Direct** ([`Ev::run`]): a requester is a thread with one
 //!   connection to a company sending `reserve`: A, B, C in turn
 //!   ([`Via::Turns`], the headline figure), or only A ([`Via::Coordinator`],
 //!   the direct path), or only B and C ([`Via::Forwarded`]: they forward to
 //!   A, one more round trip).
-//! - **On the vehicles' path** ([`Ev::via_broker`], issue 21): a vehicle
+//! - **On the vehicles' path** ([`Ev::via_broker`]): a vehicle
 //!   publishes its route on `vehicle/<id>/request` and waits for
 //!   `vehicle/<id>/response`, through frota-broker (frota framing), over
 //!   MQTT to frota-broker's MQTT listener, or over MQTT to a real Mosquitto

@@ -32,7 +32,7 @@ impl Mem {
         )
     }
 
-    /// The goal of issue 9: one node with 1,000 idle connections ≤ 64 MiB.
+    /// The design goal: one node with 1,000 idle connections ≤ 64 MiB.
     pub fn judge(&self, key: &str, report: &mut Report) {
         report.target(
             key,
@@ -42,7 +42,7 @@ impl Mem {
             ),
             format!("{:.1} MiB", self.after_mib),
             Verdict::of(self.after_mib <= 64.0),
-            "issue 9",
+            "design goal: memory",
         );
     }
 

@@ -1,7 +1,7 @@
 //! Rental: rent + return cycles through real terminal and backup processes
 //! (every change fsynced by the backup before it is acknowledged), two ways.
 //!
-//! **Direct** ([`Rental::run`], the bench of issue 9): each client is a
+//! **Direct** ([`Rental::run`]): each client is a
 //! thread with one connection to the terminal that manages (and holds) its
 //! class (client i: class i % 5); a cycle is `rent` there then `return`
 //! there. The fleet has 14 cars, so a client first takes a token for its
@@ -9,7 +9,7 @@
 //! the bench, and the cycle latency is measured from the rent, not from the
 //! token. No info desk, no forwarding, no pending request.
 //!
-//! **The original's shape** ([`Rental::original_shape`], issue 21): what the
+//! **The original's shape** ([`Rental::original_shape`]): what the
 //! original system's clients did, through the simulator's own client code
 //! ([`Renter`], the one `make run` uses): every cycle asks the info desk for
 //! a terminal (round-robin), rents economy there (managed by terminal-3, so

@@ -1,10 +1,10 @@
 //! The two systems measured through real node processes, each run with the
 //! physical floor sampled between its slices (see `floor.rs`):
 //!
-//! - rental, direct (issue 9) and in the original's workload shape (issue 21);
-//! - EV: `reserve` straight to a company (issue 9), and on the vehicles'
+//! - rental, direct and in the original's workload shape;
+//! - EV: `reserve` straight to a company, and on the vehicles'
 //!   path: through frota-broker, over MQTT to frota-broker's MQTT listener,
-//!   over MQTT to a real Mosquitto (issue 21);
+//!   over MQTT to a real Mosquitto;
 //! - EV under heavy contention, the audits, memory and restart figures.
 //!
 //! Returns the JSON sections and the summary lines; targets and throughput
@@ -29,36 +29,36 @@ pub const REFERENCES: [(&str, &str, &str); 6] = [
     (
         "original rental (Python, gRPC, no fsync), 1 client",
         "151–158 cycles/s, p99 11–12 ms",
-        "issue 9 (measured on the same kind of 2-core machine)",
+        "the maintainers' measurement of the original code on a 2-core VM",
     ),
     (
         "original rental, 8 clients sharing 3 economy cars (92–95% of cycles pending + callback)",
         "128–138 cycles/s (134 typical), p99 81–100 ms",
-        "issues 9 and 21",
+        "the maintainers' measurement of the original code on a 2-core VM",
     ),
     (
         "original EV, 3-stop route (no atomicity)",
         "4–5 routes/s, ≈ 230 ms each",
-        "issue 9",
+        "the maintainers' measurement on a 2-core VM",
     ),
     (
         "3 PostgreSQL clusters, PREPARE TRANSACTION / COMMIT PREPARED (fsync on, no durable coordinator log), 1 requester",
         "451–465 routes/s, p50 2.0 ms",
-        "issue 9",
+        "the maintainers' measurement on a 2-core VM",
     ),
     (
         "the same PostgreSQL setup, 8 requesters",
         "1,521–1,549 routes/s, p99 9–10 ms",
-        "issue 9",
+        "the maintainers' measurement on a 2-core VM",
     ),
     (
         "physical floors quoted there",
         "loopback round trip p50 ≈ 50–65 µs; 128-byte append + fdatasync p50 ≈ 0.18 ms",
-        "issue 9",
+        "the maintainers' measurement on a 2-core VM",
     ),
 ];
 
-/// The original rental's throughput at 8 clients (issue 21's reference).
+/// The original rental's throughput at 8 clients, the reference of the users' paths goal.
 pub const ORIGINAL_RENTAL_8: f64 = 134.0;
 
 /// One row of a results table.
@@ -275,7 +275,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
     }
     let mut ev_paths: Vec<(&str, &str, Vec<Run>)> = Vec::new();
     // The two paths a `reserve` takes, apart: sent to its coordinator, or to
-    // another company that forwards it (issue 15).
+    // another company that forwards it.
     if plan.runs("ev-direct") {
         for (key, via, label) in [
             (
@@ -611,7 +611,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
         }
     }
     if let Some(r) = pick(&direct, 1) {
-        // The issue-9 floor is 1 round trip + 1 fsync per operation; this
+        // The durable floor is 1 round trip + 1 fsync per operation; this
         // design needs 2 round trips (client → terminal → backup). Shown so
         // a reader sees which part is the design and which is overhead.
         let design = 2.0 * (2.0 * fl.rt_ms + fl.wal_ms);
@@ -726,7 +726,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
     Systems { json, lines }
 }
 
-/// Judge the targets of issues 9 and 21 on this run's figures.
+/// Judge the design goals on this run's figures.
 #[allow(clippy::too_many_arguments)]
 fn targets(
     report: &mut Report,
@@ -744,14 +744,14 @@ fn targets(
             "rental direct ≥ 5,000 cycles/s at 8 clients",
             format!("{:.0}", r.per_sec()),
             Verdict::of(r.per_sec() >= 5000.0),
-            "issue 9",
+            "design goal: durable operations",
         );
         report.target(
             "rental.direct.8.p99",
             "rental direct p99 ≤ 5 ms at 8 clients",
             format!("{:.3} ms", r.p99()),
             Verdict::of(r.p99() <= 5.0),
-            "issue 9",
+            "design goal: durable operations",
         );
     }
     if let Some(r) = pick(direct, 1) {
@@ -766,7 +766,7 @@ fn targets(
                 } else {
                     Verdict::FloorUnstable
                 },
-                "issue 9",
+                "design goal: durable operations",
             );
         }
     }
@@ -781,14 +781,14 @@ fn targets(
                 r.per_sec() / ORIGINAL_RENTAL_8
             ),
             Verdict::of(r.per_sec() >= goal),
-            "issue 21",
+            "design goal: users' paths",
         );
         report.target(
             "rental.original_shape.8.p99",
             "rental in the original's shape p99 ≤ 10 ms at 8 clients",
             format!("{:.3} ms", r.p99()),
             Verdict::of(r.p99() <= 10.0),
-            "issue 21",
+            "design goal: users' paths",
         );
     }
     if let Some(e) = pick(ev_direct, 8) {
@@ -801,7 +801,7 @@ fn targets(
                 e.per_sec() / 1549.0
             ),
             Verdict::of(e.per_sec() >= 3000.0),
-            "issue 9",
+            "design goal: durable operations",
         );
     }
     if let Some(e) = pick(ev_direct, 1) {
@@ -810,7 +810,7 @@ fn targets(
             "EV direct p50 ≤ 1 ms with 1 requester",
             format!("{:.3} ms", e.p50()),
             Verdict::of(e.p50() <= 1.0),
-            "issue 9",
+            "design goal: durable operations",
         );
     }
     if let Some((_, _, runs)) = ev_paths.iter().find(|p| p.0 == "broker") {
@@ -820,14 +820,14 @@ fn targets(
                 "EV through the broker ≥ 3,000 routes/s at 8 vehicles",
                 format!("{:.0}", e.per_sec()),
                 Verdict::of(e.per_sec() >= 3000.0),
-                "issue 21",
+                "design goal: users' paths",
             );
             report.target(
                 "ev.broker.8.p99",
                 "EV through the broker p99 ≤ 10 ms at 8 vehicles",
                 format!("{:.3} ms", e.p99()),
                 Verdict::of(e.p99() <= 10.0),
-                "issue 21",
+                "design goal: users' paths",
             );
         }
     }
@@ -843,7 +843,7 @@ fn targets(
                 c.one_winner, c.rounds, c.many_winners
             ),
             Verdict::of(c.many_winners == 0),
-            "issue 9",
+            "design goal: correctness under load",
         );
     }
     report.target(
@@ -851,7 +851,7 @@ fn targets(
         "rental conservation audit after the runs",
         if rental_audit { "PASS" } else { "FAIL" }.into(),
         Verdict::of(rental_audit),
-        "issue 9",
+        "design goal: correctness under load",
     );
     let ok = ev_audit["ok"] == json!(true);
     report.target(
@@ -859,7 +859,7 @@ fn targets(
         "EV atomicity audit after the runs (every acknowledged route committed at all 3 stops)",
         if ok { "PASS" } else { "FAIL" }.into(),
         Verdict::of(ok),
-        "issue 9",
+        "design goal: correctness under load",
     );
 }
 
