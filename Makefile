@@ -95,7 +95,7 @@ bench: check-tools
 	@$(CARGO) bench --bench detector && $(CARGO) bench --bench frota \
 	 || { echo "make bench: FAILED — a bench did not finish (its output is above)"; exit 1; }
 
-# Failure detectors (issue 6): kill -9 a terminal, time until the info desk
+# Failure detectors: kill -9 a terminal, time until the info desk
 # stops handing it out, and false suspicions under CPU load. About a minute.
 bench-detector: check-tools
 	@$(CARGO) bench --bench detector \
@@ -118,7 +118,7 @@ down:
 status:
 	@scripts/nodes.sh status
 
-# --- the 2PC simulator (issue 15) ---------------------------------------------
+# --- the 2PC simulator ----------------------------------------------------------
 # `make sim`: 100,000 seeded schedules of the EV two-phase commit in the
 # deterministic simulator (SCHEDULES=n for another count); `make sim SEED=n`
 # replays one and prints its shrunk counterexample as steps and a ladder;
@@ -137,7 +137,7 @@ NAME ?=
 lab: build
 	@$(CTL) lab $(NAME)
 
-# --- chaos and network namespaces (issue 6) ---------------------------------
+# --- chaos and network namespaces -------------------------------------------
 .PHONY: chaos run-netns
 # `make chaos SEED=7 DURATION=60`: both systems under load while a seeded
 # driver kills -9 and restarts random nodes (some at crash points); ends with
@@ -163,7 +163,7 @@ nc:
 	 { command -v apt-get >/dev/null && apt-get install -y netcat-openbsd; } || \
 	 echo "install netcat: Debian/Ubuntu 'apt-get install netcat-openbsd', macOS has nc built in"
 
-# --- traces and teaching docs (issue 7) --------------------------------------
+# --- traces and teaching docs ------------------------------------------------
 # Run the teaching scenarios on a traced deployment (FROTA_TRACE per node) and
 # write their ladder diagrams to docs/traces/<scenario>.{txt,md}; `make traces`
 # also refreshes the marked regions of protocol.md (<!-- trace:NAME -->) and
