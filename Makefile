@@ -108,6 +108,7 @@ fmt:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	@echo "make lint: fmt clean, clippy clean"
 
 up: build
 	@scripts/nodes.sh up

@@ -497,3 +497,30 @@ fn a_moved_heartbeat_monitor_listens_for_udp_where_nodes_send() {
     .expect("frota-heartbeat starts");
     assert_eq!(hb.addr("udp").to_string(), listen);
 }
+
+/// A `--listen` that is no address is refused at once, naming `--listen`
+/// (not a flag derived from it, like the monitor's `--udp`), before any
+/// data directory is opened or any peer is contacted.
+#[test]
+fn a_bad_listen_address_names_the_listen_flag() {
+    for (name, bin) in BINS {
+        let other: &[&str] = match name {
+            "frota-client" | "frota-ctl" | "frota-vehicle" => continue, // serve nobody
+            "frota-backup" => &["--data-dir", "/proc/frota-nope"],
+            "frota-company" => &["--name", "A", "--data-dir", "/proc/frota-nope"],
+            _ => &[],
+        };
+        for bad in ["127.0.0.1:99999", "127.0.0.1:x"] {
+            let mut args = other.to_vec();
+            args.extend(["--listen", bad]);
+            let out = run(bin, &args);
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} --listen {bad}: {err}");
+            let first = err.lines().next().unwrap_or("");
+            assert!(
+                first.starts_with(&format!("{name}: --listen '{bad}'")),
+                "{name} --listen {bad}: {err}"
+            );
+        }
+    }
+}

@@ -186,10 +186,13 @@ impl Node for HeartbeatNode {
             Some(_) => a.try_millis("pause-grace-ms")?,
             None => interval * 2,
         };
+        // --listen first: --udp defaults to it, so a bad --listen must be
+        // named as itself, not as the --udp the user never typed.
+        let server = server_from_args(a)?;
         let udp = a.try_string("udp")?;
         check_addr("udp", &udp)?;
         Ok(HeartbeatNode {
-            server: server_from_args(a)?,
+            server,
             udp,
             monitor: MonitorConfig {
                 detector,
