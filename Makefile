@@ -64,12 +64,12 @@ MOSQUITTO_OK = command -v mosquitto_sub >/dev/null 2>&1 && command -v mosquitto_
 APT_MQTT = DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto mosquitto-clients
 deps-mqtt:
 	@if $(MOSQUITTO_OK); then echo "deps-mqtt: mosquitto and mosquitto-clients present"; \
-	 elif [ "$$(id -u)" != 0 ]; then echo "deps-mqtt: SKIPPED: not root, cannot install mosquitto (as root: apt-get install mosquitto mosquitto-clients); MQTT interop tests will skip"; \
-	 elif ! command -v apt-get >/dev/null 2>&1; then echo "deps-mqtt: SKIPPED: no apt-get; install mosquitto + its clients by hand; MQTT interop tests will skip"; \
+	 elif [ "$$(id -u)" != 0 ]; then echo "deps-mqtt: SKIPPED — not root, cannot install mosquitto (as root: apt-get install mosquitto mosquitto-clients); MQTT interop tests will skip"; \
+	 elif ! command -v apt-get >/dev/null 2>&1; then echo "deps-mqtt: SKIPPED — no apt-get; install mosquitto + its clients by hand; MQTT interop tests will skip"; \
 	 else echo "deps-mqtt: installing mosquitto mosquitto-clients"; \
 	   $(APT_MQTT) >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && $(APT_MQTT) >/dev/null 2>&1; } || true; \
 	   if $(MOSQUITTO_OK); then echo "deps-mqtt: installed"; \
-	   else echo "deps-mqtt: SKIPPED: apt-get could not install mosquitto (offline?); MQTT interop tests will skip"; fi; \
+	   else echo "deps-mqtt: SKIPPED — apt-get could not install mosquitto (offline?); MQTT interop tests will skip"; fi; \
 	 fi
 
 # Opt-in, not part of `make test` (it needs python3 and the Paho suite:
@@ -102,13 +102,14 @@ bench-detector: check-tools
 	 && echo "make bench-detector: done — figures above and in run/bench.json" \
 	 || { echo "make bench-detector: FAILED — the bench did not finish (its output is above)"; exit 1; }
 
-fmt:
-	$(CARGO) fmt
+fmt: check-tools
+	@$(CARGO) fmt && echo "make fmt: done — every file formatted (git diff shows what changed)"
 
-lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	@echo "make lint: fmt clean, clippy clean"
+# Ends with one verdict line naming what is not clean; exit 0 only if both are.
+lint: check-tools
+	@$(CARGO) fmt --check || { echo "make lint: FAIL — cargo fmt --check: code not formatted (make fmt fixes it)"; exit 1; }
+	@$(CARGO) clippy --all-targets -- -D warnings || { echo "make lint: FAIL — clippy warnings (above)"; exit 1; }
+	@echo "make lint: PASS — fmt clean, clippy clean"
 
 up: build
 	@scripts/nodes.sh up
@@ -153,11 +154,14 @@ run-netns: build
 	scripts/run-netns.sh
 
 # The original's limpar_logs.py: forget past runs.
+# Nodes of `make up` are stopped first: with their PID files gone they would
+# hold the ports while `make status` called them down.
 clean-logs:
-	rm -rf data logs run
+	@if ls run/*.pid >/dev/null 2>&1; then scripts/nodes.sh down || exit 1; fi
+	@rm -rf data logs run && echo "make clean-logs: done — data/, logs/ and run/ removed"
 
 clean: clean-logs
-	$(CARGO) clean
+	@$(CARGO) clean && echo "make clean: done — build output (target/) removed too; the next build starts from scratch"
 
 nc:
 	@command -v nc >/dev/null && echo "netcat is installed: $$(command -v nc)" || \

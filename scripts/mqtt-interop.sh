@@ -7,7 +7,7 @@
 # Exits 0 with SKIPPED and the reason when something is missing.
 set -u
 cd "$(dirname "$0")/.."
-skip() { echo "mqtt-interop: SKIPPED: $*"; exit 0; }
+skip() { echo "mqtt-interop: SKIPPED — $*"; exit 0; }
 command -v python3 >/dev/null || skip "python3 not installed"
 dir="${PAHO_DIR:-target/paho.mqtt.testing}"
 if [ ! -f "$dir/interoperability/client_test.py" ]; then
@@ -34,11 +34,11 @@ else
 fi
 fport=$(free_port)
 target/release/frota-broker --listen 127.0.0.1:0 --mqtt-listen "127.0.0.1:$fport" >"$work/f.log" 2>&1 & pids+=($!)
-wait_port "$fport" || { echo "mqtt-interop: FAIL: frota-broker did not start"; exit 1; }
+wait_port "$fport" || { echo "mqtt-interop: FAIL — frota-broker did not start"; exit 1; }
 python3 scripts/paho_client_test.py "$suite" "$fport" frota-broker | tee "$work/frota.txt"
 missing=$(awk '$2=="mosquitto" && $4=="pass" {print $3}' "$work/mosquitto.txt" | while read -r t; do
   grep -q "^paho frota-broker $t pass" "$work/frota.txt" || echo "$t"; done)
 if [ -n "$missing" ]; then
-  echo "mqtt-interop: FAIL: passes on Mosquitto but not on frota-broker: $(echo $missing)"; exit 1
+  echo "mqtt-interop: FAIL — passes on Mosquitto but not on frota-broker: $(echo $missing)"; exit 1
 fi
-echo "mqtt-interop: PASS: every Paho test that passes on Mosquitto passes on frota-broker"
+echo "mqtt-interop: PASS — every Paho test that passes on Mosquitto passes on frota-broker"
