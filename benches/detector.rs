@@ -35,10 +35,10 @@ macro_rules! progress {
 /// Set in the smoke pass: say what ran, print no figures.
 static SMOKE: AtomicBool = AtomicBool::new(false);
 
-use frota::client::{ClientConfig, Pool};
-use frota::launch::temp_dir;
-use frota::rental::cluster::{Bins, ClusterOptions, RentalCluster};
-use frota::rng::Rng;
+use frota::runtime::client::{ClientConfig, Pool};
+use frota::runtime::launch::temp_dir;
+use frota::runtime::rng::Rng;
+use frota::tools::rental::cluster::{Bins, ClusterOptions, RentalCluster};
 use frota::Body;
 use serde_json::{json, Value};
 use std::path::Path;

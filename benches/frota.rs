@@ -60,11 +60,11 @@ mod systems;
 mod table;
 
 use common::{round, Report, Verdict};
-use frota::echo::Echo;
-use frota::frame::{self, Mode};
-use frota::launch::NodeProc;
-use frota::message::Request;
-use frota::server::{Server, ServerConfig};
+use frota::runtime::echo::Echo;
+use frota::runtime::launch::NodeProc;
+use frota::runtime::server::{Server, ServerConfig};
+use frota::wire::frame::{self, Mode};
+use frota::wire::message::Request;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -773,7 +773,7 @@ fn compare(previous: Option<&Value>, report: &Report) -> Compared {
     }
 }
 
-/// Section 3: what the wire-trace hooks (`frota::trace`) cost when tracing
+/// Section 3: what the wire-trace hooks (`frota::wire::trace`) cost when tracing
 /// is off. The runtime-floor rows above already run with tracing compiled in
 /// and off, so their ratio includes it; this isolates the hook itself: ns
 /// per `trace::record` call on the disabled path, times the hooks one
@@ -785,14 +785,14 @@ fn trace_off_section(
     lines: &mut Vec<String>,
     report: &mut Report,
 ) -> Value {
-    let on = frota::trace::enabled();
+    let on = frota::wire::trace::enabled();
     let msg = typical();
     let local: Option<SocketAddr> = None;
     let started = Instant::now();
     let mut calls: u64 = 0;
     while started.elapsed() < dur / 4 || calls == 0 {
         for _ in 0..100_000 {
-            frota::trace::record(
+            frota::wire::trace::record(
                 std::hint::black_box("send"),
                 local,
                 local,

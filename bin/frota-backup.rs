@@ -1,5 +1,5 @@
 //! frota-backup: the rental system's durable log and source of truth.
 //! Its flags, defaults and `main`: `frota::rental::nodes::BackupNode`.
 fn main() {
-    frota::config::main::<frota::rental::nodes::BackupNode>()
+    frota::runtime::config::main::<frota::rental::nodes::BackupNode>()
 }

@@ -1,5 +1,5 @@
 //! frota-client: the rental client simulator (the original cliente.py).
-//! Its flags, defaults and `main`: `frota::rental::nodes::ClientsNode`.
+//! Its flags, defaults and `main`: `frota::tools::rental::nodes::ClientsNode`.
 fn main() {
-    frota::config::main::<frota::rental::nodes::ClientsNode>()
+    frota::runtime::config::main::<frota::tools::rental::nodes::ClientsNode>()
 }

@@ -1,5 +1,5 @@
 //! frota-company: a charging company, 2PC participant and coordinator.
 //! Its flags, defaults and `main`: `frota::ev::nodes::CompanyNode`.
 fn main() {
-    frota::config::main::<frota::ev::nodes::CompanyNode>()
+    frota::runtime::config::main::<frota::ev::nodes::CompanyNode>()
 }

@@ -1,6 +1,6 @@
 //! frota-echo: the smallest node (`echo` returns the request's fields), for
 //! the runtime's tests, `make bench`, and trying the framing by hand.
-//! Its flags, defaults and `main`: `frota::echo::EchoNode`.
+//! Its flags, defaults and `main`: `frota::runtime::echo::EchoNode`.
 fn main() {
-    frota::config::main::<frota::echo::EchoNode>()
+    frota::runtime::config::main::<frota::runtime::echo::EchoNode>()
 }

@@ -1,5 +1,5 @@
 //! frota-infodesk: hands out live terminals, round-robin.
 //! Its flags, defaults and `main`: `frota::rental::nodes::InfodeskNode`.
 fn main() {
-    frota::config::main::<frota::rental::nodes::InfodeskNode>()
+    frota::runtime::config::main::<frota::rental::nodes::InfodeskNode>()
 }

@@ -1,5 +1,5 @@
 //! frota-vehicle: the EV simulator, N vehicles ask for 3-stop routes.
-//! Its flags, defaults and `main`: `frota::ev::nodes::VehiclesNode`.
+//! Its flags, defaults and `main`: `frota::tools::ev::nodes::VehiclesNode`.
 fn main() {
-    frota::config::main::<frota::ev::nodes::VehiclesNode>()
+    frota::runtime::config::main::<frota::tools::ev::nodes::VehiclesNode>()
 }

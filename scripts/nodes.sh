@@ -16,7 +16,7 @@ DATA=${DATA:-data}
 mkdir -p "$RUN" "$LOGS" "$DATA"
 
 # name | command line (the order is the start order). Every address is the
-# binary's own default (one place: src/config.rs), so nothing here repeats
+# binary's own default (one place: src/runtime/config.rs), so nothing here repeats
 # a port; `up` learns each node's address from its "frota ready" line.
 nodes() {
 cat <<LIST

@@ -4,75 +4,56 @@
 //!
 //! # Layout
 //!
-//! The wire and the runtime (everything else stands on these):
-//! - [`frame`]: cutting frames out of a byte stream (pure, no sockets).
-//! - [`connection`]: a TCP stream + read buffer; reads and writes frames.
-//! - [`message`]: the envelope (`type`, `id`, `in_reply_to`) and typed fields.
-//! - [`error`]: the one table of numbered error codes (definite or not).
-//! - [`server`]: the node runtime — accept loop, thread per connection,
-//!   limits, built-in `ping`/`status`/`help`, the [`server::Handler`] trait,
-//!   replies sent later from another thread ([`server::Ctx::defer`]).
-//! - [`client`]: blocking request/reply with timeouts, retries, a peer pool.
-//! - [`heartbeat`]: UDP heartbeat datagrams (sender thread, receiver).
-//! - [`wal`]: an fsynced append-only log with group commit, replayed one
-//!   record at a time on open; every durable node writes through it. Its
-//!   format (`wal::format`: encode, decode) and replay (`wal::scan`) are
-//!   pure, apart from the group commit (`wal::commit`); `wal::record` turns
-//!   values into each log's typed records (one serde enum per log, tag `k`).
-//!   `Wal::after` runs a callback once a record is durable (how writes are
-//!   answered). It tells a torn last write (cut, kept aside) from
-//!   corruption (refuses to open), refuses writes on a full disk and stops
-//!   the process when a write or fsync fails; `wal::tools` is what
-//!   `frota-ctl log-check` / `log-repair` do.
-//! - [`wake`]: a wake-up a sleeping thread parks on at once (the broker's
-//!   writer threads), instead of a channel's spin-then-yield.
-//! - [`trace`]: optional wire traces (`FROTA_TRACE=<dir>`) for ladder diagrams.
-//! - [`crash`]: named crash points (`FROTA_CRASH_AT`) for fault tests.
-//! - [`cli`]: flag parsing and logging set-up shared by the binaries.
-//! - [`config`]: every node's configuration in one shape ([`config::Node`]):
-//!   defaults (and the default addresses) in one place, the flags and
-//!   `--help` built from them, the command line a launcher starts a node
-//!   with, and the node's `main`. The configs themselves live beside their
-//!   systems: `rental::nodes`, `ev::nodes`, `echo::EchoNode`.
-//! - [`launch`]: starting node processes and waiting for them (tests, demos).
-//! - [`ctl`]: what `frota-ctl` does (send one message, audits, demos).
-//! - [`echo`]: the smallest node (`echo`), for runtime tests and `make bench`.
-//! - [`detector`]: failure detectors (fixed timeout, phi accrual) with injectable time.
-//! - [`mqtt`]: MQTT 3.1.1 codec, topic filters and tree, client, and the
-//!   session state machine the broker core uses (Mosquitto interop).
+//! Five layers, each standing only on those above it in this list: nothing
+//! imports a layer below it, the two systems never import each other, and
+//! only the tools import the systems (`tests/layers.rs` checks this).
+//! Beneath them all, [`sync`]: the one poison-recovering lock, std only.
 //!
-//! The two systems:
-//! - [`rental`]: vehicle rental — heartbeat monitor, info desk, backup,
-//!   terminals, client simulator, conservation audit.
-//! - [`ev`]: EV charging — topic broker, companies with two-phase commit
-//!   (its rules as pure state machines in [`ev::twopc`], explored by the
-//!   deterministic simulator [`ev::sim`]), vehicle simulator,
-//!   atomicity/isolation audit.
+//! 1. [`wire`] — the protocol on the wire: cutting frames out of a byte
+//!    stream (`wire::frame`, pure: no sockets), a TCP stream that reads and
+//!    writes them (`wire::connection`), the envelope — `type`, `id`,
+//!    `in_reply_to` — and typed fields (`wire::message`), the one table of
+//!    numbered error codes (`wire::error`), and traces of every frame sent
+//!    or received (`wire::trace`).
+//! 2. [`runtime`] — what every node runs on: the server (accept loop, a
+//!    thread per connection, limits, built-in `ping`/`status`/`help`, the
+//!    `Handler` trait every node implements: `runtime::server`), the client
+//!    (request/reply with timeouts, retries, a pool: `runtime::client`), UDP
+//!    heartbeats and failure detectors, the durable log (`runtime::wal`:
+//!    group commit, its pure format and replay, typed records, the
+//!    operator's tools), one node configuration shape and `main`
+//!    (`runtime::config`, `runtime::cli`), crash points, the `echo` node,
+//!    starting node processes (`runtime::launch`: a node's watch on its
+//!    launcher, temp dirs), and the one seeded generator (`runtime::rng`).
+//! 3. [`mqtt`] — MQTT 3.1.1: codec, topic filters and tree, client, and the
+//!    session state machine the EV broker's core uses (Mosquitto interop).
+//! 4. The two systems, each a folder of nodes; a message's handler is the
+//!    node's `handle` (`match req.kind()`):
+//!    - [`rental`] — vehicle rental: heartbeat `monitor`, `infodesk`,
+//!      `backup` (on the `ledger` state machine; its log's `record`s) and
+//!      `terminal`s; `nodes` holds each binary's configuration.
+//!    - [`ev`] — EV charging: the topic `broker` (a pure core and two
+//!      listeners), `company` (a process's side of the 2PC: `participant`
+//!      and `coordinator` drivers, `messages`) on `twopc` (the rules as pure
+//!      state machines), `points`, `bus_client`; `nodes` as in rental.
+//! 5. [`tools`] — what drives and checks the systems from outside, as a
+//!    client or a launcher: `tools::ctl` (`frota-ctl`: one message,
+//!    subcommands, chaos, log tools, traces, the 2PC labs), `tools::rental`
+//!    (the client simulator `frota-client`, a deployment as processes, the
+//!    conservation audit, `make run-rental`), `tools::ev` (the vehicle
+//!    simulator `frota-vehicle`, the deterministic 2PC simulator `make sim`,
+//!    a deployment, Mosquitto as the broker, the atomicity audit, `make
+//!    run-ev`).
 //!
 //! Binaries in `bin/` are one line each: `config::main::<TheNode>()`.
 
-pub mod cli;
-pub mod client;
-pub mod config;
-pub mod connection;
-pub mod crash;
-pub mod ctl;
-pub mod detector;
-pub mod echo;
-pub mod error;
 pub mod ev;
-pub mod frame;
-pub mod heartbeat;
-pub mod launch;
-pub mod message;
 pub mod mqtt;
 pub mod rental;
-pub mod rng;
-pub mod server;
+pub mod runtime;
 pub mod sync;
-pub mod trace;
-pub mod wake;
-pub mod wal;
+pub mod tools;
+pub mod wire;
 
-pub use error::{Code, Error};
-pub use message::{body, Body, Request};
+pub use wire::error::{Code, Error};
+pub use wire::message::{body, Body, Request};

@@ -7,7 +7,7 @@ use std::process::Command;
 
 #[test]
 fn short_chaos_run_passes() {
-    let dir = frota::launch::temp_dir("chaos-short");
+    let dir = frota::runtime::launch::temp_dir("chaos-short");
     let out = Command::new(env!("CARGO_BIN_EXE_frota-ctl"))
         .args([
             "chaos",

@@ -7,7 +7,7 @@
 //!   `--help` (not the whole usage), exit 2; `--help` exits 0 and mentions
 //!   `RUST_LOG` and `FROTA_TRACE`.
 
-use frota::launch::NodeProc;
+use frota::runtime::launch::NodeProc;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
@@ -184,7 +184,7 @@ fn run_info(bin: &str, args: &[&str]) -> Output {
 fn a_busy_port_is_said_first_and_alone() {
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap().to_string();
-    let data = frota::launch::temp_dir("busy-port");
+    let data = frota::runtime::launch::temp_dir("busy-port");
     let dir = |d: &str| data.join(d).display().to_string();
     let (bk, co) = (dir("backup"), dir("company"));
     let nowhere = closed_port();
@@ -346,7 +346,7 @@ fn help_shows_each_nodes_own_default_port() {
 /// halfway).
 #[test]
 fn every_ctl_subcommand_says_what_was_wrong() {
-    let tmp = frota::launch::temp_dir("ctl-usage");
+    let tmp = frota::runtime::launch::temp_dir("ctl-usage");
     let d = tmp.display().to_string();
     let ev = |bad: &[&'static str]| -> Vec<String> {
         let mut v: Vec<String> = vec!["run-ev".into()];

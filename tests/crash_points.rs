@@ -3,10 +3,10 @@
 
 mod support;
 
-use frota::client::{call, ClientConfig};
-use frota::ev::cluster::{EvCluster, EvOptions};
-use frota::launch::temp_dir;
-use frota::rental::cluster::RentalCluster;
+use frota::runtime::client::{call, ClientConfig};
+use frota::runtime::launch::temp_dir;
+use frota::tools::ev::cluster::{EvCluster, EvOptions};
+use frota::tools::rental::cluster::RentalCluster;
 use frota::Body;
 use serde_json::Value;
 use std::collections::BTreeSet;

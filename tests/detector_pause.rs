@@ -12,8 +12,8 @@
 mod support;
 use support::rental::{bins, send as ask};
 
-use frota::launch::{temp_dir, wait_until};
-use frota::rental::cluster::{ClusterOptions, RentalCluster};
+use frota::runtime::launch::{temp_dir, wait_until};
+use frota::tools::rental::cluster::{ClusterOptions, RentalCluster};
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::thread;

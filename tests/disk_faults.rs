@@ -13,8 +13,8 @@
 
 mod support;
 
-use frota::ev::cluster::{EvCluster, EvOptions};
-use frota::launch::temp_dir;
+use frota::runtime::launch::temp_dir;
+use frota::tools::ev::cluster::{EvCluster, EvOptions};
 use frota::Code;
 use serde_json::json;
 use std::fs;

@@ -3,10 +3,10 @@
 //! storm of route requests through the broker.
 mod support;
 
-use frota::client::ClientConfig;
 use frota::ev::bus_client::BusClient;
 use frota::ev::company::messages::RouteOutcome;
 use frota::ev::points::Stop;
+use frota::runtime::client::ClientConfig;
 use frota::Code;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -163,7 +163,11 @@ fn answers_outlive_the_retry_horizon_as_one_transaction() {
 }
 
 /// Publish `reqs` as vehicles through the broker and collect every answer.
-fn storm(c: &frota::ev::cluster::EvCluster, tag: &str, routes: &[Vec<Stop>]) -> Vec<RouteOutcome> {
+fn storm(
+    c: &frota::tools::ev::cluster::EvCluster,
+    tag: &str,
+    routes: &[Vec<Stop>],
+) -> Vec<RouteOutcome> {
     let broker = c.addr("broker").to_string();
     let bus = Arc::new(BusClient::connect(&broker, ClientConfig::default()).unwrap());
     bus.subscribe("vehicle/+/response").unwrap();

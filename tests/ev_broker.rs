@@ -1,7 +1,7 @@
 //! frota-broker as a real process: wildcards, shared subscriptions (exactly
 //! one member, failover), a slow subscriber dropped without stalling others.
-use frota::client::{Client, ClientConfig};
-use frota::launch::{wait_until, NodeProc};
+use frota::runtime::client::{Client, ClientConfig};
+use frota::runtime::launch::{wait_until, NodeProc};
 use frota::{body, Body};
 use serde_json::{json, Value};
 use std::io::Write;

@@ -5,8 +5,8 @@
 //! every one is committed at all three companies, and the audit passes.
 mod support;
 
-use frota::client::{Client, ClientConfig};
 use frota::ev::points::Stop;
+use frota::runtime::client::{Client, ClientConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

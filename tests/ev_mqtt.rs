@@ -10,18 +10,18 @@
 //! when they are missing (`make deps-mqtt` installs them).
 mod support;
 
-use frota::client::ClientConfig as FrotaConfig;
 use frota::ev::broker::bus::Bus as Tree;
 use frota::ev::broker::core::Limits;
 use frota::ev::broker::mqtt_listener::{serve_mqtt, MqttConfig};
 use frota::ev::broker::Broker;
 use frota::ev::bus_client::BusClient;
-use frota::ev::cluster::{BrokerKind, EvCluster, EvOptions};
-use frota::ev::mosquitto::{self, find};
-use frota::ev::vehicle::{self, SimConfig};
-use frota::launch::{temp_dir, wait_until};
 use frota::mqtt::{ClientConfig, JsonClient, MqttClient};
-use frota::server::{Server, ServerConfig};
+use frota::runtime::client::ClientConfig as FrotaConfig;
+use frota::runtime::launch::{temp_dir, wait_until};
+use frota::runtime::server::{Server, ServerConfig};
+use frota::tools::ev::cluster::{BrokerKind, EvCluster, EvOptions};
+use frota::tools::ev::mosquitto::{self, find};
+use frota::tools::ev::vehicle::{self, SimConfig};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -331,6 +331,6 @@ fn exactly_one_company_per_request_on_mosquitto() {
     });
     assert!(all, "coordinated {} of 12", coordinated(&c));
     assert_eq!(coordinated(&c), 12, "each request coordinated exactly once");
-    let verdict = frota::ev::audit::check(&c.companies(), Duration::from_secs(10)).unwrap();
+    let verdict = frota::tools::ev::audit::check(&c.companies(), Duration::from_secs(10)).unwrap();
     assert!(verdict.ok, "{}", verdict.lines().join("\n"));
 }

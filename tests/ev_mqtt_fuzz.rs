@@ -4,10 +4,10 @@
 //! closed every fuzz connection. FROTA_FUZZ_SEED replays a run.
 mod support;
 
-use frota::client::{call, ClientConfig as FrotaConfig};
 use frota::ev::bus_client::BusClient;
-use frota::launch::{temp_dir, wait_until, NodeProc};
 use frota::mqtt::{ClientConfig, MqttClient};
+use frota::runtime::client::{call, ClientConfig as FrotaConfig};
+use frota::runtime::launch::{temp_dir, wait_until, NodeProc};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};

@@ -2,7 +2,7 @@
 //! (`FROTA_CRASH_AT`), then restarted on the same address and data dir.
 mod support;
 
-use frota::ev::cluster::EvCluster;
+use frota::tools::ev::cluster::EvCluster;
 use serde_json::json;
 use std::time::Duration;
 use support::ev::*;
@@ -26,7 +26,7 @@ fn wait_crash(c: &mut EvCluster, node: &str) {
         .expect("node exits at its crash point");
     assert_eq!(
         status.code(),
-        Some(frota::crash::EXIT_CODE),
+        Some(frota::runtime::crash::EXIT_CODE),
         "{node}: {status:?}"
     );
 }

@@ -9,8 +9,8 @@
 //! the coordinator cannot be asked.
 mod support;
 
-use frota::ev::cluster::EvCluster;
 use frota::ev::points::Stop;
+use frota::tools::ev::cluster::EvCluster;
 use frota::{Body, Code, Error};
 use serde_json::json;
 use std::time::Duration;
@@ -33,7 +33,11 @@ fn wait_crash(c: &mut EvCluster, node: &str) {
     let status = p
         .wait_exit(Duration::from_secs(20))
         .expect("node exits at its crash point");
-    assert_eq!(status.code(), Some(frota::crash::EXIT_CODE), "{node}");
+    assert_eq!(
+        status.code(),
+        Some(frota::runtime::crash::EXIT_CODE),
+        "{node}"
+    );
 }
 
 fn restart_clean(c: &mut EvCluster, node: &str) {

@@ -1,4 +1,4 @@
-//! The deterministic simulator of the EV two-phase commit (src/ev/sim.rs).
+//! The deterministic simulator of the EV two-phase commit (src/tools/ev/sim.rs).
 //!
 //! * 10,000 seeded schedules (crashes at any action boundary, lost, slow
 //!   and duplicated messages, clients retrying at random companies) hold
@@ -9,8 +9,8 @@
 //!   second transaction and is told `rejected` while its route is reserved).
 //!
 //! Run with `--nocapture` to see each counterexample as a ladder diagram.
-use frota::ev::sim::{self, Config, Invariant, Report};
 use frota::ev::twopc::Rules;
+use frota::tools::ev::sim::{self, Config, Invariant, Report};
 
 /// `FROTA_SIM_SCHEDULES` overrides how many schedules the main test runs
 /// (split over two tests, which run in parallel).

@@ -173,7 +173,7 @@ fn slow_reader_does_not_block_others() {
     drop(slow);
 }
 
-fn hwm_kib(node: &frota::launch::NodeProc) -> u64 {
+fn hwm_kib(node: &frota::runtime::launch::NodeProc) -> u64 {
     memory_kib(node.pid()).0
 }
 

@@ -12,9 +12,9 @@
 mod support;
 use support::{fuzz_seed, Rng};
 
-use frota::frame::{self, Frame, FrameError, Mode};
-use frota::message::{Request, MAX_DEPTH};
-use frota::wal::{crc32, Wal};
+use frota::runtime::wal::{crc32, Wal};
+use frota::wire::frame::{self, Frame, FrameError, Mode};
+use frota::wire::message::{Request, MAX_DEPTH};
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -240,7 +240,7 @@ fn wal_record(v: &Value) -> Vec<u8> {
 #[test]
 fn fuzz_wal_replay_on_random_and_mutated_logs() {
     let mut rng = Rng::new(fuzz_seed("wal", 0x5eed_f00d));
-    let dir = frota::launch::temp_dir("fuzz-wal");
+    let dir = frota::runtime::launch::temp_dir("fuzz-wal");
     let path = dir.join("log");
     for i in 0..cases(300) {
         let records: Vec<Value> = (0..rng.index(5)).map(|_| rng.request()).collect();
@@ -341,7 +341,7 @@ fn regression_deep_nesting_on_a_small_stack() {
 /// `float_roundtrip` feature (Cargo.toml).
 #[test]
 fn regression_wal_floats_replay_bit_exact() {
-    let dir = frota::launch::temp_dir("wal-float");
+    let dir = frota::runtime::launch::temp_dir("wal-float");
     let path = dir.join("log");
     let values = [
         -106.42857142857143,

@@ -11,9 +11,9 @@
 
 mod support;
 
-use frota::ev::cluster::{EvCluster, EvOptions};
-use frota::launch::{temp_dir, NodeProc};
-use frota::rental::cluster::RentalCluster;
+use frota::runtime::launch::{temp_dir, NodeProc};
+use frota::tools::ev::cluster::{EvCluster, EvOptions};
+use frota::tools::rental::cluster::RentalCluster;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -94,7 +94,7 @@ fn every_help_example_works_as_typed() {
 
     let rental = RentalCluster::start(support::rental::bins(), &temp_dir("help-rental"))
         .expect("rental deployment starts");
-    for node in frota::rental::cluster::NODES {
+    for node in frota::tools::rental::cluster::NODES {
         ran += check_node(node, rental.addr(node), &mut problems);
     }
     drop(rental);
@@ -169,7 +169,7 @@ fn help_for_a_person_is_one_message_per_line() {
     }
     assert!(lines.iter().all(|l| l.chars().count() < 300), "{text}");
     // A pasted example works; a bad format is error 12; plain help is unchanged.
-    let mut conn = frota::connection::Connection::new(r.into_inner(), 1 << 20).unwrap();
+    let mut conn = frota::wire::connection::Connection::new(r.into_inner(), 1 << 20).unwrap();
     let mut ask = |line: &str| -> Value {
         w.write_all(format!("{line}\n").as_bytes()).unwrap();
         let f = conn.read_frame().unwrap().expect("a reply");

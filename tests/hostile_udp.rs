@@ -14,9 +14,9 @@ mod support;
 use support::rental::bins;
 use support::{send_to, Rng};
 
-use frota::launch::temp_dir;
-use frota::rental::cluster::RentalCluster;
 use frota::rental::peers::now_ms;
+use frota::runtime::launch::temp_dir;
+use frota::tools::rental::cluster::RentalCluster;
 use frota::{Body, Error};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

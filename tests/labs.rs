@@ -1,11 +1,11 @@
-//! The labs (`make lab`, src/ctl/lab.rs): each breaks one safety rule of the
+//! The labs (`make lab`, src/tools/ctl/lab.rs): each breaks one safety rule of the
 //! two-phase commit in the simulator, and each must find its
 //! counterexample — a checker blind to a rule would pass every schedule.
 //! The counterexamples are deterministic, and the course shows them from
 //! docs/traces/lab-<name>.{txt,md}: those must be what the labs print now.
 
-use frota::ctl::lab::{self, LABS};
-use frota::ev::sim;
+use frota::tools::ctl::lab::{self, LABS};
+use frota::tools::ev::sim;
 use std::path::PathBuf;
 
 const FIX: &str = "run `make traces` to regenerate docs/traces (the labs' diagrams too)";
@@ -53,7 +53,7 @@ fn every_lab_finds_its_counterexample_and_the_docs_show_it() {
         // Replaying the shrunk choices gives the same counterexample.
         let again = sim::replay(
             f.seed,
-            &frota::ev::sim::Config {
+            &frota::tools::ev::sim::Config {
                 trace: true,
                 ..l.config()
             },

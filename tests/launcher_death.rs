@@ -1,7 +1,7 @@
 //! Nodes started by a launcher exit when the launcher dies, even by kill -9
 //! (`launch::watch_parent`), so a killed demo never leaves nodes holding ports.
 
-use frota::launch::{wait_until, EXIT_WITH_PARENT};
+use frota::runtime::launch::{wait_until, EXIT_WITH_PARENT};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -16,14 +16,14 @@
 //!   regenerates (and copies into the chapters' `<!-- trace:NAME -->`
 //!   regions) and tests/traces_doc.rs and tests/labs.rs keep current.
 //! - Sessions: ```` ```frota <node> ```` blocks, the notation protocol.md
-//!   uses, replayed in reading order (src/ctl/doccheck.rs says how a reply
+//!   uses, replayed in reading order (src/tools/ctl/doccheck.rs says how a reply
 //!   matches), the rental chapters against one fresh rental deployment and
 //!   the EV chapters against one fresh EV deployment, as a reader who ran
 //!   `make down clean-logs up` once and reads on.
 
 mod support;
 
-use frota::ctl::doccheck;
+use frota::tools::ctl::doccheck;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -337,7 +337,7 @@ fn every_diagram_shown_is_a_generated_one() {
         }
     }
     for (page, text) in pages() {
-        match frota::ctl::embed::refresh(&text, &dir) {
+        match frota::tools::ctl::embed::refresh(&text, &dir) {
             Ok(now) if now == text => {}
             Ok(_) => problems.push(format!(
                 "docs/learn/{page}: its diagrams are older than docs/traces — run `make traces`"

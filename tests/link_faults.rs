@@ -5,11 +5,11 @@
 
 mod support;
 
-use frota::client::{call, ClientConfig};
-use frota::ev::audit;
-use frota::ev::cluster::{EvCluster, EvOptions};
 use frota::ev::points::PointSet;
-use frota::launch::{temp_dir, wait_until, NodeProc};
+use frota::runtime::client::{call, ClientConfig};
+use frota::runtime::launch::{temp_dir, wait_until, NodeProc};
+use frota::tools::ev::audit;
+use frota::tools::ev::cluster::{EvCluster, EvOptions};
 use frota::{body, Body};
 use serde_json::{json, Value};
 use std::path::Path;

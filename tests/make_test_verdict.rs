@@ -85,7 +85,7 @@ error: could not compile `frota` (test \"b\") due to 1 previous error
 /// Run scripts/test.sh with a fake cargo: `cargo test` prints `log` and
 /// exits `test_rc`; `cargo clippy` exits `clippy_rc`.
 fn make_test(tag: &str, log: &str, test_rc: i32, clippy_rc: i32) -> (i32, Vec<String>) {
-    let dir = frota::launch::temp_dir(&format!("make-test-{tag}"));
+    let dir = frota::runtime::launch::temp_dir(&format!("make-test-{tag}"));
     let canned = dir.join("cargo-output.txt");
     std::fs::write(&canned, log).unwrap();
     let fake = dir.join("cargo");

@@ -4,16 +4,16 @@
 //! sessions, bounds, a QoS 0 burst. The same features against the
 //! Mosquitto tools are in tests/mqtt_interop.rs; against the binary (kill
 //! -9, restart) in tests/ev_mqtt.rs.
-use frota::client::{Client, ClientConfig as FrotaConfig};
 use frota::ev::broker::bus::Bus;
 use frota::ev::broker::core::Limits;
 use frota::ev::broker::mqtt_listener::{serve_mqtt, MqttConfig, MqttServer};
 use frota::ev::broker::Broker;
-use frota::message::body;
 use frota::mqtt::codec::{self, Connect, Packet, Publish, Will};
 use frota::mqtt::conn::PacketReader;
 use frota::mqtt::{ClientConfig, MqttClient};
-use frota::server::{Server, ServerConfig};
+use frota::runtime::client::{Client, ClientConfig as FrotaConfig};
+use frota::runtime::server::{Server, ServerConfig};
+use frota::wire::message::body;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::TcpStream;
@@ -90,7 +90,7 @@ impl Raw {
 /// Wait until the broker has seen client `id` go (its session kept).
 fn wait_away(bus: &Bus, id: &str) {
     let peer = json!(format!("mqtt client {id}"));
-    let away = frota::launch::wait_until(WAIT, Duration::from_millis(10), || {
+    let away = frota::runtime::launch::wait_until(WAIT, Duration::from_millis(10), || {
         Value::Object(bus.status())["subscribers"]
             .as_array()
             .is_some_and(|s| {

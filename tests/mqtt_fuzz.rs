@@ -72,10 +72,11 @@ fn random_and_mutated_packets_leave_the_server_serving() {
     assert_serving(&srv, "after");
     drop(held);
     // Every fuzz session ends (held ones by EOF now).
-    let all_closed =
-        frota::launch::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-            srv.status()["open"].as_u64() == Some(0)
-        });
+    let all_closed = frota::runtime::launch::wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || srv.status()["open"].as_u64() == Some(0),
+    );
     assert!(all_closed, "sessions left open: {}", srv.status());
     println!(
         "fuzz: 400 connections in {:?}; {}",

@@ -10,8 +10,8 @@ use support::proc::Proc;
 use frota::ev::broker::bus::Bus;
 use frota::ev::broker::core::Limits;
 use frota::ev::broker::mqtt_listener::{serve_mqtt, MqttConfig, MqttServer};
-use frota::ev::mosquitto::{find, Mosquitto};
 use frota::mqtt::{ClientConfig, ClientError, MqttClient};
+use frota::tools::ev::mosquitto::{find, Mosquitto};
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ fn free_port() -> u16 {
 /// Start `mosquitto` on a free loopback port; returns it and its address.
 /// The library's launcher writes the config and waits for a real CONNECT.
 fn start_mosquitto(bin: &Path) -> (Mosquitto, String) {
-    let dir = frota::launch::temp_dir("mosquitto");
+    let dir = frota::runtime::launch::temp_dir("mosquitto");
     for _ in 0..3 {
         // An error is most likely the port taken in between: try another.
         if let Ok(m) = Mosquitto::start(bin, free_port(), &dir, None) {
@@ -168,9 +168,11 @@ fn frota_broker() -> (MqttServer, Arc<Bus>, String) {
 
 fn wait_subs(bus: &Bus, n: usize) {
     assert!(
-        frota::launch::wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-            bus.with(|c| c.subscriptions()) >= n
-        }),
+        frota::runtime::launch::wait_until(
+            Duration::from_secs(10),
+            Duration::from_millis(10),
+            || { bus.with(|c| c.subscriptions()) >= n }
+        ),
         "mosquitto_sub did not subscribe"
     );
 }
@@ -322,13 +324,13 @@ fn b_mosquitto_clients_against_frota() {
 }
 
 /// The real frota-broker binary, MQTT on a free port.
-fn broker_binary(tag: &str) -> frota::launch::NodeProc {
-    let dir = frota::launch::temp_dir(tag);
+fn broker_binary(tag: &str) -> frota::runtime::launch::NodeProc {
+    let dir = frota::runtime::launch::temp_dir(tag);
     let args: Vec<String> = ["--listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    frota::launch::NodeProc::spawn(
+    frota::runtime::launch::NodeProc::spawn(
         Path::new(env!("CARGO_BIN_EXE_frota-broker")),
         &args,
         &[("RUST_LOG", "info".to_string())],
@@ -339,21 +341,25 @@ fn broker_binary(tag: &str) -> frota::launch::NodeProc {
 
 /// Wait until mosquitto_sub's subscription shows in the broker's status.
 fn wait_mqtt_filter(frota_addr: &str, filter: &str) {
-    let cfg = frota::client::ClientConfig::default();
-    let ok = frota::launch::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-        frota::client::call(frota_addr, "status", Default::default(), &cfg)
-            .ok()
-            .and_then(|s| s.get("subscribers").cloned())
-            .and_then(|s| s.as_array().cloned())
-            .is_some_and(|subs| {
-                subs.iter().any(|s| {
-                    s["connected"] != serde_json::json!(false)
-                        && s["filters"]
-                            .as_array()
-                            .is_some_and(|f| f.iter().any(|x| x == filter))
+    let cfg = frota::runtime::client::ClientConfig::default();
+    let ok = frota::runtime::launch::wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            frota::runtime::client::call(frota_addr, "status", Default::default(), &cfg)
+                .ok()
+                .and_then(|s| s.get("subscribers").cloned())
+                .and_then(|s| s.as_array().cloned())
+                .is_some_and(|subs| {
+                    subs.iter().any(|s| {
+                        s["connected"] != serde_json::json!(false)
+                            && s["filters"]
+                                .as_array()
+                                .is_some_and(|f| f.iter().any(|x| x == filter))
+                    })
                 })
-            })
-    });
+        },
+    );
     assert!(ok, "no connected subscriber to '{filter}'");
 }
 
@@ -442,7 +448,7 @@ fn c_mosquitto_tools_and_frota_broker_features() {
     );
 
     // Byte-exact payloads: a binary file, an empty message, JSON as typed.
-    let dir = frota::launch::temp_dir("mqtt-interop-bytes");
+    let dir = frota::runtime::launch::temp_dir("mqtt-interop-bytes");
     let bin: Vec<u8> = (0..=255u8).rev().chain([0, 0, b'\n', 0xff]).collect();
     let file = dir.join("payload.bin");
     std::fs::write(&file, &bin).unwrap();

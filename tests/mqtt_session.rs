@@ -164,7 +164,7 @@ fn publish_subscribe_qos0_and_qos1() {
     );
     sub.ping().unwrap();
     sub.disconnect();
-    assert!(frota::launch::wait_until(
+    assert!(frota::runtime::launch::wait_until(
         Duration::from_secs(5),
         Duration::from_millis(10),
         || { subscriptions(&bus) == 0 }
@@ -368,9 +368,11 @@ fn malformed_packets_close_only_that_client() {
     );
     // The counter is bumped just after the socket closes.
     assert!(
-        frota::launch::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
-            srv.status()["malformed"].as_u64().unwrap_or(0) >= 10
-        }),
+        frota::runtime::launch::wait_until(
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || { srv.status()["malformed"].as_u64().unwrap_or(0) >= 10 }
+        ),
         "{}",
         srv.status()
     );
@@ -426,7 +428,7 @@ fn slow_packets_and_silent_connects_time_out() {
     let mut dribble = Raw::connected(&srv, 0);
     dribble.bytes(&[0x30, 0x05, 0x00]);
     dribble.assert_closed();
-    assert!(frota::launch::wait_until(
+    assert!(frota::runtime::launch::wait_until(
         Duration::from_secs(5),
         Duration::from_millis(10),
         || { srv.status()["timed_out"].as_u64().unwrap_or(0) >= 2 }
@@ -450,7 +452,7 @@ fn connection_cap_answers_connack_3() {
         other => panic!("expected CONNACK 3, got {:?}", other.map(|_| ())),
     }
     one.disconnect();
-    assert!(frota::launch::wait_until(
+    assert!(frota::runtime::launch::wait_until(
         Duration::from_secs(5),
         Duration::from_millis(20),
         || { MqttClient::connect(&addr, "three", &ccfg()).is_ok() }
@@ -546,8 +548,8 @@ fn many_messages_in_order_per_publisher() {
 
 #[test]
 fn json_client_round_trip_skip_and_broker_restart() {
-    use frota::client::ClientConfig as FrotaConfig;
     use frota::mqtt::JsonClient;
+    use frota::runtime::client::ClientConfig as FrotaConfig;
     use serde_json::json;
     let srv = server_with(new_bus(), MqttConfig::default());
     let addr = srv.addr();
@@ -586,7 +588,7 @@ fn json_client_round_trip_skip_and_broker_restart() {
     let bus2 = new_bus();
     let srv2 = serve_mqtt(&addr.to_string(), bus2.clone(), MqttConfig::default()).unwrap();
     assert_eq!(company.recv(Duration::from_millis(300)), None);
-    assert!(frota::launch::wait_until(
+    assert!(frota::runtime::launch::wait_until(
         Duration::from_secs(10),
         Duration::from_millis(10),
         || {

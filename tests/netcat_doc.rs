@@ -15,10 +15,10 @@
 
 mod support;
 
-use frota::ctl::doccheck;
-use frota::ev::cluster::{EvCluster, EvOptions};
-use frota::launch::temp_dir;
-use frota::rental::cluster::RentalCluster;
+use frota::runtime::launch::temp_dir;
+use frota::tools::ctl::doccheck;
+use frota::tools::ev::cluster::{EvCluster, EvOptions};
+use frota::tools::rental::cluster::RentalCluster;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -154,7 +154,8 @@ fn the_walkthrough_works_as_written() {
             .unwrap_or_else(|| panic!("netcat.md talks to an unknown node '{node}'"))
     };
 
-    let mut sessions: HashMap<String, (TcpStream, frota::connection::Connection)> = HashMap::new();
+    let mut sessions: HashMap<String, (TcpStream, frota::wire::connection::Connection)> =
+        HashMap::new();
     let mut problems = Vec::new();
     let mut received = 0;
     for b in &blocks {
@@ -200,7 +201,7 @@ fn the_walkthrough_works_as_written() {
         let (w, conn) = sessions.entry(b.target.clone()).or_insert_with(|| {
             let s = TcpStream::connect(addr_of(&b.target)).expect("connect");
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let conn = frota::connection::Connection::new(s.try_clone().unwrap(), 1 << 20)
+            let conn = frota::wire::connection::Connection::new(s.try_clone().unwrap(), 1 << 20)
                 .expect("connection");
             (s, conn)
         });

@@ -4,7 +4,7 @@
 //! and `down` never signals a process that is not its node. Run against
 //! temporary run/ and logs/ directories with one real node (an info desk).
 
-use frota::launch::{temp_dir, NodeProc};
+use frota::runtime::launch::{temp_dir, NodeProc};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

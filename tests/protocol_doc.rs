@@ -1,5 +1,5 @@
 //! protocol.md cannot drift from the code: its example conversations are
-//! replayed against live nodes (src/ctl/doccheck.rs says how they match),
+//! replayed against live nodes (src/tools/ctl/doccheck.rs says how they match),
 //! and its error table is compared with `Code::ALL`.
 //!
 //! Every block runs: rental blocks (and the built-in ones, which name the
@@ -9,7 +9,7 @@
 
 mod support;
 
-use frota::ctl::doccheck;
+use frota::tools::ctl::doccheck;
 use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;

@@ -5,9 +5,9 @@
 mod support;
 use support::rental::{assert_audit, bins};
 
-use frota::launch::temp_dir;
-use frota::rental::client_sim::{self, SimConfig, Verdict};
-use frota::rental::cluster::RentalCluster;
+use frota::runtime::launch::temp_dir;
+use frota::tools::rental::client_sim::{self, SimConfig, Verdict};
+use frota::tools::rental::cluster::RentalCluster;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 

@@ -8,8 +8,8 @@ mod support;
 use support::rental::{assert_audit, bins, send};
 use support::{s, send_to};
 
-use frota::launch::{temp_dir, wait_until};
-use frota::rental::cluster::{ClusterOptions, RentalCluster};
+use frota::runtime::launch::{temp_dir, wait_until};
+use frota::tools::rental::cluster::{ClusterOptions, RentalCluster};
 use frota::{Body, Code, Error};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -35,7 +35,7 @@ fn log_lines(path: &Path) -> usize {
 
 /// (snapshot records at the start of the log, records after them).
 fn snapshot_and_tail(path: &Path) -> (usize, usize) {
-    let recs = frota::wal::read_records(path).unwrap();
+    let recs = frota::runtime::wal::read_records(path).unwrap();
     let snap = recs
         .iter()
         .take_while(|r| matches!(r["k"].as_str(), Some("snapshot" | "snapshot_more")))
@@ -270,7 +270,8 @@ fn compacted_log_survives_kill_9_with_every_acknowledged_operation() {
         ("backup.before_compact", true),
         ("backup.after_compact", false),
     ] {
-        let snapshot_lsn = |log: &Path| frota::wal::read_records(log).unwrap()[0]["lsn"].clone();
+        let snapshot_lsn =
+            |log: &Path| frota::runtime::wal::read_records(log).unwrap()[0]["lsn"].clone();
         let lsn_before = snapshot_lsn(&log);
         c.kill("backup");
         // (The backup's sweeper may start the compaction before any write:
@@ -314,7 +315,7 @@ fn compacted_log_survives_kill_9_with_every_acknowledged_operation() {
             .wait_exit(Duration::from_secs(10));
         assert_eq!(
             exit.and_then(|s| s.code()),
-            Some(frota::crash::EXIT_CODE),
+            Some(frota::runtime::crash::EXIT_CODE),
             "{point}"
         );
         // Before: the old log, its snapshot and every record since. After:

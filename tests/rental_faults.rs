@@ -8,8 +8,8 @@ mod support;
 use support::rental::{assert_audit, bins, send};
 use support::{s, send_to};
 
-use frota::launch::{temp_dir, wait_until};
-use frota::rental::cluster::RentalCluster;
+use frota::runtime::launch::{temp_dir, wait_until};
+use frota::tools::rental::cluster::RentalCluster;
 use frota::{body, Body, Code, Error};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -238,7 +238,10 @@ fn crash_between_log_and_reply_then_torn_tail() {
         .proc_mut("backup")
         .unwrap()
         .wait_exit(Duration::from_secs(10));
-    assert_eq!(exit.and_then(|s| s.code()), Some(frota::crash::EXIT_CODE));
+    assert_eq!(
+        exit.and_then(|s| s.code()),
+        Some(frota::runtime::crash::EXIT_CODE)
+    );
     c.restart("backup").unwrap();
     // The retry gets the logged answer, and nothing was rented twice.
     let r = ok(
@@ -343,7 +346,7 @@ fn restarted_terminal_rebuilds_its_stock() {
 
 #[test]
 fn car_at_an_unreachable_terminal_reaches_the_waiting_client_when_it_returns() {
-    use frota::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
+    use frota::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
     struct Listener(Mutex<Vec<Body>>);
     impl Handler for Listener {
         fn info(&self) -> NodeInfo {

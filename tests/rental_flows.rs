@@ -7,10 +7,10 @@ mod support;
 use support::rental::{assert_audit, bins, send};
 use support::s;
 
-use frota::launch::{temp_dir, wait_until};
-use frota::rental::cluster::{ClusterOptions, RentalCluster};
 use frota::rental::fleet::{Class, FLEET};
-use frota::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
+use frota::runtime::launch::{temp_dir, wait_until};
+use frota::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
+use frota::tools::rental::cluster::{ClusterOptions, RentalCluster};
 use frota::{body, Body, Code, Error, Request};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -429,16 +429,18 @@ fn deferred_replies_keep_pipelined_order() {
             let (backup, stop) = (backup.clone(), stop.clone());
             std::thread::spawn(move || {
                 let t = frota::rental::fleet::terminal_name(class.manager());
-                let cfg = frota::client::ClientConfig::default();
+                let cfg = frota::runtime::client::ClientConfig::default();
                 let mut n = 0;
                 while !stop.load(Ordering::SeqCst) {
                     n += 1;
                     let rid = format!("busy-{}-{n}", class.name());
                     let f = json!({"request_id": rid, "class": class.name(), "terminal": t});
-                    let r = frota::client::call(&backup, "rent", body(f), &cfg).expect("busy rent");
+                    let r = frota::runtime::client::call(&backup, "rent", body(f), &cfg)
+                        .expect("busy rent");
                     let car = r["car"].as_str().expect("a car").to_string();
                     let f = json!({"request_id": format!("{rid}-back"), "car": car, "terminal": t});
-                    frota::client::call(&backup, "return", body(f), &cfg).expect("busy return");
+                    frota::runtime::client::call(&backup, "return", body(f), &cfg)
+                        .expect("busy return");
                 }
             })
         })

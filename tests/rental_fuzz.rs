@@ -7,11 +7,11 @@ mod support;
 use support::rental::bins;
 use support::Rng;
 
-use frota::client::{call, ClientConfig};
-use frota::launch::temp_dir;
-use frota::rental::audit;
-use frota::rental::cluster::RentalCluster;
 use frota::rental::peers::now_ms;
+use frota::runtime::client::{call, ClientConfig};
+use frota::runtime::launch::temp_dir;
+use frota::tools::rental::audit;
+use frota::tools::rental::cluster::RentalCluster;
 use frota::{body, Body};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -160,8 +160,11 @@ fn every_node_survives_random_frames_datagrams_and_fields() {
         }
     }
     assert!(
-        frota::launch::wait_until(Duration::from_secs(5), Duration::from_millis(20), || bad()
-            >= 200),
+        frota::runtime::launch::wait_until(
+            Duration::from_secs(5),
+            Duration::from_millis(20),
+            || bad() >= 200
+        ),
         "random datagrams counted as malformed/rejected"
     );
     let real = c.addr("terminal-1").to_string();
@@ -184,9 +187,11 @@ fn every_node_survives_random_frames_datagrams_and_fields() {
         let before = bad();
         let counted = (0..3).any(|_| {
             udp.send_to(m.to_string().as_bytes(), to).unwrap();
-            frota::launch::wait_until(Duration::from_secs(2), Duration::from_millis(10), || {
-                bad() > before
-            })
+            frota::runtime::launch::wait_until(
+                Duration::from_secs(2),
+                Duration::from_millis(10),
+                || bad() > before,
+            )
         });
         assert!(counted, "spoof not rejected: {m}");
     }
@@ -209,9 +214,11 @@ fn every_node_survives_random_frames_datagrams_and_fields() {
         names
     };
     assert!(
-        frota::launch::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-            names() == want
-        }),
+        frota::runtime::launch::wait_until(
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || { names() == want }
+        ),
         "alive lists {:?}",
         names()
     );

@@ -1,6 +1,6 @@
 //! Smoke test of the node runtime with an in-process handler over real sockets.
-use frota::client::{Client, ClientConfig};
-use frota::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
+use frota::runtime::client::{Client, ClientConfig};
+use frota::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
 use frota::{body, Body, Error, Request};
 use serde_json::json;
 use std::io::{Read, Write};

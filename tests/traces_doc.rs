@@ -5,10 +5,10 @@
 //!
 //! Byte for byte holds because the merger draws a run in causal order and
 //! orders what happens at the same time by a rule, not by arrival (see
-//! `frota::ctl::trace::merge_causal`): the votes of two participants, a
+//! `frota::tools::ctl::trace::merge_causal`): the votes of two participants, a
 //! terminal's reply racing its sync thread, come out the same on every run.
 
-use frota::ctl::scenarios;
+use frota::tools::ctl::scenarios;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -56,7 +56,7 @@ fn protocol_md_regions_are_the_committed_diagrams() {
 /// diagrams are checked as regenerated, not only as compared.
 #[test]
 fn a_fresh_run_writes_the_committed_diagrams_byte_for_byte() {
-    let out = frota::launch::temp_dir("traces-doc");
+    let out = frota::runtime::launch::temp_dir("traces-doc");
     let protocol = out.join("protocol.md");
     let committed_protocol = read(&manifest().join("protocol.md"));
     std::fs::write(&protocol, &committed_protocol).expect("temp dir is writable");

@@ -23,12 +23,12 @@
 use super::common::{run_sliced, Op, Run, Slicing};
 use super::floor::{Kind, Prober};
 use frota::body;
-use frota::client::{Client, ClientConfig};
 use frota::ev::bus_client::BusClient;
-use frota::ev::cluster::{node_name, BrokerKind, EvBins, EvCluster, EvOptions, COMPANIES};
 use frota::ev::company::messages::{RouteOutcome, RouteRequest};
 use frota::ev::points::{PointSet, Stop};
+use frota::runtime::client::{Client, ClientConfig};
 use frota::sync::lock;
+use frota::tools::ev::cluster::{node_name, BrokerKind, EvBins, EvCluster, EvOptions, COMPANIES};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -377,7 +377,7 @@ impl Ev {
     pub fn log_stats(&self) -> (u64, u64, u64, u64) {
         let mut t = (0, 0, 0, 0);
         for co in COMPANIES {
-            let s = frota::client::call(
+            let s = frota::runtime::client::call(
                 &self.cluster.addr(&node_name(co)).to_string(),
                 "status",
                 frota::Body::new(),
@@ -395,7 +395,7 @@ impl Ev {
 
     /// The atomicity/isolation audit over all three companies.
     pub fn audit(&self) -> Value {
-        match frota::ev::audit::check(&self.cluster.companies(), Duration::from_secs(15)) {
+        match frota::tools::ev::audit::check(&self.cluster.companies(), Duration::from_secs(15)) {
             Ok(v) => json!({
                 "ok": v.ok,
                 "routes_committed": v.routes,

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 pub struct Floors {
     pub rt_ms: f64,
     pub fsync_ms: f64,
-    /// One 128-byte record through `frota::wal` (preallocated file), p50.
+    /// One 128-byte record through `frota::runtime::wal` (preallocated file), p50.
     pub wal_ms: f64,
     /// Two of those back to back: one rent + return cycle.
     pub rental_cycle_ms: f64,
@@ -183,7 +183,8 @@ impl Prober {
         let fs128 = repeat(dur / 4, 50, || self.sync(128));
         // The same 128 bytes on disk through frota's log: framing, checksum and
         // a preallocated file (an overwrite, not an append, for fdatasync).
-        let (wal, _) = frota::wal::Wal::open(dir.join("floor-wal.log"), |_| {}).expect("floor wal");
+        let (wal, _) =
+            frota::runtime::wal::Wal::open(dir.join("floor-wal.log"), |_| {}).expect("floor wal");
         let rec = json!({"p": "r".repeat(128 - 22)});
         let wal128 = repeat(dur / 4, 50, || wal.append(&rec).expect("wal append"));
         drop(wal);

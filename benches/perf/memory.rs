@@ -3,7 +3,7 @@
 //! and buffers exist).
 
 use super::common::{round, Report, Verdict};
-use frota::client::{Client, ClientConfig};
+use frota::runtime::client::{Client, ClientConfig};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -16,9 +16,9 @@
 //! the reason.
 
 use super::common::{pct_ms, round, Report, Verdict};
-use frota::ev::mosquitto::{find, Mosquitto};
-use frota::launch::{temp_dir, NodeProc};
 use frota::mqtt::{ClientConfig, MqttClient};
+use frota::runtime::launch::{temp_dir, NodeProc};
+use frota::tools::ev::mosquitto::{find, Mosquitto};
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;

@@ -22,11 +22,11 @@
 
 use super::common::{run_sliced, Op, Run, Slicing};
 use super::floor::{Kind, Prober};
-use frota::client::{Client, ClientConfig};
-use frota::rental::client_sim::{Outcome, Renter, SimConfig, Verdict};
-use frota::rental::cluster::{Bins, RentalCluster};
 use frota::rental::fleet::{Class, FLEET};
+use frota::runtime::client::{Client, ClientConfig};
 use frota::sync::lock;
+use frota::tools::rental::client_sim::{Outcome, Renter, SimConfig, Verdict};
+use frota::tools::rental::cluster::{Bins, RentalCluster};
 use frota::{body, Body};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -53,7 +53,7 @@ pub struct Rental {
 }
 
 fn call(addr: &str, kind: &str, fields: Value) -> Body {
-    frota::client::call(addr, kind, body(fields), &ClientConfig::default())
+    frota::runtime::client::call(addr, kind, body(fields), &ClientConfig::default())
         .unwrap_or_else(|e| panic!("{kind} to {addr}: {e}"))
 }
 
@@ -176,7 +176,7 @@ impl Rental {
 
     /// Every node's (name, pid), for the CPU figures.
     fn procs(&self) -> Vec<(String, u32)> {
-        frota::rental::cluster::NODES
+        frota::tools::rental::cluster::NODES
             .iter()
             .filter_map(|n| Some((n.to_string(), self.cluster.pid(n)?)))
             .collect()

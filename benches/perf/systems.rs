@@ -13,7 +13,7 @@
 use super::common::{round, Report, Run, Slicing, Verdict};
 use super::floor::Prober;
 use super::{ev, memory, rental};
-use frota::ev::cluster::BrokerKind;
+use frota::tools::ev::cluster::BrokerKind;
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -155,7 +155,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
     } else {
         Slicing::of(dur, Duration::from_secs(1))
     };
-    let dir = frota::launch::temp_dir("bench-systems");
+    let dir = frota::runtime::launch::temp_dir("bench-systems");
     let mut json = Map::new();
     let mut lines = Vec::new();
 
@@ -387,7 +387,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
     // ---- EV, Mosquitto -------------------------------------------------
     let mut mosquitto_audit = Value::Null;
     if plan.runs("ev-mqtt") {
-        match frota::ev::mosquitto::find("mosquitto") {
+        match frota::tools::ev::mosquitto::find("mosquitto") {
             None => skipped.push((
                 "mqtt_mosquitto".into(),
                 "mosquitto not installed (make deps-mqtt)".into(),

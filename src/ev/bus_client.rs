@@ -15,11 +15,11 @@
 //! filter; a keep-alive `ping` stops the broker's idle timeout from closing
 //! a connection that only listens.
 
-use crate::client::{Client, ClientConfig, Pool};
-use crate::error::{Code, Error};
-use crate::message::body;
 use crate::mqtt::JsonClient;
+use crate::runtime::client::{Client, ClientConfig, Pool};
 use crate::sync::lock;
+use crate::wire::error::{Code, Error};
+use crate::wire::message::body;
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

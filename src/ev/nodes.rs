@@ -1,4 +1,4 @@
-//! The EV binaries' configurations (see [`crate::config`]): each struct's
+//! The EV binaries' configurations (see [`crate::runtime::config`]): each struct's
 //! `Default` is the shipped defaults, its flags, how they are read back and
 //! written, and the node's `main`.
 //!
@@ -6,15 +6,15 @@
 //! |---|---|---|
 //! | `frota-broker` | [`BrokerNode`] | 127.0.0.1:7100, MQTT 127.0.0.1:1883 |
 //! | `frota-company --name X` | [`CompanyNode`] | X's address in `--peers`: A 7101, B 7102, C 7103 |
-//! | `frota-vehicle` | [`VehiclesNode`] | (a client of the broker) |
 
 use super::broker::{bus::Bus, core::Limits, mqtt_listener, Broker};
 use super::company::{Company, CompanyConfig};
 use super::points::PointSet;
-use super::vehicle::{self, SimConfig};
-use crate::cli::{opt, Args, Flag};
-use crate::config::{self, addr, check_addr, server_args, server_flags, server_from_args, Node};
-use crate::server::{announce, Server, ServerConfig};
+use crate::runtime::cli::{opt, Args, Flag};
+use crate::runtime::config::{
+    self, addr, check_addr, server_args, server_flags, server_from_args, Node,
+};
+use crate::runtime::server::{announce, Server, ServerConfig};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// A `--broker` value: `HOST:PORT` or `mqtt://HOST:PORT`.
-fn check_broker(value: &str) -> Result<(), String> {
+pub(crate) fn check_broker(value: &str) -> Result<(), String> {
     check_addr("broker", value.strip_prefix("mqtt://").unwrap_or(value))
 }
 
@@ -171,7 +171,7 @@ fn default_data_dir(name: &str) -> PathBuf {
 }
 
 /// A `--points` value: a charging points file that loads.
-fn check_points(points: &Option<String>) -> Result<(), String> {
+pub(crate) fn check_points(points: &Option<String>) -> Result<(), String> {
     match points {
         Some(p) => PointSet::load(Some(p)).map(|_| ()).map_err(|e| {
             format!("--points: cannot use {e}; give a points file like examples/charging-points.json, or '' for the built-in set")
@@ -219,8 +219,8 @@ impl Node for CompanyNode {
     const ABOUT: &'static str = "a charging company: points, durable holds, two-phase commit (coordinator of the routes that start at its points)";
 
     fn preset(argv: &[String]) -> Self {
-        let name = crate::cli::peek(argv, "name").unwrap_or_default();
-        match crate::cli::peek(argv, "peers").map(|p| parse_peers(&p)) {
+        let name = crate::runtime::cli::peek(argv, "name").unwrap_or_default();
+        match crate::runtime::cli::peek(argv, "peers").map(|p| parse_peers(&p)) {
             Some(Ok(peers)) => CompanyNode::with_peers(&name, peers),
             _ => CompanyNode::for_name(&name),
         }
@@ -408,148 +408,6 @@ impl Node for CompanyNode {
     }
 }
 
-/// `frota-vehicle`: N simulated vehicles asking for 3-stop routes.
-#[derive(Debug, Clone)]
-pub struct VehiclesNode {
-    pub sim: SimConfig,
-}
-
-impl Default for VehiclesNode {
-    fn default() -> Self {
-        VehiclesNode {
-            sim: SimConfig {
-                broker: addr::BROKER.into(),
-                vehicles: 20,
-                seed: 7,
-                contended: 12,
-                group: 4,
-                timeout: Duration::from_millis(10_000),
-                status_interval: Duration::from_millis(500),
-                progress: Duration::from_millis(2000),
-                points: None,
-            },
-        }
-    }
-}
-
-impl Node for VehiclesNode {
-    const PROGRAM: &'static str = "frota-vehicle";
-    const ABOUT: &'static str = "simulated vehicles publishing status and route requests";
-    const EXIT: &'static str = "
-Exit status: 0 when every vehicle got an answer (reserved or rejected); 1 when one
-got none in time, or the broker cannot be reached; 2 for a bad flag.
-";
-
-    fn flags(&self) -> Vec<Flag> {
-        let s = &self.sim;
-        vec![
-            opt(
-                "broker",
-                s.broker.clone(),
-                "broker: HOST:PORT (frota framing) or mqtt://HOST:PORT (MQTT 3.1.1, e.g. Mosquitto)",
-            ),
-            opt("vehicles", s.vehicles.to_string(), "number of vehicles"),
-            opt(
-                "seed",
-                s.seed.to_string(),
-                "random seed (same seed, same routes)",
-            ),
-            opt(
-                "contended",
-                s.contended.to_string(),
-                "vehicles (from the first) that share routes on purpose",
-            ),
-            opt(
-                "group",
-                s.group.to_string(),
-                "vehicles per shared route among the contended ones",
-            ),
-            opt(
-                "timeout-ms",
-                ms(s.timeout),
-                "how long a vehicle waits for its answer",
-            ),
-            opt(
-                "status-interval-ms",
-                ms(s.status_interval),
-                "status publication period while waiting",
-            ),
-            opt(
-                "progress-ms",
-                ms(s.progress),
-                "print a progress line this often",
-            ),
-            opt(
-                "points",
-                s.points.clone().unwrap_or_default(),
-                "charging points JSON file ('' = the built-in set)",
-            ),
-        ]
-    }
-
-    fn from_args(a: &Args) -> Result<Self, String> {
-        let broker = a.try_string("broker")?;
-        check_broker(&broker)?;
-        let points = a.optional("points");
-        check_points(&points)?;
-        Ok(VehiclesNode {
-            sim: SimConfig {
-                broker,
-                vehicles: a.try_value("vehicles")?,
-                seed: a.try_value("seed")?,
-                contended: a.try_value("contended")?,
-                group: a.try_value::<usize>("group")?.max(1),
-                timeout: a.try_millis("timeout-ms")?,
-                status_interval: a
-                    .try_millis("status-interval-ms")?
-                    .max(Duration::from_millis(10)),
-                progress: a.try_millis("progress-ms")?.max(Duration::from_millis(100)),
-                points,
-            },
-        })
-    }
-
-    fn to_args(&self) -> Vec<String> {
-        let s = &self.sim;
-        let mut v = Args::line(&[
-            ("broker", s.broker.clone()),
-            ("vehicles", s.vehicles.to_string()),
-            ("seed", s.seed.to_string()),
-            ("contended", s.contended.to_string()),
-            ("group", s.group.to_string()),
-            ("timeout-ms", ms(s.timeout)),
-            ("status-interval-ms", ms(s.status_interval)),
-            ("progress-ms", ms(s.progress)),
-        ]);
-        if let Some(p) = &s.points {
-            v.extend(Args::line(&[("points", p.clone())]));
-        }
-        v
-    }
-
-    fn run(self) -> Result<(), String> {
-        crate::trace::name_process("vehicles");
-        let broker = self.sim.broker.clone();
-        let r = vehicle::run(&self.sim, &mut |line| println!("{line}")).map_err(|e| {
-            if e.contains("connect") {
-                format!(
-                    "{e} (is the broker at {broker} up? `make status` shows it; --broker names it)"
-                )
-            } else {
-                e
-            }
-        })?;
-        println!("{}", r.summary());
-        if r.failed > 0 {
-            return Err(format!(
-                "{} vehicle(s) got no answer (see the lines above)",
-                r.failed
-            ));
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,8 +419,8 @@ mod tests {
     fn parse(s: &[&str]) -> Result<CompanyNode, String> {
         match config::parse::<CompanyNode>(&argv(s)) {
             Ok(n) => Ok(n),
-            Err(crate::cli::ParseExit::Bad(e, _)) => Err(e),
-            Err(crate::cli::ParseExit::Help(_)) => Err("help".into()),
+            Err(crate::runtime::cli::ParseExit::Bad(e, _)) => Err(e),
+            Err(crate::runtime::cli::ParseExit::Help(_)) => Err("help".into()),
         }
     }
 
@@ -623,9 +481,5 @@ mod tests {
         };
         let back = config::parse::<BrokerNode>(&b.to_args()).ok().unwrap();
         assert_eq!(back.mqtt_listen, "off");
-        let mut v = VehiclesNode::default();
-        v.sim.vehicles = 3;
-        let back = config::parse::<VehiclesNode>(&v.to_args()).ok().unwrap();
-        assert_eq!(back.sim.vehicles, 3);
     }
 }

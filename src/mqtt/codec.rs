@@ -8,7 +8,7 @@
 //! then         : variable header + payload, exactly `remaining length` bytes
 //! ```
 //!
-//! Like [`crate::frame::parse`], [`parse`] looks at a byte slice only:
+//! Like [`crate::wire::frame::parse`], [`parse`] looks at a byte slice only:
 //! `Ok(None)` means "need more bytes" (a packet split across reads is
 //! normal), `Ok(Some((packet, used)))` is one complete packet, and `Err` means
 //! the stream is broken and the connection must be closed. The packet size

@@ -1,11 +1,11 @@
 //! Reading and writing MQTT packets on a `TcpStream` (shared by the client
 //! and the server session). Reading is "parse the buffer, else read more",
 //! so split and pipelined packets take the same path, as in
-//! [`crate::connection`].
+//! [`crate::wire::connection`].
 
 use super::codec::{self, MqttError, Packet};
-use crate::connection::is_timeout;
 use crate::sync::lock;
+use crate::wire::connection::is_timeout;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};

@@ -20,8 +20,8 @@
 //!   subscribers there were, only that the broker took the message.
 
 use super::client::{parse_mqtt_url, ClientConfig, ClientError, MqttClient};
-use crate::error::{Code, Error};
 use crate::sync::lock;
+use crate::wire::error::{Code, Error};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -74,7 +74,10 @@ impl JsonClient {
     /// A client for the broker at `broker` (`mqtt://HOST:PORT` or
     /// `HOST:PORT`), with timeouts taken from frota's client config.
     /// Connects lazily.
-    pub fn new(broker: &str, cfg: crate::client::ClientConfig) -> Result<JsonClient, Error> {
+    pub fn new(
+        broker: &str,
+        cfg: crate::runtime::client::ClientConfig,
+    ) -> Result<JsonClient, Error> {
         let mcfg = ClientConfig {
             connect_timeout: cfg.connect_timeout,
             ack_timeout: cfg.request_timeout,
@@ -111,7 +114,10 @@ impl JsonClient {
     }
 
     /// Like [`JsonClient::new`] but fails at once if the broker is unreachable.
-    pub fn connect(broker: &str, cfg: crate::client::ClientConfig) -> Result<JsonClient, Error> {
+    pub fn connect(
+        broker: &str,
+        cfg: crate::runtime::client::ClientConfig,
+    ) -> Result<JsonClient, Error> {
         let c = JsonClient::new(broker, cfg)?;
         {
             let mut s = c.lock_sub();

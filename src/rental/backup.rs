@@ -42,13 +42,13 @@
 use super::fleet::{self, Class};
 use super::ledger::{Ledger, Ruling};
 use super::record::Record;
-use crate::crash;
-use crate::error::{Code, Error};
-use crate::message::{body, Body, Request};
-use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::runtime::crash;
+use crate::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::runtime::wal::record::{self as typed, LogRecord as _};
+use crate::runtime::wal::{self, Wal};
 use crate::sync::lock;
-use crate::wal::record::{self as typed, LogRecord as _};
-use crate::wal::{self, Wal};
+use crate::wire::error::{Code, Error};
+use crate::wire::message::{body, Body, Request};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::io;
@@ -681,7 +681,7 @@ mod tests {
     /// `kind`) starts and replays to the same state.
     #[test]
     fn a_log_written_before_issue_20_still_opens() {
-        let dir = crate::launch::temp_dir("backup-old-log");
+        let dir = crate::runtime::launch::temp_dir("backup-old-log");
         write_log(
             &dir,
             &[
@@ -707,7 +707,7 @@ mod tests {
     /// record, instead of replaying it with an empty car or terminal.
     #[test]
     fn a_record_missing_a_field_refuses_the_start() {
-        let dir = crate::launch::temp_dir("backup-missing-field");
+        let dir = crate::runtime::launch::temp_dir("backup-missing-field");
         write_log(
             &dir,
             &[

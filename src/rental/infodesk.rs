@@ -4,9 +4,9 @@
 //! as soon as the monitor's timeout expires).
 
 use super::peers;
-use crate::client::{ClientConfig, Pool};
-use crate::message::{body, Body, Request};
-use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::runtime::client::{ClientConfig, Pool};
+use crate::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::wire::message::{body, Body, Request};
 use crate::Error;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,8 +14,8 @@
 
 use super::fleet::{self, Class, FLEET};
 use super::record::{present, Record};
-use crate::error::Error;
-use crate::message::Body;
+use crate::wire::error::Error;
+use crate::wire::message::Body;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -269,7 +269,7 @@ impl Ledger {
                 Ok(Some(a.answer(request_id)))
             }
             Some(a) => Err(Error::new(
-                crate::error::Code::AlreadyExists,
+                crate::wire::error::Code::AlreadyExists,
                 format!(
                     "request id '{request_id}' was already used by a '{}'",
                     a.op()
@@ -344,7 +344,7 @@ impl Ledger {
             .collect();
         if !reachable.is_empty() {
             return Err(Error::new(
-                crate::error::Code::PreconditionFailed,
+                crate::wire::error::Code::PreconditionFailed,
                 format!(
                     "a {class} vehicle is free at {}; rent it there",
                     reachable.join(", ")
@@ -379,13 +379,13 @@ impl Ledger {
             Some(Place::Rented { .. }) => {}
             Some(Place::Free { terminal: t }) => {
                 return Err(Error::new(
-                    crate::error::Code::PreconditionFailed,
+                    crate::wire::error::Code::PreconditionFailed,
                     format!("{car} is not rented: it is free at {t}"),
                 ))
             }
             _ => {
                 return Err(Error::new(
-                    crate::error::Code::PreconditionFailed,
+                    crate::wire::error::Code::PreconditionFailed,
                     format!("{car} is not rented: it is held for a pending request"),
                 ))
             }
@@ -417,11 +417,11 @@ impl Ledger {
             })),
             PendState::Cancelled => Ok(Ruling::Answer(cancel_body(request_id))),
             PendState::Allocated { car, .. } | PendState::Claimed { car, .. } => Err(Error::new(
-                crate::error::Code::PreconditionFailed,
+                crate::wire::error::Code::PreconditionFailed,
                 format!("too late to cancel: '{request_id}' was already fulfilled with {car}"),
             )),
             PendState::Expired { car } => Err(Error::new(
-                crate::error::Code::PreconditionFailed,
+                crate::wire::error::Code::PreconditionFailed,
                 format!("'{request_id}' was fulfilled with {car} but never claimed; it expired"),
             )),
         }
@@ -440,7 +440,7 @@ impl Ledger {
             })),
             PendState::Claimed { .. } => Ok(Ruling::Answer(self.pending_body(p))),
             _ => Err(Error::new(
-                crate::error::Code::PreconditionFailed,
+                crate::wire::error::Code::PreconditionFailed,
                 format!("'{request_id}' has no vehicle to claim"),
             )),
         }
@@ -996,7 +996,7 @@ fn cancel_body(rid: &str) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal::record::LogRecord as _;
+    use crate::runtime::wal::record::LogRecord as _;
     use serde_json::Value;
 
     /// Records as the log holds them (what a snapshot promises to keep; an

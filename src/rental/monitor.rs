@@ -2,7 +2,7 @@
 //! backup, and answers `alive` over TCP.
 //!
 //! Whether a node is alive is decided by a failure detector from
-//! [`crate::detector`], chosen by `--detector`: a fixed timeout (alive while
+//! [`crate::runtime::detector`], chosen by `--detector`: a fixed timeout (alive while
 //! the last accepted heartbeat is younger than `--timeout-ms`) or phi
 //! accrual (alive while phi < `--phi-threshold`). Either is wrapped in a
 //! [`PauseGuard`]: a check thread ticks every few milliseconds, and a late
@@ -17,11 +17,11 @@
 //! moves forward within one incarnation (`started_ms`). Everything else is
 //! counted and dropped; nothing a datagram carries can stop the receiver.
 
-use crate::detector::{Detector, FixedTimeout, PauseGuard, PhiAccrual, PhiConfig};
-use crate::heartbeat::{self, RecvError};
-use crate::message::{body, Body, Request};
-use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::runtime::detector::{Detector, FixedTimeout, PauseGuard, PhiAccrual, PhiConfig};
+use crate::runtime::heartbeat::{self, RecvError};
+use crate::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo};
 use crate::sync::lock;
+use crate::wire::message::{body, Body, Request};
 use crate::Error;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};

@@ -1,6 +1,7 @@
-//! The rental binaries' configurations (see [`crate::config`]): each
+//! The rental binaries' configurations (see [`crate::runtime::config`]): each
 //! struct's `Default` is the shipped defaults, its flags, how they are
-//! read back and written, and the node's `main`.
+//! read back and written, and the node's `main`. (`frota-client`'s is a
+//! tool's: `crate::tools::rental::nodes`.)
 //!
 //! | binary | config | default address |
 //! |---|---|---|
@@ -8,17 +9,17 @@
 //! | `frota-infodesk` | [`InfodeskNode`] | 127.0.0.1:7001 |
 //! | `frota-backup` | [`BackupNode`] | 127.0.0.1:7002 |
 //! | `frota-terminal --id N` | [`TerminalNode`] | 127.0.0.1:701N |
-//! | `frota-client` | [`ClientsNode`] | (callback listeners on free ports) |
 
 use super::backup::Backup;
-use super::client_sim::{self, SimConfig, Verdict};
 use super::infodesk::InfoDesk;
 use super::monitor::{DetectorKind, Monitor, MonitorConfig};
 use super::peers;
 use super::terminal::{Terminal, TerminalConfig};
-use crate::cli::{opt, Args, Flag};
-use crate::config::{self, addr, check_addr, server_args, server_flags, server_from_args, Node};
-use crate::server::{announce, Server, ServerConfig};
+use crate::runtime::cli::{opt, Args, Flag};
+use crate::runtime::config::{
+    self, addr, check_addr, server_args, server_flags, server_from_args, Node,
+};
+use crate::runtime::server::{announce, Server, ServerConfig};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ fn ms(d: Duration) -> String {
 /// address (it listens for UDP on the same port by default).
 fn heartbeat_target(heartbeat: &str, udp: &Option<String>) -> Result<SocketAddr, String> {
     let target = udp.as_deref().unwrap_or(heartbeat);
-    crate::client::resolve(target).map_err(|e| format!("heartbeats: {}", e.text))
+    crate::runtime::client::resolve(target).map_err(|e| format!("heartbeats: {}", e.text))
 }
 
 /// The flags of a node that sends heartbeats (the backup, the terminals):
@@ -124,7 +125,7 @@ impl Node for HeartbeatNode {
     /// elsewhere, and nobody would ever be alive.
     fn preset(argv: &[String]) -> Self {
         let mut n = Self::default();
-        if let Some(listen) = crate::cli::peek(argv, "listen") {
+        if let Some(listen) = crate::runtime::cli::peek(argv, "listen") {
             n.udp = listen;
         }
         n
@@ -471,7 +472,7 @@ impl Node for TerminalNode {
         "rental terminal: rents, returns, forwards, queues pending requests, calls clients back";
 
     fn preset(argv: &[String]) -> Self {
-        match crate::cli::peek(argv, "id").and_then(|i| i.parse().ok()) {
+        match crate::runtime::cli::peek(argv, "id").and_then(|i| i.parse().ok()) {
             Some(id) if (1..=super::fleet::TERMINALS).contains(&id) => TerminalNode::for_id(id),
             _ => TerminalNode::default(),
         }
@@ -570,7 +571,7 @@ impl Node for TerminalNode {
     fn run(self) -> Result<(), String> {
         let udp = heartbeat_target(&self.terminal.heartbeat, &self.heartbeat_udp)?;
         // Named before the initial sync, its first traced call.
-        crate::trace::set_node(&format!("terminal-{}", self.terminal.id));
+        crate::wire::trace::set_node(&format!("terminal-{}", self.terminal.id));
         let bound = Server::bind(self.server).map_err(|e| e.to_string())?;
         let terminal = Terminal::new(self.terminal);
         // Rebuild the stock from the backup before serving; if the backup is
@@ -594,141 +595,6 @@ impl Node for TerminalNode {
     }
 }
 
-/// `frota-client`: the rental client simulator (the original cliente.py).
-#[derive(Debug, Clone)]
-pub struct ClientsNode {
-    /// The info desk, the clients' durations, concurrency, seed.
-    pub sim: SimConfig,
-    /// One vehicle class per line.
-    pub file: PathBuf,
-    /// `None`: seeded from the clock.
-    pub seed: Option<u64>,
-}
-
-impl Default for ClientsNode {
-    fn default() -> Self {
-        ClientsNode {
-            sim: SimConfig::new(addr::INFODESK, 1.0),
-            file: PathBuf::from("examples/carros_solicitados.txt"),
-            seed: None,
-        }
-    }
-}
-
-impl Node for ClientsNode {
-    const PROGRAM: &'static str = "frota-client";
-    const ABOUT: &'static str = "rental client simulator: one client per line of the request file";
-    const EXIT: &'static str = "
-Exit status: 0 when no client ended in FAILURE; 1 when one did, or the request file
-cannot be read; 2 for a bad flag.
-";
-
-    fn flags(&self) -> Vec<Flag> {
-        let s = &self.sim;
-        vec![
-            opt("infodesk", s.infodesk.clone(), "the info desk's address"),
-            opt(
-                "file",
-                self.file.display().to_string(),
-                "one vehicle class per line (Portuguese or English)",
-            ),
-            opt("clients", s.clients.to_string(), "concurrent clients"),
-            opt(
-                "time-scale",
-                s.time_scale.to_string(),
-                "multiplies every duration (0.1 = ten times faster)",
-            ),
-            opt(
-                "request-timeout-ms",
-                ms(s.request_timeout),
-                "bound on one request",
-            ),
-            opt(
-                "callback-host",
-                s.callback_host.clone(),
-                "address the callback listeners bind (terminals must reach it)",
-            ),
-            opt(
-                "seed",
-                self.seed.map(|s| s.to_string()).unwrap_or_default(),
-                "seed of the use-time random generator [default: clock]",
-            ),
-        ]
-    }
-
-    fn from_args(a: &Args) -> Result<Self, String> {
-        let infodesk = a.try_string("infodesk")?;
-        check_addr("infodesk", &infodesk)?;
-        let mut sim = SimConfig::new(&infodesk, a.try_value("time-scale")?);
-        sim.clients = a.try_value("clients")?;
-        sim.request_timeout = a.try_millis("request-timeout-ms")?;
-        sim.callback_host = a.try_string("callback-host")?;
-        let seed = match a.optional("seed") {
-            Some(_) => Some(a.try_value("seed")?),
-            None => None,
-        };
-        if let Some(s) = seed {
-            sim.seed = s;
-        }
-        Ok(ClientsNode {
-            sim,
-            file: PathBuf::from(a.try_string("file")?),
-            seed,
-        })
-    }
-
-    fn to_args(&self) -> Vec<String> {
-        let s = &self.sim;
-        let mut v = Args::line(&[
-            ("infodesk", s.infodesk.clone()),
-            ("file", self.file.display().to_string()),
-            ("clients", s.clients.to_string()),
-            ("time-scale", s.time_scale.to_string()),
-            ("request-timeout-ms", ms(s.request_timeout)),
-            ("callback-host", s.callback_host.clone()),
-        ]);
-        if let Some(seed) = self.seed {
-            v.extend(Args::line(&[("seed", seed.to_string())]));
-        }
-        v
-    }
-
-    fn run(self) -> Result<(), String> {
-        crate::trace::name_process("client");
-        let text = std::fs::read_to_string(&self.file).map_err(|e| {
-            format!(
-                "cannot read the request file {}: {e} (--file names it)",
-                self.file.display()
-            )
-        })?;
-        let requests = client_sim::read_requests(&text);
-        client_sim::check_infodesk(&self.sim)?;
-        println!(
-            "frota-client: {} clients from {}, {} at a time, info desk {}; one line per client when all are done",
-            requests.len(),
-            self.file.display(),
-            self.sim.clients,
-            self.sim.infodesk
-        );
-        let started = std::time::Instant::now();
-        let outcomes = client_sim::run_with_progress(&self.sim, &requests, Duration::from_secs(5));
-        print!("{}", client_sim::report(&outcomes));
-        let failed = outcomes
-            .iter()
-            .filter(|o| o.verdict == Verdict::Failure)
-            .count();
-        println!(
-            "{} clients in {:.1}s, {failed} FAILURE(s)",
-            outcomes.len(),
-            started.elapsed().as_secs_f64()
-        );
-        if failed > 0 {
-            return Err(format!("{failed} client(s) failed (see the table above)"));
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -740,7 +606,7 @@ mod tests {
     fn round_trip<N: Node + std::fmt::Debug>(n: &N) -> N {
         match config::parse::<N>(&n.to_args()) {
             Ok(back) => back,
-            Err(crate::cli::ParseExit::Bad(e, _)) => panic!("{n:?}: {e}"),
+            Err(crate::runtime::cli::ParseExit::Bad(e, _)) => panic!("{n:?}: {e}"),
             Err(_) => panic!("help?"),
         }
     }
@@ -770,11 +636,6 @@ mod tests {
             round_trip(&InfodeskNode::default()).server.listen,
             addr::INFODESK
         );
-        let c = ClientsNode {
-            seed: Some(9),
-            ..ClientsNode::default()
-        };
-        assert_eq!(round_trip(&c).sim.seed, 9);
     }
 
     /// A terminal's port follows its id, also in `--help`.
@@ -799,7 +660,8 @@ mod tests {
             &["--heartbeat", "nowhere"],
             &["--heartbeat-udp", "x:y"],
         ] {
-            let Err(crate::cli::ParseExit::Bad(e, _)) = config::parse::<BackupNode>(&argv(bad))
+            let Err(crate::runtime::cli::ParseExit::Bad(e, _)) =
+                config::parse::<BackupNode>(&argv(bad))
             else {
                 panic!("{bad:?} accepted");
             };

@@ -2,9 +2,9 @@
 //! to the monitor ([`beacon`]), and anyone asks the monitor over TCP who is
 //! alive ([`alive`]). Nobody reads anybody's files (defect 8 of the original).
 
-use crate::client::Pool;
-use crate::error::Error;
-use crate::heartbeat::Sender;
+use crate::runtime::client::Pool;
+use crate::runtime::heartbeat::Sender;
+use crate::wire::error::Error;
 use serde::Deserialize;
 use serde_json::json;
 use std::io;

@@ -1,5 +1,5 @@
 //! The records of the backup's `rental.log`: one serde enum, tagged by `k`
-//! like every log of frota ([`crate::wal::record`]). Each record carries
+//! like every log of frota ([`crate::runtime::wal::record`]). Each record carries
 //! the choices made (which car, which waiting request gets it), so
 //! [`Ledger::apply`](super::ledger::Ledger::apply) replays it without
 //! choosing anything. protocol.md ("Durable log") shows every kind.
@@ -16,7 +16,7 @@
 
 use super::fleet::Class;
 use super::ledger::{Outcome, Pending, Place};
-use crate::wal::record::{LogRecord, TAG};
+use crate::runtime::wal::record::{LogRecord, TAG};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
@@ -161,7 +161,7 @@ mod tests {
     fn documented_log_lines_decode() {
         let docs = [
             include_str!("../../protocol.md"),
-            include_str!("../wal/mod.rs"),
+            include_str!("../runtime/wal/mod.rs"),
         ];
         let mut seen = 0;
         for line in docs.iter().flat_map(|d| d.lines()) {
@@ -176,7 +176,7 @@ mod tests {
                 continue;
             }
             let bytes = format!("{line}\n");
-            let d = crate::wal::format::decode(bytes.as_bytes())
+            let d = crate::runtime::wal::format::decode(bytes.as_bytes())
                 .unwrap_or_else(|| panic!("does not decode: {line}"));
             assert!(d.numbered.is_some(), "{line}");
             decode(d.value).unwrap_or_else(|e| panic!("{line}: {e}"));

@@ -13,13 +13,13 @@
 use super::backup::{check_request_id, class_of};
 use super::fleet::{self, Class};
 use super::peers;
-use crate::client::{ClientConfig, Pool};
-use crate::crash;
-use crate::error::{Code, Error};
-use crate::message::{body, Body, Request};
-use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::runtime::client::{ClientConfig, Pool};
+use crate::runtime::crash;
+use crate::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo};
 use crate::sync::lock;
-use crate::trace;
+use crate::wire::error::{Code, Error};
+use crate::wire::message::{body, Body, Request};
+use crate::wire::trace;
 use crossbeam_channel::{Receiver, Sender};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -327,10 +327,10 @@ impl Terminal {
     /// retry with the same request id learns the truth.
     fn call_backup(&self, kind: &str, fields: Body) -> Result<Body, Error> {
         let mut req = Request::new(kind, fields);
-        req.id = Some(crate::client::next_id());
+        req.id = Some(crate::runtime::client::next_id());
         let mut maybe_sent: Option<Error> = None;
         let started = Instant::now();
-        let gave_up = |e: Error| crate::client::gave_up(e, 3, started.elapsed());
+        let gave_up = |e: Error| crate::runtime::client::gave_up(e, 3, started.elapsed());
         for attempt in 0..3u32 {
             if attempt > 0 {
                 thread::sleep(Duration::from_millis(100) * attempt);

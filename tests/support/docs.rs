@@ -6,9 +6,9 @@
 //! examples name `heartbeat`: the rental monitor).
 
 use super::{ev, rental};
-use frota::ev::cluster::{EvCluster, EvOptions};
-use frota::launch::temp_dir;
-use frota::rental::cluster::RentalCluster;
+use frota::runtime::launch::temp_dir;
+use frota::tools::ev::cluster::{EvCluster, EvOptions};
+use frota::tools::rental::cluster::RentalCluster;
 use std::net::SocketAddr;
 
 pub struct Deployments {

@@ -1,7 +1,7 @@
 //! A real `frota-echo` for the foundation tests: start it, ping it.
 
 use super::{connect, read_line};
-use frota::launch::NodeProc;
+use frota::runtime::launch::NodeProc;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

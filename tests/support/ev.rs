@@ -1,9 +1,9 @@
 //! The EV cluster for tests: its binaries, requests, routes, the books.
 
-use frota::client::{call, ClientConfig};
-use frota::ev::cluster::{EvBins, EvCluster, EvOptions};
 use frota::ev::points::Stop;
-use frota::launch::temp_dir;
+use frota::runtime::client::{call, ClientConfig};
+use frota::runtime::launch::temp_dir;
+use frota::tools::ev::cluster::{EvBins, EvCluster, EvOptions};
 use frota::{Body, Error};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -87,8 +87,9 @@ pub fn holds_total(c: &EvCluster) -> usize {
         .sum()
 }
 
-pub fn audit_ok(c: &EvCluster) -> frota::ev::audit::Verdict {
-    let v = frota::ev::audit::check(&c.companies(), Duration::from_secs(10)).expect("audit reads");
+pub fn audit_ok(c: &EvCluster) -> frota::tools::ev::audit::Verdict {
+    let v = frota::tools::ev::audit::check(&c.companies(), Duration::from_secs(10))
+        .expect("audit reads");
     assert!(v.ok, "audit failed: {:#?}", v.lines());
     v
 }

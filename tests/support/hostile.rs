@@ -2,9 +2,9 @@
 //! process with extra flags, and the one request that proves it serves.
 
 use super::{read_line_or_why, try_read_line, BOUND};
-use frota::heartbeat::Sender;
-use frota::launch::{temp_dir, wait_until, NodeProc};
 use frota::rental::peers;
+use frota::runtime::heartbeat::Sender;
+use frota::runtime::launch::{temp_dir, wait_until, NodeProc};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! standalone rental backup, the damages a log can suffer, a small tmpfs.
 
 use super::{s, send_to, BOUND};
-use frota::launch::NodeProc;
+use frota::runtime::launch::NodeProc;
 use frota::{Body, Error};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -264,7 +264,7 @@ pub struct Tmpfs {
 
 impl Tmpfs {
     pub fn mount(tag: &str, size: &str) -> Result<Tmpfs, String> {
-        let dir = frota::launch::temp_dir(tag);
+        let dir = frota::runtime::launch::temp_dir(tag);
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(&dir)

@@ -20,10 +20,10 @@ pub mod mqtt_fuzz;
 pub mod proc;
 pub mod rental;
 
-pub use frota::rng::Rng;
+pub use frota::runtime::rng::Rng;
 
-use frota::client::{call, ClientConfig};
-use frota::launch::wait_until;
+use frota::runtime::client::{call, ClientConfig};
+use frota::runtime::launch::wait_until;
 use frota::{body, Body, Error};
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};

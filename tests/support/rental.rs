@@ -2,8 +2,8 @@
 //! conservation audit.
 
 use super::send_to;
-use frota::rental::audit;
-use frota::rental::cluster::{Bins, RentalCluster};
+use frota::tools::rental::audit;
+use frota::tools::rental::cluster::{Bins, RentalCluster};
 use frota::{Body, Error};
 use serde_json::Value;
 use std::time::Duration;

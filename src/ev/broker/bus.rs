@@ -8,8 +8,8 @@
 //! publisher never waits for a subscriber's socket: it only queues.
 
 use super::core::{ConnId, Core, Limits};
-use crate::message::{body, Body};
 use crate::sync::lock;
+use crate::wire::message::{body, Body};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 

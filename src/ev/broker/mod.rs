@@ -24,13 +24,13 @@ pub mod bus;
 pub mod core;
 pub mod mqtt_listener;
 
-use crate::connection::Writer;
-use crate::error::Error;
-use crate::frame::Mode;
-use crate::message::{body, Body, Request};
-use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::runtime::wake::Wake;
 use crate::sync::{lock, wait_timeout};
-use crate::wake::Wake;
+use crate::wire::connection::Writer;
+use crate::wire::error::Error;
+use crate::wire::frame::Mode;
+use crate::wire::message::{body, Body, Request};
 use bus::{Bus, Conn};
 use mqtt_listener::MqttState;
 use serde::Deserialize;
@@ -314,7 +314,7 @@ impl Handler for Broker {
                 Ok(body(json!({"topic": r.topic, "delivered": n})))
             }
             other => Err(Error::new(
-                crate::error::Code::NotSupported,
+                crate::wire::error::Code::NotSupported,
                 format!("broker does not handle '{other}'"),
             )),
         }

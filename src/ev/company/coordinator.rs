@@ -24,14 +24,14 @@
 use super::logs;
 use super::messages::{RouteOutcome, RouteRequest};
 use super::participant::{next_token, LocalVote, Participant};
-use crate::client::Pool;
-use crate::crash;
-use crate::error::{Code, Error};
 use crate::ev::twopc::{
     self, Action, Answer, CoordRecord, Lookup, LookupOutcome, Msg, ReplyTo, Rules, Timing, Vote,
 };
-use crate::message::{body, to_body, Body};
-use crate::wal::Wal;
+use crate::runtime::client::Pool;
+use crate::runtime::crash;
+use crate::runtime::wal::Wal;
+use crate::wire::error::{Code, Error};
+use crate::wire::message::{body, to_body, Body};
 use crossbeam_channel::{bounded, Sender};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -125,7 +125,7 @@ const DECISION_WAIT: Duration = Duration::from_secs(2);
 
 /// A decision waiting for a peer's decider thread: (txn, commit, what it
 /// follows in a trace).
-pub type Queued = (String, bool, crate::trace::Cause);
+pub type Queued = (String, bool, crate::wire::trace::Cause);
 
 pub struct Coordinator {
     name: String,
@@ -146,7 +146,7 @@ pub struct Coordinator {
     /// Traced runs only: what each open transaction's `end` follows (its
     /// decision and every acknowledgement, whichever thread saw them), so
     /// a diagram does not depend on which thread happened to write it.
-    ends: Mutex<HashMap<String, crate::trace::Cause>>,
+    ends: Mutex<HashMap<String, crate::wire::trace::Cause>>,
     started: Instant,
     timing: Timing,
     peer_timeout: Duration,
@@ -170,7 +170,7 @@ struct Work {
     acts: VecDeque<Action>,
     forced: VecDeque<(u64, String, bool)>,
     /// Prepares sent, replies not read: (txn, company, call).
-    remote: VecDeque<(String, String, Box<crate::client::InFlight>)>,
+    remote: VecDeque<(String, String, Box<crate::runtime::client::InFlight>)>,
     /// Our own holds being written: (txn, vote to wait for).
     local: Vec<(String, LocalVote)>,
     /// A decision was sent since the last reply (for `after_phase2`).
@@ -272,7 +272,7 @@ impl Coordinator {
             let queued = match &rec {
                 CoordRecord::End { .. } => {
                     let cause = self.ends_take(&txn);
-                    crate::trace::within(&cause, || self.queue(&rec))
+                    crate::wire::trace::within(&cause, || self.queue(&rec))
                 }
                 _ => self.queue(&rec),
             };
@@ -349,17 +349,17 @@ impl Coordinator {
     /// Traces: `txn`'s `end` follows what this thread has seen (its
     /// decision, or an acknowledgement).
     fn ends_follow(&self, txn: &str) {
-        if !crate::trace::enabled() {
+        if !crate::wire::trace::enabled() {
             return;
         }
         let mut ends = crate::sync::lock(&self.ends);
         let c = ends.remove(txn).unwrap_or_default();
-        ends.insert(txn.to_string(), c.join(&crate::trace::cause()));
+        ends.insert(txn.to_string(), c.join(&crate::wire::trace::cause()));
     }
 
-    fn ends_take(&self, txn: &str) -> crate::trace::Cause {
-        if !crate::trace::enabled() {
-            return crate::trace::Cause::default();
+    fn ends_take(&self, txn: &str) -> crate::wire::trace::Cause {
+        if !crate::wire::trace::enabled() {
+            return crate::wire::trace::Cause::default();
         }
         let mut ends = crate::sync::lock(&self.ends);
         ends.remove(txn).unwrap_or_default()
@@ -440,7 +440,7 @@ impl Coordinator {
         match self.deciders.get().and_then(|d| d.get(to)) {
             Some(tx) => {
                 // The decider carries on this thread's work (for traces).
-                let queued = (txn.to_string(), commit, crate::trace::cause());
+                let queued = (txn.to_string(), commit, crate::wire::trace::cause());
                 if tx.send(queued).is_err() {
                     let e = Error::crash("decider stopped");
                     self.feed(w, |c, _, out| c.acked(txn, to, Err(e), out));

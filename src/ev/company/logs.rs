@@ -1,14 +1,14 @@
 //! A company's two logs, `participant.log` and `coordinator.log`: the typed
 //! records of [`crate::ev::twopc`] (one enum per log, see
-//! [`crate::wal::record`]) over the [`Wal`].
+//! [`crate::runtime::wal::record`]) over the [`Wal`].
 
 use crate::ev::twopc::{CoordRecord, PartRecord};
-use crate::wal::record::LogRecord;
-use crate::wal::Wal;
+use crate::runtime::wal::record::LogRecord;
+use crate::runtime::wal::Wal;
 use std::io;
 use std::time::Duration;
 
-pub use crate::wal::record::open;
+pub use crate::runtime::wal::record::open;
 
 /// Logs written before issue 15 (transaction ids like `A-1806…`, aborts
 /// without their conflict) hold records of other shapes.
@@ -28,7 +28,7 @@ impl LogRecord for PartRecord {
 /// node (see [`fail_stop`]).
 pub fn queue<R: LogRecord>(wal: &Wal, rec: &R, who: &str) -> io::Result<u64> {
     match wal.enqueue(&[rec.encode()]) {
-        Err(e) if !crate::wal::is_refused(&e) => fail_stop(who, e),
+        Err(e) if !crate::runtime::wal::is_refused(&e) => fail_stop(who, e),
         r => r,
     }
 }
@@ -40,7 +40,7 @@ pub fn queue<R: LogRecord>(wal: &Wal, rec: &R, who: &str) -> io::Result<u64> {
 pub fn fail_stop(who: &str, e: io::Error) -> ! {
     log::error!("{who}: log write failed ({e}); stopping");
     std::thread::sleep(Duration::from_secs(5));
-    std::process::exit(crate::wal::FAIL_STOP_EXIT);
+    std::process::exit(crate::runtime::wal::FAIL_STOP_EXIT);
 }
 
 #[cfg(test)]
@@ -53,7 +53,7 @@ mod tests {
     /// refused, naming the file, the record and what to do.
     #[test]
     fn an_old_log_is_refused_with_the_reason() {
-        let dir = crate::launch::temp_dir("company-old-log");
+        let dir = crate::runtime::launch::temp_dir("company-old-log");
         let path = dir.join("coordinator.log");
         {
             let (wal, _) = Wal::open(&path, |_| {}).unwrap();

@@ -23,13 +23,13 @@ pub mod logs;
 pub mod messages;
 pub mod participant;
 
-use crate::client::{ClientConfig, Pool};
-use crate::error::{Code, Error};
 use crate::ev::bus_client::BusClient;
 use crate::ev::points::PointSet;
 use crate::ev::twopc::{Answer, Timing};
-use crate::message::{body, to_body, Body, Request};
-use crate::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::runtime::client::{ClientConfig, Pool};
+use crate::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::wire::error::{Code, Error};
+use crate::wire::message::{body, to_body, Body, Request};
 use coordinator::{Coordinator, Settings};
 use crossbeam_channel::{bounded, Receiver, TrySendError};
 use messages::{
@@ -220,7 +220,7 @@ impl Company {
                         let Ok(first) = rx.recv_timeout(Duration::from_millis(200)) else {
                             continue;
                         };
-                        let mut cause = crate::trace::Cause::default();
+                        let mut cause = crate::wire::trace::Cause::default();
                         let batch: Vec<_> = std::iter::once(first)
                             .chain(rx.try_iter().take(MAX_DECIDE - 1))
                             .map(|(txn, commit, c)| {
@@ -228,7 +228,7 @@ impl Company {
                                 (txn, commit)
                             })
                             .collect();
-                        crate::trace::within(&cause, || {
+                        crate::wire::trace::within(&cause, || {
                             me.coordinator.send_decisions(&peer, batch)
                         });
                     }
@@ -259,10 +259,10 @@ impl Company {
             log::warn!("broker {broker} not reachable yet ({e}); will keep trying");
         }
         // Each request with what it follows in a trace (its message).
-        let (tx, rx) = bounded::<(RouteRequest, crate::trace::Cause)>(self.cfg.workers * 64);
+        let (tx, rx) = bounded::<(RouteRequest, crate::wire::trace::Cause)>(self.cfg.workers * 64);
         for i in 0..self.cfg.workers {
             let me = self.clone();
-            let rx: Receiver<(RouteRequest, crate::trace::Cause)> = rx.clone();
+            let rx: Receiver<(RouteRequest, crate::wire::trace::Cause)> = rx.clone();
             let bus = bus.clone();
             thread::Builder::new()
                 .name(format!("coord-{i}"))
@@ -271,7 +271,7 @@ impl Company {
                         let Ok((r, cause)) = rx.recv_timeout(Duration::from_millis(500)) else {
                             continue;
                         };
-                        crate::trace::within(&cause, || {
+                        crate::wire::trace::within(&cause, || {
                             let out = me.route(&r);
                             me.answer(&bus, &r, &out);
                         });
@@ -293,7 +293,7 @@ impl Company {
                             continue;
                         }
                     };
-                    match tx.try_send((r, crate::trace::cause())) {
+                    match tx.try_send((r, crate::wire::trace::cause())) {
                         Ok(()) => {}
                         Err(TrySendError::Full((r, _)))
                         | Err(TrySendError::Disconnected((r, _))) => {
@@ -354,7 +354,7 @@ impl Company {
     /// While a coordinator is down the hold stays (the blocking case).
     fn resolve_round(&self) {
         for (txn, coord) in self.participant.due() {
-            crate::crash::point("company.resolve.before_ask");
+            crate::runtime::crash::point("company.resolve.before_ask");
             let answer = if coord == self.cfg.name {
                 self.coordinator.decision(&txn)
             } else {
@@ -366,7 +366,7 @@ impl Company {
                     )),
                 }
             };
-            crate::crash::point("company.resolve.after_ask");
+            crate::runtime::crash::point("company.resolve.after_ask");
             let answer = answer.and_then(|b| match b.get("outcome").and_then(Value::as_str) {
                 Some("commit") => Ok(true),
                 Some("abort") => Ok(false),

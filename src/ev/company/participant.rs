@@ -16,16 +16,16 @@
 
 use super::logs;
 use super::messages::Prepare;
-use crate::crash;
-use crate::error::Error;
 use crate::ev::points::Point;
 use crate::ev::twopc::{
     self, Action, Answer, HoldState, PartRecord, Prepared, ReplyTo, Rules, Timing, Vote,
 };
-use crate::message::{body, Body, Request};
-use crate::server::{Ctx, Later};
+use crate::runtime::crash;
+use crate::runtime::server::{Ctx, Later};
+use crate::runtime::wal::Wal;
 use crate::sync::lock;
-use crate::wal::Wal;
+use crate::wire::error::Error;
+use crate::wire::message::{body, Body, Request};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};

@@ -14,9 +14,9 @@ use super::{
     check_name, hex, parse_txn, reply, route_of, txn_id, unhex, Action, Answer, CoordRecord, Msg,
     ReplyTo, Rules, Timing, Vote,
 };
-use crate::error::{Code, Error};
 use crate::ev::company::messages::{Conflict, Prepare, RouteOutcome, RouteRequest};
 use crate::ev::points::Stop;
+use crate::wire::error::{Code, Error};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 /// Where a transaction stands at its coordinator.

@@ -10,7 +10,7 @@
 //! pushes [`Action`]s — append a record (forced or not), send a message,
 //! reply — for whoever drives it. Two drivers do: the company process
 //! (`ev::company`: threads, sockets, the fsynced log, group commit, batched
-//! phase 2) and the simulator (`ev::sim`: every node in one thread, a
+//! phase 2) and the simulator (`tools::ev::sim`: every node in one thread, a
 //! seeded scheduler that reorders, drops, duplicates and crashes).
 //!
 //! The safety rules, each with a switch in [`Rules`] so the simulator can
@@ -38,9 +38,9 @@ mod participant;
 pub use coordinator::{combine_lookups, CoordStats, Coordinator, Lookup, LookupOutcome, TxnState};
 pub use participant::{Hold, HoldState, Participant, Prepared, MAX_TOMBSTONES};
 
-use crate::error::Error;
 use crate::ev::company::messages::{Conflict, Prepare, RouteOutcome, RouteRequest};
 use crate::ev::points::Stop;
+use crate::wire::error::Error;
 use serde::{Deserialize, Serialize};
 
 /// Which safety rules are on. The node always runs [`Rules::SAFE`]; the
@@ -283,7 +283,7 @@ pub(super) fn reply(out: &mut Vec<Action>, to: ReplyTo, answer: Result<Answer, E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Code;
+    use crate::wire::error::Code;
     use serde_json::json;
 
     const T: Timing = Timing {

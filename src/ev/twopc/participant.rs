@@ -16,9 +16,9 @@
 //! * Every step is idempotent by transaction id.
 
 use super::{parse_txn, reply, Action, Answer, Msg, PartRecord, ReplyTo, Rules, Timing};
-use crate::error::{Code, Error};
 use crate::ev::company::messages::Prepare;
 use crate::ev::points::hhmm;
+use crate::wire::error::{Code, Error};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 

@@ -1,0 +1,208 @@
+//! `frota-ctl run-rental` and `frota-ctl audit-rental`.
+
+use super::audit;
+use super::client_sim::{self, SimConfig, Verdict};
+use super::cluster::{Bins, ClusterOptions, RentalCluster};
+use super::nodes::ClientsNode;
+use crate::runtime::cli::{opt, switch, Args, Flag};
+use crate::runtime::config::Node;
+use crate::tools::ctl::demos::Verdict as V;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// `frota-ctl run-rental`: the exit status (0 only if the audit passes).
+pub fn run(args: &[String]) -> i32 {
+    run_verdict(args).code
+}
+
+/// The rental demo, ending in its verdict line (`run-rental: PASS — ...`);
+/// the returned verdict's summary is for `frota-ctl run`'s combined line.
+pub fn run_verdict(args: &[String]) -> V {
+    let a = match Args::parse_sub(
+        "frota-ctl run-rental",
+        "start the rental nodes on the default ports, run the client simulator, audit, stop",
+        &flags(),
+        args,
+    ) {
+        Ok(a) => a,
+        Err(code) => return V::usage(code),
+    };
+    let s = match Settings::check(&a) {
+        Ok(s) => s,
+        Err(e) => return V::usage(a.bad(&e)),
+    };
+    let started = Instant::now();
+    let file = a.string("file");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => {
+            return V::fail(
+                "run-rental",
+                format!("cannot read the request file {file}: {e} (--file names it)"),
+            )
+        }
+    };
+    let requests = client_sim::read_requests(&text);
+    let data = PathBuf::from(a.string("data"));
+    // Every run starts from the initial fleet: forget the previous log.
+    let _ = std::fs::remove_dir_all(data.join("backup"));
+    let logs = PathBuf::from(a.string("logs"));
+    let mut opts = ClusterOptions::defaults();
+    opts.log_dir = Some(logs.clone());
+    println!(
+        "rental demo: starting heartbeat, backup, terminal-1..3, infodesk (logs in {}/, data in {}/)",
+        logs.display(),
+        data.display()
+    );
+    let cluster = match RentalCluster::start_with(Bins::sibling(), &data, opts) {
+        Ok(c) => c,
+        Err(e) => {
+            return V::fail(
+                "run-rental",
+                format!("cannot start the nodes: {e} (are they already running? `make down` stops a `make up` deployment; `make status` shows them)"),
+            )
+        }
+    };
+    let infodesk = cluster.addr("infodesk").to_string();
+    let mut cfg = SimConfig::new(&infodesk, s.time_scale);
+    cfg.clients = s.clients;
+    if let Some(seed) = s.seed {
+        cfg.seed = seed;
+    }
+    println!(
+        "nodes up in {:.1}s; {} clients from {file}, {} at a time, time scale {}",
+        started.elapsed().as_secs_f64(),
+        requests.len(),
+        cfg.clients,
+        cfg.time_scale
+    );
+    let outcomes = client_sim::run_with_progress(&cfg, &requests, s.progress_every);
+    println!();
+    print!("{}", client_sim::report(&outcomes));
+    println!();
+    let report = audit::run(
+        &cluster.addr("backup").to_string(),
+        &cluster.addr("heartbeat").to_string(),
+        10,
+        Duration::from_millis(300),
+    );
+    println!("{}", report.verdict);
+    drop(cluster);
+    let v = verdict(report.ok, &outcomes);
+    println!(
+        "{} (nodes stopped; {:.1} s)",
+        v.line(),
+        started.elapsed().as_secs_f64()
+    );
+    v
+}
+
+/// The demo's flags: the clients' own (and their defaults, frota-client's,
+/// crate::runtime::config), then where logs and data go.
+fn flags() -> Vec<Flag> {
+    let own = ["file", "time-scale", "clients", "seed"];
+    let mut flags: Vec<_> = ClientsNode::default()
+        .flags()
+        .into_iter()
+        .filter(|f| own.contains(&f.name))
+        .collect();
+    flags.extend([
+        opt("logs", "logs", "node logs go here"),
+        opt(
+            "data",
+            "data",
+            "node data goes here (data/backup is wiped first)",
+        ),
+        opt("progress-ms", "3000", "print a progress line this often"),
+    ]);
+    flags
+}
+
+/// The demo's values, every one checked before a node starts: a typo is a
+/// usage error (exit 2, nothing started), not a failure halfway through.
+struct Settings {
+    time_scale: f64,
+    clients: usize,
+    seed: Option<u64>,
+    progress_every: Duration,
+}
+
+impl Settings {
+    fn check(a: &Args) -> Result<Settings, String> {
+        let seed = match a.get("seed") {
+            Some(_) => Some(a.try_value::<u64>("seed")?),
+            None => None,
+        };
+        Ok(Settings {
+            time_scale: a.try_value("time-scale")?,
+            clients: a.try_value("clients")?,
+            seed,
+            progress_every: a.try_millis("progress-ms")?,
+        })
+    }
+}
+
+/// PASS only if the conservation audit passes; the summary counts how the
+/// clients fared.
+fn verdict(audit_ok: bool, outcomes: &[client_sim::Outcome]) -> V {
+    let count = |v: Verdict| outcomes.iter().filter(|o| o.verdict == v).count();
+    let waited = outcomes.iter().filter(|o| o.was_pending).count();
+    let audit = if audit_ok { "PASS" } else { "FAIL" };
+    let summary = format!(
+        "audit {audit}; {} clients: {} served ({waited} after waiting for a car), {} gave up waiting, {} failed",
+        outcomes.len(),
+        count(Verdict::Success),
+        count(Verdict::PendingTimeout),
+        count(Verdict::Failure),
+    );
+    let short = format!(
+        "audit {audit}, {} of {} clients served",
+        count(Verdict::Success),
+        outcomes.len()
+    );
+    V::new("run-rental", audit_ok, summary).with_short(short)
+}
+
+pub fn audit_cmd(args: &[String]) -> i32 {
+    let flags = [
+        opt("backup", "127.0.0.1:7002", "the backup's address"),
+        opt(
+            "heartbeat",
+            "127.0.0.1:7000",
+            "the heartbeat monitor's TCP address",
+        ),
+        opt(
+            "attempts",
+            "5",
+            "retry a mismatch this many times (views may trail by a moment)",
+        ),
+        opt("timeout-ms", "5000", "bound on each request to a node"),
+        switch("json", "print the verdict as JSON"),
+    ];
+    let a = match Args::parse_sub(
+        "frota-ctl audit-rental",
+        "conservation audit of a running rental system: each of the 14 vehicles in exactly one place",
+        &flags,
+        args,
+    ) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let r = audit::run_with_timeout(
+        &a.string("backup"),
+        &a.string("heartbeat"),
+        a.value("attempts"),
+        Duration::from_millis(300),
+        a.millis("timeout-ms"),
+    );
+    if a.has("json") {
+        println!("{}", audit::to_json(&r));
+    } else {
+        println!("{}", r.verdict);
+    }
+    if r.ok {
+        0
+    } else {
+        1
+    }
+}
