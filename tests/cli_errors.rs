@@ -87,6 +87,15 @@ fn frota_ctl_exit_statuses() {
             vec!["--timeout-ms", "x", addr.as_str(), "{}"],
             "--timeout-ms",
         ),
+        // An address that is not HOST:PORT is a typo, not an unreachable node.
+        (
+            vec!["127.0.0.1:99999", r#"{"type":"ping"}"#],
+            "'127.0.0.1:99999' is not HOST:PORT",
+        ),
+        (
+            vec!["127.0.0.1:", r#"{"type":"ping"}"#],
+            "'127.0.0.1:' is not HOST:PORT",
+        ),
     ] {
         let (code, out, err) = ctl(&args);
         assert_eq!(code, 2, "{args:?}: {err}");
@@ -386,6 +395,11 @@ fn every_ctl_subcommand_says_what_was_wrong() {
             owned(&["run", "--clients", "many", "--file", "/nonexistent"]),
             "--clients",
         ),
+        // A scale that would mean "no waiting at all", and a file that is
+        // not there: usage errors, and `run` does not go on to the EV demo.
+        (owned(&["run-rental", "--time-scale", "-1"]), "--time-scale"),
+        (owned(&["run", "--time-scale", "NaN"]), "--time-scale"),
+        (owned(&["run", "--file", "/nonexistent"]), "/nonexistent"),
         (ev(&["--vehicles", "x"]), "--vehicles"),
         (ev(&["--timeout-ms", "soon"]), "--timeout-ms"),
         (ev(&["--broker-kind", "nats"]), "--broker-kind"),

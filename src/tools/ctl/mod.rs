@@ -64,7 +64,7 @@ Usage:
 Exit status:
   0  the node answered <type>_ok; a command passed
   1  the node answered an error (printed to stdout); an audit or demo failed
-  2  bad command line (nothing was sent)
+  2  bad command line, an address that is not HOST:PORT included (nothing was sent)
   3  cannot reach the node (connection refused, unreachable, unknown host): is it up? `make status`
   4  connected, but no reply within --timeout-ms (busy or stuck? the message may have been handled)
 ";
@@ -177,6 +177,16 @@ pub fn send(addr: &str, json: &str, timeout: Duration) -> i32 {
             ))
         }
     };
+    // A port that is no port is a typo (exit 2, like bad JSON); a host
+    // that does not resolve is a node that cannot be reached (exit 3).
+    if !addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    {
+        return usage(&format!(
+            "'{addr}' is not HOST:PORT, e.g. 127.0.0.1:7001 (`make status` lists the nodes of `make up` and their addresses)"
+        ));
+    }
     let cfg = ClientConfig::default()
         .with_timeout(timeout)
         .with_retries(0);
@@ -184,7 +194,7 @@ pub fn send(addr: &str, json: &str, timeout: Duration) -> i32 {
         Ok(c) => c,
         Err(e) => {
             let hint = if e.code == crate::wire::error::Code::NodeNotFound {
-                "expected HOST:PORT, e.g. 127.0.0.1:7001; `make status` lists the nodes of `make up` and their addresses"
+                "no such host: the nodes of `make up` are on 127.0.0.1; `make status` lists their addresses"
             } else {
                 "is the node up? `make status` lists the nodes of `make up` and their addresses"
             };

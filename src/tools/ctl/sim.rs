@@ -137,15 +137,18 @@ pub fn run(args: &[String]) -> i32 {
                 cfg.clients = cfg.clients.max(2);
                 cfg.requests = 1;
             }
-            "--rule-off" => match it.next().and_then(|n| rule_off(n)) {
-                Some(r) => cfg.rules = r,
-                None => {
-                    return bad(&format!(
-                        "--rule-off needs a rule name: {}",
-                        RULES.join(" | ")
-                    ));
+            "--rule-off" => {
+                let name = it.next();
+                match name.and_then(|n| rule_off(n)) {
+                    Some(r) => cfg.rules = r,
+                    None => {
+                        let what = name.map_or("needs a rule name".to_string(), |n| {
+                            format!("has no rule '{n}'")
+                        });
+                        return bad(&format!("--rule-off {what}: {}", RULES.join(" | ")));
+                    }
                 }
-            },
+            }
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return 0;

@@ -33,16 +33,7 @@ pub fn run_verdict(args: &[String]) -> V {
     };
     let started = Instant::now();
     let file = a.string("file");
-    let text = match std::fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) => {
-            return V::fail(
-                "run-rental",
-                format!("cannot read the request file {file}: {e} (--file names it)"),
-            )
-        }
-    };
-    let requests = client_sim::read_requests(&text);
+    let requests = client_sim::read_requests(&s.text);
     let data = PathBuf::from(a.string("data"));
     // Every run starts from the initial fleet: forget the previous log.
     let _ = std::fs::remove_dir_all(data.join("backup"));
@@ -121,6 +112,9 @@ fn flags() -> Vec<Flag> {
 /// The demo's values, every one checked before a node starts: a typo is a
 /// usage error (exit 2, nothing started), not a failure halfway through.
 struct Settings {
+    /// The request file's contents: an unreadable --file is a usage error
+    /// too (and `frota-ctl run` does not go on to the EV demo).
+    text: String,
     time_scale: f64,
     clients: usize,
     seed: Option<u64>,
@@ -133,11 +127,20 @@ impl Settings {
             Some(_) => Some(a.try_value::<u64>("seed")?),
             None => None,
         };
+        let time_scale = super::nodes::time_scale_from(a)?;
+        let clients = a.try_value("clients")?;
+        let progress_every = a.try_millis("progress-ms")?;
+        // The file last: a typo in a flag is said before a missing file.
+        let file = a.try_string("file")?;
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            format!("--file {file}: cannot read the request file: {e} (run from the repository's top folder, where examples/ is, or give --file)")
+        })?;
         Ok(Settings {
-            time_scale: a.try_value("time-scale")?,
-            clients: a.try_value("clients")?,
+            text,
+            time_scale,
+            clients,
             seed,
-            progress_every: a.try_millis("progress-ms")?,
+            progress_every,
         })
     }
 }

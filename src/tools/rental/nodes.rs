@@ -32,6 +32,20 @@ impl Default for ClientsNode {
     }
 }
 
+/// `--time-scale` of frota-client and the rental demo: a negative or NaN
+/// scale would silently mean "no waiting at all" (durations clamp at 0), so
+/// it is refused with the flag named.
+pub fn time_scale_from(a: &Args) -> Result<f64, String> {
+    let t: f64 = a.try_value("time-scale")?;
+    if t.is_finite() && t >= 0.0 {
+        Ok(t)
+    } else {
+        Err(format!(
+            "--time-scale must be a number 0 or more (1 = the original's timings, 0.1 = ten times faster), not {t}"
+        ))
+    }
+}
+
 impl Node for ClientsNode {
     const PROGRAM: &'static str = "frota-client";
     const ABOUT: &'static str = "rental client simulator: one client per line of the request file";
@@ -76,7 +90,7 @@ cannot be read; 2 for a bad flag.
     fn from_args(a: &Args) -> Result<Self, String> {
         let infodesk = a.try_string("infodesk")?;
         check_addr("infodesk", &infodesk)?;
-        let mut sim = SimConfig::new(&infodesk, a.try_value("time-scale")?);
+        let mut sim = SimConfig::new(&infodesk, time_scale_from(a)?);
         sim.clients = a.try_value("clients")?;
         sim.request_timeout = a.try_millis("request-timeout-ms")?;
         sim.callback_host = a.try_string("callback-host")?;
