@@ -1,5 +1,5 @@
-//! The heartbeat monitor's pause guard with real processes (issue 6,
-//! "Failure detector you can measure"): the monitor is stopped with SIGSTOP
+//! The heartbeat monitor's pause guard with real processes: the
+//! monitor is stopped with SIGSTOP
 //! for several timeouts, continued with SIGCONT, and right afterwards the
 //! info desk must still hand out every live terminal — the monitor's own
 //! pause is not a failure of its peers. Then a real failure (kill -9) is

@@ -1,4 +1,4 @@
-//! A full disk and a failing disk, over real processes (issue 16).
+//! A full disk and a failing disk, over real processes.
 //!
 //! The rule, the same for every durable log (protocol.md, "Durable logs: a
 //! full disk, a failing disk"): a write the log cannot make room for is

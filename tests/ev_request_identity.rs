@@ -1,4 +1,4 @@
-//! Issue 15, over real processes: one route request is one transaction,
+//! Request identity, over real processes: one route request is one transaction,
 //! whatever company a retry reaches and whatever crashed in between.
 //!
 //! The black-box checker's pattern: the coordinator is killed -9 in the

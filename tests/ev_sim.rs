@@ -5,7 +5,7 @@
 //!   every invariant under the rules the companies ship with.
 //! * With each safety rule switched off, the simulator finds the
 //!   counterexample the rule prevents — so the checker is not blind to it —
-//!   including the bug of issue 15 (the rules before it: a retry starts a
+//!   including the bug of frota's earlier rules (a retry starts a
 //!   second transaction and is told `rejected` while its route is reserved).
 //!
 //! Run with `--nocapture` to see each counterexample as a ladder diagram.
@@ -98,12 +98,12 @@ fn without(f: impl FnOnce(&mut Rules)) -> Config {
     }
 }
 
-/// Issue 15's bug, on the rules before it: every attempt is its own
+/// The earlier rules' bug: every attempt is its own
 /// transaction, answers are remembered in memory only. The simulator finds
 /// a second transaction for one request at once, and — checking only what
 /// clients are told — a `rejected` while the route is reserved.
 #[test]
-fn the_rules_before_issue_15_break_one_transaction_per_request() {
+fn the_earlier_rules_break_one_transaction_per_request() {
     let cfg = without(|r| r.one_txn_per_request = false);
     let s = finds("old rules", &cfg, 200, &[Invariant::OneTxnPerRequest]);
     assert!(s.steps <= 10, "a short counterexample: {}", s.steps_text());

@@ -1,5 +1,5 @@
-//! Framing and envelope over real sockets against a real `frota-echo`
-//! (issue 3, "Tests"): good frames in every mode, then every broken stream
+//! Framing and envelope over real sockets against a real `frota-echo`:
+//! good frames in every mode, then every broken stream
 //! and every bad payload, each followed by a check that the node still
 //! serves a fresh connection. Replies are compared byte for byte.
 

@@ -1,5 +1,5 @@
-//! The runtime's limits against a real `frota-echo` (issue 3 "Tests",
-//! issue 6 "Hostile input"): connection cap, idle timeout, slow-loris,
+//! The runtime's limits against a real `frota-echo`:
+//! connection cap, idle timeout, slow-loris,
 //! slow readers, declared lengths that must not be allocated up front,
 //! deep nesting, and handler panics. Short timeouts are set by flags; every
 //! wait is a poll with a generous bound.

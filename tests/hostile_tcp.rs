@@ -1,5 +1,5 @@
-//! Hostile TCP peers against every node type, as real processes (issue 6,
-//! "Hostile input"): a connection flood past `--max-connections`, slow
+//! Hostile TCP peers against every node type, as real processes: a
+//! connection flood past `--max-connections`, slow
 //! readers that pipeline requests and never read the replies, and
 //! half-open connections (peers that vanish without a FIN, peers that are
 //! killed). Each must leave the node serving a well-behaved client, which

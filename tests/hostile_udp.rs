@@ -1,5 +1,5 @@
-//! A datagram flood at the heartbeat monitor's UDP port (issue 6, "Hostile
-//! input"): for a couple of seconds, several sockets send many thousands of
+//! A datagram flood at the heartbeat monitor's UDP port: for a couple of
+//! seconds, several sockets send many thousands of
 //! random bytes, malformed and oversized datagrams, and spoofed or replayed
 //! heartbeats. Throughout, the monitor answers `alive` with exactly the real
 //! nodes at their real addresses, the real heartbeats keep being counted

@@ -1,4 +1,4 @@
-//! Damaged durable logs, over real processes (issue 16). For each of the
+//! Damaged durable logs, over real processes. For each of the
 //! three logs — the rental backup's `rental.log`, a company's
 //! `participant.log` and `coordinator.log` — acknowledged writes are made,
 //! the node is killed, its log damaged, and the node restarted:

@@ -1,4 +1,4 @@
-//! Issue 18's MQTT features, with frota's own client (and a raw socket for
+//! The MQTT features, with frota's own client (and a raw socket for
 //! what our client never does) against frota-broker's listeners in process:
 //! byte-exact payloads, retained messages, wills, QoS 2, persistent
 //! sessions, bounds, a QoS 0 burst. The same features against the
@@ -480,7 +480,7 @@ fn a_qos0_burst_reaches_two_subscribers_that_read() {
     srv.shutdown();
 }
 
-/// Issue 18's 40 ms stall: a client with Nagle's algorithm on that
+/// The 40 ms stall: a client with Nagle's algorithm on that
 /// publishes QoS 1 to its own subscription used to wait for our delayed ACK
 /// on every round trip (the broker acked before sending the copy). Not a
 /// performance figure (`make bench` has those): the bound only tells a

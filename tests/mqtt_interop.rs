@@ -363,7 +363,7 @@ fn wait_mqtt_filter(frota_addr: &str, filter: &str) {
     assert!(ok, "no connected subscriber to '{filter}'");
 }
 
-/// Issue 18's features, as the Mosquitto tools use them, against the real
+/// The MQTT features, as the Mosquitto tools use them, against the real
 /// frota-broker binary: a will fired by `kill -9` of mosquitto_sub, a
 /// persistent session (`mosquitto_sub -c`) across a kill and a restart of
 /// the client, retained messages (`-r`), byte-exact payloads (`-f`, `-n`,

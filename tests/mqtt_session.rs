@@ -268,7 +268,7 @@ fn connect_refusals() {
         })
     );
     raw.assert_closed();
-    // A will is accepted (issue 18; it used to be CONNACK 5).
+    // A will is accepted (it used to be CONNACK 5).
     let mut raw = Raw::open(&srv);
     raw.send(&Packet::Connect(Connect {
         clean_session: true,

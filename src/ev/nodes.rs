@@ -425,7 +425,7 @@ mod tests {
     }
 
     /// Company X listens by default where the default --peers says X is
-    /// (issue 17: B and C used to default to A's port), and --help says so.
+    /// (B and C once defaulted to A's port), and --help says so.
     #[test]
     fn each_company_listens_on_its_own_port_by_default() {
         for (name, port) in [("A", 7101), ("B", 7102), ("C", 7103)] {

@@ -226,7 +226,7 @@ impl Session {
     /// listener does so after a short bound): the ack then carries the TCP
     /// acknowledgement of the client's answer, so a client with Nagle's
     /// algorithm on is never left holding its next PUBLISH waiting for our
-    /// delayed ACK (a 40 ms stall per round trip, issue 18). Without such a
+    /// delayed ACK (a 40 ms stall per round trip). Without such a
     /// copy the ack goes at once (after any acks already held).
     pub fn ack_after_own_copy(&mut self, ack: Packet, mark: u64) {
         if self.assigned != mark {

@@ -677,10 +677,10 @@ mod tests {
         wal.append_all(records).unwrap();
     }
 
-    /// A data directory of a frota before issue 20 (kinds under `op` and
+    /// A data directory of an earlier frota (kinds under `op` and
     /// `kind`) starts and replays to the same state.
     #[test]
-    fn a_log_written_before_issue_20_still_opens() {
+    fn a_log_of_an_earlier_version_still_opens() {
         let dir = crate::runtime::launch::temp_dir("backup-old-log");
         write_log(
             &dir,

@@ -153,7 +153,7 @@ fn nth_chunk<T>(v: &[T], i: usize) -> &[T] {
 /// a backup grew to 450 MiB over 120,000 requests); this is a few dozen
 /// bytes, and [`Outcome::answer`] gives back exactly the same fields. In a
 /// snapshot: `{"op":"rent","answer":{"car":...,"terminal":...}}` (`answer`
-/// may hold more: logs before issue 20 kept the whole answer there).
+/// may hold more: logs of earlier versions kept the whole answer there).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", content = "answer", rename_all = "lowercase")]
 pub enum Outcome {
@@ -1178,7 +1178,7 @@ mod tests {
                 "{rid}"
             );
         }
-        // As written before issue 20: the kind under "kind", every answer
+        // As earlier versions wrote it: the kind under "kind", every answer
         // in the one record.
         let mut single = snap[0].encode();
         let mut all = serde_json::Map::new();

@@ -10,7 +10,7 @@
 //! file and the record. Only a snapshot's `pending` and `outcomes` may be
 //! left out (they are written only when there are some).
 //!
-//! Logs written before issue 20 named a record's kind `op` (operations) or
+//! Logs written by earlier versions of frota named a record's kind `op` (operations) or
 //! `kind` (snapshots); [`Record::decode`](LogRecord::decode) reads them as
 //! `k`, so an existing data directory starts as before.
 
@@ -204,7 +204,7 @@ mod tests {
         assert!(decode(json!({"lsn":1})).is_err());
     }
 
-    /// Logs written before issue 20 (`op` / `kind`) still read.
+    /// Logs written by earlier versions (`op` / `kind`) still read.
     #[test]
     fn records_of_earlier_logs_still_read() {
         let old = json!({"op":"pend","lsn":2,"request_id":"p","class":"suv",

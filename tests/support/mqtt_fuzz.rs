@@ -27,7 +27,7 @@ pub fn corpus() -> Vec<Vec<u8>> {
             payload: br#"{"type":"fuzz"}"#.to_vec(),
         })
     };
-    // Issue 18's packets: wills, persistent sessions, retained and QoS 2
+    // The newer packets: wills, persistent sessions, retained and QoS 2
     // (with its DUP resend), binary and empty payloads, the QoS 2 acks.
     let with_will = Packet::Connect(Connect {
         clean_session: false,

@@ -10,17 +10,18 @@ use std::time::Duration;
 
 pub use crate::runtime::wal::record::open;
 
-/// Logs written before issue 15 (transaction ids like `A-1806…`, aborts
-/// without their conflict) hold records of other shapes.
-const BEFORE_ISSUE_15: &str = "logs written before issue 15 are not read: start on a fresh \
+/// Logs written by earlier versions of frota (transaction ids like
+/// `A-1806…`, aborts without their conflict) hold records of other shapes.
+const EARLIER_FORMAT: &str = "logs written by an earlier version of frota (before one \
+                               transaction per request) are not read: start on a fresh \
                                --data-dir, e.g. `make clean-logs`";
 
 impl LogRecord for CoordRecord {
-    const UNREADABLE: &'static str = BEFORE_ISSUE_15;
+    const UNREADABLE: &'static str = EARLIER_FORMAT;
 }
 
 impl LogRecord for PartRecord {
-    const UNREADABLE: &'static str = BEFORE_ISSUE_15;
+    const UNREADABLE: &'static str = EARLIER_FORMAT;
 }
 
 /// Queue `rec` behind everything queued so far; returns its ticket. Err:
@@ -49,7 +50,7 @@ mod tests {
     use crate::ev::twopc::CoordRecord;
     use serde_json::json;
 
-    /// A log written before issue 15 (an abort without its conflict) is
+    /// A log written by an earlier version (an abort without its conflict) is
     /// refused, naming the file, the record and what to do.
     #[test]
     fn an_old_log_is_refused_with_the_reason() {
@@ -68,7 +69,9 @@ mod tests {
         };
         let e = e.to_string();
         assert!(
-            e.contains("record 2") && e.contains("issue 15") && e.contains("coordinator.log"),
+            e.contains("record 2")
+                && e.contains("earlier version")
+                && e.contains("coordinator.log"),
             "{e}"
         );
         assert_eq!(seen.len(), 1, "the good record before it was read");

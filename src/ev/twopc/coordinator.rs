@@ -202,7 +202,7 @@ impl Coordinator {
 
     /// Rule 1 off: coordinate here, with a fresh transaction per attempt,
     /// answering retries from memory (lost in a crash) — the rules this
-    /// project had before issue 15.
+    /// project had before one transaction per request.
     fn request_anywhere(
         &mut self,
         now: u64,

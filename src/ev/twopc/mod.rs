@@ -48,8 +48,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
     /// Rule 1. Off: whoever receives a request coordinates it with a fresh
-    /// transaction and remembers the answer in memory only (frota before
-    /// issue 15).
+    /// transaction and remembers the answer in memory only (frota's earlier rules).
     pub one_txn_per_request: bool,
     /// Rule 2. Off: every stop is prepared at once.
     pub ordered_holds: bool,
