@@ -7,12 +7,15 @@
 //!   `--help` (not the whole usage), exit 2; `--help` exits 0 and mentions
 //!   `RUST_LOG` and `FROTA_TRACE`.
 
+mod support;
+
 use frota::runtime::launch::NodeProc;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::thread;
+use support::echo::start_echo;
 
 const BINS: [(&str, &str); 10] = [
     ("frota-backup", env!("CARGO_BIN_EXE_frota-backup")),
@@ -58,13 +61,7 @@ fn closed_port() -> String {
 
 #[test]
 fn frota_ctl_exit_statuses() {
-    let echo = NodeProc::spawn(
-        Path::new(env!("CARGO_BIN_EXE_frota-echo")),
-        &["--listen".into(), "127.0.0.1:0".into()],
-        &[("RUST_LOG", "warn".into())],
-        None,
-    )
-    .expect("frota-echo starts");
+    let echo = start_echo(&[]);
     let addr = echo.tcp().to_string();
 
     let (code, out, _) = ctl(&[&addr, r#"{"type":"ping"}"#]);

@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::ev::{ask, bins, cluster, route};
-use support::proc::Proc;
+use support::proc::{mosquitto_tool, Proc};
 
 fn skip_without_mosquitto(test: &str) -> bool {
     match mosquitto::missing_tools() {
@@ -44,9 +44,9 @@ fn skip_without_mosquitto(test: &str) -> bool {
 struct Tool(Proc);
 
 impl Tool {
-    fn spawn(name: &str, args: &[&str]) -> Tool {
+    fn spawn(name: &str, port: &str, args: &[&str]) -> Tool {
         let bin = find(name).expect("tool present (checked before)");
-        Tool(Proc::spawn(Command::new(bin).args(args), true))
+        Tool(Proc::spawn(&mut mosquitto_tool(&bin, port, args), true))
     }
 
     /// The next line whose topic is `topic`, as (topic, JSON payload).
@@ -168,17 +168,8 @@ fn mosquitto_tools_against_frota_broker() {
     let port = maddr.port().to_string();
     let watcher = Tool::spawn(
         "mosquitto_sub",
-        &[
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-t",
-            "vehicle/#",
-            "-v",
-            "-q",
-            "1",
-        ],
+        &port,
+        &["-t", "vehicle/#", "-v", "-q", "1"],
     );
     // Subscribed once the tree lists an MQTT subscriber with that filter.
     let subscribed = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
@@ -210,11 +201,8 @@ fn mosquitto_tools_against_frota_broker() {
     let req = json!({"request_id": "vq-1", "vehicle": "vq", "stops": route(9)});
     let mut publ = Tool::spawn(
         "mosquitto_pub",
+        &port,
         &[
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
             "-q",
             "1",
             "-t",

@@ -4,32 +4,8 @@ mod support;
 
 use frota::tools::ev::cluster::EvCluster;
 use serde_json::json;
-use std::time::Duration;
 use support::ev::*;
 use support::wait_secs;
-
-fn crashing(tag: &str, node: &str, point: &str) -> EvCluster {
-    cluster(tag, |o| {
-        o.hold_expiry_ms = 500;
-        o.ask_interval_ms = 100;
-        o.env.insert(
-            node.to_string(),
-            vec![("FROTA_CRASH_AT".to_string(), point.to_string())],
-        );
-    })
-}
-
-fn wait_crash(c: &mut EvCluster, node: &str) {
-    let p = c.proc_mut(node).expect("node is running");
-    let status = p
-        .wait_exit(Duration::from_secs(20))
-        .expect("node exits at its crash point");
-    assert_eq!(
-        status.code(),
-        Some(frota::runtime::crash::EXIT_CODE),
-        "{node}: {status:?}"
-    );
-}
 
 /// The one hold company `name` has now.
 fn only_hold(c: &EvCluster, name: &str) -> serde_json::Value {

@@ -17,29 +17,6 @@ use std::time::Duration;
 use support::ev::*;
 use support::wait_secs;
 
-fn crashing(tag: &str, point: &str) -> EvCluster {
-    cluster(tag, |o| {
-        o.hold_expiry_ms = 500;
-        o.ask_interval_ms = 100;
-        o.env.insert(
-            "company-A".to_string(),
-            vec![("FROTA_CRASH_AT".to_string(), point.to_string())],
-        );
-    })
-}
-
-fn wait_crash(c: &mut EvCluster, node: &str) {
-    let p = c.proc_mut(node).expect("node is running");
-    let status = p
-        .wait_exit(Duration::from_secs(20))
-        .expect("node exits at its crash point");
-    assert_eq!(
-        status.code(),
-        Some(frota::runtime::crash::EXIT_CODE),
-        "{node}"
-    );
-}
-
 fn restart_clean(c: &mut EvCluster, node: &str) {
     c.set_env(node, &[]);
     c.restart(node).expect("restart");
@@ -70,7 +47,11 @@ fn lookup(c: &EvCluster, via: &str, rid: &str) -> Body {
 /// get an indefinite error, then `reserved` of the one transaction.
 #[test]
 fn killed_after_deciding_commit_every_retry_gets_that_commit() {
-    let mut c = crashing("ev-id-committed", "company.coord.after_decision");
+    let mut c = crashing(
+        "ev-id-committed",
+        "company-A",
+        "company.coord.after_decision",
+    );
     let e = attempt(&c, "company-A", "r1", &route(8)).unwrap_err();
     assert!(!e.definite(), "{e}");
     wait_crash(&mut c, "company-A");
@@ -106,7 +87,11 @@ fn killed_after_deciding_commit_every_retry_gets_that_commit() {
 /// one, and it is true at every stop.
 #[test]
 fn killed_before_deciding_every_retry_gets_one_true_outcome() {
-    let mut c = crashing("ev-id-undecided", "company.coord.before_decision");
+    let mut c = crashing(
+        "ev-id-undecided",
+        "company-A",
+        "company.coord.before_decision",
+    );
     assert!(attempt(&c, "company-A", "r1", &route(8)).is_err());
     wait_crash(&mut c, "company-A");
     let e = attempt(&c, "company-C", "r1", &route(8)).unwrap_err();
@@ -139,7 +124,11 @@ fn killed_before_deciding_every_retry_gets_one_true_outcome() {
 /// with the same conflict — the record says what the client is told.
 #[test]
 fn killed_after_deciding_abort_every_retry_gets_that_rejection() {
-    let mut c = crashing("ev-id-rejected", "company.coord.after_abort_log");
+    let mut c = crashing(
+        "ev-id-rejected",
+        "company-A",
+        "company.coord.after_abort_log",
+    );
     // C's point is taken at the route's hour: the route gets a no from C.
     let blocker = ask(
         &c,

@@ -57,15 +57,7 @@ fn idle_timeout_closes_but_activity_keeps_open() {
     }
     let got = read_to_close(&mut idle);
     let waited = t0.elapsed();
-    assert_eq!(
-        got,
-        error_line(
-            None,
-            0,
-            "timeout",
-            "no complete frame within the timeout; closing"
-        )
-    );
+    assert_eq!(got, timeout_close_line());
     assert!(
         waited >= Duration::from_millis(350),
         "closed too early: {waited:?}"
@@ -111,15 +103,7 @@ fn slow_loris_cut_off_while_others_are_served() {
         thread::sleep(Duration::from_millis(50));
     }
     let (got, after) = loris.join().unwrap();
-    assert_eq!(
-        got,
-        error_line(
-            None,
-            0,
-            "timeout",
-            "no complete frame within the timeout; closing"
-        )
-    );
+    assert_eq!(got, timeout_close_line());
     assert!(
         after >= Duration::from_millis(1400) && after < Duration::from_secs(10),
         "cut after {after:?}"

@@ -11,14 +11,15 @@
 
 mod support;
 
-use frota::runtime::launch::{temp_dir, NodeProc};
+use frota::runtime::launch::temp_dir;
 use frota::tools::ev::cluster::{EvCluster, EvOptions};
 use frota::tools::rental::cluster::RentalCluster;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+
 use std::time::Duration;
+use support::echo::start_echo;
 
 /// Read one line that is a reply (skipping pushes from the broker: an
 /// example that publishes to the example's own subscription gets one).
@@ -106,13 +107,7 @@ fn every_help_example_works_as_typed() {
     }
     drop(ev);
 
-    let echo = NodeProc::spawn(
-        Path::new(env!("CARGO_BIN_EXE_frota-echo")),
-        &["--listen".into(), "127.0.0.1:0".into()],
-        &[("RUST_LOG", "warn".into())],
-        None,
-    )
-    .expect("frota-echo starts");
+    let echo = start_echo(&[]);
     ran += check_node("echo", echo.tcp(), &mut problems);
 
     assert!(
@@ -130,13 +125,7 @@ fn every_help_example_works_as_typed() {
 /// example a JSON object that works when pasted back as is.
 #[test]
 fn help_for_a_person_is_one_message_per_line() {
-    let echo = NodeProc::spawn(
-        Path::new(env!("CARGO_BIN_EXE_frota-echo")),
-        &["--listen".into(), "127.0.0.1:0".into()],
-        &[("RUST_LOG", "warn".into())],
-        None,
-    )
-    .expect("frota-echo starts");
+    let echo = start_echo(&[]);
     let s = TcpStream::connect(echo.tcp()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut w = s.try_clone().unwrap();

@@ -156,16 +156,7 @@ fn half_open(kind: &'static str) {
         took >= Duration::from_millis(600),
         "{kind}: reaped after {took:?}, before the idle timeout"
     );
-    assert_eq!(
-        read_to_close(&mut quiet),
-        error_line(
-            None,
-            0,
-            "timeout",
-            "no complete frame within the timeout; closing"
-        ),
-        "{kind}"
-    );
+    assert_eq!(read_to_close(&mut quiet), timeout_close_line(), "{kind}");
     let mut s = connect(n.addr);
     let st = status_on(&mut s);
     assert!(

@@ -5,7 +5,7 @@
 //! Skips (saying why) when the Mosquitto programs are not installed:
 //! `apt-get install mosquitto mosquitto-clients`.
 mod support;
-use support::proc::Proc;
+use support::proc::{mosquitto_tool, Proc};
 
 use frota::ev::broker::bus::Bus;
 use frota::ev::broker::core::Limits;
@@ -15,7 +15,6 @@ use frota::tools::ev::mosquitto::{find, Mosquitto};
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,17 +184,7 @@ fn b_mosquitto_clients_against_frota() {
 
     // mosquitto_sub -t 'vehicle/#' -v sees what a frota client publishes.
     let watcher = Proc::spawn(
-        Command::new(&t.sub).args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-t",
-            "vehicle/#",
-            "-v",
-            "-q",
-            "1",
-        ]),
+        &mut mosquitto_tool(&t.sub, &port, &["-t", "vehicle/#", "-v", "-q", "1"]),
         true,
     );
     wait_subs(&bus, 1);
@@ -220,18 +209,11 @@ fn b_mosquitto_clients_against_frota() {
     for q in ["0", "1"] {
         let msg = format!(r#"{{"type":"reserve","qos":{q}}}"#);
         let mut p = Proc::spawn(
-            Command::new(&t.publ).args([
-                "-h",
-                "127.0.0.1",
-                "-p",
+            &mut mosquitto_tool(
+                &t.publ,
                 &port,
-                "-t",
-                "vehicle/v1/request",
-                "-q",
-                q,
-                "-m",
-                &msg,
-            ]),
+                &["-t", "vehicle/v1/request", "-q", q, "-m", &msg],
+            ),
             false,
         );
         assert_eq!(
@@ -257,16 +239,7 @@ fn b_mosquitto_clients_against_frota() {
     let members: Vec<Proc> = (0..2)
         .map(|_| {
             Proc::spawn(
-                Command::new(&t.sub).args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port,
-                    "-t",
-                    "$share/companies/req/+",
-                    "-q",
-                    "1",
-                ]),
+                &mut mosquitto_tool(&t.sub, &port, &["-t", "$share/companies/req/+", "-q", "1"]),
                 true,
             )
         })
@@ -293,18 +266,11 @@ fn b_mosquitto_clients_against_frota() {
     // QoS 2 from mosquitto_pub reaches the frota subscriber (granted QoS
     // 1) exactly once.
     let mut q2 = Proc::spawn(
-        Command::new(&t.publ).args([
-            "-h",
-            "127.0.0.1",
-            "-p",
+        &mut mosquitto_tool(
+            &t.publ,
             &port,
-            "-t",
-            "vehicle/v1/request",
-            "-q",
-            "2",
-            "-m",
-            "q2",
-        ]),
+            &["-t", "vehicle/v1/request", "-q", "2", "-m", "q2"],
+        ),
         false,
     );
     assert_eq!(
@@ -376,28 +342,27 @@ fn c_mosquitto_tools_and_frota_broker_features() {
     let frota_addr = broker.tcp().to_string();
     let maddr = broker.addr("mqtt").to_string();
     let port = broker.addr("mqtt").port().to_string();
-    let sub_args = |extra: &[&str]| {
-        let mut a = vec!["-h", "127.0.0.1", "-p", &port];
-        a.extend_from_slice(extra);
-        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
-    };
     let mut frota_sub = MqttClient::connect(&maddr, "frota-watch", &ccfg()).unwrap();
     frota_sub.subscribe("#", 2).unwrap();
 
     // A will fired by kill -9 of a real client.
     let mut doomed = Proc::spawn(
-        Command::new(&t.sub).args(sub_args(&[
-            "-i",
-            "doomed",
-            "-t",
-            "doomed/in",
-            "--will-topic",
-            "doomed/will",
-            "--will-payload",
-            "killed",
-            "--will-qos",
-            "1",
-        ])),
+        &mut mosquitto_tool(
+            &t.sub,
+            &port,
+            &[
+                "-i",
+                "doomed",
+                "-t",
+                "doomed/in",
+                "--will-topic",
+                "doomed/will",
+                "--will-payload",
+                "killed",
+                "--will-qos",
+                "1",
+            ],
+        ),
         true,
     );
     wait_mqtt_filter(&frota_addr, "doomed/in");
@@ -413,14 +378,14 @@ fn c_mosquitto_tools_and_frota_broker_features() {
 
     // A persistent session: mosquitto_sub -c keeps its subscription and its
     // QoS 1 messages while it is away.
-    let durable = sub_args(&["-c", "-i", "durable", "-q", "1", "-t", "durable/#", "-v"]);
-    let mut first = Proc::spawn(Command::new(&t.sub).args(&durable), true);
+    let durable = ["-c", "-i", "durable", "-q", "1", "-t", "durable/#", "-v"];
+    let mut first = Proc::spawn(&mut mosquitto_tool(&t.sub, &port, &durable), true);
     wait_mqtt_filter(&frota_addr, "durable/#");
     first.kill9();
     let mut publ = MqttClient::connect(&maddr, "frota-pub", &ccfg()).unwrap();
     publ.publish("durable/a", b"while away 1", 1).unwrap();
     publ.publish("durable/b", b"while away 2", 2).unwrap();
-    let second = Proc::spawn(Command::new(&t.sub).args(&durable), true);
+    let second = Proc::spawn(&mut mosquitto_tool(&t.sub, &port, &durable), true);
     assert_eq!(
         second.line(Duration::from_secs(10)).as_deref(),
         Some("durable/a while away 1")
@@ -434,12 +399,16 @@ fn c_mosquitto_tools_and_frota_broker_features() {
     // Retained: mosquitto_pub -r, then a new mosquitto_sub sees it with
     // the retain flag (%r).
     let mut r = Proc::spawn(
-        Command::new(&t.publ).args(sub_args(&["-r", "-q", "1", "-t", "ret/x", "-m", "kept"])),
+        &mut mosquitto_tool(
+            &t.publ,
+            &port,
+            &["-r", "-q", "1", "-t", "ret/x", "-m", "kept"],
+        ),
         false,
     );
     assert_eq!(r.wait_exit(Duration::from_secs(10)), Some(0));
     let late = Proc::spawn(
-        Command::new(&t.sub).args(sub_args(&["-t", "ret/#", "-F", "%r %t %p", "-C", "1"])),
+        &mut mosquitto_tool(&t.sub, &port, &["-t", "ret/#", "-F", "%r %t %p", "-C", "1"]),
         true,
     );
     assert_eq!(
@@ -463,13 +432,13 @@ fn c_mosquitto_tools_and_frota_broker_features() {
         ),
     ];
     let json_watch = Proc::spawn(
-        Command::new(&t.sub).args(sub_args(&["-t", "bytes/json", "-C", "1"])),
+        &mut mosquitto_tool(&t.sub, &port, &["-t", "bytes/json", "-C", "1"]),
         true,
     );
     wait_mqtt_filter(&frota_addr, "bytes/json");
     for (args, want) in sends {
         let mut p = Proc::spawn(
-            Command::new(&t.publ).args(sub_args(&[&["-q", "1"][..], &args[..]].concat())),
+            &mut mosquitto_tool(&t.publ, &port, &[&["-q", "1"][..], &args[..]].concat()),
             false,
         );
         assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0), "{args:?}");
@@ -491,20 +460,17 @@ fn c_mosquitto_tools_and_frota_broker_features() {
 
     // QoS 2 from mosquitto_pub to mosquitto_sub -q 2: exactly once.
     let q2 = Proc::spawn(
-        Command::new(&t.sub).args(sub_args(&["-q", "2", "-t", "q2/once", "-v"])),
+        &mut mosquitto_tool(&t.sub, &port, &["-q", "2", "-t", "q2/once", "-v"]),
         true,
     );
     wait_mqtt_filter(&frota_addr, "q2/once");
     for i in 0..5 {
         let mut p = Proc::spawn(
-            Command::new(&t.publ).args(sub_args(&[
-                "-q",
-                "2",
-                "-t",
-                "q2/once",
-                "-m",
-                &i.to_string(),
-            ])),
+            &mut mosquitto_tool(
+                &t.publ,
+                &port,
+                &["-q", "2", "-t", "q2/once", "-m", &i.to_string()],
+            ),
             false,
         );
         assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0));

@@ -93,6 +93,15 @@ impl Raw {
     fn assert_closed(&mut self) {
         assert_eq!(self.read(), Err("closed".to_string()));
     }
+
+    /// The next packet is a CONNACK with `code`, no session present.
+    fn assert_connack(&mut self, code: u8) {
+        let want = Packet::ConnAck {
+            session_present: false,
+            code,
+        };
+        assert_eq!(self.read(), Ok(want));
+    }
 }
 
 fn connect(id: &str, keep_alive: u16) -> Packet {
@@ -246,13 +255,7 @@ fn connect_refusals() {
     raw.bytes(&[
         0x10, 0x11, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 2, 0, 10, 0, 3, b'a', b'b', b'c',
     ]);
-    assert_eq!(
-        raw.read(),
-        Ok(Packet::ConnAck {
-            session_present: false,
-            code: 1
-        })
-    );
+    raw.assert_connack(1);
     raw.assert_closed();
     // MQTT 5 (level 5): CONNACK 1 as well.
     let mut raw = Raw::open(&srv);
@@ -260,13 +263,7 @@ fn connect_refusals() {
         0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 10, 0, 1, b'a', 0, 0,
     ]);
     // (the trailing bytes would be v5 properties; we never get that far)
-    assert_eq!(
-        raw.read(),
-        Ok(Packet::ConnAck {
-            session_present: false,
-            code: 1
-        })
-    );
+    raw.assert_connack(1);
     raw.assert_closed();
     // A will is accepted (it used to be CONNACK 5).
     let mut raw = Raw::open(&srv);
@@ -283,13 +280,7 @@ fn connect_refusals() {
         username: None,
         password: None,
     }));
-    assert_eq!(
-        raw.read(),
-        Ok(Packet::ConnAck {
-            session_present: false,
-            code: 0
-        })
-    );
+    raw.assert_connack(0);
     // Empty client id without clean session: CONNACK 2; with it: accepted.
     let c = ClientConfig {
         clean_session: false,

@@ -6,7 +6,7 @@
 
 mod support;
 use support::rental::{assert_audit, bins, send};
-use support::{s, send_to};
+use support::{assert_crash_exit, s, send_to};
 
 use frota::runtime::launch::{temp_dir, wait_until};
 use frota::tools::rental::cluster::{ClusterOptions, RentalCluster};
@@ -309,15 +309,7 @@ fn compacted_log_survives_kill_9_with_every_acknowledged_operation() {
             }
         }
         assert!(crashed, "{point} was never reached");
-        let exit = c
-            .proc_mut("backup")
-            .unwrap()
-            .wait_exit(Duration::from_secs(10));
-        assert_eq!(
-            exit.and_then(|s| s.code()),
-            Some(frota::runtime::crash::EXIT_CODE),
-            "{point}"
-        );
+        assert_crash_exit(c.proc_mut("backup").expect("backup is running"), point);
         // Before: the old log, its snapshot and every record since. After:
         // a new snapshot (plus the writes that raced it).
         let (_, tail) = snapshot_and_tail(&log);

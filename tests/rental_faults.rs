@@ -6,7 +6,7 @@
 
 mod support;
 use support::rental::{assert_audit, bins, send};
-use support::{s, send_to};
+use support::{assert_crash_exit, s, send_to};
 
 use frota::runtime::launch::{temp_dir, wait_until};
 use frota::tools::rental::cluster::RentalCluster;
@@ -234,14 +234,7 @@ fn crash_between_log_and_reply_then_torn_tail() {
         !e.definite() || e.code == Code::TemporarilyUnavailable,
         "{e}"
     );
-    let exit = c
-        .proc_mut("backup")
-        .unwrap()
-        .wait_exit(Duration::from_secs(10));
-    assert_eq!(
-        exit.and_then(|s| s.code()),
-        Some(frota::runtime::crash::EXIT_CODE)
-    );
+    assert_crash_exit(c.proc_mut("backup").expect("backup is running"), "backup");
     c.restart("backup").unwrap();
     // The retry gets the logged answer, and nothing was rented twice.
     let r = ok(

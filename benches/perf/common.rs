@@ -2,6 +2,7 @@
 //! interleaves floor samples with the measured samples, and the report
 //! (targets with their verdicts, throughput figures for run-to-run checks).
 
+use super::floor::{Kind, Prober};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -551,4 +552,24 @@ pub fn cpu_summary(per_op: &[(String, f64)]) -> (String, Value) {
             "by_process_us": sorted.iter().map(|(n, us)| (n.clone(), json!(round(*us, 1)))).collect::<serde_json::Map<_, _>>(),
         }),
     )
+}
+
+/// [`run_sliced`] with 3 warm-up operations per client and `kind`'s floor
+/// sampled between slices (the systems' runs: rental cycles, EV routes).
+pub fn sliced(
+    procs: Vec<(String, u32)>,
+    clients: usize,
+    cut: Slicing,
+    make: impl Fn(usize) -> Op,
+    floor: Option<&mut Prober>,
+    kind: Kind,
+) -> Run {
+    match floor {
+        Some(p) => {
+            let what = kind.what(p);
+            let mut f = || p.sample(kind);
+            run_sliced(clients, 3, cut, make, Some(&mut f), &what, procs)
+        }
+        None => run_sliced(clients, 3, cut, make, None, "", procs),
+    }
 }

@@ -20,7 +20,7 @@
 //! Routes never conflict (each takes fresh windows), except in
 //! [`Ev::contended`], where every requester races for the same 3 stops.
 
-use super::common::{run_sliced, Op, Run, Slicing};
+use super::common::{sliced, Op, Run, Slicing};
 use super::floor::{Kind, Prober};
 use frota::body;
 use frota::ev::bus_client::BusClient;
@@ -116,25 +116,6 @@ fn answer(bus: &BusClient, request_id: &str, timeout: Duration) -> Result<RouteO
     }
 }
 
-/// [`run_sliced`] with 3 warm-up routes per requester and the EV
-/// reservation floor sampled between slices.
-fn sliced(
-    procs: Vec<(String, u32)>,
-    clients: usize,
-    cut: Slicing,
-    make: impl Fn(usize) -> Op,
-    floor: Option<&mut Prober>,
-) -> Run {
-    match floor {
-        Some(p) => {
-            let what = Kind::EvReservation.what(p);
-            let mut f = || p.sample(Kind::EvReservation);
-            run_sliced(clients, 3, cut, make, Some(&mut f), &what, procs)
-        }
-        None => run_sliced(clients, 3, cut, make, None, "", procs),
-    }
-}
-
 impl Ev {
     /// The cluster with frota-broker (companies on frota framing; the
     /// broker's MQTT listener is on too).
@@ -227,7 +208,7 @@ impl Ev {
                 }
             })
         };
-        sliced(self.procs(), clients, cut, make, floor)
+        sliced(self.procs(), clients, cut, make, floor, Kind::EvReservation)
     }
 
     /// `clients` vehicles on the users' path: each has its own broker
@@ -277,7 +258,7 @@ impl Ev {
                 Ok(took)
             })
         };
-        sliced(self.procs(), clients, cut, make, floor)
+        sliced(self.procs(), clients, cut, make, floor, Kind::EvReservation)
     }
 
     /// Rounds in which all `clients` requesters race for the same 3 stops

@@ -20,7 +20,7 @@
 //! cars, so from 4 clients up most cycles wait for a car: the cycle latency
 //! includes that wait, as the original's figures did.
 
-use super::common::{run_sliced, Op, Run, Slicing};
+use super::common::{sliced, Op, Run, Slicing};
 use super::floor::{Kind, Prober};
 use frota::rental::fleet::{Class, FLEET};
 use frota::runtime::client::{Client, ClientConfig};
@@ -298,24 +298,4 @@ fn cycle(c: &mut Client, rid: &str, class: Class, i: usize) -> Result<(), String
     )
     .map_err(|e| e.to_string())?;
     Ok(())
-}
-
-/// [`run_sliced`] with 3 warm-up operations per client and `kind`'s floor
-/// sampled between slices.
-fn sliced(
-    procs: Vec<(String, u32)>,
-    clients: usize,
-    cut: Slicing,
-    make: impl Fn(usize) -> Op,
-    floor: Option<&mut Prober>,
-    kind: Kind,
-) -> Run {
-    match floor {
-        Some(p) => {
-            let what = kind.what(p);
-            let mut f = || p.sample(kind);
-            run_sliced(clients, 3, cut, make, Some(&mut f), &what, procs)
-        }
-        None => run_sliced(clients, 3, cut, make, None, "", procs),
-    }
 }

@@ -192,12 +192,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
                 run.errors,
                 run.floor.as_ref().map(|f| f.describe()).unwrap_or_default()
             );
-            progress!(
-                "bench:   {}; client threads: {:.2} voluntary + {:.2} involuntary context switches per operation",
-                super::common::cpu_summary(&run.cpu).0,
-                run.client_switches.0,
-                run.client_switches.1
-            );
+            say_client_cpu(&run);
             direct.push(run);
         }
     }
@@ -217,12 +212,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
                 s.cycles,
                 s.by_callback
             );
-            progress!(
-                "bench:   {}; client threads: {:.2} voluntary + {:.2} involuntary context switches per operation",
-                super::common::cpu_summary(&run.cpu).0,
-                run.client_switches.0,
-                run.client_switches.1
-            );
+            say_client_cpu(&run);
             shape.push((run, s));
         }
     }
@@ -257,19 +247,8 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
         for &n in &plan.scaling {
             progress!("bench: EV, reserve straight to a company, {n} requester(s) ...");
             let run = e.run(n, cut, Some(&mut prober));
-            progress!(
-                "bench:   {:.0} routes/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
-                run.per_sec(),
-                run.p50(),
-                run.p99(),
-                run.errors
-            );
-            progress!(
-                "bench:   {}; client threads: {:.2} voluntary + {:.2} involuntary context switches per operation",
-                super::common::cpu_summary(&run.cpu).0,
-                run.client_switches.0,
-                run.client_switches.1
-            );
+            say_routes(&run);
+            say_client_cpu(&run);
             ev_direct.push(run);
         }
     }
@@ -293,13 +272,7 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
             for &n in plan.users.iter().filter(|n| **n <= 8 || smoke) {
                 progress!("bench: EV, {label}, {n} requester(s) ...");
                 let run = e.run_via(n, cut, Some(&mut prober), via);
-                progress!(
-                    "bench:   {:.0} routes/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
-                    run.per_sec(),
-                    run.p50(),
-                    run.p99(),
-                    run.errors
-                );
+                say_routes(&run);
                 runs.push(run);
             }
             ev_paths.push((key, label, runs));
@@ -335,19 +308,8 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
         for &n in &plan.users {
             progress!("bench: EV, {label}, {n} vehicle(s) ...");
             let run = e.via_broker(&url, n, cut, Some(&mut prober));
-            progress!(
-                "bench:   {:.0} routes/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
-                run.per_sec(),
-                run.p50(),
-                run.p99(),
-                run.errors
-            );
-            progress!(
-                "bench:   {}; client threads: {:.2} voluntary + {:.2} involuntary context switches per operation",
-                super::common::cpu_summary(&run.cpu).0,
-                run.client_switches.0,
-                run.client_switches.1
-            );
+            say_routes(&run);
+            say_client_cpu(&run);
             runs.push(run);
         }
         ev_paths.push((key, label, runs));
@@ -400,19 +362,8 @@ pub fn run(raw: SocketAddr, smoke: bool, dur: Duration, report: &mut Report) -> 
                 for &n in &plan.users {
                     progress!("bench: EV, over MQTT, Mosquitto, {n} vehicle(s) ...");
                     let run = m.via_broker(&url, n, cut, Some(&mut prober));
-                    progress!(
-                        "bench:   {:.0} routes/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
-                        run.per_sec(),
-                        run.p50(),
-                        run.p99(),
-                        run.errors
-                    );
-                    progress!(
-                "bench:   {}; client threads: {:.2} voluntary + {:.2} involuntary context switches per operation",
-                super::common::cpu_summary(&run.cpu).0,
-                run.client_switches.0,
-                run.client_switches.1
-            );
+                    say_routes(&run);
+                    say_client_cpu(&run);
                     runs.push(run);
                 }
                 mosquitto_audit = m.audit();
@@ -874,4 +825,26 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// Progress: one EV run's throughput, latencies and errors.
+fn say_routes(run: &Run) {
+    progress!(
+        "bench:   {:.0} routes/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
+        run.per_sec(),
+        run.p50(),
+        run.p99(),
+        run.errors
+    );
+}
+
+/// Progress: where one run's client threads spent their CPU, and how often
+/// they were switched out per operation.
+fn say_client_cpu(run: &Run) {
+    progress!(
+        "bench:   {}; client threads: {:.2} voluntary + {:.2} involuntary context switches per operation",
+        super::common::cpu_summary(&run.cpu).0,
+        run.client_switches.0,
+        run.client_switches.1
+    );
 }

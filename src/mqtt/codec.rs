@@ -864,20 +864,19 @@ mod tests {
     fn bad_remaining_length() {
         // Five bytes.
         let five = [0x30, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert!(matches!(
-            parse(&five, usize::MAX),
-            Err(MqttError::BadRemainingLength(_))
-        ));
-        // Refused as soon as the 4th byte shows a continuation bit.
-        assert!(matches!(
-            parse(&five[..5], usize::MAX),
-            Err(MqttError::BadRemainingLength(_))
-        ));
-        // Non-minimal: 0 encoded in two bytes.
-        assert!(matches!(
-            parse(&[0xc0, 0x80, 0x00], MAX),
-            Err(MqttError::BadRemainingLength(_))
-        ));
+        let bad: [&[u8]; 3] = [
+            &five,
+            // Refused as soon as the 4th byte shows a continuation bit.
+            &five[..5],
+            // Non-minimal: 0 encoded in two bytes.
+            &[0xc0, 0x80, 0x00],
+        ];
+        for b in bad {
+            assert!(
+                matches!(parse(b, usize::MAX), Err(MqttError::BadRemainingLength(_))),
+                "{b:x?}"
+            );
+        }
     }
 
     #[test]
@@ -937,18 +936,13 @@ mod tests {
 
     #[test]
     fn trailing_bytes_are_malformed() {
-        assert!(matches!(
-            parse(&[0x40, 0x03, 0, 1, 9], MAX),
-            Err(MqttError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse(&[0xc0, 0x01, 0], MAX),
-            Err(MqttError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse(&[0xe0, 0x01, 0], MAX),
-            Err(MqttError::Malformed(_))
-        ));
+        let bad: [&[u8]; 3] = [&[0x40, 0x03, 0, 1, 9], &[0xc0, 0x01, 0], &[0xe0, 0x01, 0]];
+        for b in bad {
+            assert!(
+                matches!(parse(b, MAX), Err(MqttError::Malformed(_))),
+                "{b:x?}"
+            );
+        }
     }
 
     #[test]

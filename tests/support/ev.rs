@@ -23,6 +23,26 @@ pub fn cluster(tag: &str, tune: impl FnOnce(&mut EvOptions)) -> EvCluster {
     EvCluster::start(bins(), o).expect("EV cluster starts")
 }
 
+/// A fresh cluster whose `node` stops at crash point `point`
+/// (`FROTA_CRASH_AT`); holds expire after 500 ms and participants ask for
+/// a lost decision every 100 ms, so recovery shows quickly.
+pub fn crashing(tag: &str, node: &str, point: &str) -> EvCluster {
+    cluster(tag, |o| {
+        o.hold_expiry_ms = 500;
+        o.ask_interval_ms = 100;
+        o.env.insert(
+            node.to_string(),
+            vec![("FROTA_CRASH_AT".to_string(), point.to_string())],
+        );
+    })
+}
+
+/// Wait (bounded) for `node` to exit at its crash point.
+pub fn wait_crash(c: &mut EvCluster, node: &str) {
+    let p = c.proc_mut(node).expect("node is running");
+    super::assert_crash_exit(p, node);
+}
+
 /// One request, no retries (a crash must show as an error, not be retried).
 pub fn ask(c: &EvCluster, node: &str, kind: &str, fields: Value) -> Result<Body, Error> {
     let cfg = ClientConfig::default()

@@ -57,6 +57,15 @@ pub fn start(kind: &'static str, flags: &[&str]) -> Node {
     let mut hold = None;
     // Port 9 (discard): heartbeats of nodes tested alone go nowhere.
     let nowhere = "127.0.0.1:9";
+    // A backup (the node under test, or a terminal's) with no monitor.
+    let backup_args = strings(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &d("backup"),
+        "--heartbeat",
+        nowhere,
+    ]);
     let (mut args, probe, want) = match kind {
         "heartbeat" => (
             strings(&["--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0"]),
@@ -96,29 +105,12 @@ pub fn start(kind: &'static str, flags: &[&str]) -> Node {
             )
         }
         "backup" => (
-            strings(&[
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                &d("backup"),
-                "--heartbeat",
-                nowhere,
-            ]),
+            backup_args.clone(),
             r#"{"type":"holders","id":5,"class":"suv"}"#,
             r#"{"type":"holders_ok","in_reply_to":5,"#,
         ),
         "terminal" => {
-            let b = spawn(
-                "backup",
-                &strings(&[
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--data-dir",
-                    &d("backup"),
-                    "--heartbeat",
-                    nowhere,
-                ]),
-            );
+            let b = spawn("backup", &backup_args);
             let a = strings(&[
                 "--id",
                 "1",

@@ -23,7 +23,7 @@ pub mod rental;
 pub use frota::runtime::rng::Rng;
 
 use frota::runtime::client::{call, ClientConfig};
-use frota::runtime::launch::wait_until;
+use frota::runtime::launch::{wait_until, NodeProc};
 use frota::{body, Body, Error};
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
@@ -33,6 +33,17 @@ use std::time::Duration;
 /// Generous bound for any single read or wait in these tests (10x what we
 /// expect): the machine is shared and slow at times.
 pub const BOUND: Duration = Duration::from_secs(10);
+
+/// Wait (bounded by twice [`BOUND`]) for a node to stop at its crash point
+/// (`FROTA_CRASH_AT`): it must exit with the crash points' status.
+pub fn assert_crash_exit(p: &mut NodeProc, what: &str) {
+    let status = p.wait_exit(2 * BOUND);
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(frota::runtime::crash::EXIT_CODE),
+        "{what}: {status:?}"
+    );
+}
 
 /// A TCP connection with read and write bounded by [`BOUND`], no Nagle.
 pub fn connect(addr: SocketAddr) -> TcpStream {
@@ -119,6 +130,17 @@ pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
 /// A length-prefixed frame of `payload`.
 pub fn lp(payload: &str) -> String {
     format!("{}\n{payload}\n", payload.len())
+}
+
+/// The line a node sends before closing a connection that has not
+/// completed a frame within its frame or idle timeout.
+pub fn timeout_close_line() -> String {
+    error_line(
+        None,
+        0,
+        "timeout",
+        "no complete frame within the timeout; closing",
+    )
 }
 
 /// The exact inline error line the runtime sends.

@@ -2,8 +2,24 @@
 //! target itself): random bytes, valid packets and mutated ones.
 
 use frota::mqtt::codec::{self, Connect, Packet, Publish, Will};
+use std::io::{ErrorKind, Read};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
 
 use super::Rng;
+
+/// Half-close a fuzz connection and read until the server closes it: a
+/// server that saw EOF must end the connection, whatever came before.
+pub fn assert_closed_after_eof(mut s: TcpStream, what: &str) {
+    let _ = s.shutdown(Shutdown::Write);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut sink = Vec::new();
+    let r = s.read_to_end(&mut sink);
+    assert!(
+        !matches!(&r, Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut),
+        "{what}: kept a connection open after EOF"
+    );
+}
 
 pub fn connect(id: &str) -> Packet {
     Packet::Connect(Connect {

@@ -3,10 +3,19 @@
 //! drop (also on panic). Not a test target itself.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// A Mosquitto tool (`mosquitto_sub`, `mosquitto_pub`) aimed at the
+/// broker on 127.0.0.1:`port`, with `extra` arguments.
+pub fn mosquitto_tool(bin: &Path, port: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.args(["-h", "127.0.0.1", "-p", port]).args(extra);
+    c
+}
 
 /// A spawned process, killed and reaped when dropped (also on panic).
 pub struct Proc {
