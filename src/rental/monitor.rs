@@ -159,6 +159,67 @@ pub struct Monitor {
     stop: AtomicBool,
 }
 
+/// One heartbeat datagram's fields (all required).
+#[derive(Deserialize)]
+struct Beat {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    role: String,
+    tcp: String,
+    seq: u64,
+    started_ms: u64,
+}
+
+/// What a datagram says on its own: a heartbeat whose name fits its role,
+/// whose TCP address is the sender's (`0.0.0.0` taken as the sender's), with
+/// a plausible `seq` and start time. Returns it and the address to list.
+fn check_beat(msg: &Map<String, Value>, from: SocketAddr) -> Result<(Beat, SocketAddr), String> {
+    let b: Beat = serde_json::from_value(Value::Object(msg.clone()))
+        .map_err(|e| format!("bad heartbeat: {e}"))?;
+    if b.kind != "heartbeat" {
+        return Err(format!("type '{}' is not 'heartbeat'", b.kind));
+    }
+    let name_fits = match b.role.as_str() {
+        "backup" => b.name == "backup",
+        "infodesk" => b.name == "infodesk",
+        "terminal" => b
+            .name
+            .strip_prefix("terminal-")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| (1..=99).contains(&n) && b.name.len() <= 11),
+        _ => return Err(format!("unknown role '{}'", b.role)),
+    };
+    if !name_fits {
+        return Err(format!("name '{}' does not fit role '{}'", b.name, b.role));
+    }
+    let mut tcp: SocketAddr = b
+        .tcp
+        .parse()
+        .map_err(|_| format!("tcp '{}' is not an address", b.tcp))?;
+    if tcp.port() == 0 {
+        return Err("tcp port 0".into());
+    }
+    if tcp.ip().is_unspecified() {
+        // Listening on 0.0.0.0: reachable at the address it sent from.
+        tcp.set_ip(from.ip());
+    } else if tcp.ip() != from.ip() {
+        return Err(format!(
+            "tcp {tcp} is not on the sender's address {}",
+            from.ip()
+        ));
+    }
+    if b.seq == 0 || b.seq > MAX_SEQ {
+        return Err(format!("absurd seq {}", b.seq));
+    }
+    let now = super::peers::now_ms();
+    let ten_years = 10 * 365 * 24 * 3600 * 1000;
+    if b.started_ms > now + 60_000 || b.started_ms + ten_years < now {
+        return Err(format!("absurd started_ms {}", b.started_ms));
+    }
+    Ok((b, tcp))
+}
+
 impl Monitor {
     /// A fixed-timeout monitor (see [`MonitorConfig::fixed`]).
     pub fn new(timeout: Duration) -> Arc<Monitor> {
@@ -273,59 +334,15 @@ impl Monitor {
         }
     }
 
+    /// Check one datagram and, if it is news, record it.
     fn validate(&self, msg: &Map<String, Value>, from: SocketAddr) -> Result<(), String> {
-        #[derive(Deserialize)]
-        struct Beat {
-            #[serde(rename = "type")]
-            kind: String,
-            name: String,
-            role: String,
-            tcp: String,
-            seq: u64,
-            started_ms: u64,
-        }
-        let b: Beat = serde_json::from_value(Value::Object(msg.clone()))
-            .map_err(|e| format!("bad heartbeat: {e}"))?;
-        if b.kind != "heartbeat" {
-            return Err(format!("type '{}' is not 'heartbeat'", b.kind));
-        }
-        let name_fits = match b.role.as_str() {
-            "backup" => b.name == "backup",
-            "infodesk" => b.name == "infodesk",
-            "terminal" => b
-                .name
-                .strip_prefix("terminal-")
-                .and_then(|n| n.parse::<u32>().ok())
-                .is_some_and(|n| (1..=99).contains(&n) && b.name.len() <= 11),
-            _ => return Err(format!("unknown role '{}'", b.role)),
-        };
-        if !name_fits {
-            return Err(format!("name '{}' does not fit role '{}'", b.name, b.role));
-        }
-        let mut tcp: SocketAddr = b
-            .tcp
-            .parse()
-            .map_err(|_| format!("tcp '{}' is not an address", b.tcp))?;
-        if tcp.port() == 0 {
-            return Err("tcp port 0".into());
-        }
-        if tcp.ip().is_unspecified() {
-            // Listening on 0.0.0.0: reachable at the address it sent from.
-            tcp.set_ip(from.ip());
-        } else if tcp.ip() != from.ip() {
-            return Err(format!(
-                "tcp {tcp} is not on the sender's address {}",
-                from.ip()
-            ));
-        }
-        if b.seq == 0 || b.seq > MAX_SEQ {
-            return Err(format!("absurd seq {}", b.seq));
-        }
-        let now = super::peers::now_ms();
-        let ten_years = 10 * 365 * 24 * 3600 * 1000;
-        if b.started_ms > now + 60_000 || b.started_ms + ten_years < now {
-            return Err(format!("absurd started_ms {}", b.started_ms));
-        }
+        let (b, tcp) = check_beat(msg, from)?;
+        self.admit(b, tcp)
+    }
+
+    /// Record a well-formed heartbeat, unless it is from an older
+    /// incarnation, a replay, or a new node when the table is full.
+    fn admit(&self, b: Beat, tcp: SocketAddr) -> Result<(), String> {
         let mut table = lock(&self.table);
         let mut new_incarnation = false;
         match table.get(&b.name) {

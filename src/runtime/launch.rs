@@ -7,12 +7,13 @@
 //! `127.0.0.1:0`. Dropping a [`NodeProc`] kills the process, so a failing
 //! test never leaves nodes behind.
 
+use crossbeam_channel::Receiver;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,83 @@ pub struct NodeProc {
 /// How long a node may take to print its ready line (generous: a cold,
 /// loaded CI machine).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The node's log file, opened for appending (its folder created).
+fn open_log(p: &Path) -> io::Result<File> {
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    OpenOptions::new().create(true).append(true).open(p)
+}
+
+/// Drain a child's stdout for the whole of its life, so it never blocks on
+/// a full pipe: every line goes to `log`, the first "frota ready" line to
+/// the channel returned.
+fn drain_stdout(stdout: ChildStdout, log: Option<File>) -> Receiver<String> {
+    let (tx, rx) = crossbeam_channel::bounded::<String>(1);
+    thread::spawn(move || {
+        let mut sent = false;
+        let mut sink = log;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !sent && line.starts_with("frota ready ") {
+                sent = true;
+                let _ = tx.send(line.clone());
+            }
+            if let Some(f) = sink.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    });
+    rx
+}
+
+/// Wait (at most [`READY_TIMEOUT`]) for the ready line; a child that exits
+/// first, or is not ready in time (then killed), is an error naming it.
+fn wait_ready(
+    child: &mut Child,
+    ready: &Receiver<String>,
+    name: &str,
+    log: Option<&Path>,
+) -> io::Result<String> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(line) = ready.recv_timeout(Duration::from_millis(50)) {
+            return Ok(line);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(io::Error::other(format!(
+                "{name} exited with {status} before it was ready{}",
+                log.map(|p| format!(" (log: {})", p.display()))
+                    .unwrap_or_default()
+            )));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other(format!(
+                "{name} not ready within {READY_TIMEOUT:?}"
+            )));
+        }
+    }
+}
+
+/// A ready line, `frota ready name=N tcp=ADDR udp=ADDR ...`: the node's
+/// name (`name` when it gives none) and its addresses by kind.
+fn parse_ready(line: &str, name: String) -> (String, HashMap<String, SocketAddr>) {
+    let mut addrs = HashMap::new();
+    let mut node_name = name;
+    for kv in line.split_whitespace().skip(2) {
+        if let Some((k, v)) = kv.split_once('=') {
+            if k == "name" {
+                node_name = v.to_string();
+            } else if let Ok(a) = v.parse() {
+                addrs.insert(k.to_string(), a);
+            }
+        }
+    }
+    (node_name, addrs)
+}
 
 impl NodeProc {
     /// Start `bin args...` with extra `env`, stderr (and stdout after the
@@ -45,20 +123,17 @@ impl NodeProc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut log_file = None;
-        match log {
+        let log_file = match log {
             Some(p) => {
-                if let Some(d) = p.parent() {
-                    std::fs::create_dir_all(d)?;
-                }
-                let f = OpenOptions::new().create(true).append(true).open(p)?;
+                let f = open_log(p)?;
                 cmd.stderr(f.try_clone()?);
-                log_file = Some(f);
+                Some(f)
             }
             None => {
                 cmd.stderr(Stdio::null());
+                None
             }
-        }
+        };
         let mut child = cmd.spawn().map_err(|e| {
             io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display()))
         })?;
@@ -66,67 +141,19 @@ impl NodeProc {
             let _ = child.kill();
             return Err(io::Error::other("child has no stdout"));
         };
-        let (tx, rx) = crossbeam_channel::bounded::<String>(1);
-        // Drain stdout for the whole life of the child so it never blocks on
-        // a full pipe; the first "frota ready" line goes to the launcher.
-        thread::spawn(move || {
-            let mut sent = false;
-            let mut sink: Option<File> = log_file;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !sent && line.starts_with("frota ready ") {
-                    sent = true;
-                    let _ = tx.send(line.clone());
-                }
-                if let Some(f) = sink.as_mut() {
-                    let _ = writeln!(f, "{line}");
-                }
-            }
-        });
+        let ready = drain_stdout(stdout, log_file);
         let name = bin
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(line) => {
-                    let mut addrs = HashMap::new();
-                    let mut node_name = name.clone();
-                    for kv in line.split_whitespace().skip(2) {
-                        if let Some((k, v)) = kv.split_once('=') {
-                            if k == "name" {
-                                node_name = v.to_string();
-                            } else if let Ok(a) = v.parse() {
-                                addrs.insert(k.to_string(), a);
-                            }
-                        }
-                    }
-                    return Ok(NodeProc {
-                        name: node_name,
-                        child,
-                        addrs,
-                        log: log.map(Path::to_path_buf),
-                    });
-                }
-                Err(_) => {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        return Err(io::Error::other(format!(
-                            "{name} exited with {status} before it was ready{}",
-                            log.map(|p| format!(" (log: {})", p.display()))
-                                .unwrap_or_default()
-                        )));
-                    }
-                    if Instant::now() > deadline {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return Err(io::Error::other(format!(
-                            "{name} not ready within {READY_TIMEOUT:?}"
-                        )));
-                    }
-                }
-            }
-        }
+        let line = wait_ready(&mut child, &ready, &name, log)?;
+        let (name, addrs) = parse_ready(&line, name);
+        Ok(NodeProc {
+            name,
+            child,
+            addrs,
+            log: log.map(Path::to_path_buf),
+        })
     }
 
     /// The TCP address from the ready line.

@@ -90,6 +90,58 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
+/// The messages a company answers, with examples naming its own points and
+/// transactions (`n` the company, `first` its first point).
+fn help(n: &str, first: &str) -> Vec<MessageHelp> {
+    vec![
+        MessageHelp::new(
+            "availability",
+            "points of this company with busy and free windows in [from,to) minutes of the day (/disponibilidade)",
+            leak(format!(r#"{{"type":"availability","id":1,"point":"{first}","from":480,"to":720}}"#)),
+        ),
+        MessageHelp::new(
+            "prepare",
+            "phase 1: hold point+window for txn (coordinator/vehicle/request_id), durable before the yes vote; conflict = error 30 (/reserva-temporaria)",
+            leak(format!(r#"{{"type":"prepare","id":2,"txn":"{n}/v1/nc-1","coordinator":"{n}","point":"{first}","start":1200,"end":1260,"vehicle":"v1","participants":["{n}"]}}"#)),
+        ),
+        MessageHelp::new(
+            "commit",
+            "phase 2: make txn's hold a reservation, idempotent (/confirmar-reserva)",
+            leak(format!(r#"{{"type":"commit","id":3,"txn":"{n}/v1/nc-1"}}"#)),
+        ),
+        MessageHelp::new(
+            "abort",
+            "phase 2: drop txn's hold, idempotent; unknown txns are remembered as aborted (/cancelar-reserva)",
+            leak(format!(r#"{{"type":"abort","id":4,"txn":"{n}/v1/nc-2"}}"#)),
+        ),
+        MessageHelp::new(
+            "decide",
+            "phase 2 for several txns at once: commit and abort lists; replies what was done and what failed",
+            leak(format!(r#"{{"type":"decide","id":8,"commit":["{n}/v1/nc-1"],"abort":["{n}/v1/nc-3"]}}"#)),
+        ),
+        MessageHelp::new(
+            "decision",
+            "ask the coordinator of txn for its outcome; undecided = abort, recorded first; another company's txn = error 2 naming it",
+            leak(format!(r#"{{"type":"decision","id":5,"txn":"{n}/v1/nc-4"}}"#)),
+        ),
+        MessageHelp::new(
+            "reserve",
+            "a route request: its coordinator (the company of its first stop) runs the 2PC, others forward it; the outcome, the same for every retry",
+            leak(format!(r#"{{"type":"reserve","id":6,"request_id":"r1","vehicle":"v1","stops":[{{"company":"{n}","point":"{first}","start":1320,"end":1380}}]}}"#)),
+        ),
+        MessageHelp::new(
+            "lookup",
+            "a request's transaction and outcome (reserved, rejected, in_progress, unknown), asked of every company",
+            r#"{"type":"lookup","id":9,"vehicle":"v1","request_id":"r1"}"#,
+        ),
+        MessageHelp::new(
+            "reservations",
+            "committed reservations and current holds of this company (the audit reads this)",
+            r#"{"type":"reservations","id":7}"#,
+        ),
+    ]
+}
+
 impl Company {
     /// Load points, open and replay both logs.
     pub fn open(cfg: CompanyConfig) -> Result<Arc<Company>, String> {
@@ -143,54 +195,7 @@ impl Company {
             )
             .map_err(at)?,
         );
-        let n = &cfg.name;
-        let help = vec![
-            MessageHelp::new(
-                "availability",
-                "points of this company with busy and free windows in [from,to) minutes of the day (/disponibilidade)",
-                leak(format!(r#"{{"type":"availability","id":1,"point":"{first}","from":480,"to":720}}"#)),
-            ),
-            MessageHelp::new(
-                "prepare",
-                "phase 1: hold point+window for txn (coordinator/vehicle/request_id), durable before the yes vote; conflict = error 30 (/reserva-temporaria)",
-                leak(format!(r#"{{"type":"prepare","id":2,"txn":"{n}/v1/nc-1","coordinator":"{n}","point":"{first}","start":1200,"end":1260,"vehicle":"v1","participants":["{n}"]}}"#)),
-            ),
-            MessageHelp::new(
-                "commit",
-                "phase 2: make txn's hold a reservation, idempotent (/confirmar-reserva)",
-                leak(format!(r#"{{"type":"commit","id":3,"txn":"{n}/v1/nc-1"}}"#)),
-            ),
-            MessageHelp::new(
-                "abort",
-                "phase 2: drop txn's hold, idempotent; unknown txns are remembered as aborted (/cancelar-reserva)",
-                leak(format!(r#"{{"type":"abort","id":4,"txn":"{n}/v1/nc-2"}}"#)),
-            ),
-            MessageHelp::new(
-                "decide",
-                "phase 2 for several txns at once: commit and abort lists; replies what was done and what failed",
-                leak(format!(r#"{{"type":"decide","id":8,"commit":["{n}/v1/nc-1"],"abort":["{n}/v1/nc-3"]}}"#)),
-            ),
-            MessageHelp::new(
-                "decision",
-                "ask the coordinator of txn for its outcome; undecided = abort, recorded first; another company's txn = error 2 naming it",
-                leak(format!(r#"{{"type":"decision","id":5,"txn":"{n}/v1/nc-4"}}"#)),
-            ),
-            MessageHelp::new(
-                "reserve",
-                "a route request: its coordinator (the company of its first stop) runs the 2PC, others forward it; the outcome, the same for every retry",
-                leak(format!(r#"{{"type":"reserve","id":6,"request_id":"r1","vehicle":"v1","stops":[{{"company":"{n}","point":"{first}","start":1320,"end":1380}}]}}"#)),
-            ),
-            MessageHelp::new(
-                "lookup",
-                "a request's transaction and outcome (reserved, rejected, in_progress, unknown), asked of every company",
-                r#"{"type":"lookup","id":9,"vehicle":"v1","request_id":"r1"}"#,
-            ),
-            MessageHelp::new(
-                "reservations",
-                "committed reservations and current holds of this company (the audit reads this)",
-                r#"{"type":"reservations","id":7}"#,
-            ),
-        ];
+        let help = help(&cfg.name, &first);
         Ok(Arc::new(Company {
             pool: Pool::new(client_cfg),
             cfg,
@@ -205,12 +210,22 @@ impl Company {
         &self.cfg.name
     }
 
-    /// Start the resolver and (with a broker) the listener and workers.
+    /// Start the deciders, the resolver and (with a broker) the listener
+    /// and workers.
     pub fn start_background(self: &Arc<Self>) -> std::io::Result<()> {
-        // Phase-two decisions go to each peer off the reply path, from one
-        // thread per peer that sends whatever has piled up as one `decide`
-        // (so a slow participant holds up only its own decisions, and under
-        // load one message carries many).
+        self.start_deciders()?;
+        self.start_resolver()?;
+        match self.cfg.broker.clone() {
+            Some(broker) => self.start_broker_side(&broker),
+            None => Ok(()),
+        }
+    }
+
+    /// Phase-two decisions go to each peer off the reply path, from one
+    /// thread per peer that sends whatever has piled up as one `decide` (so
+    /// a slow participant holds up only its own decisions, and under load
+    /// one message carries many).
+    fn start_deciders(self: &Arc<Self>) -> std::io::Result<()> {
         for (peer, rx) in self.coordinator.start_deciders() {
             let me = self.clone();
             thread::Builder::new()
@@ -234,6 +249,11 @@ impl Company {
                     }
                 })?;
         }
+        Ok(())
+    }
+
+    /// The resolver: asks for lost decisions, finishes phase 2, compacts.
+    fn start_resolver(self: &Arc<Self>) -> std::io::Result<()> {
         let me = self.clone();
         thread::Builder::new()
             .name("resolver".into())
@@ -245,12 +265,16 @@ impl Company {
                     thread::sleep(me.cfg.ask_interval);
                 }
             })?;
-        let Some(broker) = self.cfg.broker.clone() else {
-            return Ok(());
-        };
+        Ok(())
+    }
+
+    /// Route requests from the broker: a listener thread takes them off the
+    /// request topics and hands them to `workers` coordinator threads
+    /// (refusing as overloaded when they are all behind).
+    fn start_broker_side(self: &Arc<Self>, broker: &str) -> std::io::Result<()> {
         let bus = Arc::new(
             BusClient::new(
-                &broker,
+                broker,
                 ClientConfig::default().with_timeout(self.cfg.peer_timeout),
             )
             .map_err(|e| std::io::Error::other(e.to_string()))?,

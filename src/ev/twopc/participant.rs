@@ -157,45 +157,65 @@ impl Participant {
             );
             return Prepared::Refused(e);
         }
-        if let Some(h) = self.holds.get(&p.txn) {
-            // A retried prepare: the same vote — for the same stop only.
-            let same = (
-                &h.point,
-                h.start,
-                h.end,
-                &h.vehicle,
-                &h.coordinator,
-                &h.participants,
-            ) == (
-                &p.point,
-                p.start,
-                p.end,
-                &p.vehicle,
-                &p.coordinator,
-                &p.participants,
-            );
-            if !same {
-                let e = Error::new(
-                    Code::PreconditionFailed,
-                    format!(
-                        "{} holds {} {}-{} here, not this stop",
-                        p.txn,
-                        h.point,
-                        hhmm(h.start),
-                        hhmm(h.end)
-                    ),
-                );
-                return Prepared::Refused(e);
-            }
-            if h.state == HoldState::Writing {
-                self.voting.entry(p.txn.clone()).or_default().push(from);
-                return Prepared::Writing;
-            }
-            return Prepared::Voted(vote(h, now));
+        if self.holds.contains_key(&p.txn) {
+            return self.prepare_again(now, from, p);
         }
         if let Some(e) = self.conflict(p) {
             return Prepared::Refused(e);
         }
+        self.hold_new(now, from, p, out)
+    }
+
+    /// A retried prepare of a transaction held here: the same vote — for
+    /// the same stop only.
+    fn prepare_again(&mut self, now: u64, from: ReplyTo, p: &Prepare) -> Prepared {
+        let Some(h) = self.holds.get(&p.txn) else {
+            return Prepared::Refused(Error::crash("hold vanished"));
+        };
+        let same = (
+            &h.point,
+            h.start,
+            h.end,
+            &h.vehicle,
+            &h.coordinator,
+            &h.participants,
+        ) == (
+            &p.point,
+            p.start,
+            p.end,
+            &p.vehicle,
+            &p.coordinator,
+            &p.participants,
+        );
+        if !same {
+            let e = Error::new(
+                Code::PreconditionFailed,
+                format!(
+                    "{} holds {} {}-{} here, not this stop",
+                    p.txn,
+                    h.point,
+                    hhmm(h.start),
+                    hhmm(h.end)
+                ),
+            );
+            return Prepared::Refused(e);
+        }
+        if h.state == HoldState::Writing {
+            self.voting.entry(p.txn.clone()).or_default().push(from);
+            return Prepared::Writing;
+        }
+        Prepared::Voted(vote(h, now))
+    }
+
+    /// A new hold for `p`, logged; the vote follows once the record is
+    /// durable (rule 3), or at once with that rule off.
+    fn hold_new(
+        &mut self,
+        now: u64,
+        from: ReplyTo,
+        p: &Prepare,
+        out: &mut Vec<Action>,
+    ) -> Prepared {
         self.insert(Hold {
             txn: p.txn.clone(),
             point: p.point.clone(),

@@ -177,6 +177,52 @@ pub fn client_error(e: &io::Error) -> Error {
     }
 }
 
+/// Open (creating it and its folder) and lock the log file; a new file's
+/// directory entry is made durable, and a rewrite's leftover temp file is
+/// removed.
+fn open_locked(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            fs::create_dir_all(dir)?;
+        }
+    }
+    let existed = path.exists();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    tools::lock(&file, path)?;
+    if !existed {
+        sync_dir(path)?;
+    }
+    tools::remove_stale_temp(path);
+    Ok(file)
+}
+
+/// How the replay ended: clean; a torn last write, cut off and kept in a
+/// side file (its length and where it went); or corruption, an error that
+/// explains it and leaves the file untouched.
+fn settle_end(file: &File, path: &Path, scan: &scan::Scan) -> io::Result<(u64, Option<PathBuf>)> {
+    match &scan.end {
+        End::Clean => Ok((0, None)),
+        End::Torn { at, upto, intact } => {
+            let kept = tools::keep_torn(file, path, *at, *upto)?;
+            log::warn!(
+                "{}: cut a torn last write after {} intact records: bytes {at}..{upto} \
+                 ({intact} intact records of that write among them), never acknowledged; \
+                 kept in {}",
+                path.display(),
+                scan.records,
+                kept.display()
+            );
+            Ok((upto - at, Some(kept)))
+        }
+        End::Corrupt(d) => Err(io::Error::new(io::ErrorKind::InvalidData, d.explain(path))),
+    }
+}
+
 impl Wal {
     /// Open (creating if needed) and replay the log at `path`: `apply` gets
     /// each good record, in order, one at a time. Nothing holds the whole
@@ -188,23 +234,7 @@ impl Wal {
     /// explains it, and leaves the file untouched.
     pub fn open(path: impl AsRef<Path>, mut apply: impl FnMut(Value)) -> io::Result<(Wal, Replay)> {
         let path = path.as_ref().to_path_buf();
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                fs::create_dir_all(dir)?;
-            }
-        }
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        tools::lock(&file, &path)?;
-        if !existed {
-            sync_dir(&path)?;
-        }
-        tools::remove_stale_temp(&path);
+        let file = open_locked(&path)?;
         let repaired = tools::repair_note(&path);
         if let Some(note) = &repaired {
             log::warn!(
@@ -215,24 +245,7 @@ impl Wal {
         }
         let len = file.metadata()?.len();
         let scan = scan::scan(&file, len, |_, v| apply(v))?;
-        let (truncated_bytes, torn_kept) = match &scan.end {
-            End::Clean => (0, None),
-            End::Torn { at, upto, intact } => {
-                let kept = tools::keep_torn(&file, &path, *at, *upto)?;
-                log::warn!(
-                    "{}: cut a torn last write after {} intact records: bytes {at}..{upto} \
-                     ({intact} intact records of that write among them), never acknowledged; \
-                     kept in {}",
-                    path.display(),
-                    scan.records,
-                    kept.display()
-                );
-                (upto - at, Some(kept))
-            }
-            End::Corrupt(d) => {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, d.explain(&path)))
-            }
-        };
+        let (truncated_bytes, torn_kept) = settle_end(&file, &path, &scan)?;
         crate::wire::trace::note(
             "replay",
             &serde_json::json!({"log": file_name(&path), "records": scan.records}),
@@ -422,6 +435,53 @@ impl Drop for Wal {
     }
 }
 
+/// A compaction's new file at `tmp`, locked, holding `records` as one
+/// durable write numbered from 1 (all of round 1). Returns it and the last
+/// record number.
+fn write_snapshot(tmp: &Path, records: impl IntoIterator<Item = Value>) -> io::Result<(File, u64)> {
+    let new = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)?;
+    tools::lock(&new, tmp)?;
+    let mut out = io::BufWriter::with_capacity(1 << 16, &new);
+    let mut n = 0u64;
+    let mut rec = Vec::new();
+    for r in records {
+        n += 1;
+        rec.clear();
+        format::encode_sealed(&mut rec, n, 1, &format::payload(&r)?);
+        out.write_all(&rec)?;
+    }
+    out.flush()?;
+    drop(out);
+    new.sync_data()?;
+    Ok((new, n))
+}
+
+/// The records in `moved` (read from the old log at byte `offset`), each
+/// re-encoded with the next number after `n` (which moves on with them).
+fn renumber(moved: &[u8], offset: u64, n: &mut u64) -> io::Result<Vec<u8>> {
+    let mut renumbered = Vec::with_capacity(moved.len() + moved.len() / 8);
+    let mut at = 0;
+    while at < moved.len() {
+        let d = format::record_size(&moved[at..])
+            .and_then(|size| Some((size, format::decode(moved.get(at..at + size)?)?)));
+        let Some((size, d)) = d else {
+            return Err(io::Error::other(format!(
+                "a record written after the snapshot does not read back at byte {}",
+                offset + at as u64
+            )));
+        };
+        *n += 1;
+        format::encode_sealed(&mut renumbered, *n, 1, &format::payload(&d.value)?);
+        at += size;
+    }
+    Ok(renumbered)
+}
+
 impl Core {
     fn rewrite_from(&self, mark: Mark, records: impl IntoIterator<Item = Value>) -> io::Result<()> {
         // The snapshot must cover records that are durable in the old log
@@ -442,27 +502,8 @@ impl Core {
         mark: Mark,
         records: impl IntoIterator<Item = Value>,
     ) -> io::Result<()> {
-        let new = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(tmp)?;
-        tools::lock(&new, tmp)?;
-        // The snapshot: one write, numbered from 1, all of round 1.
-        let mut out = io::BufWriter::with_capacity(1 << 16, &new);
-        let mut n = 0u64;
-        let mut rec = Vec::new();
-        for r in records {
-            n += 1;
-            rec.clear();
-            format::encode_sealed(&mut rec, n, 1, &format::payload(&r)?);
-            out.write_all(&rec)?;
-        }
-        out.flush()?;
-        drop(out);
+        let (new, mut n) = write_snapshot(tmp, records)?;
         let mut end = new.metadata()?.len();
-        new.sync_data()?;
         // Pause appends: no leader may write to the old file from here on.
         let mut st = self.lock();
         while st.syncing {
@@ -479,21 +520,7 @@ impl Core {
         // so they must be in the new one, after the snapshot, renumbered.
         let mut moved = vec![0u8; st.taken.saturating_sub(mark.offset) as usize];
         tail.file.read_exact_at(&mut moved, mark.offset)?;
-        let mut renumbered = Vec::with_capacity(moved.len() + moved.len() / 8);
-        let mut at = 0;
-        while at < moved.len() {
-            let d = format::record_size(&moved[at..])
-                .and_then(|size| Some((size, format::decode(moved.get(at..at + size)?)?)));
-            let Some((size, d)) = d else {
-                return Err(io::Error::other(format!(
-                    "a record written after the snapshot does not read back at byte {}",
-                    mark.offset + at as u64
-                )));
-            };
-            n += 1;
-            format::encode_sealed(&mut renumbered, n, 1, &format::payload(&d.value)?);
-            at += size;
-        }
+        let renumbered = renumber(&moved, mark.offset, &mut n)?;
         new.write_all_at(&renumbered, end)?;
         end += renumbered.len() as u64;
         // Records queued but not written yet follow, numbered on.
