@@ -535,3 +535,55 @@ fn a_bad_listen_address_names_the_listen_flag() {
         }
     }
 }
+
+/// A demo ends in one verdict line, last, that a person reads at a glance
+/// (`run-ev: PASS — audit PASS; ...`), and exits 0 only with PASS; the
+/// same-route groups' lines say their winner.
+#[test]
+fn the_ev_demo_ends_in_its_verdict_line() {
+    let tmp = frota::runtime::launch::temp_dir("cli-run-ev");
+    let d = tmp.display().to_string();
+    let out = run(
+        env!("CARGO_BIN_EXE_frota-ctl"),
+        &[
+            "run-ev",
+            "--base-port",
+            "0",
+            "--mqtt-port",
+            "0",
+            "--data-dir",
+            &d,
+            "--log-dir",
+            &d,
+        ],
+    );
+    let stdout = text(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("");
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        last.starts_with("run-ev: PASS — audit PASS; 20 vehicles: "),
+        "{stdout}"
+    );
+    let groups: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("same-route group"))
+        .collect();
+    assert_eq!(groups.len(), 3, "{stdout}");
+    assert!(
+        groups.iter().all(|l| l.contains(": 1 winner (")),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// `frota-ctl run` takes the rental demo's flags, but its help and its
+/// flag errors name `frota-ctl run`, the command that was typed.
+#[test]
+fn frota_ctl_run_names_itself() {
+    let (code, out, _) = ctl(&["run", "--help"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("frota-ctl run — "), "{out}");
+    let (code, _, err) = ctl(&["run", "--time-scale", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("'frota-ctl run --help'"), "{err}");
+}

@@ -71,7 +71,13 @@ impl Verdict {
 /// then one line for both. Exit 0 only if both pass.
 pub fn run_both(args: &[String]) -> i32 {
     let started = Instant::now();
-    let rental = crate::tools::rental::demo::run_verdict(args);
+    let rental = crate::tools::rental::demo::run_verdict(
+        (
+            "frota-ctl run",
+            "both demos, rental then EV, and one verdict line (what `make run` does); the flags are the rental demo's",
+        ),
+        args,
+    );
     if rental.command.is_empty() {
         return rental.code; // bad flags, or --help
     }

@@ -12,18 +12,21 @@ use std::time::{Duration, Instant};
 
 /// `frota-ctl run-rental`: the exit status (0 only if the audit passes).
 pub fn run(args: &[String]) -> i32 {
-    run_verdict(args).code
+    run_verdict(RUN_RENTAL, args).code
 }
+
+/// `frota-ctl run-rental`'s name and what it does, for its --help.
+const RUN_RENTAL: (&str, &str) = (
+    "frota-ctl run-rental",
+    "start the rental nodes on the default ports, run the client simulator, audit, stop",
+);
 
 /// The rental demo, ending in its verdict line (`run-rental: PASS — ...`);
 /// the returned verdict's summary is for `frota-ctl run`'s combined line.
-pub fn run_verdict(args: &[String]) -> V {
-    let a = match Args::parse_sub(
-        "frota-ctl run-rental",
-        "start the rental nodes on the default ports, run the client simulator, audit, stop",
-        &flags(),
-        args,
-    ) {
+/// `command` names the command the person typed (`frota-ctl run` takes
+/// these flags too) in its --help and flag errors.
+pub fn run_verdict(command: (&str, &str), args: &[String]) -> V {
+    let a = match Args::parse_sub(command.0, command.1, &flags(), args) {
         Ok(a) => a,
         Err(code) => return V::usage(code),
     };
