@@ -156,12 +156,45 @@ fn every_binary_says_what_flag_was_wrong_and_documents_its_environment() {
         let out = run(bin, &["--help"]);
         let help = text(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{name} --help");
+        fits_100_columns(&format!("{name} --help"), &help);
         for var in ["RUST_LOG", "FROTA_TRACE"] {
             assert!(
                 help.contains(var),
                 "{name} --help does not mention {var}:\n{help}"
             );
         }
+    }
+}
+
+/// A `--help` is read in a terminal: no line wider than 100 columns.
+fn fits_100_columns(what: &str, help: &str) {
+    for l in help.lines() {
+        assert!(
+            l.chars().count() <= 100,
+            "{what}: a line of {} columns:\n{l}",
+            l.chars().count()
+        );
+    }
+}
+
+#[test]
+fn every_ctl_subcommand_help_fits_a_terminal() {
+    for sub in [
+        "run",
+        "run-rental",
+        "run-ev",
+        "audit-rental",
+        "audit-ev",
+        "chaos",
+        "sim",
+        "trace",
+        "trace-scenario",
+        "log-check",
+        "log-repair",
+    ] {
+        let (code, out, err) = ctl(&[sub, "--help"]);
+        assert_eq!(code, 0, "frota-ctl {sub} --help: {err}");
+        fits_100_columns(&format!("frota-ctl {sub} --help"), &out);
     }
 }
 
@@ -303,6 +336,20 @@ fn a_bad_data_dir_is_named() {
     );
 }
 
+/// A flag's entry in a `--help`: its line and the lines it wraps onto,
+/// joined with single spaces.
+fn entry(help: &str, flag: &str) -> String {
+    let mut lines = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with(&format!("{flag} ")));
+    let mut e = lines.next().unwrap_or("").trim().to_string();
+    for more in lines.take_while(|l| l.starts_with("    ") && !l.trim_start().starts_with("--")) {
+        e.push(' ');
+        e.push_str(more.trim());
+    }
+    e
+}
+
 /// `frota-company --name X --help` shows X's own default port (the one the
 /// default --peers gives X), and `frota-terminal --id N` likewise.
 #[test]
@@ -313,7 +360,7 @@ fn help_shows_each_nodes_own_default_port() {
             &["--name", name, "--help"],
         );
         let help = text(&out.stdout);
-        let listen = help.lines().find(|l| l.contains("--listen")).unwrap_or("");
+        let listen = entry(&help, "--listen");
         assert!(
             listen.ends_with(&format!("[default: 127.0.0.1:{port}]")),
             "company {name}: {listen}"
@@ -326,7 +373,7 @@ fn help_shows_each_nodes_own_default_port() {
         &["--listen", "127.0.0.1:7500", "--help"],
     );
     let help = text(&out.stdout);
-    let udp = help.lines().find(|l| l.contains("--udp")).unwrap_or("");
+    let udp = entry(&help, "--udp");
     assert!(
         udp.ends_with("[default: 127.0.0.1:7500]"),
         "heartbeat --listen 127.0.0.1:7500: {udp}"
@@ -337,7 +384,7 @@ fn help_shows_each_nodes_own_default_port() {
             &["--id", &id.to_string(), "--help"],
         );
         let help = text(&out.stdout);
-        let listen = help.lines().find(|l| l.contains("--listen")).unwrap_or("");
+        let listen = entry(&help, "--listen");
         assert!(
             listen.ends_with(&format!("[default: 127.0.0.1:{}]", 7010 + id)),
             "terminal {id}: {listen}"

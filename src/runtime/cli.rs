@@ -278,22 +278,58 @@ pub enum ParseExit {
     Bad(String, String),
 }
 
+/// `--help` fits a 100-column terminal: longer lines wrap at a word.
+const HELP_WIDTH: usize = 100;
+
+/// The column a flag's description starts at.
+const HELP_INDENT: usize = 31;
+
 fn usage(program: &str, about: &str, flags: &[Flag]) -> String {
-    let mut u = format!("{program} — {about}\n\nUsage: {program} [flags]\n\nFlags:\n");
+    let mut u = wrap("", &format!("{program} — {about}"), 2);
+    u.push_str(&format!("\nUsage: {program} [flags]\n\nFlags:\n"));
     for f in flags {
         let left = match f.value {
             Some(_) => format!("--{} <value>", f.name),
             None => format!("--{}", f.name),
         };
         let default = match &f.value {
-            Some(d) if !d.is_empty() => format!(" [default: {d}]"),
+            Some(d) if !d.is_empty() => format!(" [default:\u{a0}{}]", d.replace(' ', "\u{a0}")),
             _ => String::new(),
         };
-        u.push_str(&format!("  {left:<28} {}{default}\n", f.help));
+        let head = format!("  {left:<28} ");
+        let text = format!("{}{default}", f.help);
+        u.push_str(&wrap(&head, &text, HELP_INDENT).replace('\u{a0}', " "));
     }
     u.push_str("  --help                       print this help\n");
     u.push_str(ENVIRONMENT);
     u
+}
+
+/// `head` then the words of `text`, as lines of at most [`HELP_WIDTH`]
+/// columns broken at spaces (a no-break space holds a default's words
+/// together), every line after the first indented by `indent`; each line
+/// ends with a newline.
+fn wrap(head: &str, text: &str, indent: usize) -> String {
+    let mut out = String::new();
+    let mut line = head.to_string();
+    let mut fresh = true; // nothing of `text` on this line yet
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let len = line.chars().count();
+        if !fresh && len + 1 + word.chars().count() > HELP_WIDTH {
+            out.push_str(&line);
+            out.push('\n');
+            line = " ".repeat(indent);
+            fresh = true;
+        }
+        if !fresh {
+            line.push(' ');
+        }
+        line.push_str(word);
+        fresh = false;
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
 }
 
 /// The environment every binary reads, for the end of every `--help`.

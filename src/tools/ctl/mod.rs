@@ -45,7 +45,8 @@ Usage:
                                   (--broker-kind mosquitto: on a real Mosquitto, over MQTT)
   frota-ctl audit-ev [flags]      atomicity/isolation audit of a running EV system
   frota-ctl chaos [--seed N] [--duration-s S]  both systems under load while random nodes
-                                  are killed -9 and restarted (some at crash points); audits, PASS/FAIL
+                                  are killed -9 and restarted (some at crash points); audits,
+                                  PASS/FAIL
   frota-ctl log-check [--list] LOG  read a durable log without changing it: intact records,
                                   the first damage and what follows it; would a node start?
   frota-ctl log-repair LOG        (node stopped) cut a corrupt log at its first damage: full
@@ -54,10 +55,12 @@ Usage:
                                   many seeded schedules, or one replayed with its counterexample
   frota-ctl lab [NAME | all]      break one 2PC safety rule in the simulator: the shortest
                                   counterexample as a ladder, the violated invariant named
-  frota-ctl trace [--mermaid] [--causal] [--width N] DIR  merge the wire traces of a run (FROTA_TRACE=DIR)
-                                  into a ladder diagram that fits the terminal
+  frota-ctl trace [--mermaid] [--causal] [--width N] DIR
+                                  merge the wire traces of a run (FROTA_TRACE=DIR) into a
+                                  ladder diagram that fits the terminal
   frota-ctl trace-scenario rental|ev [--out DIR] [--protocol FILE]
-                                  run the teaching scenarios traced; write docs/traces/<scenario>.{txt,md}
+                                  run the teaching scenarios traced; write
+                                  docs/traces/<scenario>.{txt,md}
   frota-ctl trace-embed FILE...   copy docs/traces diagrams into FILE's <!-- trace:NAME --> regions
   (each subcommand takes --help)
 

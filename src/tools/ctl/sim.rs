@@ -9,7 +9,8 @@ use crate::runtime::cli;
 use crate::tools::ev::sim::{self, Config, Invariant, Report};
 use std::time::Instant;
 
-const USAGE: &str = "usage: frota-ctl sim [--seed N | --from N --schedules N] [--rule-off RULE] [--race]
+const USAGE: &str =
+    "usage: frota-ctl sim [--seed N | --from N --schedules N] [--rule-off RULE] [--race]
   --seed N          run schedule N only; a failure is shrunk and shown as steps and a ladder
   --from N          first seed of a long run (default 0)
   --schedules N     how many schedules (default 100000)
@@ -20,7 +21,8 @@ const USAGE: &str = "usage: frota-ctl sim [--seed N | --from N --schedules N] [-
                     all-or-nothing | true-outcomes | decisions-agree | quiet | answered | one-winner
   --race            every vehicle wants the same route, without faults (rule ordered-holds' lab)
   --hot             every request wants the same single stop (heavy contention)
-  --rates S,D,L,C   percent of messages slow, duplicated, lost; of company actions crashing (4,4,4,2)
+  --rates S,D,L,C   percent of messages slow, duplicated, lost; of company actions crashing
+                    (default 4,4,4,2)
   --max-crashes N   crashes per schedule (default 2)
   --clients N --requests N --steps N   the workload (default 3 vehicles x 2 requests, 160 steps)";
 
