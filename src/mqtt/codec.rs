@@ -349,6 +349,15 @@ impl<'a> Cursor<'a> {
         Ok(id)
     }
 
+    /// A topic filter of SUBSCRIBE or UNSUBSCRIBE: a string, not empty.
+    fn filter(&mut self) -> Result<String, MqttError> {
+        let f = self.string("topic filter")?;
+        if f.is_empty() {
+            return Err(malformed("empty topic filter"));
+        }
+        Ok(f)
+    }
+
     fn rest(&mut self) -> &'a [u8] {
         let s = &self.buf[self.pos..];
         self.pos = self.buf.len();
@@ -415,10 +424,7 @@ fn decode_body(kind: u8, flags: u8, body: &[u8]) -> Result<Packet, MqttError> {
             let packet_id = c.packet_id()?;
             let mut filters = Vec::new();
             while !c.at_end() {
-                let f = c.string("topic filter")?;
-                if f.is_empty() {
-                    return Err(malformed("empty topic filter"));
-                }
+                let f = c.filter()?;
                 let qos = c.u8("requested QoS")?;
                 if qos > 2 {
                     return Err(malformed(format!("requested QoS byte {qos:#04x}")));
@@ -445,10 +451,7 @@ fn decode_body(kind: u8, flags: u8, body: &[u8]) -> Result<Packet, MqttError> {
             let packet_id = c.packet_id()?;
             let mut filters = Vec::new();
             while !c.at_end() {
-                let f = c.string("topic filter")?;
-                if f.is_empty() {
-                    return Err(malformed("empty topic filter"));
-                }
+                let f = c.filter()?;
                 filters.push(f);
             }
             if filters.is_empty() {
