@@ -76,48 +76,56 @@ pub fn rule_off(name: &str) -> Option<Rules> {
 }
 
 pub fn run(args: &[String]) -> i32 {
+    let (cfg, schedules) = match parse(args) {
+        Ok(asked) => asked,
+        Err(status) => return status,
+    };
+    if cfg.rules != Rules::SAFE {
+        println!("sim: rules: {:?}", cfg.rules);
+    }
+    let flags = replay_flags(args);
+    match schedules {
+        Schedules::One(seed) => one(seed, &cfg, &flags),
+        Schedules::Many { from, count } => many(from, count, &cfg, &flags),
+    }
+}
+
+/// Which schedules to run: one seed (shown in full), or `count` seeds
+/// from `from`.
+enum Schedules {
+    One(u64),
+    Many { from: u64, count: u64 },
+}
+
+/// The simulator's configuration and schedules from the command line.
+/// Err: exit at once with that status (0 after `--help`; 2 after saying
+/// what is wrong with the command line).
+fn parse(args: &[String]) -> Result<(Config, Schedules), i32> {
     let mut cfg = Config::default();
     let (mut seed, mut from, mut count) = (None, 0u64, 100_000u64);
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut num = |what: &str| -> Option<u64> {
-            let v = it.next().and_then(|v| v.parse().ok());
-            if v.is_none() {
-                bad(&format!("{what} needs a number"));
-            }
-            v
+        let mut num = |what: &str| -> Result<u64, i32> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| bad(&format!("{what} needs a number")))
         };
         match a.as_str() {
-            "--seed" => match num("--seed") {
-                Some(v) => seed = Some(v),
-                None => return 2,
-            },
-            "--from" => match num("--from") {
-                Some(v) => from = v,
-                None => return 2,
-            },
-            "--schedules" => match num("--schedules") {
-                Some(v) => count = v,
-                None => return 2,
-            },
-            "--clients" => match num("--clients") {
-                Some(v) => cfg.clients = v.clamp(1, 8) as usize,
-                None => return 2,
-            },
-            "--requests" => match num("--requests") {
-                Some(v) => cfg.requests = v.clamp(1, 8) as usize,
-                None => return 2,
-            },
-            "--steps" => match num("--steps") {
-                Some(v) => cfg.steps = v as usize,
-                None => return 2,
-            },
+            "--seed" => seed = Some(num("--seed")?),
+            "--from" => from = num("--from")?,
+            "--schedules" => count = num("--schedules")?,
+            "--clients" => cfg.clients = num("--clients")?.clamp(1, 8) as usize,
+            "--requests" => cfg.requests = num("--requests")?.clamp(1, 8) as usize,
+            "--steps" => cfg.steps = num("--steps")? as usize,
             "--hot" => cfg.hot = true,
             "--skip" => match it.next().and_then(|n| Invariant::from_slug(n)) {
                 Some(i) => cfg.skip.push(i),
                 None => {
                     let names: Vec<&str> = Invariant::ALL.iter().map(|i| i.slug()).collect();
-                    return bad(&format!("--skip needs an invariant: {}", names.join(" | ")));
+                    return Err(bad(&format!(
+                        "--skip needs an invariant: {}",
+                        names.join(" | ")
+                    )));
                 }
             },
             "--rates" => {
@@ -126,14 +134,13 @@ pub fn run(args: &[String]) -> i32 {
                     .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
                     .unwrap_or_default();
                 let [slow, dup, drop, crash] = v[..] else {
-                    return bad("--rates needs SLOW,DUP,DROP,CRASH percentages, e.g. 4,4,4,2");
+                    return Err(bad(
+                        "--rates needs SLOW,DUP,DROP,CRASH percentages, e.g. 4,4,4,2",
+                    ));
                 };
                 (cfg.slow_pct, cfg.dup_pct, cfg.drop_pct, cfg.crash_pct) = (slow, dup, drop, crash);
             }
-            "--max-crashes" => match num("--max-crashes") {
-                Some(v) => cfg.max_crashes = v as u32,
-                None => return 2,
-            },
+            "--max-crashes" => cfg.max_crashes = num("--max-crashes")? as u32,
             "--race" => {
                 cfg.race = true;
                 cfg.clients = cfg.clients.max(2);
@@ -147,26 +154,32 @@ pub fn run(args: &[String]) -> i32 {
                         let what = name.map_or("needs a rule name".to_string(), |n| {
                             format!("has no rule '{n}'")
                         });
-                        return bad(&format!("--rule-off {what}: {}", RULES.join(" | ")));
+                        return Err(bad(&format!("--rule-off {what}: {}", RULES.join(" | "))));
                     }
                 }
             }
             "--help" | "-h" => {
                 println!("{USAGE}");
-                return 0;
+                return Err(0);
             }
             other => {
                 let hint = cli::closest(other.trim_start_matches('-'), FLAGS.into_iter())
                     .map(|c| format!(" (did you mean '--{c}'?)"))
                     .unwrap_or_default();
-                return bad(&format!("unknown argument '{other}'{hint}"));
+                return Err(bad(&format!("unknown argument '{other}'{hint}")));
             }
         }
     }
-    if cfg.rules != Rules::SAFE {
-        println!("sim: rules: {:?}", cfg.rules);
-    }
-    // What a replay needs besides the seed.
+    let schedules = match seed {
+        Some(s) => Schedules::One(s),
+        None => Schedules::Many { from, count },
+    };
+    Ok((cfg, schedules))
+}
+
+/// What a replay of one schedule needs besides its seed: every flag but
+/// `--seed`, `--from` and `--schedules` (and their values).
+fn replay_flags(args: &[String]) -> String {
     let mut same: Vec<&str> = Vec::new();
     let mut skip = false;
     for a in args {
@@ -180,11 +193,7 @@ pub fn run(args: &[String]) -> i32 {
         }
         same.push(a);
     }
-    let flags = same.join(" ");
-    match seed {
-        Some(s) => one(s, &cfg, &flags),
-        None => many(from, count, &cfg, &flags),
-    }
+    same.join(" ")
 }
 
 /// One schedule, shown in full when it fails.
