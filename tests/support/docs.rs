@@ -3,10 +3,10 @@
 //! one fresh EV deployment, each started on first use and kept for the rest
 //! of the document, so a system's blocks run in document order against one
 //! deployment and state carries from one block to the next (the built-in
-//! examples name `heartbeat`: the rental monitor).
+//! examples name `heartbeat`: the rental monitor), and a `frota-echo`.
 
 use super::{ev, rental};
-use frota::runtime::launch::temp_dir;
+use frota::runtime::launch::{temp_dir, NodeProc};
 use frota::tools::ev::cluster::{EvCluster, EvOptions};
 use frota::tools::rental::cluster::RentalCluster;
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ pub struct Deployments {
     tag: &'static str,
     rental: Option<RentalCluster>,
     ev: Option<EvCluster>,
+    echo: Option<NodeProc>,
 }
 
 impl Deployments {
@@ -24,6 +25,7 @@ impl Deployments {
             tag,
             rental: None,
             ev: None,
+            echo: None,
         }
     }
 
@@ -48,6 +50,12 @@ impl Deployments {
                     self.ev = Some(c);
                 }
                 self.ev.as_ref().and_then(|c| c.try_addr(node))
+            }
+            "echo" => {
+                let e = self
+                    .echo
+                    .get_or_insert_with(|| super::echo::start_echo(&[]));
+                Some(e.tcp())
             }
             _ => None,
         }
