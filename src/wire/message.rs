@@ -88,10 +88,34 @@ impl Request {
 
     /// Deserialize the fields into a typed struct. Unknown fields are
     /// ignored (the envelope's own fields are always there); missing or
-    /// ill-typed ones are error 12 with serde's message, which names the field.
+    /// ill-typed ones are error 12 naming the field (protocol.md promises it).
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_value(Value::Object(self.body.clone()))
-            .map_err(|e| Error::malformed(format!("bad '{}' request: {e}", self.kind)))
+        let parse = |body: Map<String, Value>| serde_json::from_value::<T>(Value::Object(body));
+        parse(self.body.clone()).map_err(|e| {
+            let why = e.to_string();
+            // serde names a missing field but not an ill-typed one ("invalid
+            // type: integer `5`, expected a string"). It reads the fields in
+            // order and stops at the first bad one, so that one is the field
+            // whose absence changes the error. Only on this error path.
+            let culprit = if why.contains("field `") {
+                None // "missing field `x`": serde named it
+            } else {
+                self.body
+                    .keys()
+                    .filter(|k| *k != "type" && *k != "id")
+                    .find(|k| {
+                        let mut rest = self.body.clone();
+                        rest.remove(*k);
+                        parse(rest).err().map(|e| e.to_string()) != Some(why.clone())
+                    })
+            };
+            match culprit {
+                Some(k) => {
+                    Error::malformed(format!("bad '{}' request: field '{k}': {why}", self.kind))
+                }
+                None => Error::malformed(format!("bad '{}' request: {why}", self.kind)),
+            }
+        })
     }
 
     /// A required string field.
@@ -306,13 +330,31 @@ mod tests {
         struct Rent {
             class: String,
         }
-        let r = Request::from_payload(br#"{"type":"rent","class":7}"#).unwrap();
-        let e = r.parse::<Rent>().err().unwrap();
-        assert_eq!(e.code, Code::MalformedRequest);
-        assert!(
-            e.text.contains("class") || e.text.contains("string"),
-            "{}",
-            e.text
-        );
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Window {
+            point: String,
+            start: u32,
+            end: Option<u32>,
+        }
+        fn says<T: DeserializeOwned>(payload: &[u8], field: &str) {
+            let r = Request::from_payload(payload).unwrap();
+            let e = r.parse::<T>().err().unwrap();
+            assert_eq!(e.code, Code::MalformedRequest);
+            assert!(
+                e.text.contains(&format!("'{field}'")),
+                "{field}: {}",
+                e.text
+            );
+        }
+        // serde alone says "invalid type: integer `7`, expected a string".
+        says::<Rent>(br#"{"type":"rent","class":7}"#, "class");
+        says::<Window>(br#"{"type":"w","point":"p","start":"8","end":9}"#, "start");
+        says::<Window>(br#"{"type":"w","point":"p","start":8,"end":"9"}"#, "end");
+        says::<Window>(br#"{"type":"w","start":8,"point":[],"id":1}"#, "point");
+        // Missing: serde's own message names it.
+        let r = Request::from_payload(br#"{"type":"w","point":"p"}"#).unwrap();
+        let e = r.parse::<Window>().err().unwrap();
+        assert!(e.text.contains("`start`"), "{}", e.text);
     }
 }
