@@ -40,7 +40,15 @@ fn backup_refuses(dir: &Path, log: &Path, what: &str) {
                 st["replayed_records"], st["truncated_bytes"]
             );
         }
-        Err(text) => assert_refusal(&text, log, what),
+        Err(text) => {
+            assert_refusal(&text, log, what);
+            // As protocol.md shows it: the file named once, not twice.
+            let said = format!(
+                "frota-backup: cannot open the log: {} is corrupt",
+                log.display()
+            );
+            assert!(text.contains(&said), "{what}: {text}");
+        }
     }
     assert_eq!(
         fs::read(log).unwrap(),

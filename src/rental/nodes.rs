@@ -413,10 +413,14 @@ impl Node for BackupNode {
         config::ensure_data_dir(&self.data_dir)?;
         let claim = self.claim_timeout;
         let backup = Backup::open(&self.data_dir, claim, self.compact_every).map_err(|e| {
-            format!(
-                "cannot open the log in {}: {e}",
-                self.data_dir.join("rental.log").display()
-            )
+            let log = self.data_dir.join("rental.log").display().to_string();
+            let e = e.to_string();
+            // A damaged log's explanation starts with the file already.
+            if e.starts_with(&log) {
+                format!("cannot open the log: {e}")
+            } else {
+                format!("cannot open the log in {log}: {e}")
+            }
         })?;
         let sweep = (claim / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
         let _sweeper = backup.spawn_sweeper(sweep).map_err(|e| e.to_string())?;
