@@ -207,6 +207,21 @@ fn a_typo_gets_a_suggestion() {
     assert!(err.contains("did you mean '--data-dir'?"), "{err}");
 }
 
+/// protocol.md (MQTT): an --mqtt-listen that is not HOST:PORT is a usage
+/// error, exit 2, said with the flag (unlike a busy port, which the broker
+/// runs without).
+#[test]
+fn a_bad_mqtt_listen_is_a_usage_error() {
+    let out = run(
+        env!("CARGO_BIN_EXE_frota-broker"),
+        &["--listen", "127.0.0.1:0", "--mqtt-listen", "nonsense"],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--mqtt-listen 'nonsense'"), "{err}");
+    assert!(!text(&out.stdout).contains("frota ready"), "it started");
+}
+
 fn run_info(bin: &str, args: &[&str]) -> Output {
     // RUST_LOG=info: the default, so any log noise before the error shows.
     Command::new(bin)

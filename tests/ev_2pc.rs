@@ -50,6 +50,24 @@ fn all_yes_commits_everywhere_and_one_no_aborts_everywhere() {
     assert_eq!((v.routes, v.reservations, v.holds_left), (3, 3 + 1 + 2, 0));
 }
 
+/// protocol.md (the outcome table): a stop whose company cannot be reached
+/// is a no with code 11, like a full log — `rejected`, nothing left held.
+#[test]
+fn a_company_that_cannot_be_reached_is_a_no_with_code_11() {
+    let mut c = cluster("ev-2pc-down", |_| {});
+    c.kill("company-C");
+    let no = reserve(&c, "company-A", "d1", &route(8)).unwrap();
+    assert_eq!(no["outcome"], "rejected", "{no:?}");
+    assert_eq!(no["conflict"]["company"], "C", "{no:?}");
+    assert_eq!(
+        no["conflict"]["code"],
+        Code::TemporarilyUnavailable.number(),
+        "{no:?}"
+    );
+    let held = |n: &str| txns_in(&book(&c, n), "holds").len();
+    assert!(wait_secs(10, || held("A") + held("B") == 0));
+}
+
 #[test]
 fn every_phase_is_idempotent() {
     // Long expiry: nobody asks A about these hand-made transactions.

@@ -211,7 +211,7 @@ fn settle_end(file: &File, path: &Path, scan: &scan::Scan) -> io::Result<(u64, O
             let kept = tools::keep_torn(file, path, *at, *upto)?;
             log::warn!(
                 "{}: cut a torn last write after {} intact records: bytes {at}..{upto} \
-                 ({intact} intact records of that write among them), never acknowledged; \
+                 ({intact} intact records of that write among them), never acknowledged as durable; \
                  kept in {}",
                 path.display(),
                 scan.records,
