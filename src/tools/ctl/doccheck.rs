@@ -270,6 +270,9 @@ pub fn replay_with(
     report
 }
 
+/// Replay one block of a document against its node: send each request
+/// line, compare each reply with the expected one; a step that cannot go on
+/// (no connection, no reply) ends the block.
 fn replay_block(
     block: &Block,
     addr: SocketAddr,
@@ -278,18 +281,7 @@ fn replay_block(
     report: &mut Report,
 ) {
     let fail = |n: usize, why: String| format!("line {n} ({} at {addr}): {why}", block.node);
-    let stream = match TcpStream::connect_timeout(&addr, timeout) {
-        Ok(s) => s,
-        Err(e) => {
-            report
-                .failures
-                .push(fail(block.line, format!("cannot connect: {e}")));
-            return;
-        }
-    };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    let mut conn = match Connection::new(stream, DEFAULT_MAX_PAYLOAD) {
+    let mut conn = match connect(addr, timeout) {
         Ok(c) => c,
         Err(e) => {
             report
@@ -299,64 +291,68 @@ fn replay_block(
         }
     };
     for (n, step) in &block.steps {
-        match step {
-            Step::Send(text) => {
-                // Sent as typed into netcat: one line.
-                let mut line = text.clone().into_bytes();
-                line.push(b'\n');
-                let mut s = conn.stream();
-                if let Err(e) = s.write_all(&line) {
-                    report.failures.push(fail(*n, format!("send failed: {e}")));
-                    return;
+        let stop = match step {
+            Step::Send(text) => send_line(&conn, text).err(),
+            Step::Expect(text) => match check_reply(&mut conn, text, timeout, strict) {
+                Ok(None) => {
+                    report.matched += 1;
+                    None
                 }
-            }
-            Step::Expect(text) => {
-                let want: Value = match serde_json::from_str(text) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        report
-                            .failures
-                            .push(fail(*n, format!("the example is not JSON: {e}")));
-                        return;
-                    }
-                };
-                let got = match conn.read_frame() {
-                    Ok(Some(f)) => f.payload,
-                    Ok(None) => {
-                        report
-                            .failures
-                            .push(fail(*n, "the node closed the connection".into()));
-                        return;
-                    }
-                    Err(ReadError::Timeout) => {
-                        report
-                            .failures
-                            .push(fail(*n, format!("no reply within {timeout:?}")));
-                        return;
-                    }
-                    Err(e) => {
-                        report
-                            .failures
-                            .push(fail(*n, format!("reading the reply: {e}")));
-                        return;
-                    }
-                };
-                let shown = String::from_utf8_lossy(&got).into_owned();
-                match serde_json::from_slice::<Value>(&got) {
-                    Ok(v) => match matches_with(&want, &v, strict) {
-                        Ok(()) => report.matched += 1,
-                        Err(why) => report.failures.push(fail(
-                            *n,
-                            format!("{why}\n    expected {text}\n    received {shown}"),
-                        )),
-                    },
-                    Err(e) => report
-                        .failures
-                        .push(fail(*n, format!("reply is not JSON ({e}): {shown}"))),
+                // A reply that does not match: said, and the block goes on.
+                Ok(Some(why)) => {
+                    report.failures.push(fail(*n, why));
+                    None
                 }
-            }
+                Err(why) => Some(why),
+            },
+        };
+        if let Some(why) = stop {
+            report.failures.push(fail(*n, why));
+            return;
         }
     }
+}
+
+/// A connection to the node a block talks to, reads and writes bounded.
+fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<Connection> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    Connection::new(stream, DEFAULT_MAX_PAYLOAD)
+}
+
+/// A request as typed into netcat: one line. Err: why it was not sent.
+fn send_line(conn: &Connection, text: &str) -> Result<(), String> {
+    let mut line = text.to_string().into_bytes();
+    line.push(b'\n');
+    let mut s = conn.stream();
+    s.write_all(&line).map_err(|e| format!("send failed: {e}"))
+}
+
+/// Read the reply an expected line stands for and compare them: Ok(None)
+/// it matches, Ok(Some(why)) it does not, Err(why) the block cannot go on
+/// (the example is not JSON, no reply came).
+fn check_reply(
+    conn: &mut Connection,
+    text: &str,
+    timeout: Duration,
+    strict: bool,
+) -> Result<Option<String>, String> {
+    let want: Value =
+        serde_json::from_str(text).map_err(|e| format!("the example is not JSON: {e}"))?;
+    let got = match conn.read_frame() {
+        Ok(Some(f)) => f.payload,
+        Ok(None) => return Err("the node closed the connection".into()),
+        Err(ReadError::Timeout) => return Err(format!("no reply within {timeout:?}")),
+        Err(e) => return Err(format!("reading the reply: {e}")),
+    };
+    let shown = String::from_utf8_lossy(&got).into_owned();
+    Ok(match serde_json::from_slice::<Value>(&got) {
+        Ok(v) => matches_with(&want, &v, strict)
+            .err()
+            .map(|why| format!("{why}\n    expected {text}\n    received {shown}")),
+        Err(e) => Some(format!("reply is not JSON ({e}): {shown}")),
+    })
 }
 
 /// Compare the table under `## Errors` with [`Code::ALL`]: numbers, names
