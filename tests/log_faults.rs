@@ -9,7 +9,9 @@
 //! - a torn last write, more preallocated zeros: the node starts, cuts
 //!   only the torn bytes (kept in a side file), and every acknowledged
 //!   write is still there: no rented car handed to a second client, no
-//!   committed route's window reserved again.
+//!   committed route's window reserved again. A company's last commit
+//!   record is queued, not forced, so the restarted company may hold that
+//!   route in doubt for a moment: the test polls until it has asked.
 //!
 //! Then the operator's way out: `frota-ctl log-check` says what is wrong,
 //! `frota-ctl log-repair` sets the damage aside, and the node starts and
@@ -22,7 +24,7 @@ use frota::tools::ev::cluster::{EvCluster, EvOptions};
 use serde_json::json;
 use std::fs;
 use std::path::Path;
-use support::ev::{ask, audit_ok, committed_everywhere, reserve, route};
+use support::ev::{ask, audit_ok, reserve, route, txns_in};
 use support::logs::{
     assert_held, assert_refusal, benign, corruptions, ctl, rent_history, side_files, start_backup,
     Held,
@@ -140,7 +142,7 @@ fn company_log_damage_is_refused_and_a_torn_tail_loses_nothing() {
     let mut c = EvCluster::start(support::ev::bins(), EvOptions::new(&root)).unwrap();
     let mut txns = Vec::new();
     for h in 0..12 {
-        let r = reserve(&c, "company-A", &format!("r{h}"), &route(h)).unwrap();
+        let r = reserve_told(&c, &format!("r{h}"), &route(h));
         assert_eq!(r["outcome"], "reserved", "{r:?}");
         txns.push(r["txn"].as_str().unwrap().to_string());
     }
@@ -173,17 +175,28 @@ fn company_log_damage_is_refused_and_a_torn_tail_loses_nothing() {
             fs::write(&log, damage(&pristine)).unwrap();
             c.restart(node)
                 .unwrap_or_else(|e| panic!("{what}: the company did not start: {e}"));
-            for (h, txn) in txns.iter().enumerate() {
-                assert!(
-                    committed_everywhere(&c, txn),
-                    "{what}: route {h} ({txn}) lost"
-                );
+            // A participant's commit record is queued, not forced (protocol
+            // rule 7): the last one is still in memory when the node is
+            // killed, so the restarted node holds that route in doubt until
+            // it has asked the coordinator (rule 8). Lost would be a route
+            // that never comes back; late is not lost.
+            let mut missing = Vec::new();
+            let back = support::wait_secs(60, || {
+                missing = not_committed(&c, &txns);
+                missing.is_empty()
+            });
+            let st = ask(&c, node, "status", json!({})).map(|b| b["participant"].clone());
+            assert!(
+                back,
+                "{what}: route(s) lost (not committed at every company after 60 s): \
+                 {missing:?}; {node}'s participant: {st:?}"
+            );
+            for txn in &txns {
                 let d = ask(&c, "company-A", "decision", json!({"txn": txn})).unwrap();
                 assert_eq!(d["outcome"], "commit", "{what}: {txn}");
             }
             // The windows stay taken: the same route again is refused.
-            let again =
-                reserve(&c, "company-A", &format!("again-{node}-{what}"), &route(5)).unwrap();
+            let again = reserve_told(&c, &format!("again-{node}-{what}"), &route(5));
             assert_eq!(again["outcome"], "rejected", "{what}: {again:?}");
             audit_ok(&c);
             c.kill(node);
@@ -195,4 +208,37 @@ fn company_log_damage_is_refused_and_a_torn_tail_loses_nothing() {
         c.restart(node).unwrap();
     }
     audit_ok(&c);
+}
+
+/// What the client is definitely told for `stops` under request `req`
+/// (via company-A). A timeout or crash answer is indefinite — under load
+/// the reply may be slow — so the same request is sent again: a retry gets
+/// the first outcome (bounded: 60 s).
+fn reserve_told(c: &EvCluster, req: &str, stops: &[frota::ev::points::Stop]) -> frota::Body {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match reserve(c, "company-A", req, stops) {
+            Ok(r) => return r,
+            Err(e) if !e.definite() && std::time::Instant::now() < deadline => {}
+            Err(e) => panic!("{req}: no definite answer: {e:?}"),
+        }
+    }
+}
+
+/// The transactions of `txns` not (yet) a reservation at all three
+/// companies; a company that does not answer counts as not yet.
+fn not_committed(c: &EvCluster, txns: &[String]) -> Vec<String> {
+    let books: Vec<Vec<String>> = ["A", "B", "C"]
+        .iter()
+        .map(|n| {
+            let name = format!("company-{n}");
+            ask(c, &name, "reservations", json!({}))
+                .map(|b| txns_in(&b, "reservations"))
+                .unwrap_or_default()
+        })
+        .collect();
+    txns.iter()
+        .filter(|t| books.iter().any(|b| !b.contains(t)))
+        .cloned()
+        .collect()
 }
