@@ -182,6 +182,29 @@ fn mosquitto_tools_against_frota_broker() {
         "mosquitto_sub did not subscribe: {}",
         broker_status(&c)
     );
+    // Its entry has the keys protocol.md lists (Broker messages, status).
+    let st = broker_status(&c);
+    let entry = st["subscribers"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["filters"] == json!(["vehicle/#"])))
+        .cloned()
+        .unwrap_or_default();
+    for key in [
+        "subscriber",
+        "peer",
+        "filters",
+        "queued",
+        "connected",
+        "dropped",
+    ] {
+        assert!(entry.get(key).is_some(), "no '{key}' in {entry}");
+    }
+    assert!(
+        entry["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("mqtt client ")),
+        "{entry}"
+    );
 
     // A frota (framed) vehicle's status reaches mosquitto_sub.
     let frota_vehicle =

@@ -3,7 +3,7 @@
 //!
 //! Next to `<log>` there may be:
 //! - `<log>.torn-<offset>-<time>`: the bytes of a torn last write, cut off
-//!   by the node on start (never acknowledged; kept for inspection);
+//!   by the node on start (never acknowledged as durable; kept for inspection);
 //! - `<log>.before-repair-<time>`: a full copy of the log, made by
 //!   `log-repair` before it changed anything;
 //! - `<log>.set-aside-<offset>-<time>`: what `log-repair` took out of the
@@ -214,7 +214,7 @@ impl Report {
             End::Torn { at, upto, intact } => {
                 out += &format!(
                     "  then bytes {at}..{upto}: a torn last write (a crash mid-write; never \
-                     acknowledged){}\n",
+                     acknowledged as durable){}\n",
                     if *intact > 0 {
                         format!(
                             ", {intact} intact record{} of that write in it",
