@@ -597,6 +597,14 @@ impl Coordinator {
                 ));
                 return reply(out, from, Err(e));
             }
+            // Error 2 names the company to ask; there is none to name.
+            Some((c, _, _)) if !self.companies.contains(c) => {
+                let e = Error::new(
+                    Code::NodeNotFound,
+                    format!("no company {c}: {txn} is no transaction of this system"),
+                );
+                return reply(out, from, Err(e));
+            }
             Some((c, _, _)) if c != self.name => {
                 let e = Error::new(
                     Code::NotCoordinator,

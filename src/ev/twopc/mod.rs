@@ -469,6 +469,13 @@ mod tests {
             matches!(&out[..], [Action::Reply { answer: Err(e), .. }] if e.code == Code::NotCoordinator && e.text.contains("ask B"))
         );
         out.clear();
+        // No such company: nobody to name (protocol.md, `decision`).
+        c.decision(1, ReplyTo(2), "Z/v1/r2", &mut out);
+        assert!(
+            matches!(&out[..], [Action::Reply { answer: Err(e), .. }] if e.code == Code::NodeNotFound && e.text.contains("no company Z")),
+            "{out:?}"
+        );
+        out.clear();
         // Rule 6: an unknown transaction of ours: abort, recorded first.
         c.decision(1, ReplyTo(3), "A/v1/r9", &mut out);
         assert!(matches!(
