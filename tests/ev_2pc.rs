@@ -66,6 +66,12 @@ fn a_company_that_cannot_be_reached_is_a_no_with_code_11() {
     );
     let held = |n: &str| txns_in(&book(&c, n), "holds").len();
     assert!(wait_secs(10, || held("A") + held("B") == 0));
+    // `lookup` with `local: true` asks only A (which coordinates d1): its
+    // answer, without `unreachable` (protocol.md, Looking a request up).
+    let q = json!({"vehicle": "veh-d1", "request_id": "d1", "local": true});
+    let local = ask(&c, "company-A", "lookup", q).unwrap();
+    assert_eq!(local["outcome"], "rejected", "{local:?}");
+    assert!(local.get("unreachable").is_none(), "{local:?}");
 }
 
 #[test]
