@@ -168,6 +168,10 @@ fn company_log_damage_is_refused_and_a_torn_tail_loses_nothing() {
                 "{what}: the company started on a damaged log:\n{text}"
             );
             assert_refusal(&text, &log, &what);
+            // The data directory is not said again in front of the file
+            // that already names it.
+            let twice = format!("{}: {}", log.parent().unwrap().display(), log.display());
+            assert!(!text.contains(&twice), "{what}: {text}");
             assert_eq!(fs::read(&log).unwrap(), bad, "{what}: the log was changed");
         }
         for (what, damage) in benign() {

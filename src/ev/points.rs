@@ -136,5 +136,8 @@ mod tests {
         assert!(overlaps((480, 540), (500, 560)));
         assert!(!overlaps((480, 540), (540, 600)));
         assert_eq!(hhmm(1500), "25:00");
+        // Minutes count on past midnight: a window crossing 24:00 overlaps
+        // one just after it (protocol.md, Domain).
+        assert!(overlaps((1400, 1500), (1440, 1460)));
     }
 }

@@ -157,7 +157,18 @@ impl Company {
         let client_cfg = ClientConfig::default()
             .with_timeout(cfg.peer_timeout)
             .with_retries(1);
-        let at = |e: std::io::Error| format!("{}: {e}", cfg.data_dir.display());
+        // Name the data directory, once: a refusal of a damaged log already
+        // names its file (inside the directory), and saying the directory
+        // again before it only makes the line harder to read.
+        let dir = cfg.data_dir.display().to_string();
+        let at = |e: std::io::Error| {
+            let why = e.to_string();
+            if why.contains(&dir) {
+                why
+            } else {
+                format!("{dir}: {why}")
+            }
+        };
         let ms = |d: Duration| d.as_millis() as u64;
         let timing = Timing {
             hold_expiry: ms(cfg.hold_expiry),
