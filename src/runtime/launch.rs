@@ -213,7 +213,7 @@ pub const EXIT_WITH_PARENT: &str = "FROTA_EXIT_WITH_PARENT";
 /// plain `kill`) of the launcher alone does not; without this, its nodes
 /// would keep the ports busy. Nodes started by `make up` (nohup) are meant to
 /// outlive their shell and do not have the variable. Called from
-/// [`crate::runtime::server::announce`], the moment a node reports itself ready.
+/// [`crate::runtime::server::announce`], just before a node reports itself ready.
 pub fn watch_parent() {
     use std::sync::Once;
     static ONCE: Once = Once::new();

@@ -804,10 +804,14 @@ pub fn announce(name: &str, addrs: &[(&str, SocketAddr)]) {
     for (k, a) in addrs {
         line.push_str(&format!(" {k}={a}"));
     }
+    // Watch the launcher before saying ready, not after: a node that is
+    // ready has every thread it keeps for life, so a test counting the
+    // node's threads from the ready line on sees no late starter (one did:
+    // it read 3 threads, then 4 for ever once the watch had started).
+    crate::runtime::launch::watch_parent();
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-    crate::runtime::launch::watch_parent();
 }
 
 #[cfg(test)]
