@@ -121,7 +121,7 @@ fn envelope_leads(want: &str, raw: &[u8], ctx: &str, problems: &mut Vec<String>)
 fn check(want: &str, got: &Value, ctx: &str, problems: &mut Vec<String>) {
     match serde_json::from_str::<Value>(want) {
         Ok(w) => {
-            if let Err(why) = doccheck::matches_with(&w, got, true) {
+            if let Err(why) = doccheck::matches_with(&w, got, doccheck::Match::Whole) {
                 problems.push(format!("{ctx}: {why}\n  doc:  {want}\n  got:  {got}"));
             }
         }

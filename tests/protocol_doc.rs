@@ -27,7 +27,12 @@ fn examples_replay_against_live_nodes() {
     let resolve = |name: &str| nodes.borrow_mut().resolve(name);
     // Strict: lists in replies have the example's length (the examples show
     // whole lists, e.g. the three live terminals).
-    let report = doccheck::replay_with(&doc, resolve, Duration::from_secs(10), true);
+    let report = doccheck::replay_with(
+        &doc,
+        resolve,
+        Duration::from_secs(10),
+        doccheck::Match::Whole,
+    );
     eprintln!(
         "protocol.md: {} blocks passed, {} messages matched, {} blocks skipped, {} failures",
         report.blocks_passed,

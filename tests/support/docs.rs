@@ -8,11 +8,14 @@
 use super::{ev, rental};
 use frota::runtime::launch::{temp_dir, NodeProc};
 use frota::tools::ev::cluster::{EvCluster, EvOptions};
-use frota::tools::rental::cluster::RentalCluster;
+use frota::tools::rental::cluster::{ClusterOptions, RentalCluster};
 use std::net::SocketAddr;
 
 pub struct Deployments {
     tag: &'static str,
+    /// The rental nodes' timing: the tests' fast one, or the binaries'
+    /// defaults (what `make up` runs, so the replies say what a reader sees).
+    rental_options: ClusterOptions,
     rental: Option<RentalCluster>,
     ev: Option<EvCluster>,
     echo: Option<NodeProc>,
@@ -23,9 +26,22 @@ impl Deployments {
     pub fn new(tag: &'static str) -> Deployments {
         Deployments {
             tag,
+            rental_options: ClusterOptions::fast(),
             rental: None,
             ev: None,
             echo: None,
+        }
+    }
+
+    /// [`Deployments::new`] with every node's default timing, as `make up`
+    /// starts them (on free ports all the same).
+    pub fn as_make_up(tag: &'static str) -> Deployments {
+        Deployments {
+            rental_options: ClusterOptions {
+                fixed_ports: false,
+                ..ClusterOptions::defaults()
+            },
+            ..Deployments::new(tag)
         }
     }
 
@@ -36,7 +52,8 @@ impl Deployments {
             "heartbeat" | "infodesk" | "backup" | "terminal-1" | "terminal-2" | "terminal-3" => {
                 if self.rental.is_none() {
                     let dir = temp_dir(&format!("{}-rental", self.tag));
-                    let c = RentalCluster::start(rental::bins(), &dir)
+                    let opts = self.rental_options.clone();
+                    let c = RentalCluster::start_with(rental::bins(), &dir, opts)
                         .expect("the rental deployment starts");
                     self.rental = Some(c);
                 }

@@ -138,16 +138,36 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Does `got` match the example `want`? `Err` says where it does not.
-pub fn matches(want: &Value, got: &Value) -> Result<(), String> {
-    matches_with(want, got, false)
+/// How closely a reply must match its example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// `type`, `in_reply_to` and `code` equal, the same keys, values of the
+    /// same JSON type (an array's first element stands for the rest).
+    Shape,
+    /// [`Match::Shape`], and arrays have the example's length, every element
+    /// compared (the examples show whole lists, e.g. the three terminals
+    /// `alive` returns), and every object's keys come in the example's
+    /// order (what `tests/protocol_doc.rs` uses).
+    Whole,
+    /// [`Match::Whole`], and every value is the example's, except those of
+    /// the keys in [`VARIES`]: what a reader sees is what the page shows
+    /// (what `tests/learn_doc.rs` uses for the course).
+    Exact,
 }
 
-/// [`matches`], and with `strict` arrays must also have the example's
-/// length, every element compared (what `tests/protocol_doc.rs` uses: the
-/// examples show whole lists, e.g. the three terminals `alive` returns),
-/// and every object's keys must come in the example's order.
-pub fn matches_with(want: &Value, got: &Value, strict: bool) -> Result<(), String> {
+/// The values that differ from run to run, so [`Match::Exact`] compares
+/// only their type: times, ages, heartbeat sequence numbers, the phi of a
+/// detector, and the backup log position a terminal's view was read at
+/// (it lags the writes of other threads).
+pub const VARIES: [&str; 6] = ["uptime_ms", "age_ms", "expires_in_ms", "seq", "phi", "lsn"];
+
+/// Does `got` match the example `want`? `Err` says where it does not.
+pub fn matches(want: &Value, got: &Value) -> Result<(), String> {
+    matches_with(want, got, Match::Shape)
+}
+
+/// [`matches`] as closely as `how` says.
+pub fn matches_with(want: &Value, got: &Value, how: Match) -> Result<(), String> {
     for field in ["type", "in_reply_to", "code"] {
         if want.get(field) != got.get(field) {
             return Err(format!(
@@ -157,11 +177,13 @@ pub fn matches_with(want: &Value, got: &Value, strict: bool) -> Result<(), Strin
             ));
         }
     }
-    same_shape("", want, got, strict)
+    same_shape("", want, got, how)
 }
 
-fn same_shape(path: &str, want: &Value, got: &Value, strict: bool) -> Result<(), String> {
+/// `how` is [`Match::Shape`] below a key of [`VARIES`].
+fn same_shape(path: &str, want: &Value, got: &Value, how: Match) -> Result<(), String> {
     let here = if path.is_empty() { "the message" } else { path };
+    let strict = how != Match::Shape;
     if kind(want) != kind(got) {
         return Err(format!(
             "{here} is {}, the example has {}",
@@ -193,7 +215,12 @@ fn same_shape(path: &str, want: &Value, got: &Value, strict: bool) -> Result<(),
                 } else {
                     format!("{path}.{k}")
                 };
-                same_shape(&sub, wv, &g[k], strict)?;
+                let how = if VARIES.contains(&k.as_str()) {
+                    Match::Shape
+                } else {
+                    how
+                };
+                same_shape(&sub, wv, &g[k], how)?;
             }
             Ok(())
         }
@@ -206,15 +233,18 @@ fn same_shape(path: &str, want: &Value, got: &Value, strict: bool) -> Result<(),
                 ));
             }
             for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
-                same_shape(&format!("{path}[{i}]"), wv, gv, strict)?;
+                same_shape(&format!("{path}[{i}]"), wv, gv, how)?;
             }
             Ok(())
         }
         (Value::Array(w), Value::Array(g)) => match (w.first(), g.first()) {
-            (Some(wf), Some(gf)) => same_shape(&format!("{path}[0]"), wf, gf, strict),
+            (Some(wf), Some(gf)) => same_shape(&format!("{path}[0]"), wf, gf, how),
             (Some(_), None) => Err(format!("{here} is empty, the example is not")),
             _ => Ok(()),
         },
+        _ if how == Match::Exact && want != got => {
+            Err(format!("{here} is {got}, the example shows {want}"))
+        }
         _ => Ok(()),
     }
 }
@@ -238,15 +268,15 @@ pub fn replay(
     resolve: impl Fn(&str) -> Option<SocketAddr>,
     timeout: Duration,
 ) -> Report {
-    replay_with(doc, resolve, timeout, false)
+    replay_with(doc, resolve, timeout, Match::Shape)
 }
 
-/// [`replay`] with [`matches_with`]'s `strict` array rule.
+/// [`replay`], each reply matched as closely as `how` says.
 pub fn replay_with(
     doc: &str,
     resolve: impl Fn(&str) -> Option<SocketAddr>,
     timeout: Duration,
-    strict: bool,
+    how: Match,
 ) -> Report {
     let parsed = parse(doc);
     let mut report = Report {
@@ -262,7 +292,7 @@ pub fn replay_with(
             continue;
         };
         let before = report.failures.len();
-        replay_block(block, addr, timeout, strict, &mut report);
+        replay_block(block, addr, timeout, how, &mut report);
         if report.failures.len() == before {
             report.blocks_passed += 1;
         }
@@ -277,7 +307,7 @@ fn replay_block(
     block: &Block,
     addr: SocketAddr,
     timeout: Duration,
-    strict: bool,
+    how: Match,
     report: &mut Report,
 ) {
     let fail = |n: usize, why: String| format!("line {n} ({} at {addr}): {why}", block.node);
@@ -293,7 +323,7 @@ fn replay_block(
     for (n, step) in &block.steps {
         let stop = match step {
             Step::Send(text) => send_line(&conn, text).err(),
-            Step::Expect(text) => match check_reply(&mut conn, text, timeout, strict) {
+            Step::Expect(text) => match check_reply(&mut conn, text, timeout, how) {
                 Ok(None) => {
                     report.matched += 1;
                     None
@@ -336,7 +366,7 @@ fn check_reply(
     conn: &mut Connection,
     text: &str,
     timeout: Duration,
-    strict: bool,
+    how: Match,
 ) -> Result<Option<String>, String> {
     let want: Value =
         serde_json::from_str(text).map_err(|e| format!("the example is not JSON: {e}"))?;
@@ -348,7 +378,7 @@ fn check_reply(
     };
     let shown = String::from_utf8_lossy(&got).into_owned();
     Ok(match serde_json::from_slice::<Value>(&got) {
-        Ok(v) => matches_with(&want, &v, strict)
+        Ok(v) => matches_with(&want, &v, how)
             .err()
             .map(|why| format!("{why}\n    expected {text}\n    received {shown}")),
         Err(e) => Some(format!("reply is not JSON ({e}): {shown}")),
@@ -521,24 +551,35 @@ mod tests {
             assert!(e.contains(why), "{got}: {e}");
         }
         // Strict: whole arrays, same length.
-        assert!(matches_with(&want, &ok, true)
+        assert!(matches_with(&want, &ok, Match::Whole)
             .unwrap_err()
             .contains("o.k has 2 elements, the example 1"));
         let exact =
             json!({"type":"x_ok","in_reply_to":1,"n":2,"s":"b","o":{"k":[3]},"l":[{"a":7}],"e":[]});
-        assert_eq!(matches_with(&want, &exact, true), Ok(()));
+        assert_eq!(matches_with(&want, &exact, Match::Whole), Ok(()));
         // Strict: the keys in the example's order, nested objects too.
         let swapped =
             json!({"in_reply_to":1,"type":"x_ok","n":2,"s":"b","o":{"k":[3]},"l":[{"a":7}],"e":[]});
         assert!(matches(&want, &swapped).is_ok());
-        assert!(matches_with(&want, &swapped, true)
+        assert!(matches_with(&want, &swapped, Match::Whole)
             .unwrap_err()
             .contains("another order"));
         let w2 = json!({"type":"x_ok","o":{"a":1,"b":2}});
         let g2 = json!({"type":"x_ok","o":{"b":2,"a":1}});
-        assert!(matches_with(&w2, &g2, true)
+        assert!(matches_with(&w2, &g2, Match::Whole)
             .unwrap_err()
             .starts_with("o has its keys in another order"));
+        // Exact: every value, except those that vary from run to run.
+        assert!(matches_with(&want, &exact, Match::Exact)
+            .unwrap_err()
+            .starts_with("n is 2, the example shows 5"));
+        let w3 = json!({"type":"x_ok","nodes":[{"name":"t1","age_ms":40}],"lsn":8});
+        let g3 = json!({"type":"x_ok","nodes":[{"name":"t1","age_ms":412}],"lsn":6});
+        assert_eq!(matches_with(&w3, &g3, Match::Exact), Ok(()));
+        let g4 = json!({"type":"x_ok","nodes":[{"name":"t2","age_ms":40}],"lsn":8});
+        assert!(matches_with(&w3, &g4, Match::Exact)
+            .unwrap_err()
+            .starts_with("nodes[0].name is \"t2\""));
         let err = json!({"type":"error","code":10});
         assert!(matches(&err, &json!({"type":"error","code":12}))
             .unwrap_err()
