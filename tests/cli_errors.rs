@@ -464,6 +464,8 @@ fn every_ctl_subcommand_says_what_was_wrong() {
         (ev(&["--broker-kind", "nats"]), "--broker-kind"),
         (owned(&["audit-ev", "--companies", "garbage"]), "'garbage'"),
         (owned(&["chaos", "--seed", "x"]), "--seed"),
+        // `make chaos DURATION=0` ran, killed nothing and said PASS.
+        (owned(&["chaos", "--duration-s", "0"]), "--duration-s 0"),
     ];
     for (args, names) in cases {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();

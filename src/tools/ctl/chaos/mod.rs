@@ -63,6 +63,11 @@ impl Stats {
     }
 }
 
+/// The shortest run whose schedule always holds a fault (see
+/// [`schedule::plan`]): shorter, a run would kill nothing and its PASS would
+/// say nothing.
+const MIN_DURATION_S: u64 = 3;
+
 /// The command line.
 struct Options {
     seed: u64,
@@ -103,9 +108,16 @@ impl Options {
             &flags,
             args,
         )?;
+        let duration: u64 = a.value("duration-s");
+        if duration < MIN_DURATION_S {
+            return Err(a.bad(&format!(
+                "--duration-s {duration} is too short to check anything: the first fault comes \
+                 0.4-1.6 s in and the last second stays quiet; use at least {MIN_DURATION_S}"
+            )));
+        }
         Ok(Options {
             seed: a.value("seed"),
-            duration: Duration::from_secs(a.value("duration-s")),
+            duration: Duration::from_secs(duration),
             settle: Duration::from_secs(a.value("settle-s")),
             progress: a.millis("progress-ms").max(Duration::from_millis(200)),
             dir: PathBuf::from(a.string("dir")),

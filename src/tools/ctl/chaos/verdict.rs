@@ -33,6 +33,9 @@ pub struct Verdict {
     rental_audit: rental_audit::Report,
     /// Every violation, for the report (it shows the first 20).
     problems: Vec<String>,
+    /// What the run never did, so a PASS would claim it unchecked (no
+    /// kill, no acknowledged rental, no EV answer): any of them fails it.
+    unexercised: Vec<&'static str>,
 }
 
 impl Verdict {
@@ -44,7 +47,23 @@ impl Verdict {
             && self.told.violations.is_empty()
             && self.ev_ok
             && self.rental_audit.ok
+            && self.unexercised.is_empty()
     }
+}
+
+/// What a run never did that its PASS would claim to have checked.
+fn unexercised(s: &Stats, told: &EvVerdict) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if n(&s.kills) == 0 {
+        out.push("no node was killed");
+    }
+    if n(&s.rental_acked) == 0 {
+        out.push("no rental request was acknowledged");
+    }
+    if told.attempts == 0 {
+        out.push("no EV answer was recorded");
+    }
+    out
 }
 
 /// Audit both systems and check every client's answers against the final
@@ -101,7 +120,9 @@ pub fn judge(sh: &Shared, seed: u64, settle_end: Instant) -> Verdict {
     if !rental_report.ok {
         problems.extend(rental_report.problems.iter().cloned());
     }
+    let unexercised = unexercised(&sh.stats, &told);
     Verdict {
+        unexercised,
         lost,
         half,
         double,
@@ -329,6 +350,13 @@ impl Verdict {
         }
         let (lost, half, double, anomalies) = (self.lost, self.half, self.double, self.anomalies);
         let t = &self.told;
+        if !self.unexercised.is_empty() {
+            println!(
+                "chaos: FAIL — the run exercised too little to judge: {} (seed {seed})",
+                self.unexercised.join(", ")
+            );
+            return;
+        }
         println!(
             "chaos: {} — seed {seed}, {} kills, {lost} lost, {half} half-reserved routes, {double} double bookings, {anomalies} anomalies, {} EV answers contradicted ({} answers to {} requests checked); rental audit {}, EV audit {}",
             if self.pass() { "PASS" } else { "FAIL" },
@@ -401,4 +429,21 @@ fn faults_and_load(s: &Stats) {
             rental + ev
         ),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn a_run_that_did_nothing_is_not_a_pass() {
+        let (s, mut t) = (Stats::default(), EvVerdict::default());
+        assert_eq!(unexercised(&s, &t).len(), 3);
+        s.kills.store(1, Ordering::Relaxed);
+        s.rental_acked.store(1, Ordering::Relaxed);
+        assert_eq!(unexercised(&s, &t), ["no EV answer was recorded"]);
+        t.attempts = 1;
+        assert!(unexercised(&s, &t).is_empty());
+    }
 }
