@@ -48,5 +48,48 @@ fn short_chaos_run_passes() {
     // Every EV answer was checked against the final state and a lookup.
     assert_eq!(num("ev told vs final state"), 0);
     assert!(num("ev answers") >= 10, "{stdout}");
+    // What the verdict says it checked, it checked: retries happened (the
+    // report's "N requests retried" — the claim "retries included" is not
+    // vacuous), lookups were made and all agreed, and the last line counts
+    // the answers it held to the final state.
+    let row = |key: &str| -> &str {
+        stdout
+            .lines()
+            .map(str::trim_start)
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no '{key}' in the report:\n{stdout}"))
+    };
+    let before = |line: &str, words: &str| -> u64 {
+        let at = line
+            .find(words)
+            .unwrap_or_else(|| panic!("no '{words}' in: {line}"));
+        line[..at]
+            .split(|c: char| !c.is_ascii_digit())
+            .rfind(|w| !w.is_empty())
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no count before '{words}' in: {line}"))
+    };
+    let answers = row("ev answers");
+    assert!(
+        before(answers, " requests retried") > 0,
+        "no retry was exercised:\n{stdout}"
+    );
+    let agreeing = row("ev told vs final state");
+    let (agree, lookups) = agreeing
+        .rsplit_once("lookups agreeing ")
+        .and_then(|(_, r)| r.trim().split_once('/'))
+        .unwrap_or_else(|| panic!("no 'lookups agreeing a/b' in: {agreeing}"));
+    assert!(
+        lookups.parse::<u64>().unwrap_or(0) > 0,
+        "no lookup was checked:\n{stdout}"
+    );
+    assert_eq!(agree, lookups, "{stdout}");
+    let verdict = row("chaos: PASS");
+    assert!(before(verdict, " requests checked") > 0, "{verdict}");
+    assert!(before(verdict, " answers to ") > 0, "{verdict}");
+    assert!(
+        before(row("acknowledged"), ", ev ") > 0,
+        "no rental request was acknowledged:\n{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
