@@ -184,28 +184,55 @@ fn hwm_kib(node: &frota::runtime::launch::NodeProc) -> u64 {
     memory_kib(node.pid()).0
 }
 
+fn data(node: &frota::runtime::launch::NodeProc) -> u64 {
+    data_kib(node.pid())
+}
+
+/// What a declared length must not cost, in KiB of address space: a
+/// connection's thread (a 256 KiB stack) and the allocator's bookkeeping
+/// are far less; the 9,999,999 bytes declared below are 9,766 KiB.
+const UNALLOCATED_KIB: u64 = 4096;
+
+/// Lengths the node refuses from the length line alone: the largest a
+/// length line can say (9,999,999), one byte over the 1 MiB default
+/// limit, and 20 digits (more than a u64 holds). Each gets its error line
+/// and the node closes the connection itself — the test keeps its own
+/// side open, so the close cannot be an answer to ours — without
+/// allocating anything for it, and it goes on serving.
 #[test]
-fn oversize_declared_length_is_not_allocated() {
-    // Default 1 MiB limit; declare ~9.5 MiB: refused from the length line.
+fn oversize_declared_length_is_refused_closed_and_not_allocated() {
     let node = start_echo(&[]);
     assert_serving(node.tcp());
-    let before = hwm_kib(&node);
-    let got = exchange(node.tcp(), b"9999999\n{\"type\":");
-    assert_eq!(
-        got,
-        error_line(
-            None,
-            12,
-            "malformed-request",
-            "frame of 9999999 bytes exceeds the limit of 1048576 bytes; closing the connection"
-        )
-    );
-    let after = hwm_kib(&node);
-    assert!(
-        after < before + 2048,
-        "peak RSS grew from {before} to {after} KiB"
-    );
-    assert_serving(node.tcp());
+    let before = data(&node);
+    let over = |n: &str| {
+        format!("frame of {n} bytes exceeds the limit of 1048576 bytes; closing the connection")
+    };
+    let cases = [
+        ("9999999", over("9999999")),
+        ("1048577", over("1048577")),
+        (
+            "99999999999999999999",
+            "bad length line: more than 7 digits; closing the connection".to_string(),
+        ),
+    ];
+    for (declared, text) in cases {
+        let mut s = connect(node.tcp());
+        s.write_all(format!("{declared}\n{{\"type\":").as_bytes())
+            .unwrap();
+        // read_to_close fails unless the node closes within BOUND.
+        let got = read_to_close(&mut s);
+        assert_eq!(
+            got,
+            error_line(None, 12, "malformed-request", &text),
+            "declared {declared}"
+        );
+        let after = data(&node);
+        assert!(
+            after < before + UNALLOCATED_KIB,
+            "declared {declared}: address space grew from {before} to {after} KiB"
+        );
+        assert_serving(node.tcp());
+    }
 }
 
 #[test]
@@ -214,6 +241,10 @@ fn declared_length_under_a_large_limit_is_not_allocated_up_front() {
     assert_serving(node.tcp());
     let before = hwm_kib(&node);
     let mut s = connect(node.tcp());
+    // The connection's thread runs before the length line comes, so what
+    // the address space does next is the length line's doing.
+    ping_on(&mut s, "echo");
+    let space = data(&node);
     let head = "{\"type\":\"echo\",\"pad\":\"";
     let declared = 9_999_999;
     s.write_all(format!("{declared}\n{head}").as_bytes())
@@ -221,10 +252,18 @@ fn declared_length_under_a_large_limit_is_not_allocated_up_front() {
     // The node has read the length line (it serves others meanwhile) ...
     assert_serving(node.tcp());
     assert!(wait(|| status(node.tcp())["connections"]["open"] == 2));
+    // ... and neither touched (RSS) nor even reserved (VmData: a buffer
+    // allocated for the declared length counts there before any byte of
+    // it is written) memory for the payload.
     let pending = hwm_kib(&node);
     assert!(
         pending < before + 2048,
         "peak RSS grew from {before} to {pending} KiB for a declared, unsent payload"
+    );
+    let reserved = data(&node);
+    assert!(
+        reserved < space + UNALLOCATED_KIB,
+        "address space grew from {space} to {reserved} KiB for a declared, unsent payload"
     );
     // ... and when the bytes do come, memory does grow: the measurement
     // above could have seen an up-front allocation.

@@ -140,8 +140,10 @@ fn parse_inline(rest: &[u8], max: usize) -> Result<Option<(Frame, usize)>, Frame
 fn parse_length(rest: &[u8], max: usize) -> Result<Option<(Frame, usize)>, FrameError> {
     let Some(nl) = rest.iter().take(MAX_LENGTH_LINE).position(|b| *b == b'\n') else {
         // Validate what we have so far, so garbage is refused at once
-        // instead of after MAX_LENGTH_LINE bytes.
-        check_digits(rest, true)?;
+        // instead of after MAX_LENGTH_LINE bytes. Only a length line's worth:
+        // past it comes the newline of a line too long, which is not the
+        // fault to name.
+        check_digits(&rest[..rest.len().min(MAX_LENGTH_LINE)], true)?;
         if rest.len() >= MAX_LENGTH_LINE {
             return Err(FrameError::BadLength("more than 7 digits".into()));
         }
@@ -276,6 +278,22 @@ mod tests {
         }
         assert!(matches!(one(b"0"), Ok(None)));
         assert!(matches!(one(b"1234567"), Ok(None)));
+        // A length too long to hold is named as such, however it goes on
+        // (it said "found byte 0x0a" when its newline came in the same read).
+        for long in [
+            &b"99999999999999999999
+{}
+"[..],
+            b"123456789",
+            b"1234567890
+",
+        ] {
+            assert_eq!(
+                one(long),
+                Err(FrameError::BadLength("more than 7 digits".into())),
+                "{long:?}"
+            );
+        }
     }
 
     #[test]

@@ -35,13 +35,21 @@ pub fn assert_serving(addr: SocketAddr) {
 
 /// (VmHWM, VmRSS) of a process in KiB, from /proc/<pid>/status.
 pub fn memory_kib(pid: u32) -> (u64, u64) {
+    (status_kib(pid, "VmHWM:"), status_kib(pid, "VmRSS:"))
+}
+
+/// A process's private writable address space in KiB (VmData): unlike
+/// RSS, it counts memory allocated but never touched, which is what an
+/// up-front buffer for a declared length would be.
+pub fn data_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmData:")
+}
+
+fn status_kib(pid: u32, name: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing in /proc/{pid}/status"))
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in /proc/{pid}/status"))
 }
