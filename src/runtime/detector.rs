@@ -214,7 +214,9 @@ pub fn phi_of(elapsed_ms: f64, mean_ms: f64, std_dev_ms: f64) -> f64 {
         // underflows to 0 and log10(0) would make phi infinite at once.
         (ln_1p_exp(ln_e) - ln_e) / std::f64::consts::LN_10
     } else {
-        -(1.0 - 1.0 / (1.0 + e)).log10()
+        // 0 - x, not -x: log10(1) is +0, and a fresh heartbeat's phi is
+        // shown as 0.0, not -0.0, in `alive` and `status`.
+        0.0 - (1.0 - 1.0 / (1.0 + e)).log10()
     }
 }
 
@@ -440,6 +442,10 @@ mod tests {
         }
         // 3 standard deviations over: 1 - CDF ≈ 0.00135, phi ≈ 2.87.
         assert!((phi_of(130.0, 100.0, 10.0) - 2.87).abs() < 0.05);
+        // Far under the mean phi is 0, and positive zero (it read -0.0).
+        let early = phi_of(0.0, 500.0, 10.0);
+        assert_eq!(early, 0.0);
+        assert!(early.is_sign_positive(), "{early}");
     }
 
     fn regular(d: &mut dyn Detector, t0: Instant, every: u64, count: u64) -> Instant {
