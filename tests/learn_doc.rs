@@ -705,3 +705,39 @@ fn the_framing_chapter_s_printf_lines_do_what_it_says() {
         }
     }
 }
+
+/// The pages the course sends readers on to (docs/tools.md, docs/netcat.md,
+/// docs/performance.md, docs/traces/README.md) cite files and link pages
+/// that exist, as the course's own do.
+#[test]
+fn the_pages_the_course_links_cite_files_that_exist() {
+    let root = root();
+    let (mut problems, mut checked) = (Vec::new(), 0);
+    for page in [
+        "docs/tools.md",
+        "docs/netcat.md",
+        "docs/performance.md",
+        "docs/traces/README.md",
+    ] {
+        let text = read(&root.join(page));
+        let dir = root
+            .join(page)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        for p in cited_paths(&text) {
+            checked += 1;
+            if !root.join(&p).exists() {
+                problems.push(format!("{page}: cites {p}, which does not exist"));
+            }
+        }
+        for l in links(&text) {
+            checked += 1;
+            if !dir.join(&l).exists() {
+                problems.push(format!("{page}: links {l}, which does not exist"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked >= 20, "only {checked} paths and links");
+}
