@@ -157,9 +157,18 @@ pub enum Match {
 
 /// The values that differ from run to run, so [`Match::Exact`] compares
 /// only their type: times, ages, heartbeat sequence numbers, the phi of a
-/// detector, and the backup log position a terminal's view was read at
-/// (it lags the writes of other threads).
-pub const VARIES: [&str; 6] = ["uptime_ms", "age_ms", "expires_in_ms", "seq", "phi", "lsn"];
+/// detector, the backup log position a terminal's view was read at (it
+/// lags the writes of other threads), and the `id` of a request a node
+/// sends on its own (a callback's `car_ready`).
+pub const VARIES: [&str; 7] = [
+    "uptime_ms",
+    "age_ms",
+    "expires_in_ms",
+    "seq",
+    "phi",
+    "lsn",
+    "id",
+];
 
 /// Does `got` match the example `want`? `Err` says where it does not.
 pub fn matches(want: &Value, got: &Value) -> Result<(), String> {
