@@ -31,7 +31,7 @@ help:
 	@echo "  make fmt | lint | build | clean | clean-logs"
 	@echo "  make lab          the labs: break one 2PC safety rule in the simulator, see the counterexample; make lab NAME=<lab> runs one (NAME=all: every lab)"
 	@echo "  make sim          the 2PC simulator: 100,000 seeded schedules (SCHEDULES=), or one: SEED=n (shows its counterexample)"
-	@echo "  make chaos        both systems under load while random nodes are killed/restarted (SEED=, DURATION=)"
+	@echo "  make chaos        both systems under load while random nodes are killed/restarted (SEED=, DURATION= seconds, at least 3)"
 	@echo "  make run-netns    (root, Linux) every node in its own network namespace; demos, audits, a partition"
 
 check-tools:
@@ -143,7 +143,8 @@ lab: build
 .PHONY: chaos run-netns
 # `make chaos SEED=7 DURATION=60`: both systems under load while a seeded
 # driver kills -9 and restarts random nodes (some at crash points); ends with
-# both audits and a PASS/FAIL report (exit 0 only on PASS).
+# both audits and a PASS/FAIL report (exit 0 only on PASS). DURATION under 3
+# is refused: the schedule would hold no fault (docs/tools.md, Chaos runs).
 DURATION ?= 60
 chaos: build
 	$(CTL) chaos --seed $(or $(SEED),1) --duration-s $(DURATION) --dir run/chaos
