@@ -36,6 +36,9 @@ use std::sync::Arc;
 pub struct Message {
     pub topic: String,
     pub payload: Vec<u8>,
+    /// The payload is JSON text serde_json wrote (a frota-framed publish's
+    /// `payload`): a frota-framed subscriber can be shown it as it is.
+    pub json: bool,
 }
 
 /// One thing to write to the client.
@@ -433,6 +436,7 @@ mod tests {
         Arc::new(Message {
             topic: t.into(),
             payload: t.as_bytes().to_vec(),
+            json: false,
         })
     }
 

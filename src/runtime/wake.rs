@@ -9,9 +9,15 @@
 //! measured on frota-broker's delivery threads during `make bench` (EV
 //! routes through the broker, 8 vehicles, 2 busy cores), about 30% of the
 //! broker's CPU was that spinning, 22% in `sched_yield` alone.
+//!
+//! [`Queue`] is the same idea for a bounded queue of work shared by a pool
+//! of threads (a company's route workers): a worker that finds it empty
+//! parks at once.
 
-use crate::sync::{lock, wait};
+use crate::sync::{lock, wait, wait_timeout};
+use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct Wake {
@@ -58,6 +64,118 @@ impl Wake {
     }
 }
 
+/// A bounded FIFO of work for a pool of threads: [`Queue::try_push`]
+/// never waits (a full queue hands the item back), [`Queue::push`] waits
+/// for room (back-pressure), [`Queue::pop`] parks until there is an item or
+/// the timeout passes, without spinning first. Once [`Queue::close`]d,
+/// pushes are refused; what was queued can still be popped.
+pub struct Queue<T> {
+    state: Mutex<QueueState<T>>,
+    /// Items arrived (or the queue closed).
+    items: Condvar,
+    /// Room freed (or the queue closed).
+    room: Condvar,
+    cap: usize,
+}
+
+struct QueueState<T> {
+    items: VecDeque<T>,
+    closed: bool,
+    /// Threads parked in `pop` / `push`: a notification (a system call)
+    /// only when somebody sleeps.
+    poppers: usize,
+    pushers: usize,
+}
+
+impl<T> Queue<T> {
+    pub fn new(cap: usize) -> Queue<T> {
+        Queue {
+            state: Mutex::new(QueueState {
+                items: VecDeque::new(),
+                closed: false,
+                poppers: 0,
+                pushers: 0,
+            }),
+            items: Condvar::new(),
+            room: Condvar::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Queue `item`, waking one parked thread; `Err(item)` when full or
+    /// closed.
+    pub fn try_push(&self, item: T) -> Result<(), T> {
+        let mut q = lock(&self.state);
+        if q.closed || q.items.len() >= self.cap {
+            return Err(item);
+        }
+        q.items.push_back(item);
+        let wake = q.poppers > 0;
+        drop(q);
+        if wake {
+            self.items.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queue `item`, waiting while the queue is full; `Err(item)` once it is
+    /// closed.
+    pub fn push(&self, item: T) -> Result<(), T> {
+        let mut q = lock(&self.state);
+        while !q.closed && q.items.len() >= self.cap {
+            q.pushers += 1;
+            q = wait(&self.room, q);
+            q.pushers -= 1;
+        }
+        if q.closed {
+            return Err(item);
+        }
+        q.items.push_back(item);
+        let wake = q.poppers > 0;
+        drop(q);
+        if wake {
+            self.items.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The oldest item, waiting at most `timeout` for one.
+    pub fn pop(&self, timeout: Duration) -> Option<T> {
+        self.pop_up_to(timeout, 1).pop()
+    }
+
+    /// The oldest items, at most `max`: waits at most `timeout` for the
+    /// first, then takes what is there. Empty after the timeout.
+    pub fn pop_up_to(&self, timeout: Duration, max: usize) -> Vec<T> {
+        let deadline = Instant::now() + timeout;
+        let mut q = lock(&self.state);
+        while q.items.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || q.closed {
+                return Vec::new();
+            }
+            q.poppers += 1;
+            q = wait_timeout(&self.items, q, left).0;
+            q.poppers -= 1;
+        }
+        let n = q.items.len().min(max.max(1));
+        let got: Vec<T> = q.items.drain(..n).collect();
+        let wake = q.pushers > 0;
+        drop(q);
+        if wake {
+            self.room.notify_all();
+        }
+        got
+    }
+
+    /// Refuse further pushes (a waiting `push` gets its item back).
+    pub fn close(&self) {
+        lock(&self.state).closed = true;
+        self.items.notify_all();
+        self.room.notify_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +200,47 @@ mod tests {
         w.close();
         assert!(w.wait());
         assert!(!w.wait());
+    }
+
+    #[test]
+    fn a_queue_is_fifo_bounded_and_times_out() {
+        let q = Queue::new(2);
+        assert_eq!(q.try_push(1), Ok(()));
+        assert_eq!(q.try_push(2), Ok(()));
+        assert_eq!(q.try_push(3), Err(3), "full: handed back");
+        assert_eq!(q.pop(Duration::ZERO), Some(1));
+        assert_eq!(q.pop(Duration::ZERO), Some(2));
+        let t = std::time::Instant::now();
+        assert_eq!(q.pop(Duration::from_millis(50)), None);
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        q.close();
+        assert_eq!(q.try_push(4), Err(4), "closed");
+        assert_eq!(q.push(5), Err(5), "closed");
+    }
+
+    #[test]
+    fn a_full_queue_holds_a_pusher_until_there_is_room() {
+        let q = Arc::new(Queue::new(1));
+        q.push(1).unwrap();
+        let pusher = {
+            let q = q.clone();
+            thread::spawn(move || q.push(2))
+        };
+        // The pusher waits for room; the batch takes what is there.
+        assert_eq!(q.pop_up_to(Duration::from_secs(5), 8), vec![1]);
+        assert_eq!(pusher.join().unwrap(), Ok(()));
+        assert_eq!(q.pop_up_to(Duration::from_secs(5), 8), vec![2]);
+    }
+
+    #[test]
+    fn a_parked_worker_gets_what_is_pushed() {
+        let q = Arc::new(Queue::new(4));
+        let worker = {
+            let q = q.clone();
+            thread::spawn(move || q.pop(Duration::from_secs(10)))
+        };
+        q.try_push(7).unwrap();
+        assert_eq!(worker.join().unwrap(), Some(7));
     }
 
     #[test]

@@ -176,10 +176,34 @@ impl Core {
     /// Route one message (rules 1-3 of the module docs). Returns how many
     /// subscribers took it.
     pub fn publish(&mut self, topic_name: &str, payload: &[u8], qos: u8, retain: bool) -> usize {
+        self.route(topic_name, payload, false, qos, retain)
+    }
+
+    /// [`Core::publish`] of a payload that is JSON text serde_json wrote (a
+    /// frota-framed publish's `payload`; see [`Message::json`]).
+    pub fn publish_json(
+        &mut self,
+        topic_name: &str,
+        payload: &[u8],
+        qos: u8,
+        retain: bool,
+    ) -> usize {
+        self.route(topic_name, payload, true, qos, retain)
+    }
+
+    fn route(
+        &mut self,
+        topic_name: &str,
+        payload: &[u8],
+        json: bool,
+        qos: u8,
+        retain: bool,
+    ) -> usize {
         self.counters.published += 1;
         let msg = Arc::new(Message {
             topic: topic_name.to_string(),
             payload: payload.to_vec(),
+            json,
         });
         if retain {
             self.retain(&msg, qos);

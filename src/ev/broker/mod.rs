@@ -24,13 +24,15 @@ pub mod bus;
 pub mod core;
 pub mod mqtt_listener;
 
+use crate::mqtt::session::Message;
 use crate::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo};
 use crate::runtime::wake::Wake;
 use crate::sync::{lock, wait_timeout};
 use crate::wire::connection::Writer;
 use crate::wire::error::Error;
-use crate::wire::frame::Mode;
+use crate::wire::frame::{self, Mode};
 use crate::wire::message::{body, Body, Request};
+use crate::wire::trace;
 use bus::{Bus, Conn};
 use mqtt_listener::MqttState;
 use serde::Deserialize;
@@ -55,6 +57,44 @@ pub fn frame_payload(payload: &[u8]) -> (&'static str, Value) {
         Ok(text) => ("payload_text", Value::String(text.to_string())),
         Err(_) => ("payload_base64", Value::String(base64_encode(payload))),
     }
+}
+
+/// The `message` frame for a frota-framed subscriber, as a value.
+fn message_value(topic: &str, payload: &[u8], retained: bool) -> Value {
+    let (key, value) = frame_payload(payload);
+    let mut m = Map::new();
+    m.insert("type".into(), json!("message"));
+    m.insert("topic".into(), json!(topic));
+    m.insert(key.into(), value);
+    if retained {
+        m.insert("retain".into(), json!(true));
+    }
+    Value::Object(m)
+}
+
+/// The same frame's text with the payload copied in as it is, for a
+/// payload serde_json wrote ([`Message::json`]: every frota-framed
+/// publish's `payload`): what a subscriber parses is the value
+/// [`message_value`] gives, without parsing the payload into a value and
+/// printing it again for every subscriber (a fifth of the delivery
+/// threads' CPU on the EV path; docs/performance.md). `None`: build the
+/// value (other payloads, whose bytes decide how they are shown; a traced
+/// run, which records the value).
+fn spliced_message(msg: &Message, retained: bool) -> Option<Vec<u8>> {
+    if !msg.json || trace::enabled() {
+        return None;
+    }
+    let topic = serde_json::to_string(&msg.topic).ok()?;
+    let mut out = Vec::with_capacity(msg.payload.len() + topic.len() + 48);
+    out.extend_from_slice(b"{\"type\":\"message\",\"topic\":");
+    out.extend_from_slice(topic.as_bytes());
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(&msg.payload);
+    if retained {
+        out.extend_from_slice(b",\"retain\":true");
+    }
+    out.push(b'}');
+    Some(out)
 }
 
 /// Pushes for one connection wait while a reply on that connection is being
@@ -122,15 +162,11 @@ fn deliver_loop(bus: &Bus, id: SubscriberId, kick: &Wake, w: Writer, mode: Mode,
     while kick.wait() {
         for (msg, retained) in bus.with(|c| c.take_frota(id)) {
             gate.wait_idle();
-            let (key, value) = frame_payload(&msg.payload);
-            let mut m = Map::new();
-            m.insert("type".into(), json!("message"));
-            m.insert("topic".into(), json!(msg.topic));
-            m.insert(key.into(), value);
-            if retained {
-                m.insert("retain".into(), json!(true));
-            }
-            if let Err(e) = w.send(mode, &Value::Object(m)) {
+            let sent = match spliced_message(&msg, retained) {
+                Some(text) => w.send_raw(&frame::encode(mode, &text)),
+                None => w.send(mode, &message_value(&msg.topic, &msg.payload, retained)),
+            };
+            if let Err(e) = sent {
                 log::info!("subscriber {id}: delivery failed ({e}); closing it");
                 w.shutdown();
                 return;
@@ -310,7 +346,12 @@ impl Handler for Broker {
                 let bytes = r.bytes()?;
                 // QoS 1 towards MQTT subscribers (capped by what each was
                 // granted), as frota's own traffic always was.
-                let n = self.bus.with(|c| c.publish(&r.topic, &bytes, 1, r.retain));
+                let n = if r.payload.is_some() {
+                    self.bus
+                        .with(|c| c.publish_json(&r.topic, &bytes, 1, r.retain))
+                } else {
+                    self.bus.with(|c| c.publish(&r.topic, &bytes, 1, r.retain))
+                };
                 Ok(body(json!({"topic": r.topic, "delivered": n})))
             }
             other => Err(Error::new(
@@ -408,6 +449,40 @@ mod tests {
         for bad in ["Zg=", "Z===", "Zg==Zg==", "Zm9*"] {
             assert_eq!(base64_decode(bad), None, "{bad}");
         }
+    }
+
+    /// A spliced `message` frame reads as the value the broker builds from
+    /// the bytes, for payloads a frota-framed publish gives (serde_json's
+    /// text); bytes from elsewhere are not spliced.
+    #[test]
+    fn a_spliced_message_reads_as_the_built_one() {
+        let topic = "vehicle/v\"1/response";
+        for (payload, retained) in [
+            (
+                json!({"request_id": "v1-1", "stops": [{"start": 480}]}),
+                false,
+            ),
+            (json!({"a": 1.5, "b": "x\ny\r", "c": null}), true),
+            (json!("just a string"), false),
+            (json!(17), false),
+        ] {
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            let msg = Message {
+                topic: topic.into(),
+                payload: bytes.clone(),
+                json: true,
+            };
+            let text = spliced_message(&msg, retained).expect("spliced");
+            assert!(!text.contains(&b'\n'), "one line (inline framing)");
+            let read: Value = serde_json::from_slice(&text).unwrap();
+            assert_eq!(read, message_value(topic, &bytes, retained));
+        }
+        let mqtt = Message {
+            topic: topic.into(),
+            payload: b"1e400".to_vec(),
+            json: false,
+        };
+        assert_eq!(spliced_message(&mqtt, false), None);
     }
 
     #[test]

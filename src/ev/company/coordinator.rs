@@ -29,6 +29,7 @@ use crate::ev::twopc::{
 };
 use crate::runtime::client::Pool;
 use crate::runtime::crash;
+use crate::runtime::wake::Queue;
 use crate::runtime::wal::Wal;
 use crate::wire::error::{Code, Error};
 use crate::wire::message::{body, to_body, Body};
@@ -142,7 +143,7 @@ pub struct Coordinator {
     waiting: Mutex<HashMap<u64, Sender<Result<Answer, Error>>>>,
     /// Per peer, to its decider thread, once started (else decisions are
     /// sent and acknowledged inline).
-    deciders: OnceLock<BTreeMap<String, Sender<Queued>>>,
+    deciders: OnceLock<BTreeMap<String, Arc<Queue<Queued>>>>,
     /// Traced runs only: what each open transaction's `end` follows (its
     /// decision and every acknowledgement, whichever thread saw them), so
     /// a diagram does not depend on which thread happened to write it.
@@ -441,7 +442,7 @@ impl Coordinator {
             Some(tx) => {
                 // The decider carries on this thread's work (for traces).
                 let queued = (txn.to_string(), commit, crate::wire::trace::cause());
-                if tx.send(queued).is_err() {
+                if tx.push(queued).is_err() {
                     let e = Error::crash("decider stopped");
                     self.feed(w, |c, _, out| c.acked(txn, to, Err(e), out));
                 }
@@ -566,13 +567,15 @@ impl Coordinator {
 
     /// Start one decision queue per peer: returns each peer's receiving
     /// end, to be drained (in batches) with [`Coordinator::send_decisions`].
-    pub fn start_deciders(&self) -> Vec<(String, crossbeam_channel::Receiver<Queued>)> {
+    /// (A queue, not a channel: a decider that finds nothing parks at
+    /// once instead of spinning and yielding first; docs/performance.md.)
+    pub fn start_deciders(&self) -> Vec<(String, Arc<Queue<Queued>>)> {
         let mut senders = BTreeMap::new();
         let mut receivers = Vec::new();
         for peer in self.peers.keys().filter(|p| **p != self.name) {
-            let (tx, rx) = bounded(DECIDE_QUEUE);
-            senders.insert(peer.clone(), tx);
-            receivers.push((peer.clone(), rx));
+            let q = Arc::new(Queue::new(DECIDE_QUEUE));
+            senders.insert(peer.clone(), q.clone());
+            receivers.push((peer.clone(), q));
         }
         if self.deciders.set(senders).is_err() {
             return Vec::new(); // already started

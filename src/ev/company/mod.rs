@@ -28,10 +28,10 @@ use crate::ev::points::PointSet;
 use crate::ev::twopc::{Answer, Timing};
 use crate::runtime::client::{ClientConfig, Pool};
 use crate::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo};
+use crate::runtime::wake::Queue;
 use crate::wire::error::{Code, Error};
 use crate::wire::message::{body, to_body, Body, Request};
 use coordinator::{Coordinator, Settings};
-use crossbeam_channel::{bounded, Receiver, TrySendError};
 use messages::{
     Availability, Conflict, Decide, LookupRequest, Prepare, RouteOutcome, RouteRequest, TxnRef,
     MAX_DECIDE,
@@ -243,12 +243,13 @@ impl Company {
                 .name(format!("decide-{peer}"))
                 .spawn(move || {
                     while !me.stop.load(Ordering::Relaxed) {
-                        let Ok(first) = rx.recv_timeout(Duration::from_millis(200)) else {
+                        let got = rx.pop_up_to(Duration::from_millis(200), MAX_DECIDE);
+                        if got.is_empty() {
                             continue;
-                        };
+                        }
                         let mut cause = crate::wire::trace::Cause::default();
-                        let batch: Vec<_> = std::iter::once(first)
-                            .chain(rx.try_iter().take(MAX_DECIDE - 1))
+                        let batch: Vec<_> = got
+                            .into_iter()
                             .map(|(txn, commit, c)| {
                                 cause = cause.join(&c);
                                 (txn, commit)
@@ -258,6 +259,9 @@ impl Company {
                             me.coordinator.send_decisions(&peer, batch)
                         });
                     }
+                    // Later decisions are refused (the resolver resends
+                    // them), not queued for nobody.
+                    rx.close();
                 })?;
         }
         Ok(())
@@ -293,17 +297,23 @@ impl Company {
         if let Err(e) = bus.subscribe(REQUEST_FILTER) {
             log::warn!("broker {broker} not reachable yet ({e}); will keep trying");
         }
-        // Each request with what it follows in a trace (its message).
-        let (tx, rx) = bounded::<(RouteRequest, crate::wire::trace::Cause)>(self.cfg.workers * 64);
+        // Each request with what it follows in a trace (its message). A
+        // worker that finds no request parks at once: a channel's receive
+        // spins and calls `sched_yield` first, which on 2 busy cores cost
+        // the companies more CPU than the hand-off itself (see
+        // docs/performance.md).
+        let queue = Arc::new(Queue::<(RouteRequest, crate::wire::trace::Cause)>::new(
+            self.cfg.workers * 64,
+        ));
         for i in 0..self.cfg.workers {
             let me = self.clone();
-            let rx: Receiver<(RouteRequest, crate::wire::trace::Cause)> = rx.clone();
+            let queue = queue.clone();
             let bus = bus.clone();
             thread::Builder::new()
                 .name(format!("coord-{i}"))
                 .spawn(move || {
                     while !me.stop.load(Ordering::Relaxed) {
-                        let Ok((r, cause)) = rx.recv_timeout(Duration::from_millis(500)) else {
+                        let Some((r, cause)) = queue.pop(Duration::from_millis(500)) else {
                             continue;
                         };
                         crate::wire::trace::within(&cause, || {
@@ -328,10 +338,9 @@ impl Company {
                             continue;
                         }
                     };
-                    match tx.try_send((r, crate::wire::trace::cause())) {
+                    match queue.try_push((r, crate::wire::trace::cause())) {
                         Ok(()) => {}
-                        Err(TrySendError::Full((r, _)))
-                        | Err(TrySendError::Disconnected((r, _))) => {
+                        Err((r, _)) => {
                             // Overloaded: say so instead of leaving the vehicle
                             // waiting (nothing was started here for it).
                             let e = Error::unavailable("company overloaded; retry later");
