@@ -105,29 +105,23 @@ impl<T> Queue<T> {
     /// Queue `item`, waking one parked thread; `Err(item)` when full or
     /// closed.
     pub fn try_push(&self, item: T) -> Result<(), T> {
-        let mut q = lock(&self.state);
-        if q.closed || q.items.len() >= self.cap {
-            return Err(item);
-        }
-        q.items.push_back(item);
-        let wake = q.poppers > 0;
-        drop(q);
-        if wake {
-            self.items.notify_one();
-        }
-        Ok(())
+        self.push_if(item, false)
     }
 
     /// Queue `item`, waiting while the queue is full; `Err(item)` once it is
     /// closed.
     pub fn push(&self, item: T) -> Result<(), T> {
+        self.push_if(item, true)
+    }
+
+    fn push_if(&self, item: T, wait_for_room: bool) -> Result<(), T> {
         let mut q = lock(&self.state);
-        while !q.closed && q.items.len() >= self.cap {
+        while wait_for_room && !q.closed && q.items.len() >= self.cap {
             q.pushers += 1;
             q = wait(&self.room, q);
             q.pushers -= 1;
         }
-        if q.closed {
+        if q.closed || q.items.len() >= self.cap {
             return Err(item);
         }
         q.items.push_back(item);
