@@ -12,17 +12,13 @@ use super::company::{Company, CompanyConfig};
 use super::points::PointSet;
 use crate::runtime::cli::{opt, Args, Flag};
 use crate::runtime::config::{
-    self, addr, check_addr, server_args, server_flags, server_from_args, Node,
+    self, addr, check_addr, ms, server_args, server_flags, server_from_args, Node,
 };
 use crate::runtime::server::{announce, Server, ServerConfig};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn ms(d: Duration) -> String {
-    d.as_millis().to_string()
-}
 
 /// A `--broker` value: `HOST:PORT` or `mqtt://HOST:PORT`.
 pub(crate) fn check_broker(value: &str) -> Result<(), String> {
@@ -59,21 +55,14 @@ impl Node for BrokerNode {
     const ABOUT: &'static str =
         "topic publish/subscribe with +/# wildcards and $share groups (frota framing and MQTT 3.1.1)";
 
+    #[rustfmt::skip]
     fn flags(&self) -> Vec<Flag> {
         let mut f = server_flags(&self.server, "address for the frota-framed listener");
         f.splice(
             1..1,
             [
-                opt(
-                    "mqtt-listen",
-                    self.mqtt_listen.clone(),
-                    "address for the MQTT 3.1.1 listener ('off' disables; if busy, the broker warns and runs without it)",
-                ),
-                opt(
-                    "queue-len",
-                    self.queue_len.to_string(),
-                    "messages a frota-framed subscriber may have pending before it is dropped as slow",
-                ),
+                opt("mqtt-listen", self.mqtt_listen.clone(), "address for the MQTT 3.1.1 listener ('off' disables; if busy, the broker warns and runs without it)"),
+                opt("queue-len", self.queue_len.to_string(), "messages a frota-framed subscriber may have pending before it is dropped as slow"),
             ],
         );
         f
@@ -226,6 +215,7 @@ impl Node for CompanyNode {
         }
     }
 
+    #[rustfmt::skip]
     fn flags(&self) -> Vec<Flag> {
         let c = &self.company;
         let listen_help = if self.server.listen.is_empty() {
@@ -259,62 +249,18 @@ impl Node for CompanyNode {
         f.splice(
             2..2,
             [
-                opt(
-                    "broker",
-                    c.broker.clone().unwrap_or_default(),
-                    "broker: HOST:PORT (frota-broker, frota framing) or mqtt://HOST:PORT (any MQTT 3.1.1 broker, e.g. Mosquitto); '' = no broker",
-                ),
+                opt("broker", c.broker.clone().unwrap_or_default(), "broker: HOST:PORT (frota-broker, frota framing) or mqtt://HOST:PORT (any MQTT 3.1.1 broker, e.g. Mosquitto); '' = no broker"),
                 opt("data-dir", data_dir, data_help),
-                opt(
-                    "peers",
-                    peers_line(&c.peers),
-                    "every company NAME=HOST:PORT, this one included",
-                ),
-                opt(
-                    "points",
-                    c.points.clone().unwrap_or_default(),
-                    "charging points JSON file ('' = the built-in set)",
-                ),
-                opt(
-                    "hold-expiry-ms",
-                    ms(c.hold_expiry),
-                    "a hold not decided after this long makes its participant ask the coordinator",
-                ),
-                opt(
-                    "ask-interval-ms",
-                    ms(c.ask_interval),
-                    "how often in-doubt holds are asked about and unacknowledged decisions resent",
-                ),
-                opt(
-                    "peer-timeout-ms",
-                    ms(c.peer_timeout),
-                    "reply timeout for calls to other companies",
-                ),
-                opt(
-                    "forward-timeout-ms",
-                    ms(c.forward_timeout),
-                    "reply timeout for a route request forwarded to its coordinator",
-                ),
-                opt(
-                    "answer-window-ms",
-                    ms(c.answer_window),
-                    "retry horizon: how long a rejected request's answer is kept for retries (reserved ones are kept for good)",
-                ),
-                opt(
-                    "retry-wait-ms",
-                    ms(c.retry_wait),
-                    "how long a retry of an undecided request waits for its outcome before error 13",
-                ),
-                opt(
-                    "compact-every",
-                    c.compact_every.to_string(),
-                    "compact the coordinator log after this many records (0 = never)",
-                ),
-                opt(
-                    "workers",
-                    c.workers.to_string(),
-                    "coordinator threads for route requests from the broker",
-                ),
+                opt("peers", peers_line(&c.peers), "every company NAME=HOST:PORT, this one included"),
+                opt("points", c.points.clone().unwrap_or_default(), "charging points JSON file ('' = the built-in set)"),
+                opt("hold-expiry-ms", ms(c.hold_expiry), "a hold not decided after this long makes its participant ask the coordinator"),
+                opt("ask-interval-ms", ms(c.ask_interval), "how often in-doubt holds are asked about and unacknowledged decisions resent"),
+                opt("peer-timeout-ms", ms(c.peer_timeout), "reply timeout for calls to other companies"),
+                opt("forward-timeout-ms", ms(c.forward_timeout), "reply timeout for a route request forwarded to its coordinator"),
+                opt("answer-window-ms", ms(c.answer_window), "retry horizon: how long a rejected request's answer is kept for retries (reserved ones are kept for good)"),
+                opt("retry-wait-ms", ms(c.retry_wait), "how long a retry of an undecided request waits for its outcome before error 13"),
+                opt("compact-every", c.compact_every.to_string(), "compact the coordinator log after this many records (0 = never)"),
+                opt("workers", c.workers.to_string(), "coordinator threads for route requests from the broker"),
             ],
         );
         f

@@ -17,7 +17,7 @@ use super::peers;
 use super::terminal::{Terminal, TerminalConfig};
 use crate::runtime::cli::{opt, Args, Flag};
 use crate::runtime::config::{
-    self, addr, check_addr, server_args, server_flags, server_from_args, Node,
+    self, addr, check_addr, ms, server_args, server_flags, server_from_args, Node,
 };
 use crate::runtime::server::{announce, Server, ServerConfig};
 use std::net::{SocketAddr, UdpSocket};
@@ -32,10 +32,6 @@ fn server_at(listen: &str) -> ServerConfig {
     }
 }
 
-fn ms(d: Duration) -> String {
-    d.as_millis().to_string()
-}
-
 /// Where a node's heartbeats go: `--heartbeat-udp`, else the monitor's TCP
 /// address (it listens for UDP on the same port by default).
 fn heartbeat_target(heartbeat: &str, udp: &Option<String>) -> Result<SocketAddr, String> {
@@ -45,23 +41,12 @@ fn heartbeat_target(heartbeat: &str, udp: &Option<String>) -> Result<SocketAddr,
 
 /// The flags of a node that sends heartbeats (the backup, the terminals):
 /// the monitor's address, where the datagrams go if not there, how often.
+#[rustfmt::skip]
 fn beacon_flags(heartbeat: &str, udp: &Option<String>, interval: Duration) -> [Flag; 3] {
     [
-        opt(
-            "heartbeat",
-            heartbeat,
-            "the heartbeat monitor's TCP address",
-        ),
-        opt(
-            "heartbeat-udp",
-            udp.clone().unwrap_or_default(),
-            "where heartbeats go [default: --heartbeat]",
-        ),
-        opt(
-            "heartbeat-interval-ms",
-            ms(interval),
-            "send a heartbeat this often",
-        ),
+        opt("heartbeat", heartbeat, "the heartbeat monitor's TCP address"),
+        opt("heartbeat-udp", udp.clone().unwrap_or_default(), "where heartbeats go [default: --heartbeat]"),
+        opt("heartbeat-interval-ms", ms(interval), "send a heartbeat this often"),
     ]
 }
 
@@ -131,42 +116,19 @@ impl Node for HeartbeatNode {
         n
     }
 
+    #[rustfmt::skip]
     fn flags(&self) -> Vec<Flag> {
         let m = &self.monitor;
         let mut f = server_flags(&self.server, "TCP address for queries (alive)");
         f.splice(
             1..1,
             [
-                opt(
-                    "udp",
-                    self.udp.clone(),
-                    "UDP address heartbeats are sent to; the same HOST:PORT as --listen unless given (where the nodes send by default)",
-                ),
-                opt(
-                    "detector",
-                    m.detector.name(),
-                    "failure detector: fixed (dead after --timeout-ms of silence) or phi (phi accrual)",
-                ),
-                opt(
-                    "timeout-ms",
-                    ms(m.timeout),
-                    "fixed detector: a node silent this long is dead",
-                ),
-                opt(
-                    "phi-threshold",
-                    m.phi_threshold.to_string(),
-                    "phi detector: a node is dead when phi reaches this",
-                ),
-                opt(
-                    "heartbeat-interval-ms",
-                    ms(m.interval),
-                    "the interval nodes send heartbeats at (phi's first estimate; pause detection)",
-                ),
-                opt(
-                    "pause-grace-ms",
-                    "",
-                    "after the monitor itself was paused, judge nodes as of the pause this long [default: 2 x --heartbeat-interval-ms]",
-                ),
+                opt("udp", self.udp.clone(), "UDP address heartbeats are sent to; the same HOST:PORT as --listen unless given (where the nodes send by default)"),
+                opt("detector", m.detector.name(), "failure detector: fixed (dead after --timeout-ms of silence) or phi (phi accrual)"),
+                opt("timeout-ms", ms(m.timeout), "fixed detector: a node silent this long is dead"),
+                opt("phi-threshold", m.phi_threshold.to_string(), "phi detector: a node is dead when phi reaches this"),
+                opt("heartbeat-interval-ms", ms(m.interval), "the interval nodes send heartbeats at (phi's first estimate; pause detection)"),
+                opt("pause-grace-ms", "", "after the monitor itself was paused, judge nodes as of the pause this long [default: 2 x --heartbeat-interval-ms]"),
             ],
         );
         f
@@ -261,21 +223,14 @@ impl Node for InfodeskNode {
     const PROGRAM: &'static str = "frota-infodesk";
     const ABOUT: &'static str = "rental info desk: the address of a live terminal, round-robin";
 
+    #[rustfmt::skip]
     fn flags(&self) -> Vec<Flag> {
         let mut f = server_flags(&self.server, "TCP address to serve on");
         f.splice(
             1..1,
             [
-                opt(
-                    "heartbeat",
-                    self.heartbeat.clone(),
-                    "the heartbeat monitor's TCP address",
-                ),
-                opt(
-                    "query-timeout-ms",
-                    ms(self.query_timeout),
-                    "bound on one question to the monitor",
-                ),
+                opt("heartbeat", self.heartbeat.clone(), "the heartbeat monitor's TCP address"),
+                opt("query-timeout-ms", ms(self.query_timeout), "bound on one question to the monitor"),
             ],
         );
         f
@@ -346,26 +301,15 @@ impl Node for BackupNode {
     const ABOUT: &'static str =
         "rental backup: fsynced transaction log, vehicle places, system-wide pending queues";
 
+    #[rustfmt::skip]
     fn flags(&self) -> Vec<Flag> {
         let mut f = server_flags(&self.server, "TCP address to serve on");
         f.splice(
             1..1,
             [
-                opt(
-                    "data-dir",
-                    self.data_dir.display().to_string(),
-                    "directory of the log (rental.log); created if missing",
-                ),
-                opt(
-                    "claim-timeout-ms",
-                    ms(self.claim_timeout),
-                    "an allocated car nobody claims returns to stock after this",
-                ),
-                opt(
-                    "compact-every",
-                    self.compact_every.to_string(),
-                    "rewrite the log as a snapshot after this many records (0 = never)",
-                ),
+                opt("data-dir", self.data_dir.display().to_string(), "directory of the log (rental.log); created if missing"),
+                opt("claim-timeout-ms", ms(self.claim_timeout), "an allocated car nobody claims returns to stock after this"),
+                opt("compact-every", self.compact_every.to_string(), "rewrite the log as a snapshot after this many records (0 = never)"),
             ],
         );
         f.splice(
@@ -482,6 +426,7 @@ impl Node for TerminalNode {
         }
     }
 
+    #[rustfmt::skip]
     fn flags(&self) -> Vec<Flag> {
         let t = &self.terminal;
         let mut f = server_flags(
@@ -490,36 +435,16 @@ impl Node for TerminalNode {
         );
         f.insert(
             0,
-            opt(
-                "id",
-                t.id.to_string(),
-                "terminal number, 1..3 (names it terminal-N)",
-            ),
+            opt("id", t.id.to_string(), "terminal number, 1..3 (names it terminal-N)"),
         );
         f.splice(
             2..2,
             [
                 opt("backup", t.backup.clone(), "the backup's address"),
-                opt(
-                    "backup-timeout-ms",
-                    ms(t.backup_timeout),
-                    "bound on one call to the backup",
-                ),
-                opt(
-                    "peer-timeout-ms",
-                    ms(t.peer_timeout),
-                    "bound on one forwarded rent",
-                ),
-                opt(
-                    "callback-timeout-ms",
-                    ms(t.callback_timeout),
-                    "bound on one callback to a waiting client",
-                ),
-                opt(
-                    "sync-interval-ms",
-                    ms(t.sync_interval),
-                    "refresh stock and retry callbacks this often",
-                ),
+                opt("backup-timeout-ms", ms(t.backup_timeout), "bound on one call to the backup"),
+                opt("peer-timeout-ms", ms(t.peer_timeout), "bound on one forwarded rent"),
+                opt("callback-timeout-ms", ms(t.callback_timeout), "bound on one callback to a waiting client"),
+                opt("sync-interval-ms", ms(t.sync_interval), "refresh stock and retry callbacks this often"),
             ],
         );
         f.splice(

@@ -25,6 +25,7 @@ use crate::runtime::server::ServerConfig;
 use std::io;
 use std::net::ToSocketAddrs;
 use std::path::Path;
+use std::time::Duration;
 
 /// The default addresses, all on loopback (see README, "What runs where").
 pub mod addr {
@@ -74,7 +75,10 @@ A running node serves until it is stopped (Ctrl-C, kill, `make down`).
         Self::default()
     }
 
-    /// Every flag, with `self`'s values as the defaults shown.
+    /// Every flag, with `self`'s values as the defaults shown. Written as a
+    /// table, one flag a line — name, default, help — which
+    /// `#[rustfmt::skip]` keeps: split over five lines each, a node's flags
+    /// no longer read at a glance.
     fn flags(&self) -> Vec<Flag>;
 
     /// Read and check the flags (defaults filled in from [`Node::preset`]).
@@ -138,41 +142,23 @@ pub fn check_addr(flag: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// A duration as a `-ms` flag's value.
+pub fn ms(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
 /// Flags every server node shares (after its own): `--listen` first, then
 /// the runtime's limits, with `d`'s values as defaults.
+#[rustfmt::skip]
 pub fn server_flags(d: &ServerConfig, listen_help: &str) -> Vec<Flag> {
     vec![
         opt("listen", d.listen.clone(), listen_help),
-        opt(
-            "max-connections",
-            d.max_connections.to_string(),
-            "maximum concurrent connections",
-        ),
-        opt(
-            "idle-timeout-ms",
-            d.idle_timeout.as_millis().to_string(),
-            "close a connection idle this long",
-        ),
-        opt(
-            "frame-timeout-ms",
-            d.frame_timeout.as_millis().to_string(),
-            "a started frame must complete within this",
-        ),
-        opt(
-            "write-timeout-ms",
-            d.write_timeout.as_millis().to_string(),
-            "give up writing to a peer after this",
-        ),
-        opt(
-            "max-payload",
-            d.max_payload.to_string(),
-            "largest accepted payload in bytes",
-        ),
-        opt(
-            "link-faults",
-            d.link_faults.clone(),
-            "fault injection: HOST:PORT=drop|delay:MS,... on this node's links to peers",
-        ),
+        opt("max-connections", d.max_connections.to_string(), "maximum concurrent connections"),
+        opt("idle-timeout-ms", ms(d.idle_timeout), "close a connection idle this long"),
+        opt("frame-timeout-ms", ms(d.frame_timeout), "a started frame must complete within this"),
+        opt("write-timeout-ms", ms(d.write_timeout), "give up writing to a peer after this"),
+        opt("max-payload", d.max_payload.to_string(), "largest accepted payload in bytes"),
+        opt("link-faults", d.link_faults.clone(), "fault injection: HOST:PORT=drop|delay:MS,... on this node's links to peers"),
     ]
 }
 
@@ -197,9 +183,9 @@ pub fn server_args(s: &ServerConfig) -> Vec<String> {
     let mut v = Args::line(&[
         ("listen", s.listen.clone()),
         ("max-connections", s.max_connections.to_string()),
-        ("idle-timeout-ms", s.idle_timeout.as_millis().to_string()),
-        ("frame-timeout-ms", s.frame_timeout.as_millis().to_string()),
-        ("write-timeout-ms", s.write_timeout.as_millis().to_string()),
+        ("idle-timeout-ms", ms(s.idle_timeout)),
+        ("frame-timeout-ms", ms(s.frame_timeout)),
+        ("write-timeout-ms", ms(s.write_timeout)),
         ("max-payload", s.max_payload.to_string()),
     ]);
     if !s.link_faults.is_empty() {

@@ -4,12 +4,8 @@
 use super::vehicle::{self, SimConfig};
 use crate::ev::nodes::{check_broker, check_points};
 use crate::runtime::cli::{opt, Args, Flag};
-use crate::runtime::config::{addr, Node};
+use crate::runtime::config::{addr, ms, Node};
 use std::time::Duration;
-
-fn ms(d: Duration) -> String {
-    d.as_millis().to_string()
-}
 
 /// `frota-vehicle`: N simulated vehicles asking for 3-stop routes.
 #[derive(Debug, Clone)]
@@ -43,50 +39,19 @@ Exit status: 0 when every vehicle got an answer (reserved or rejected); 1 when o
 got none in time, or the broker cannot be reached; 2 for a bad flag.
 ";
 
+    #[rustfmt::skip]
     fn flags(&self) -> Vec<Flag> {
         let s = &self.sim;
         vec![
-            opt(
-                "broker",
-                s.broker.clone(),
-                "broker: HOST:PORT (frota framing) or mqtt://HOST:PORT (MQTT 3.1.1, e.g. Mosquitto)",
-            ),
+            opt("broker", s.broker.clone(), "broker: HOST:PORT (frota framing) or mqtt://HOST:PORT (MQTT 3.1.1, e.g. Mosquitto)"),
             opt("vehicles", s.vehicles.to_string(), "number of vehicles"),
-            opt(
-                "seed",
-                s.seed.to_string(),
-                "random seed (same seed, same routes)",
-            ),
-            opt(
-                "contended",
-                s.contended.to_string(),
-                "vehicles (from the first) that share routes on purpose",
-            ),
-            opt(
-                "group",
-                s.group.to_string(),
-                "vehicles per shared route among the contended ones",
-            ),
-            opt(
-                "timeout-ms",
-                ms(s.timeout),
-                "how long a vehicle waits for its answer",
-            ),
-            opt(
-                "status-interval-ms",
-                ms(s.status_interval),
-                "status publication period while waiting",
-            ),
-            opt(
-                "progress-ms",
-                ms(s.progress),
-                "print a progress line this often",
-            ),
-            opt(
-                "points",
-                s.points.clone().unwrap_or_default(),
-                "charging points JSON file ('' = the built-in set)",
-            ),
+            opt("seed", s.seed.to_string(), "random seed (same seed, same routes)"),
+            opt("contended", s.contended.to_string(), "vehicles (from the first) that share routes on purpose"),
+            opt("group", s.group.to_string(), "vehicles per shared route among the contended ones"),
+            opt("timeout-ms", ms(s.timeout), "how long a vehicle waits for its answer"),
+            opt("status-interval-ms", ms(s.status_interval), "status publication period while waiting"),
+            opt("progress-ms", ms(s.progress), "print a progress line this often"),
+            opt("points", s.points.clone().unwrap_or_default(), "charging points JSON file ('' = the built-in set)"),
         ]
     }
 

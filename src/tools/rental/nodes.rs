@@ -3,13 +3,9 @@
 
 use super::client_sim::{self, SimConfig, Verdict};
 use crate::runtime::cli::{opt, Args, Flag};
-use crate::runtime::config::{addr, check_addr, Node};
+use crate::runtime::config::{addr, check_addr, ms, Node};
 use std::path::PathBuf;
 use std::time::Duration;
-
-fn ms(d: Duration) -> String {
-    d.as_millis().to_string()
-}
 
 /// `frota-client`: the rental client simulator (the original cliente.py).
 #[derive(Debug, Clone)]
@@ -54,36 +50,17 @@ Exit status: 0 when no client ended in FAILURE; 1 when one did, or the request f
 cannot be read; 2 for a bad flag.
 ";
 
+    #[rustfmt::skip]
     fn flags(&self) -> Vec<Flag> {
         let s = &self.sim;
         vec![
             opt("infodesk", s.infodesk.clone(), "the info desk's address"),
-            opt(
-                "file",
-                self.file.display().to_string(),
-                "one vehicle class per line (Portuguese or English)",
-            ),
+            opt("file", self.file.display().to_string(), "one vehicle class per line (Portuguese or English)"),
             opt("clients", s.clients.to_string(), "concurrent clients"),
-            opt(
-                "time-scale",
-                s.time_scale.to_string(),
-                "multiplies every duration (0.1 = ten times faster)",
-            ),
-            opt(
-                "request-timeout-ms",
-                ms(s.request_timeout),
-                "bound on one request",
-            ),
-            opt(
-                "callback-host",
-                s.callback_host.clone(),
-                "address the callback listeners bind (terminals must reach it)",
-            ),
-            opt(
-                "seed",
-                self.seed.map(|s| s.to_string()).unwrap_or_default(),
-                "seed of the use-time random generator [default: clock]",
-            ),
+            opt("time-scale", s.time_scale.to_string(), "multiplies every duration (0.1 = ten times faster)"),
+            opt("request-timeout-ms", ms(s.request_timeout), "bound on one request"),
+            opt("callback-host", s.callback_host.clone(), "address the callback listeners bind (terminals must reach it)"),
+            opt("seed", self.seed.map(|s| s.to_string()).unwrap_or_default(), "seed of the use-time random generator [default: clock]"),
         ]
     }
 
