@@ -156,6 +156,16 @@ impl Ev {
             .collect()
     }
 
+    /// Each call, the 3 stops of a route no other route conflicts with (it
+    /// takes the next free windows).
+    fn fresh_route(&self) -> impl FnMut() -> Vec<Stop> + Send + 'static {
+        let (window, points) = (self.window.clone(), self.points.clone());
+        move || {
+            let k = window.fetch_add(10, Ordering::Relaxed);
+            stops_at(&points, k / 10, k)
+        }
+    }
+
     fn connect(&self, i: usize, via: Via) -> Client {
         let co = match via {
             Via::Turns => COMPANIES[i % COMPANIES.len()],
@@ -184,13 +194,12 @@ impl Ev {
         let tag = self.tag.fetch_add(1, Ordering::Relaxed);
         let make = |i: usize| -> Op {
             let mut c = self.connect(i, via);
-            let (window, points) = (self.window.clone(), self.points.clone());
+            let mut fresh = self.fresh_route();
             let reserved = self.reserved.clone();
             let mut n = 0u64;
             Box::new(move || {
                 n += 1;
-                let k = window.fetch_add(10, Ordering::Relaxed);
-                let stops = stops_at(&points, k / 10, k);
+                let stops = fresh();
                 let t = Instant::now();
                 let r = reserve(
                     &mut c,
@@ -233,16 +242,15 @@ impl Ev {
             bus.subscribe(&response)
                 .unwrap_or_else(|e| panic!("subscribe to {response}: {e}"));
             let topic = format!("vehicle/{vehicle}/request");
-            let (window, points) = (self.window.clone(), self.points.clone());
+            let mut fresh = self.fresh_route();
             let reserved = self.reserved.clone();
             let mut n = 0u64;
             Box::new(move || {
                 n += 1;
-                let k = window.fetch_add(10, Ordering::Relaxed);
                 let req = RouteRequest {
                     request_id: format!("{vehicle}-{n}"),
                     vehicle: vehicle.clone(),
-                    stops: stops_at(&points, k / 10, k),
+                    stops: fresh(),
                     reply_to: None,
                     forwarded: false,
                 };

@@ -28,6 +28,15 @@ pub fn opt(name: &'static str, default: impl Into<String>, help: impl Into<Strin
     }
 }
 
+/// The flags of `flags` named in `names` (in `flags`' order): a command
+/// that takes some of a node's flags shows that node's defaults and help.
+pub fn only(flags: Vec<Flag>, names: &[&str]) -> Vec<Flag> {
+    flags
+        .into_iter()
+        .filter(|f| names.contains(&f.name))
+        .collect()
+}
+
 /// A flag without a value.
 pub fn switch(name: &'static str, help: impl Into<String>) -> Flag {
     Flag {

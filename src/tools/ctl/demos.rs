@@ -37,6 +37,17 @@ impl Verdict {
         self
     }
 
+    /// A demo's last line, once its nodes are stopped: the verdict and how
+    /// long the demo took since `started`.
+    pub fn print_stopped(self, started: std::time::Instant) -> Verdict {
+        println!(
+            "{} (nodes stopped; {:.1} s)",
+            self.line(),
+            started.elapsed().as_secs_f64()
+        );
+        self
+    }
+
     /// A demo that could not run; the message says why and what to do.
     pub fn fail(command: &str, why: String) -> Verdict {
         let v = Verdict::new(command, false, why);

@@ -763,18 +763,12 @@ pub fn run(args: &[String]) -> i32 {
         .and_then(|c| c.parse::<usize>().ok())
         .filter(|c| *c >= 40)
         .unwrap_or(100);
+    #[rustfmt::skip]
     let flags = [
         switch("mermaid", "a Mermaid sequenceDiagram instead of the text ladder"),
-        opt(
-            "width",
-            default_width.to_string(),
-            "fit the ladder to this many columns: columns narrow, long names and labels are cut with '…', and when the nodes do not fit side by side it becomes a list (0 = as wide as it needs; the default is $COLUMNS when set)",
-        ),
+        opt("width", default_width.to_string(), "fit the ladder to this many columns: columns narrow, long names and labels are cut with '…', and when the nodes do not fit side by side it becomes a list (0 = as wide as it needs; the default is $COLUMNS when set)"),
         switch("list", "one message per line (time, from → to, message) instead of a ladder"),
-        switch(
-            "causal",
-            "draw in causal order with numbered steps instead of time order: the same drawing on every run of the same flow (what make traces writes); the ladder is as wide as it needs",
-        ),
+        switch("causal", "draw in causal order with numbered steps instead of time order: the same drawing on every run of the same flow (what make traces writes); the ladder is as wide as it needs"),
     ];
     let a = match Args::parse_sub_with_paths(
         "frota-ctl trace",
@@ -894,19 +888,12 @@ mod tests {
         );
 
         let mut many = Vec::new();
-        let nodes = [
-            "heartbeat",
-            "backup",
-            "terminal-1",
-            "terminal-2",
-            "terminal-3",
-            "infodesk",
-            "broker",
-            "company-A",
-            "company-B",
-            "company-C",
-            "peer 127.0.0.1:54321",
-        ];
+        let ev_nodes = ["broker", "company-A", "company-B", "company-C"];
+        let nodes: Vec<&str> = crate::tools::rental::cluster::NODES
+            .into_iter()
+            .chain(ev_nodes)
+            .chain(["peer 127.0.0.1:54321"])
+            .collect();
         for (i, n) in nodes.iter().enumerate() {
             many.push(ev(i as u64 * 100, "ctl", n, long, false));
             many.push(ev(i as u64 * 100 + 50, n, "ctl", "ping_ok", true));

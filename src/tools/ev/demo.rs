@@ -18,7 +18,7 @@ use super::cluster::{BrokerKind, EvBins, EvCluster, EvOptions};
 use super::mosquitto;
 use super::nodes::VehiclesNode;
 use super::vehicle::{self, SimConfig};
-use crate::runtime::cli::{opt, Args, Flag};
+use crate::runtime::cli::{only, opt, Args, Flag};
 use crate::runtime::config::{addr, Node};
 use crate::tools::ctl::demos::Verdict;
 use std::path::PathBuf;
@@ -90,47 +90,22 @@ pub fn run_verdict(args: &[String]) -> Verdict {
         println!("{l}");
     }
     drop(cluster);
-    let v = verdict(&report, audit.ok, groups_ok);
-    println!(
-        "{} (nodes stopped; {:.1} s)",
-        v.line(),
-        started.elapsed().as_secs_f64()
-    );
-    v
+    verdict(&report, audit.ok, groups_ok).print_stopped(started)
 }
 
 /// The demo's flags: the vehicle simulator's own (and their defaults, the
 /// binaries', crate::runtime::config), then the deployment's.
+#[rustfmt::skip]
 fn flags() -> Vec<Flag> {
     let port = |a: &str| a.rsplit(':').next().unwrap_or("0").to_string();
     let own = ["vehicles", "seed", "contended", "group", "timeout-ms"];
-    let mut flags: Vec<_> = VehiclesNode::default()
-        .flags()
-        .into_iter()
-        .filter(|f| own.contains(&f.name))
-        .collect();
+    let mut flags = only(VehiclesNode::default().flags(), &own);
     flags.extend([
         opt("hold-expiry-ms", "3000", "companies' hold expiry"),
-        opt(
-            "base-port",
-            port(addr::BROKER),
-            "broker port; companies A, B, C use the next three, as their defaults do (0 = free ports)",
-        ),
-        opt(
-            "broker-kind",
-            "frota",
-            "frota (frota-broker) or mosquitto (a real Mosquitto; companies and vehicles use MQTT)",
-        ),
-        opt(
-            "mqtt-port",
-            port(addr::MQTT),
-            "MQTT port: frota-broker's MQTT listener, or Mosquitto's (0 = a free port)",
-        ),
-        opt(
-            "data-dir",
-            "data",
-            "companies' data (company-a, ...), wiped first",
-        ),
+        opt("base-port", port(addr::BROKER), "broker port; companies A, B, C use the next three, as their defaults do (0 = free ports)"),
+        opt("broker-kind", "frota", "frota (frota-broker) or mosquitto (a real Mosquitto; companies and vehicles use MQTT)"),
+        opt("mqtt-port", port(addr::MQTT), "MQTT port: frota-broker's MQTT listener, or Mosquitto's (0 = a free port)"),
+        opt("data-dir", "data", "companies' data (company-a, ...), wiped first"),
         opt("log-dir", "logs", "node logs"),
     ]);
     flags

@@ -4,7 +4,7 @@ use super::audit;
 use super::client_sim::{self, SimConfig, Verdict};
 use super::cluster::{Bins, ClusterOptions, RentalCluster};
 use super::nodes::ClientsNode;
-use crate::runtime::cli::{opt, switch, Args, Flag};
+use crate::runtime::cli::{only, opt, switch, Args, Flag};
 use crate::runtime::config::Node;
 use crate::tools::ctl::demos::Verdict as V;
 use std::path::PathBuf;
@@ -82,31 +82,18 @@ pub fn run_verdict(command: (&str, &str), args: &[String]) -> V {
     );
     println!("{}", report.verdict);
     drop(cluster);
-    let v = verdict(report.ok, &outcomes);
-    println!(
-        "{} (nodes stopped; {:.1} s)",
-        v.line(),
-        started.elapsed().as_secs_f64()
-    );
-    v
+    verdict(report.ok, &outcomes).print_stopped(started)
 }
 
 /// The demo's flags: the clients' own (and their defaults, frota-client's,
 /// crate::runtime::config), then where logs and data go.
+#[rustfmt::skip]
 fn flags() -> Vec<Flag> {
     let own = ["file", "time-scale", "clients", "seed"];
-    let mut flags: Vec<_> = ClientsNode::default()
-        .flags()
-        .into_iter()
-        .filter(|f| own.contains(&f.name))
-        .collect();
+    let mut flags = only(ClientsNode::default().flags(), &own);
     flags.extend([
         opt("logs", "logs", "node logs go here"),
-        opt(
-            "data",
-            "data",
-            "node data goes here (data/backup is wiped first)",
-        ),
+        opt("data", "data", "node data goes here (data/backup is wiped first)"),
         opt("progress-ms", "3000", "print a progress line this often"),
     ]);
     flags
@@ -170,18 +157,11 @@ fn verdict(audit_ok: bool, outcomes: &[client_sim::Outcome]) -> V {
 }
 
 pub fn audit_cmd(args: &[String]) -> i32 {
+    #[rustfmt::skip]
     let flags = [
         opt("backup", "127.0.0.1:7002", "the backup's address"),
-        opt(
-            "heartbeat",
-            "127.0.0.1:7000",
-            "the heartbeat monitor's TCP address",
-        ),
-        opt(
-            "attempts",
-            "5",
-            "retry a mismatch this many times (views may trail by a moment)",
-        ),
+        opt("heartbeat", "127.0.0.1:7000", "the heartbeat monitor's TCP address"),
+        opt("attempts", "5", "retry a mismatch this many times (views may trail by a moment)"),
         opt("timeout-ms", "5000", "bound on each request to a node"),
         switch("json", "print the verdict as JSON"),
     ];

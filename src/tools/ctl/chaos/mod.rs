@@ -81,25 +81,14 @@ struct Options {
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options, i32> {
+        #[rustfmt::skip]
         let flags = [
-            opt(
-                "seed",
-                "1",
-                "seed of the kill/restart schedule and of the load",
-            ),
+            opt("seed", "1", "seed of the kill/restart schedule and of the load"),
             opt("duration-s", "60", "how long the driver kills and restarts"),
-            opt(
-                "dir",
-                "run/chaos",
-                "data and node logs go here (wiped first)",
-            ),
+            opt("dir", "run/chaos", "data and node logs go here (wiped first)"),
             opt("clients", "4", "concurrent rental clients"),
             opt("vehicles", "4", "concurrent EV vehicles"),
-            opt(
-                "settle-s",
-                "30",
-                "after healing, bound on in-flight work and audits",
-            ),
+            opt("settle-s", "30", "after healing, bound on in-flight work and audits"),
             opt("progress-ms", "3000", "print a progress line this often"),
         ];
         let a = Args::parse_sub(
