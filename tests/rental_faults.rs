@@ -343,10 +343,7 @@ fn car_at_an_unreachable_terminal_reaches_the_waiting_client_when_it_returns() {
     struct Listener(Mutex<Vec<Body>>);
     impl Handler for Listener {
         fn info(&self) -> NodeInfo {
-            NodeInfo {
-                name: "c".into(),
-                role: "client".into(),
-            }
+            NodeInfo::new("c", "client")
         }
         fn help(&self) -> Vec<MessageHelp> {
             vec![MessageHelp::new("car_ready", "callback", "{}")]

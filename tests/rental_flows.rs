@@ -52,10 +52,7 @@ fn check(c: &RentalCluster, rid: &str) -> Body {
 struct Listener(Mutex<Vec<Body>>);
 impl Handler for Listener {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "test-client".into(),
-            role: "client".into(),
-        }
+        NodeInfo::new("test-client", "client")
     }
     fn help(&self) -> Vec<MessageHelp> {
         vec![MessageHelp::new("car_ready", "callback", "{}")]

@@ -10,10 +10,7 @@ use std::sync::Arc;
 struct Echo;
 impl Handler for Echo {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "echo-1".into(),
-            role: "echo".into(),
-        }
+        NodeInfo::new("echo-1", "echo")
     }
     fn help(&self) -> Vec<MessageHelp> {
         vec![MessageHelp::new(

@@ -569,10 +569,7 @@ pub const HELP: [MessageHelp; 9] = [
 
 impl Handler for Backup {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "backup".into(),
-            role: "backup".into(),
-        }
+        NodeInfo::new("backup", "backup")
     }
 
     fn help(&self) -> Vec<MessageHelp> {

@@ -54,10 +54,7 @@ impl InfoDesk {
 
 impl Handler for InfoDesk {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "infodesk".into(),
-            role: "infodesk".into(),
-        }
+        NodeInfo::new("infodesk", "infodesk")
     }
 
     fn help(&self) -> Vec<MessageHelp> {

@@ -454,10 +454,7 @@ pub const HELP: [MessageHelp; 1] = [MessageHelp::new(
 
 impl Handler for Monitor {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "heartbeat".into(),
-            role: "heartbeat".into(),
-        }
+        NodeInfo::new("heartbeat", "heartbeat")
     }
 
     fn help(&self) -> Vec<MessageHelp> {

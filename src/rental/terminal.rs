@@ -568,10 +568,7 @@ pub const HELP: [MessageHelp; 5] = [
 
 impl Handler for Terminal {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: self.name.clone(),
-            role: "terminal".into(),
-        }
+        NodeInfo::new(&self.name, "terminal")
     }
 
     fn help(&self) -> Vec<MessageHelp> {

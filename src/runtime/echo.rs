@@ -46,10 +46,7 @@ impl Echo {
 
 impl Handler for Echo {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: self.name.clone(),
-            role: self.role.clone(),
-        }
+        NodeInfo::new(&self.name, &self.role)
     }
 
     fn help(&self) -> Vec<MessageHelp> {

@@ -31,6 +31,15 @@ pub struct NodeInfo {
     pub role: String,
 }
 
+impl NodeInfo {
+    pub fn new(name: impl Into<String>, role: impl Into<String>) -> NodeInfo {
+        NodeInfo {
+            name: name.into(),
+            role: role.into(),
+        }
+    }
+}
+
 /// One line of `help`: a message type, what it does, and an example that
 /// works as typed into netcat.
 #[derive(Debug, Clone)]
@@ -286,8 +295,6 @@ const BUILTINS: [MessageHelp; 4] = [
 /// Counters the runtime keeps for every node (shown in `status`).
 #[derive(Default)]
 struct Counters {
-    accepted: AtomicU64,
-    refused: AtomicU64,
     requests: AtomicU64,
     /// Shared with deferred replies, which count their own errors.
     errors: Arc<AtomicU64>,
@@ -300,10 +307,8 @@ struct Shared<H: Handler> {
     cfg: ServerConfig,
     kinds: HashSet<&'static str>,
     started: Instant,
-    live: Arc<AtomicUsize>,
-    next_conn: AtomicU64,
+    gate: AcceptGate,
     counters: Counters,
-    stop: AtomicBool,
     /// Open connections, so shutdown can wake their threads.
     conns: Mutex<HashMap<u64, Writer>>,
 }
@@ -376,18 +381,16 @@ impl Server {
             .collect();
         let shared = Arc::new(Shared {
             handler,
+            gate: AcceptGate::new("conn", "", cfg.max_connections, cfg.stack_size),
             cfg,
             kinds,
             started: Instant::now(),
-            live: Arc::new(AtomicUsize::new(0)),
-            next_conn: AtomicU64::new(1),
             counters: Counters::default(),
-            stop: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
         });
         let for_stop = shared.clone();
         let stop = Arc::new(move || {
-            for_stop.stop.store(true, Ordering::SeqCst);
+            for_stop.gate.stop.store(true, Ordering::SeqCst);
             // Wake the accept loop, which is blocked in accept().
             let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
             let conns = lock(&for_stop.conns);
@@ -427,18 +430,7 @@ impl Server {
 
 fn accept_loop<H: Handler>(listener: TcpListener, shared: Arc<Shared<H>>) {
     let s = shared.clone();
-    let gate = AcceptGate {
-        thread_prefix: "conn",
-        label: "",
-        stop: &shared.stop,
-        live: &shared.live,
-        next_id: &shared.next_conn,
-        accepted: &shared.counters.accepted,
-        refused: &shared.counters.refused,
-        max_connections: shared.cfg.max_connections,
-        stack_size: shared.cfg.stack_size,
-    };
-    gate.run(
+    shared.gate.run(
         listener,
         |stream| refuse(stream, shared.cfg.max_connections),
         move |id, stream| {
@@ -454,27 +446,46 @@ fn accept_loop<H: Handler>(listener: TcpListener, shared: Arc<Shared<H>>) {
 /// the small-stack thread per connection and the live count, so the two
 /// cannot drift apart. Shutdown: set `stop`, then connect once to wake
 /// `accept()`.
-pub(crate) struct AcceptGate<'a> {
+pub(crate) struct AcceptGate {
     /// Connection threads are named `<thread_prefix>-<id>`.
-    pub thread_prefix: &'static str,
+    thread_prefix: &'static str,
     /// Put before "accept failed" in the log (`""` or `"mqtt "`).
-    pub label: &'static str,
-    pub stop: &'a AtomicBool,
+    label: &'static str,
+    max_connections: usize,
+    stack_size: usize,
+    pub stop: AtomicBool,
     /// Open connections; each thread takes itself off when it ends, so it
     /// holds its own handle on the count.
-    pub live: &'a Arc<AtomicUsize>,
-    pub next_id: &'a AtomicU64,
-    pub accepted: &'a AtomicU64,
-    pub refused: &'a AtomicU64,
-    pub max_connections: usize,
-    pub stack_size: usize,
+    pub live: Arc<AtomicUsize>,
+    next_id: AtomicU64,
+    pub accepted: AtomicU64,
+    pub refused: AtomicU64,
 }
 
-impl AcceptGate<'_> {
+impl AcceptGate {
+    pub(crate) fn new(
+        thread_prefix: &'static str,
+        label: &'static str,
+        max_connections: usize,
+        stack_size: usize,
+    ) -> AcceptGate {
+        AcceptGate {
+            thread_prefix,
+            label,
+            max_connections,
+            stack_size,
+            stop: AtomicBool::new(false),
+            live: Arc::new(AtomicUsize::new(0)),
+            next_id: AtomicU64::new(1),
+            accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
     /// Accept until `stop` is set: over the cap `refuse` gets the stream
     /// (and must not block for long); otherwise `serve(id, stream)` runs on
     /// a new thread, which is counted in `live` until it returns.
-    pub(crate) fn run<R, S>(self, listener: TcpListener, refuse: R, serve: S)
+    pub(crate) fn run<R, S>(&self, listener: TcpListener, refuse: R, serve: S)
     where
         R: Fn(TcpStream),
         S: Fn(u64, TcpStream) + Clone + Send + 'static,
@@ -542,7 +553,7 @@ fn serve_connection<H: Handler>(shared: &Shared<H>, id: u64, stream: TcpStream) 
     };
     let writer = conn.writer();
     lock(&shared.conns).insert(id, writer.clone());
-    if shared.stop.load(Ordering::SeqCst) {
+    if shared.gate.stop.load(Ordering::SeqCst) {
         return;
     }
     let peer = conn.peer();
@@ -573,7 +584,7 @@ fn serve_connection<H: Handler>(shared: &Shared<H>, id: u64, stream: TcpStream) 
             }
             Err(ReadError::Io(_)) => return,
         };
-        if shared.stop.load(Ordering::SeqCst) {
+        if shared.gate.stop.load(Ordering::SeqCst) {
             return;
         }
         // Requests are answered in order: an earlier deferred reply first.
@@ -663,10 +674,10 @@ fn status_body<H: Handler>(shared: &Shared<H>) -> Body {
         "role": info.role,
         "uptime_ms": shared.started.elapsed().as_millis() as u64,
         "connections": {
-            "open": shared.live.load(Ordering::SeqCst),
+            "open": shared.gate.live.load(Ordering::SeqCst),
             "max": shared.cfg.max_connections,
-            "accepted": c.accepted.load(Ordering::Relaxed),
-            "refused": c.refused.load(Ordering::Relaxed),
+            "accepted": shared.gate.accepted.load(Ordering::Relaxed),
+            "refused": shared.gate.refused.load(Ordering::Relaxed),
             "broken_streams": c.broken_streams.load(Ordering::Relaxed),
             "timed_out": c.timeouts.load(Ordering::Relaxed),
         },

@@ -296,10 +296,7 @@ impl Broker {
 
 impl Handler for Broker {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: "broker".into(),
-            role: "broker".into(),
-        }
+        NodeInfo::new("broker", "broker")
     }
 
     fn help(&self) -> Vec<MessageHelp> {

@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -99,8 +99,6 @@ pub fn mqtt_config(cfg: &ServerConfig) -> MqttConfig {
 /// Counters shown in `status`.
 #[derive(Default)]
 struct Counters {
-    accepted: AtomicU64,
-    refused: AtomicU64,
     malformed: AtomicU64,
     timeouts: AtomicU64,
     connacks_refused: AtomicU64,
@@ -111,9 +109,7 @@ struct Counters {
 struct Shared {
     bus: Arc<Bus>,
     cfg: MqttConfig,
-    stop: AtomicBool,
-    live: Arc<AtomicUsize>,
-    gate_ids: AtomicU64,
+    gate: AcceptGate,
     counters: Counters,
     /// Open sockets, so shutdown can wake their threads.
     sockets: Mutex<HashMap<ConnId, PacketWriter>>,
@@ -134,10 +130,8 @@ pub fn serve_mqtt(listen: &str, bus: Arc<Bus>, cfg: MqttConfig) -> io::Result<Mq
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         bus,
+        gate: AcceptGate::new("mqtt", "mqtt ", cfg.max_connections, cfg.stack_size),
         cfg,
-        stop: AtomicBool::new(false),
-        live: Arc::new(AtomicUsize::new(0)),
-        gate_ids: AtomicU64::new(1),
         counters: Counters::default(),
         sockets: Mutex::new(HashMap::new()),
     });
@@ -176,7 +170,7 @@ impl MqttServer {
     /// do not publish their wills.
     pub fn shutdown(mut self) {
         let s = &self.shared;
-        s.stop.store(true, Ordering::SeqCst);
+        s.gate.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop, blocked in accept().
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         for w in lock(&s.sockets).values() {
@@ -186,7 +180,7 @@ impl MqttServer {
             let _ = h.join();
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        while s.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        while s.gate.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -212,10 +206,10 @@ impl MqttStats {
         let c = &s.counters;
         json!({
             "listen": self.addr.to_string(),
-            "open": s.live.load(Ordering::SeqCst),
+            "open": s.gate.live.load(Ordering::SeqCst),
             "max": s.cfg.max_connections,
-            "accepted": c.accepted.load(Ordering::Relaxed),
-            "refused": c.refused.load(Ordering::Relaxed),
+            "accepted": s.gate.accepted.load(Ordering::Relaxed),
+            "refused": s.gate.refused.load(Ordering::Relaxed),
             "connack_refused": c.connacks_refused.load(Ordering::Relaxed),
             "malformed": c.malformed.load(Ordering::Relaxed),
             "timed_out": c.timeouts.load(Ordering::Relaxed),
@@ -272,22 +266,13 @@ pub fn serve(
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let s = shared.clone();
-    let gate = AcceptGate {
-        thread_prefix: "mqtt",
-        label: "mqtt ",
-        stop: &shared.stop,
-        live: &shared.live,
-        next_id: &shared.gate_ids,
-        accepted: &shared.counters.accepted,
-        refused: &shared.counters.refused,
-        max_connections: shared.cfg.max_connections,
-        stack_size: shared.cfg.stack_size,
-    };
-    gate.run(listener, refuse_over_cap, move |_, stream| {
-        let id = s.bus.fresh_id();
-        run_connection(&s, id, stream);
-        lock(&s.sockets).remove(&id);
-    });
+    shared
+        .gate
+        .run(listener, refuse_over_cap, move |_, stream| {
+            let id = s.bus.fresh_id();
+            run_connection(&s, id, stream);
+            lock(&s.sockets).remove(&id);
+        });
 }
 
 /// Past the cap a client gets CONNACK 3 without us reading its CONNECT (an
@@ -402,7 +387,7 @@ fn run_connection(shared: &Arc<Shared>, id: ConnId, stream: TcpStream) {
         Err(_) => return,
     };
     lock(&shared.sockets).insert(id, writer.clone());
-    if shared.stop.load(Ordering::SeqCst) {
+    if shared.gate.stop.load(Ordering::SeqCst) {
         return;
     }
     let mut reader = PacketReader::new(stream, cfg.max_packet);
@@ -410,7 +395,7 @@ fn run_connection(shared: &Arc<Shared>, id: ConnId, stream: TcpStream) {
         Ok(keep_alive) => connected(shared, &mut reader, &writer, id, keep_alive),
         Err(end) => end,
     };
-    let graceful = matches!(end, End::Clean) || shared.stop.load(Ordering::SeqCst);
+    let graceful = matches!(end, End::Clean) || shared.gate.stop.load(Ordering::SeqCst);
     shared.bus.with(|c| c.mqtt_closed(id, graceful));
     shared.bus.unregister(id);
     match end {
@@ -548,7 +533,7 @@ fn read_loop(
     let mut last_packet = Instant::now();
     let mut held = false;
     loop {
-        if shared.stop.load(Ordering::SeqCst) {
+        if shared.gate.stop.load(Ordering::SeqCst) {
             return End::Clean;
         }
         // While acks are held, wake up after `ack_hold` to send them anyway.

@@ -464,10 +464,7 @@ fn parse_request(topic: &str, payload: Value) -> Result<RouteRequest, String> {
 
 impl Handler for Company {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: format!("company-{}", self.cfg.name),
-            role: "company".into(),
-        }
+        NodeInfo::new(format!("company-{}", self.cfg.name), "company")
     }
 
     fn help(&self) -> Vec<MessageHelp> {

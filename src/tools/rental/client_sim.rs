@@ -206,10 +206,7 @@ impl Mailbox {
 
 impl Handler for Listener {
     fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: self.name.clone(),
-            role: "client".into(),
-        }
+        NodeInfo::new(&self.name, "client")
     }
     fn help(&self) -> Vec<MessageHelp> {
         vec![MessageHelp::new(
