@@ -83,7 +83,7 @@ impl JsonClient {
             ack_timeout: cfg.request_timeout,
             retries: cfg.retries,
             write_timeout: cfg.request_timeout,
-            max_packet: cfg.max_payload.saturating_add(64 * 1024),
+            max_packet: super::packet_bound(cfg.max_payload),
             ..ClientConfig::default()
         };
         JsonClient::with_config(broker, mcfg, &fresh_id_base())

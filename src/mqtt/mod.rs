@@ -25,3 +25,10 @@ pub mod topic;
 
 pub use client::{parse_mqtt_url, ClientConfig, ClientError, MqttClient};
 pub use json::JsonClient;
+
+/// The largest MQTT packet that carries a frota payload of `max_payload`
+/// bytes: room for the topic and header around it. The broker's MQTT
+/// listener and frota's MQTT client both size their bound so.
+pub fn packet_bound(max_payload: usize) -> usize {
+    max_payload.saturating_add(64 * 1024)
+}

@@ -90,8 +90,7 @@ pub fn mqtt_config(cfg: &ServerConfig) -> MqttConfig {
         packet_timeout: cfg.frame_timeout,
         write_timeout: cfg.write_timeout,
         idle_timeout: cfg.idle_timeout,
-        // Room for the topic and header around the largest payload.
-        max_packet: cfg.max_payload.saturating_add(64 * 1024),
+        max_packet: crate::mqtt::packet_bound(cfg.max_payload),
         ..MqttConfig::default()
     }
 }

@@ -31,6 +31,7 @@ use crate::runtime::client::Pool;
 use crate::runtime::crash;
 use crate::runtime::wake::Queue;
 use crate::runtime::wal::Wal;
+use crate::sync::lock;
 use crate::wire::error::{Code, Error};
 use crate::wire::message::{body, to_body, Body};
 use crossbeam_channel::{bounded, Sender};
@@ -231,7 +232,7 @@ impl Coordinator {
     }
 
     fn lock(&self) -> MutexGuard<'_, twopc::Coordinator> {
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.core)
     }
 
     fn now(&self) -> u64 {
@@ -353,7 +354,7 @@ impl Coordinator {
         if !crate::wire::trace::enabled() {
             return;
         }
-        let mut ends = crate::sync::lock(&self.ends);
+        let mut ends = lock(&self.ends);
         let c = ends.remove(txn).unwrap_or_default();
         ends.insert(txn.to_string(), c.join(&crate::wire::trace::cause()));
     }
@@ -362,7 +363,7 @@ impl Coordinator {
         if !crate::wire::trace::enabled() {
             return crate::wire::trace::Cause::default();
         }
-        let mut ends = crate::sync::lock(&self.ends);
+        let mut ends = lock(&self.ends);
         ends.remove(txn).unwrap_or_default()
     }
 
@@ -470,19 +471,12 @@ impl Coordinator {
     fn register(&self) -> (ReplyTo, crossbeam_channel::Receiver<Result<Answer, Error>>) {
         let token = next_token();
         let (tx, rx) = bounded(1);
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token.0, tx);
+        lock(&self.waiting).insert(token.0, tx);
         (token, rx)
     }
 
     fn reply(&self, to: ReplyTo, answer: Result<Answer, Error>) {
-        let tx = self
-            .waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&to.0);
+        let tx = lock(&self.waiting).remove(&to.0);
         if let Some(tx) = tx {
             let _ = tx.send(answer);
         }
@@ -500,10 +494,7 @@ impl Coordinator {
         self.drive(w);
         let r = rx.recv_timeout(wait).ok();
         if r.is_none() {
-            self.waiting
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&token.0);
+            lock(&self.waiting).remove(&token.0);
         }
         r
     }
