@@ -17,11 +17,8 @@
 //! is an error (a renamed scenario must not leave a stale copy behind).
 
 use super::scenarios;
+use crate::runtime::cli::{opt, Args};
 use std::path::{Path, PathBuf};
-
-const USAGE: &str = "usage: frota-ctl trace-embed [--dir DIR] FILE...
-  refreshes every region <!-- trace:NAME[.txt|.md] --> ... <!-- /trace --> of each
-  FILE with DIR/NAME.txt (as a text block) or DIR/NAME.md (default DIR: docs/traces)";
 
 /// The names of `doc`'s regions, in order.
 pub fn regions(doc: &str) -> Vec<&str> {
@@ -54,36 +51,21 @@ pub fn refresh(doc: &str, dir: &Path) -> Result<String, String> {
     Ok(out)
 }
 
-fn bad(msg: &str) -> i32 {
-    eprintln!(
-        "{}",
-        crate::runtime::cli::bad_usage_text("frota-ctl trace-embed", msg)
-    );
-    2
-}
-
 pub fn run(args: &[String]) -> i32 {
-    let mut dir = PathBuf::from("docs/traces");
-    let mut files = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return 0;
-            }
-            "--dir" => match it.next() {
-                Some(d) => dir = PathBuf::from(d),
-                None => return bad("--dir needs a directory, e.g. --dir docs/traces"),
-            },
-            f if f.starts_with('-') => {
-                return bad(&format!("unknown flag '{f}' (the flag is --dir)"))
-            }
-            f => files.push(PathBuf::from(f)),
-        }
-    }
+    let flags = [opt("dir", "docs/traces", "where the diagrams are")];
+    let a = match Args::parse_sub_with_paths(
+        "frota-ctl trace-embed",
+        "`frota-ctl trace-embed [--dir DIR] FILE...` refreshes every region <!-- trace:NAME[.txt|.md] --> ... <!-- /trace --> of each FILE with DIR/NAME.txt (as a text block) or DIR/NAME.md",
+        &flags,
+        args,
+    ) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let dir = PathBuf::from(a.string("dir"));
+    let files: Vec<PathBuf> = a.positional.iter().map(PathBuf::from).collect();
     if files.is_empty() {
-        return bad("name at least one file, e.g. docs/learn/*.md");
+        return a.bad("name at least one file, e.g. docs/learn/*.md");
     }
     for f in &files {
         let done = std::fs::read_to_string(f)

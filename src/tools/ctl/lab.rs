@@ -12,6 +12,7 @@
 
 use super::trace::{render_mermaid, render_text_steps, Event};
 use crate::ev::twopc::Rules;
+use crate::runtime::cli::{opt, switch, Args};
 use crate::tools::ev::sim::{self, Config, Invariant, Report};
 
 /// One lab: a rule, the simulator without it, and what to look for.
@@ -262,42 +263,33 @@ pub fn mermaid(f: &Found) -> String {
     format!("```mermaid\n{}```\n", render_mermaid(&ev))
 }
 
-const USAGE: &str = "usage: frota-ctl lab [NAME | all] [--mermaid] [--out DIR] [--quiet]
-  without NAME: list the labs. With NAME: run that lab — the 2PC simulator
-  with one safety rule off — and print the shortest counterexample found as
-  a ladder diagram with the violated invariant named (exit 0 when found).
-  all: every lab, one after the other. --mermaid: also print it as Mermaid.
-  --out DIR: also write DIR/lab-<name>.txt and .md (make traces does, to docs/traces)
-  --quiet: only each lab's last line";
-
 pub fn run(args: &[String]) -> i32 {
-    let mut name = None;
-    let mut mermaid_too = false;
-    let mut quiet = false;
-    let mut out = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return 0;
-            }
-            "--mermaid" => mermaid_too = true,
-            "--quiet" => quiet = true,
-            "--out" => match it.next() {
-                Some(d) => out = Some(std::path::PathBuf::from(d)),
-                None => {
-                    eprintln!("{USAGE}");
-                    return 2;
-                }
-            },
-            n if !n.starts_with('-') && name.is_none() => name = Some(n.to_string()),
-            other => {
-                eprintln!("frota-ctl lab: unknown argument '{other}'\n{USAGE}");
-                return 2;
-            }
+    #[rustfmt::skip]
+    let flags = [
+        switch("mermaid", "also print the counterexample as Mermaid"),
+        opt("out", "", "also write DIR/lab-<name>.txt and .md (make traces does, to docs/traces)"),
+        switch("quiet", "only each lab's last line"),
+    ];
+    let a = match Args::parse_sub_with_paths(
+        "frota-ctl lab",
+        "without a NAME, list the labs; `frota-ctl lab NAME` runs that lab — the 2PC simulator with one safety rule off — and prints the shortest counterexample found as a ladder diagram with the violated invariant named (exit 0 when found); `frota-ctl lab all` runs every lab, one after the other",
+        &flags,
+        args,
+    ) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let (mermaid_too, quiet) = (a.has("mermaid"), a.has("quiet"));
+    let out = a.optional("out").map(std::path::PathBuf::from);
+    let name = match &a.positional[..] {
+        [] => None,
+        [n] => Some(n.clone()),
+        [_, extra, ..] => {
+            return a.bad(&format!(
+                "unexpected argument '{extra}' (one lab at a time, or all)"
+            ))
         }
-    }
+    };
     let Some(name) = name else {
         list();
         return 0;
