@@ -160,164 +160,290 @@ struct Item {
 /// arrow each (and its reply one `commit_ok` / `abort_ok` / `error` each).
 /// Records of older traces (without `seq`) are merged in time order.
 pub fn merge_causal(recs: &[Value], normalise_ids: bool) -> Vec<Event> {
-    let place =
-        |r: &Value| -> Option<Place> { Some((r.get("pid")?.as_u64()?, r.get("seq")?.as_u64()?)) };
     let messages = recs
         .iter()
         .filter(|r| matches!(s(r, "dir"), "send" | "recv"));
     if messages.clone().any(|r| place(r).is_none()) {
         return merge(recs);
     }
-    let names = node_names(recs);
-    let name = |addr: &str| names.name(addr);
-    let mut forced: HashSet<Place> = HashSet::new();
-    let mut items: Vec<Item> = Vec::new();
-    let mut at: HashMap<Place, usize> = HashMap::new();
-    let mut sent: HashMap<String, usize> = HashMap::new();
-    // (requester address, responder address, id) → the request's item.
-    let mut requests: HashMap<(String, String, u64), usize> = HashMap::new();
-    let mut addrs: Vec<(String, String)> = Vec::new();
-    let mut push = |items: &mut Vec<Item>, i: usize, r: &Value, from: &str, to: &str, kind| {
-        items.push(Item {
-            rec: i,
+    let mut g = Graph::of(recs);
+    let ends = g.add_ends(recs);
+    let order = g.link_causes(recs, &ends);
+    let depth = causal_depth(&g.items, &order, &ends);
+    g.draw(recs, &depth, normalise_ids)
+}
+
+/// A record's place, if it has one (traces before `seq` do not).
+fn place(r: &Value) -> Option<Place> {
+    Some((r.get("pid")?.as_u64()?, r.get("seq")?.as_u64()?))
+}
+
+fn kind_of(r: &Value) -> Kind {
+    if r.get("in_reply_to").unwrap_or(&Value::Null).is_null() {
+        Kind::Request
+    } else {
+        Kind::Reply
+    }
+}
+
+/// What [`merge_causal`] orders: one item per frame, note and barrier,
+/// and one per process end.
+struct Graph {
+    items: Vec<Item>,
+    /// (sender address, receiver address) of each frame's item.
+    addrs: Vec<(String, String)>,
+    /// The item each record's place stands in.
+    at: HashMap<Place, usize>,
+    /// The places of the records a `forced` record says reached the disk.
+    forced: HashSet<Place>,
+}
+
+impl Graph {
+    /// One item per frame (from its sender's record, or its receiver's when
+    /// the sender did not trace), note and barrier.
+    fn of(recs: &[Value]) -> Graph {
+        let names = node_names(recs);
+        let mut g = Graph {
+            items: Vec::new(),
+            addrs: Vec::new(),
+            at: HashMap::new(),
+            forced: HashSet::new(),
+        };
+        let mut sent: HashMap<String, usize> = HashMap::new();
+        for (i, r) in recs.iter().enumerate() {
+            let Some(p) = place(r) else { continue };
+            let n = match s(r, "dir") {
+                "send" => {
+                    let (from, to) = (s(r, "local"), s(r, "remote"));
+                    let n = g.push(
+                        i,
+                        r,
+                        (from, to),
+                        names.name(from),
+                        names.name(to),
+                        kind_of(r),
+                    );
+                    sent.insert(key(from, to, r), n);
+                    n
+                }
+                "note" => {
+                    let node = s(r, "node").to_string();
+                    g.push(i, r, ("", ""), node.clone(), node, Kind::Note)
+                }
+                "barrier" => {
+                    let node = s(r, "node").to_string();
+                    g.push(i, r, ("", ""), node.clone(), node, Kind::Barrier)
+                }
+                "forced" => {
+                    for of in r.get("of").and_then(Value::as_array).into_iter().flatten() {
+                        g.forced.extend(of.as_u64().map(|o| (p.0, o)));
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            g.at.insert(p, n);
+        }
+        for (i, r) in recs.iter().enumerate() {
+            let (Some(p), "recv") = (place(r), s(r, "dir")) else {
+                continue;
+            };
+            let (from, to) = (s(r, "remote"), s(r, "local"));
+            let n = match sent.get(&key(from, to, r)) {
+                Some(&n) => n,
+                None => g.push(
+                    i,
+                    r,
+                    (from, to),
+                    names.name(from),
+                    names.name(to),
+                    kind_of(r),
+                ),
+            };
+            g.at.insert(p, n);
+        }
+        g
+    }
+
+    fn push(
+        &mut self,
+        rec: usize,
+        r: &Value,
+        addrs: (&str, &str),
+        from: String,
+        to: String,
+        kind: Kind,
+    ) -> usize {
+        self.items.push(Item {
+            rec,
             t_us: r.get("t_us").and_then(Value::as_u64).unwrap_or(0),
-            from: name(from),
-            to: name(to),
+            from,
+            to,
             kind,
             deps: Vec::new(),
         });
-        addrs.push((from.to_string(), to.to_string()));
-        items.len() - 1
-    };
-    let kind_of = |r: &Value| {
-        if r.get("in_reply_to").unwrap_or(&Value::Null).is_null() {
-            Kind::Request
-        } else {
-            Kind::Reply
+        self.addrs.push((addrs.0.to_string(), addrs.1.to_string()));
+        self.items.len() - 1
+    }
+
+    /// The end of each process, after all it did: a restarted node's
+    /// first steps follow its previous process's last ones.
+    fn add_ends(&mut self, recs: &[Value]) -> HashMap<(String, u64), usize> {
+        let items = &mut self.items;
+        let mut ends: HashMap<(String, u64), usize> = HashMap::new();
+        for n in 0..items.len() {
+            let r = &recs[items[n].rec];
+            let Some((pid, _)) = place(r) else { continue };
+            let k = (s(r, "node").to_string(), pid);
+            let t = items[n].t_us;
+            let e = *ends.entry(k).or_insert_with(|| {
+                items.push(Item {
+                    rec: items[n].rec,
+                    t_us: 0,
+                    from: String::new(),
+                    to: String::new(),
+                    kind: Kind::End,
+                    deps: Vec::new(),
+                });
+                items.len() - 1
+            });
+            items[e].deps.push(n);
+            items[e].t_us = items[e].t_us.max(t);
         }
-    };
-    for (i, r) in recs.iter().enumerate() {
-        let Some(p) = place(r) else { continue };
-        let n = match s(r, "dir") {
-            "send" => {
-                let n = push(&mut items, i, r, s(r, "local"), s(r, "remote"), kind_of(r));
-                sent.insert(key(s(r, "local"), s(r, "remote"), r), n);
-                n
+        ends
+    }
+
+    /// Each visible item's causes (see [`merge_causal`]); returns them in
+    /// time order.
+    fn link_causes(&mut self, recs: &[Value], ends: &HashMap<(String, u64), usize>) -> Vec<usize> {
+        // (requester address, responder address, id) → the request's item.
+        let mut requests: HashMap<(String, String, u64), usize> = HashMap::new();
+        for (n, it) in self.items.iter().enumerate() {
+            let r = &recs[it.rec];
+            if let (Kind::Request, Some(id)) = (it.kind, r.get("id").and_then(Value::as_u64)) {
+                requests.insert((self.addrs[n].0.clone(), self.addrs[n].1.clone(), id), n);
             }
-            "note" => {
-                let node = s(r, "node");
-                let n = push(&mut items, i, r, "", "", Kind::Note);
-                items[n].from = node.to_string();
-                items[n].to = node.to_string();
-                n
-            }
-            "barrier" => {
-                let n = push(&mut items, i, r, "", "", Kind::Barrier);
-                items[n].from = s(r, "node").to_string();
-                items[n].to = items[n].from.clone();
-                n
-            }
-            "forced" => {
-                for of in r.get("of").and_then(Value::as_array).into_iter().flatten() {
-                    forced.extend(of.as_u64().map(|o| (p.0, o)));
+        }
+        let items = &mut self.items;
+        let mut order: Vec<usize> = (0..items.len())
+            .filter(|&n| items[n].kind != Kind::End)
+            .collect();
+        order.sort_by_key(|&n| (items[n].t_us, place(&recs[items[n].rec])));
+        for &n in &order {
+            let r = &recs[items[n].rec];
+            let pid = place(r).map(|p| p.0).unwrap_or(0);
+            let mut deps: Vec<usize> = Vec::new();
+            for a in r
+                .get("after")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(&d) = a.as_u64().and_then(|a| self.at.get(&(pid, a))) {
+                    deps.push(d);
                 }
+            }
+            if let (Kind::Reply, Some(id)) =
+                (items[n].kind, r.get("in_reply_to").and_then(Value::as_u64))
+            {
+                let k = (self.addrs[n].1.clone(), self.addrs[n].0.clone(), id);
+                deps.extend(requests.get(&k));
+            }
+            let t = items[n].t_us;
+            if items[n].kind == Kind::Barrier {
+                deps = order
+                    .iter()
+                    .copied()
+                    .filter(|&m| m != n && items[m].t_us < t)
+                    .collect();
+            }
+            deps.retain(|&d| d != n);
+            if deps.is_empty() {
+                // No known cause: after the last barrier, and after every
+                // earlier process of the same node (a restart).
+                deps.extend(
+                    order
+                        .iter()
+                        .rfind(|&&m| items[m].t_us < t && items[m].kind == Kind::Barrier),
+                );
+                let node = s(r, "node");
+                for ((other, q), &e) in ends {
+                    if other == node && *q != pid && items[e].t_us < t {
+                        deps.push(e);
+                    }
+                }
+            }
+            items[n].deps = deps;
+        }
+        order
+    }
+
+    /// The visible items by causal depth, then notes before replies before
+    /// requests, then by sender, receiver and label; as arrows and notes.
+    fn draw(&self, recs: &[Value], depth: &[usize], normalise_ids: bool) -> Vec<Event> {
+        let items = &self.items;
+        let stable = |n: usize| {
+            let mut r = recs[items[n].rec].clone();
+            if let Some(o) = r.as_object_mut() {
+                o.remove("id");
+                o.remove("in_reply_to");
+            }
+            label(&r)
+        };
+        let mut drawn: Vec<usize> = (0..items.len())
+            .filter(|&n| !matches!(items[n].kind, Kind::Barrier | Kind::End))
+            .collect();
+        drawn.sort_by_cached_key(|&n| {
+            let it = &items[n];
+            (
+                depth[n],
+                it.kind,
+                it.from.clone(),
+                it.to.clone(),
+                stable(n),
+                it.t_us,
+            )
+        });
+        let mut ordered: Vec<Value> = drawn.iter().map(|&n| recs[items[n].rec].clone()).collect();
+        if normalise_ids {
+            normalise(&mut ordered);
+        }
+        let mut out = Vec::new();
+        for (k, &n) in drawn.iter().enumerate() {
+            let it = &items[n];
+            let r = &ordered[k];
+            let reply = it.kind == Kind::Reply;
+            let mut ev = |label: String| {
+                out.push(Event {
+                    t_us: it.t_us,
+                    from: it.from.clone(),
+                    to: it.to.clone(),
+                    label,
+                    reply,
+                })
+            };
+            if it.kind == Kind::Note {
+                let p = place(&recs[it.rec]).unwrap_or((0, 0));
+                ev(note_label(r, self.forced.contains(&p)));
                 continue;
             }
-            _ => continue,
-        };
-        at.insert(p, n);
-    }
-    for (i, r) in recs.iter().enumerate() {
-        let (Some(p), "recv") = (place(r), s(r, "dir")) else {
-            continue;
-        };
-        let n = match sent.get(&key(s(r, "remote"), s(r, "local"), r)) {
-            Some(&n) => n,
-            None => push(&mut items, i, r, s(r, "remote"), s(r, "local"), kind_of(r)),
-        };
-        at.insert(p, n);
-    }
-    for (n, it) in items.iter().enumerate() {
-        let r = &recs[it.rec];
-        if let (Kind::Request, Some(id)) = (it.kind, r.get("id").and_then(Value::as_u64)) {
-            requests.insert((addrs[n].0.clone(), addrs[n].1.clone(), id), n);
-        }
-    }
-    // The end of each process, after all it did: a restarted node's
-    // first steps follow its previous process's last ones.
-    let mut ends: HashMap<(String, u64), usize> = HashMap::new();
-    for n in 0..items.len() {
-        let r = &recs[items[n].rec];
-        let Some((pid, _)) = place(r) else { continue };
-        let k = (s(r, "node").to_string(), pid);
-        let t = items[n].t_us;
-        let e = *ends.entry(k).or_insert_with(|| {
-            items.push(Item {
-                rec: items[n].rec,
-                t_us: 0,
-                from: String::new(),
-                to: String::new(),
-                kind: Kind::End,
-                deps: Vec::new(),
-            });
-            items.len() - 1
-        });
-        items[e].deps.push(n);
-        items[e].t_us = items[e].t_us.max(t);
-    }
-    // Causes.
-    let mut order: Vec<usize> = (0..items.len())
-        .filter(|&n| items[n].kind != Kind::End)
-        .collect();
-    order.sort_by_key(|&n| (items[n].t_us, place(&recs[items[n].rec])));
-    for &n in &order {
-        let r = &recs[items[n].rec];
-        let pid = place(r).map(|p| p.0).unwrap_or(0);
-        let mut deps: Vec<usize> = Vec::new();
-        for a in r
-            .get("after")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(&d) = a.as_u64().and_then(|a| at.get(&(pid, a))) {
-                deps.push(d);
+            match per_transaction(r) {
+                Some(parts) => parts.into_iter().for_each(&mut ev),
+                None => ev(label(r)),
             }
         }
-        if let (Kind::Reply, Some(id)) =
-            (items[n].kind, r.get("in_reply_to").and_then(Value::as_u64))
-        {
-            let k = (addrs[n].1.clone(), addrs[n].0.clone(), id);
-            deps.extend(requests.get(&k));
-        }
-        let t = items[n].t_us;
-        if items[n].kind == Kind::Barrier {
-            deps = order
-                .iter()
-                .copied()
-                .filter(|&m| m != n && items[m].t_us < t)
-                .collect();
-        }
-        deps.retain(|&d| d != n);
-        if deps.is_empty() {
-            // No known cause: after the last barrier, and after every
-            // earlier process of the same node (a restart).
-            deps.extend(
-                order
-                    .iter()
-                    .rfind(|&&m| items[m].t_us < t && items[m].kind == Kind::Barrier),
-            );
-            let node = s(r, "node");
-            for ((other, q), &e) in &ends {
-                if other == node && *q != pid && items[e].t_us < t {
-                    deps.push(e);
-                }
-            }
-        }
-        items[n].deps = deps;
+        out
     }
-    // Causal depth (Kahn's algorithm; a cycle, which a trace cannot have,
-    // is broken in time order).
+}
+
+/// Each item's causal depth: the longest chain of causes before it
+/// (Kahn's algorithm; a cycle, which a trace cannot have, is broken in time
+/// order).
+fn causal_depth(
+    items: &[Item],
+    order: &[usize],
+    ends: &HashMap<(String, u64), usize>,
+) -> Vec<usize> {
     let mut depth = vec![0usize; items.len()];
     let mut indeg: Vec<usize> = items.iter().map(|it| it.deps.len()).collect();
     let mut next: Vec<Vec<usize>> = vec![Vec::new(); items.len()];
@@ -344,57 +470,7 @@ pub fn merge_causal(recs: &[Value], normalise_ids: bool) -> Vec<Event> {
             None => break,
         }
     }
-    let stable = |n: usize| {
-        let mut r = recs[items[n].rec].clone();
-        if let Some(o) = r.as_object_mut() {
-            o.remove("id");
-            o.remove("in_reply_to");
-        }
-        label(&r)
-    };
-    let mut drawn: Vec<usize> = (0..items.len())
-        .filter(|&n| !matches!(items[n].kind, Kind::Barrier | Kind::End))
-        .collect();
-    drawn.sort_by_cached_key(|&n| {
-        let it = &items[n];
-        (
-            depth[n],
-            it.kind,
-            it.from.clone(),
-            it.to.clone(),
-            stable(n),
-            it.t_us,
-        )
-    });
-    let mut ordered: Vec<Value> = drawn.iter().map(|&n| recs[items[n].rec].clone()).collect();
-    if normalise_ids {
-        normalise(&mut ordered);
-    }
-    let mut out = Vec::new();
-    for (k, &n) in drawn.iter().enumerate() {
-        let it = &items[n];
-        let r = &ordered[k];
-        let reply = it.kind == Kind::Reply;
-        let mut ev = |label: String| {
-            out.push(Event {
-                t_us: it.t_us,
-                from: it.from.clone(),
-                to: it.to.clone(),
-                label,
-                reply,
-            })
-        };
-        if it.kind == Kind::Note {
-            let p = place(&recs[it.rec]).unwrap_or((0, 0));
-            ev(note_label(r, forced.contains(&p)));
-            continue;
-        }
-        match per_transaction(r) {
-            Some(parts) => parts.into_iter().for_each(&mut ev),
-            None => ev(label(r)),
-        }
-    }
-    out
+    depth
 }
 
 /// Phase 2 drawn per transaction: a `decide` (and its reply) as one label
