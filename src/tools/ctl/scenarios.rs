@@ -19,6 +19,7 @@
 //! byte for byte.
 
 use super::trace::{self, Event};
+use crate::runtime::cli::{opt, Args};
 use crate::runtime::client::{Client, ClientConfig};
 use crate::runtime::launch::{temp_dir, wait_until};
 use crate::runtime::server::{Server, ServerConfig};
@@ -55,49 +56,37 @@ pub const EV: [(&str, &str); 3] = [
     ),
 ];
 
-const USAGE: &str = "usage: frota-ctl trace-scenario rental|ev [--out DIR] [--protocol FILE]
-  runs the scenarios of one system on a traced deployment (127.0.0.1:0 ports)
-  and writes DIR/<scenario>.txt (text ladder) and DIR/<scenario>.md (Mermaid);
-  --out defaults to docs/traces; --protocol also refreshes the marked
-  regions <!-- trace:<scenario> --> ... <!-- /trace --> of FILE";
-
 /// `frota-ctl trace-scenario ...`. Must run before anything in this
 /// process is traced: it sets `FROTA_TRACE` for itself and its nodes.
 pub fn run(args: &[String]) -> i32 {
-    let mut system = None;
-    let mut out = PathBuf::from("docs/traces");
-    let mut protocol = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "rental" | "ev" => system = Some(a.clone()),
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return 0;
-            }
-            "--out" => match it.next() {
-                Some(v) => out = PathBuf::from(v),
-                None => return bad("--out needs a directory, e.g. --out docs/traces"),
-            },
-            "--protocol" => match it.next() {
-                Some(v) => protocol = Some(PathBuf::from(v)),
-                None => return bad("--protocol needs a file, e.g. --protocol protocol.md"),
-            },
-            other if other.starts_with('-') => {
-                return bad(&format!(
-                    "unknown flag '{other}' (the flags are --out and --protocol)"
-                ))
-            }
-            other => {
-                return bad(&format!(
-                    "unknown scenario set '{other}': give rental or ev"
-                ))
-            }
-        }
-    }
-    let Some(system) = system else {
-        return bad("which scenarios? give rental or ev, e.g. frota-ctl trace-scenario rental");
+    #[rustfmt::skip]
+    let flags = [
+        opt("out", "docs/traces", "write DIR/<scenario>.txt (text ladder) and DIR/<scenario>.md (Mermaid) here"),
+        opt("protocol", "", "also refresh the marked regions <!-- trace:<scenario> --> ... <!-- /trace --> of this file"),
+    ];
+    let a = match Args::parse_sub_with_paths(
+        "frota-ctl trace-scenario",
+        "`frota-ctl trace-scenario rental|ev` runs that system's scenarios on a small traced deployment and draws each as a ladder diagram",
+        &flags,
+        args,
+    ) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
+    let system = match &a.positional[..] {
+        [] => {
+            return a
+                .bad("which scenarios? give rental or ev, e.g. frota-ctl trace-scenario rental")
+        }
+        [s] if s == "rental" || s == "ev" => s.clone(),
+        [s] => return a.bad(&format!("unknown scenario set '{s}': give rental or ev")),
+        [_, extra, ..] => {
+            return a.bad(&format!(
+                "unexpected argument '{extra}' (one scenario set at a time)"
+            ))
+        }
+    };
+    let out = PathBuf::from(a.string("out"));
     let dir = temp_dir("trace-scenario");
     let traces = dir.join("traces");
     // Before any thread exists and before the first trace decision: the
@@ -117,49 +106,13 @@ pub fn run(args: &[String]) -> i32 {
             return 1;
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&out) {
-        eprintln!("frota-ctl trace-scenario: {}: {e}", out.display());
+    let written = write_diagrams(&out, &diagrams).and_then(|()| match a.optional("protocol") {
+        Some(p) => refresh_regions(Path::new(&p), &diagrams),
+        None => Ok(()),
+    });
+    if let Err(e) = written {
+        eprintln!("frota-ctl trace-scenario: {e}");
         return 1;
-    }
-    for (name, events) in &diagrams {
-        let text = out.join(format!("{name}.txt"));
-        let md = out.join(format!("{name}.md"));
-        let written = std::fs::write(&text, trace::render_text_steps(events))
-            .and_then(|()| std::fs::write(&md, mermaid_block(events)));
-        if let Err(e) = written {
-            eprintln!("frota-ctl trace-scenario: writing {}: {e}", out.display());
-            return 1;
-        }
-        println!(
-            "{name}: {} messages -> {} and {}",
-            events.len(),
-            text.display(),
-            md.display()
-        );
-    }
-    if let Some(p) = protocol {
-        let doc = match std::fs::read_to_string(&p) {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("frota-ctl trace-scenario: {}: {e}", p.display());
-                return 1;
-            }
-        };
-        let mut doc = doc;
-        for (name, events) in &diagrams {
-            match fill_region(&doc, name, &mermaid_block(events)) {
-                Some(d) => doc = d,
-                None => eprintln!(
-                    "{}: no region <!-- trace:{name} --> (left as is)",
-                    p.display()
-                ),
-            }
-        }
-        if let Err(e) = std::fs::write(&p, doc) {
-            eprintln!("frota-ctl trace-scenario: {}: {e}", p.display());
-            return 1;
-        }
-        println!("{} regions refreshed", p.display());
     }
     if std::env::var_os("FROTA_TRACE_KEEP").is_some() {
         println!("raw traces kept in {}", traces.display());
@@ -174,13 +127,42 @@ pub fn run(args: &[String]) -> i32 {
     0
 }
 
-/// A bad command line: what was wrong, and where to look.
-fn bad(msg: &str) -> i32 {
-    eprintln!(
-        "{}",
-        crate::runtime::cli::bad_usage_text("frota-ctl trace-scenario", msg)
-    );
-    2
+/// Write each diagram as `out/<name>.txt` (text ladder) and `out/<name>.md`
+/// (Mermaid).
+fn write_diagrams(out: &Path, diagrams: &[(String, Vec<Event>)]) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for (name, events) in diagrams {
+        let text = out.join(format!("{name}.txt"));
+        let md = out.join(format!("{name}.md"));
+        std::fs::write(&text, trace::render_text_steps(events))
+            .and_then(|()| std::fs::write(&md, mermaid_block(events)))
+            .map_err(|e| format!("writing {}: {e}", out.display()))?;
+        println!(
+            "{name}: {} messages -> {} and {}",
+            events.len(),
+            text.display(),
+            md.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refresh `doc`'s region of each diagram (a region it does not have is
+/// said and left alone).
+fn refresh_regions(p: &Path, diagrams: &[(String, Vec<Event>)]) -> Result<(), String> {
+    let mut doc = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    for (name, events) in diagrams {
+        match fill_region(&doc, name, &mermaid_block(events)) {
+            Some(d) => doc = d,
+            None => eprintln!(
+                "{}: no region <!-- trace:{name} --> (left as is)",
+                p.display()
+            ),
+        }
+    }
+    std::fs::write(p, doc).map_err(|e| format!("{}: {e}", p.display()))?;
+    println!("{} regions refreshed", p.display());
+    Ok(())
 }
 
 /// What goes into `<scenario>.md` and into protocol.md's region.
@@ -354,51 +336,7 @@ fn rental(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
         .map_err(|e| e.to_string())?;
     let cb = listener.addr().to_string();
     scenario(&mut out, traces, RENTAL[1].0, || {
-        let r = ask(
-            c.addr("terminal-1"),
-            "rent",
-            json!({"request_id":"a-2","class":"economy","client":"client-A","callback": cb}),
-        )
-        .map_err(e)?;
-        if field(&r, "status") != "pending" {
-            return Err(format!("expected pending, got {r:?}"));
-        }
-        // Client B is another process, so it is its own column; what it
-        // does is drawn after A's answer.
-        crate::wire::trace::barrier();
-        let ctl = std::env::current_exe().map_err(|e| e.to_string())?;
-        let st = std::process::Command::new(ctl)
-            .env("FROTA_TRACE_NAME", "client-B")
-            .args([
-                &c.addr("terminal-1").to_string(),
-                r#"{"type":"return","request_id":"b-1-back","car":"ECO02"}"#,
-            ])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .map_err(|e| e.to_string())?;
-        if !st.success() {
-            return Err("client B's return failed".into());
-        }
-        rx.recv_timeout(Duration::from_secs(20))
-            .map_err(|_| "no car_ready callback within 20 s".to_string())?;
-        // The terminal claims the car for A after the callback.
-        if !wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
-            traced(traces, |r| is(r, "terminal-1", "recv", "claim_ok"))
-        }) {
-            return Err("the terminal did not claim the car".into());
-        }
-        // A asks only after it saw all that.
-        crate::wire::trace::barrier();
-        let r = ask(
-            c.addr("terminal-1"),
-            "check_pending",
-            json!({"request_id":"a-2","claim":true}),
-        )
-        .map_err(e)?;
-        match field(&r, "status") {
-            "fulfilled" => Ok(()),
-            _ => Err(format!("expected fulfilled, got {r:?}")),
-        }
+        wait_and_be_called_back(&c, traces, &cb, &rx)
     })?;
     listener.shutdown();
 
@@ -417,6 +355,63 @@ fn rental(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
     })?;
     drop(c);
     Ok(out)
+}
+
+/// Scenario 2 of the rental system: A's request waits; client B (another
+/// process, so its own column) returns a car, which is handed to A; A is
+/// called back, the terminal claims the car, and A's check finds it.
+fn wait_and_be_called_back(
+    c: &RentalCluster,
+    traces: &Path,
+    cb: &str,
+    rx: &crossbeam_channel::Receiver<Body>,
+) -> Result<(), String> {
+    let e = |x: Error| x.to_string();
+    let r = ask(
+        c.addr("terminal-1"),
+        "rent",
+        json!({"request_id":"a-2","class":"economy","client":"client-A","callback": cb}),
+    )
+    .map_err(e)?;
+    if field(&r, "status") != "pending" {
+        return Err(format!("expected pending, got {r:?}"));
+    }
+    // Client B is another process, so it is its own column; what it
+    // does is drawn after A's answer.
+    crate::wire::trace::barrier();
+    let ctl = std::env::current_exe().map_err(|e| e.to_string())?;
+    let st = std::process::Command::new(ctl)
+        .env("FROTA_TRACE_NAME", "client-B")
+        .args([
+            &c.addr("terminal-1").to_string(),
+            r#"{"type":"return","request_id":"b-1-back","car":"ECO02"}"#,
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !st.success() {
+        return Err("client B's return failed".into());
+    }
+    rx.recv_timeout(Duration::from_secs(20))
+        .map_err(|_| "no car_ready callback within 20 s".to_string())?;
+    // The terminal claims the car for A after the callback.
+    if !wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+        traced(traces, |r| is(r, "terminal-1", "recv", "claim_ok"))
+    }) {
+        return Err("the terminal did not claim the car".into());
+    }
+    // A asks only after it saw all that.
+    crate::wire::trace::barrier();
+    let r = ask(
+        c.addr("terminal-1"),
+        "check_pending",
+        json!({"request_id":"a-2","claim":true}),
+    )
+    .map_err(e)?;
+    match field(&r, "status") {
+        "fulfilled" => Ok(()),
+        _ => Err(format!("expected fulfilled, got {r:?}")),
+    }
 }
 
 fn stop(company: &str, point: &str, start: u32) -> Value {
@@ -468,30 +463,7 @@ fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
         }
     })?;
 
-    c.set_env(
-        "company-A",
-        &[("FROTA_CRASH_AT", "company.coord.after_decision")],
-    );
-    c.restart("company-A").map_err(|e| e.to_string())?;
-    // Its reconnection to the broker must not fall into the scenario.
-    if !wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
-        traced(traces, |r| is(r, "company-A", "recv", "subscribe_ok")) && recent_subscribe(traces)
-    }) {
-        return Err("company-A did not resubscribe after its restart".into());
-    }
-    // Nor may its recovery: the kill can lose the queued `end` record of
-    // the first route, and the restarted coordinator then resends that
-    // commit (harmless, but it is not part of this flow).
-    if !wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
-        ask(c.addr("company-A"), "status", json!({})).is_ok_and(|s| {
-            s.get("coordinator")
-                .and_then(|co| co.get("unfinished"))
-                .and_then(Value::as_array)
-                .is_some_and(Vec::is_empty)
-        })
-    }) {
-        return Err("company-A did not finish its recovery after its restart".into());
-    }
+    arm_crash(&mut c, traces)?;
     let crash_from = now_us();
     scenario(&mut out, traces, EV[2].0, || {
         let stops = json!([
@@ -523,6 +495,37 @@ fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
     })?;
     c.stop();
     Ok(out)
+}
+
+/// Restart company-A with a crash point after its commit decision, and wait
+/// until its reconnection and recovery are over: neither may fall into the
+/// crash scenario's diagram.
+fn arm_crash(c: &mut EvCluster, traces: &Path) -> Result<(), String> {
+    c.set_env(
+        "company-A",
+        &[("FROTA_CRASH_AT", "company.coord.after_decision")],
+    );
+    c.restart("company-A").map_err(|e| e.to_string())?;
+    // Its reconnection to the broker must not fall into the scenario.
+    if !wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+        traced(traces, |r| is(r, "company-A", "recv", "subscribe_ok")) && recent_subscribe(traces)
+    }) {
+        return Err("company-A did not resubscribe after its restart".into());
+    }
+    // Nor may its recovery: the kill can lose the queued `end` record of
+    // the first route, and the restarted coordinator then resends that
+    // commit (harmless, but it is not part of this flow).
+    if !wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+        ask(c.addr("company-A"), "status", json!({})).is_ok_and(|s| {
+            s.get("coordinator")
+                .and_then(|co| co.get("unfinished"))
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+        })
+    }) {
+        return Err("company-A did not finish its recovery after its restart".into());
+    }
+    Ok(())
 }
 
 /// Both company-A processes so far (the first start and the restart with
