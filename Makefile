@@ -90,8 +90,9 @@ test: check-tools deps-mqtt
 # figures compare with the previous run's (docs/performance.md). About
 # 7 minutes in all with the default 6 s per figure; `make bench
 # FROTA_BENCH_SECS=n` sets another window (the results table for
-# docs/performance.md lands in run/bench.md).
-bench: check-tools
+# docs/performance.md lands in run/bench.md). deps-mqtt first, so that the
+# Mosquitto reference rows are measured, not skipped.
+bench: check-tools deps-mqtt
 	@$(CARGO) bench --bench detector && $(CARGO) bench --bench frota \
 	 || { echo "make bench: FAILED — a bench did not finish (its output is above)"; exit 1; }
 
