@@ -3,6 +3,7 @@
 //! same shape, `<command>: PASS — <summary>` or `<command>: FAIL — ...`,
 //! so a person reads any run's outcome from its last line.
 
+use crate::runtime::cli::{Args, Flag};
 use crate::tools::ctl::{EXIT_FAILED, EXIT_OK};
 use std::time::Instant;
 
@@ -53,6 +54,31 @@ impl Verdict {
         let v = Verdict::new(command, false, why);
         println!("{}", v.line());
         v
+    }
+
+    /// A demo whose nodes did not start, with the usual cause and its cure.
+    pub fn cannot_start(command: &str, e: impl std::fmt::Display) -> Verdict {
+        Verdict::fail(
+            command,
+            format!("cannot start the nodes: {e} (are they already running? `make down` stops a `make up` deployment; `make status` shows them)"),
+        )
+    }
+
+    /// A demo's command line, parsed and every value checked by `check`
+    /// before a node starts or data is wiped: a typo is a usage error (exit
+    /// 2, nothing started), not a failure halfway through. `Err` is the
+    /// verdict to return (after `--help` too).
+    pub fn parse<S>(
+        command: (&str, &str),
+        flags: &[Flag],
+        args: &[String],
+        check: impl FnOnce(&Args) -> Result<S, String>,
+    ) -> Result<(Args, S), Verdict> {
+        let a = Args::parse_sub(command.0, command.1, flags, args).map_err(Verdict::usage)?;
+        match check(&a) {
+            Ok(s) => Ok((a, s)),
+            Err(e) => Err(Verdict::usage(a.bad(&e))),
+        }
     }
 
     /// A bad command line (the parser has printed what was wrong).

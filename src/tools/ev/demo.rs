@@ -30,15 +30,14 @@ pub fn run(args: &[String]) -> i32 {
     run_verdict(args).code
 }
 
+/// `frota-ctl run-ev`'s name and what it does, for its --help.
+const RUN_EV: (&str, &str) = ("frota-ctl run-ev", "the EV charging demo");
+
 /// The EV demo, ending in its verdict line (`run-ev: PASS — ...`).
 pub fn run_verdict(args: &[String]) -> Verdict {
-    let a = match Args::parse_sub("frota-ctl run-ev", "the EV charging demo", &flags(), args) {
-        Ok(a) => a,
-        Err(code) => return Verdict::usage(code),
-    };
-    let s = match Settings::check(&a) {
-        Ok(s) => s,
-        Err(e) => return Verdict::usage(a.bad(&e)),
+    let (a, s) = match Verdict::parse(RUN_EV, &flags(), args, Settings::check) {
+        Ok(parsed) => parsed,
+        Err(usage) => return usage,
     };
     let started = Instant::now();
     let opts = match options(&a, &s) {
@@ -52,12 +51,7 @@ pub fn run_verdict(args: &[String]) -> Verdict {
     );
     let cluster = match EvCluster::start(EvBins::siblings(), opts) {
         Ok(c) => c,
-        Err(e) => {
-            return Verdict::fail(
-                "run-ev",
-                format!("cannot start the nodes: {e} (are they already running? `make down` stops a `make up` deployment; `make status` shows them)"),
-            )
-        }
+        Err(e) => return Verdict::cannot_start("run-ev", e),
     };
     show_nodes(&cluster, s.mqtt_port, &log_dir);
     let cfg = SimConfig {
@@ -111,8 +105,8 @@ fn flags() -> Vec<Flag> {
     flags
 }
 
-/// The demo's values, every one checked before a node starts: a typo is a
-/// usage error (exit 2, nothing started), not a failure halfway through.
+/// The demo's values, each checked by [`Settings::check`] (through
+/// [`Verdict::parse`]) before a node starts.
 struct Settings {
     sim: SimConfig,
     base_port: u16,

@@ -26,13 +26,9 @@ const RUN_RENTAL: (&str, &str) = (
 /// `command` names the command the person typed (`frota-ctl run` takes
 /// these flags too) in its --help and flag errors.
 pub fn run_verdict(command: (&str, &str), args: &[String]) -> V {
-    let a = match Args::parse_sub(command.0, command.1, &flags(), args) {
-        Ok(a) => a,
-        Err(code) => return V::usage(code),
-    };
-    let s = match Settings::check(&a) {
-        Ok(s) => s,
-        Err(e) => return V::usage(a.bad(&e)),
+    let (a, s) = match V::parse(command, &flags(), args, Settings::check) {
+        Ok(parsed) => parsed,
+        Err(usage) => return usage,
     };
     let started = Instant::now();
     let file = a.string("file");
@@ -50,12 +46,7 @@ pub fn run_verdict(command: (&str, &str), args: &[String]) -> V {
     );
     let cluster = match RentalCluster::start_with(Bins::sibling(), &data, opts) {
         Ok(c) => c,
-        Err(e) => {
-            return V::fail(
-                "run-rental",
-                format!("cannot start the nodes: {e} (are they already running? `make down` stops a `make up` deployment; `make status` shows them)"),
-            )
-        }
+        Err(e) => return V::cannot_start("run-rental", e),
     };
     let infodesk = cluster.addr("infodesk").to_string();
     let mut cfg = SimConfig::new(&infodesk, s.time_scale);
@@ -99,8 +90,8 @@ fn flags() -> Vec<Flag> {
     flags
 }
 
-/// The demo's values, every one checked before a node starts: a typo is a
-/// usage error (exit 2, nothing started), not a failure halfway through.
+/// The demo's values, each checked by [`Settings::check`] (through
+/// [`V::parse`]) before a node starts.
 struct Settings {
     /// The request file's contents: an unreadable --file is a usage error
     /// too (and `frota-ctl run` does not go on to the EV demo).
