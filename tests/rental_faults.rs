@@ -6,11 +6,11 @@
 
 mod support;
 use support::rental::{assert_audit, bins, send};
-use support::{assert_crash_exit, s, send_to};
+use support::{assert_crash_exit, callback_listener, s, send_to};
 
 use frota::runtime::launch::{temp_dir, wait_until};
 use frota::tools::rental::cluster::RentalCluster;
-use frota::{body, Body, Code, Error};
+use frota::{Body, Code};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
@@ -339,25 +339,6 @@ fn restarted_terminal_rebuilds_its_stock() {
 
 #[test]
 fn car_at_an_unreachable_terminal_reaches_the_waiting_client_when_it_returns() {
-    use frota::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
-    struct Listener(Mutex<Vec<Body>>);
-    impl Handler for Listener {
-        fn info(&self) -> NodeInfo {
-            NodeInfo::new("c", "client")
-        }
-        fn help(&self) -> Vec<MessageHelp> {
-            vec![MessageHelp::new("car_ready", "callback", "{}")]
-        }
-        fn status(&self) -> Body {
-            Body::new()
-        }
-        fn handle(&self, req: &frota::Request, _: &Ctx) -> Result<Body, Error> {
-            self.0.lock().unwrap().push(req.body.clone());
-            Ok(body(
-                json!({"request_id": req.str("request_id")?, "accepted": true}),
-            ))
-        }
-    }
     let mut c = RentalCluster::start(bins(), &temp_dir("faults-unreachable")).unwrap();
     // ECO01 ends up at terminal-1; the other two economy cars are rented.
     let r = ok(
@@ -401,8 +382,7 @@ fn car_at_an_unreachable_terminal_reaches_the_waiting_client_when_it_returns() {
         }
     ));
     // The only free economy car is at a dead terminal: the request waits.
-    let l = std::sync::Arc::new(Listener(Mutex::new(Vec::new())));
-    let srv = Server::start(ServerConfig::default(), l.clone()).unwrap();
+    let (srv, l) = callback_listener("c");
     let p = ok(
         &c,
         "terminal-2",
@@ -413,13 +393,10 @@ fn car_at_an_unreachable_terminal_reaches_the_waiting_client_when_it_returns() {
     // terminal-1 comes back: its sync hands ECO01 to the waiting request,
     // and the client is called back.
     c.restart("terminal-1").unwrap();
-    assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-            !l.0.lock().unwrap().is_empty()
-        }),
-        "called back after terminal-1 returned"
-    );
-    assert_eq!(s(&l.0.lock().unwrap()[0], "car"), "ECO01");
+    let got = l
+        .recv_timeout(Duration::from_secs(10))
+        .expect("called back after terminal-1 returned");
+    assert_eq!(s(&got, "car"), "ECO01");
     let f = ok(
         &c,
         "terminal-3",

@@ -5,15 +5,14 @@
 
 mod support;
 use support::rental::{assert_audit, bins, send};
-use support::s;
+use support::{callback_listener, s};
 
 use frota::rental::fleet::{Class, FLEET};
 use frota::runtime::launch::{temp_dir, wait_until};
-use frota::runtime::server::{Ctx, Handler, MessageHelp, NodeInfo, Server, ServerConfig};
 use frota::tools::rental::cluster::{ClusterOptions, RentalCluster};
-use frota::{body, Body, Code, Error, Request};
+use frota::{body, Body, Code};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn start(tag: &str) -> RentalCluster {
@@ -46,34 +45,6 @@ fn give_back(c: &RentalCluster, at: &str, rid: &str, car: &str) -> Body {
 
 fn check(c: &RentalCluster, rid: &str) -> Body {
     ok(c, "terminal-1", "check_pending", json!({"request_id": rid}))
-}
-
-/// A client's callback listener: records every `car_ready`.
-struct Listener(Mutex<Vec<Body>>);
-impl Handler for Listener {
-    fn info(&self) -> NodeInfo {
-        NodeInfo::new("test-client", "client")
-    }
-    fn help(&self) -> Vec<MessageHelp> {
-        vec![MessageHelp::new("car_ready", "callback", "{}")]
-    }
-    fn status(&self) -> Body {
-        Body::new()
-    }
-    fn handle(&self, req: &Request, _: &Ctx) -> Result<Body, Error> {
-        self.0.lock().unwrap().push(req.body.clone());
-        Ok(body(
-            json!({"request_id": req.str("request_id")?, "accepted": true}),
-        ))
-    }
-}
-
-fn listener() -> (Server, Arc<Listener>) {
-    let l = Arc::new(Listener(Mutex::new(Vec::new())));
-    (
-        Server::start(ServerConfig::default(), l.clone()).unwrap(),
-        l,
-    )
 }
 
 #[test]
@@ -144,8 +115,8 @@ fn rent_and_return_every_class_with_forwarding() {
 #[test]
 fn pending_fifo_across_terminals_callbacks_and_check_states() {
     let c = start("flows-pending");
-    let (srv1, l1) = listener();
-    let (srv2, l2) = listener();
+    let (srv1, l1) = callback_listener("test-client");
+    let (srv2, l2) = callback_listener("test-client");
     let a = rent(&c, "terminal-1", "x-a", "executive");
     let b = rent(&c, "terminal-2", "x-b", "executive");
     assert_eq!(s(&a, "status"), "rented");
@@ -181,13 +152,9 @@ fn pending_fifo_across_terminals_callbacks_and_check_states() {
     // without a sync first); the terminal never passes another client's
     // address on to the one returning.
     assert!(r.get("handed_callback").is_none(), "{r:?}");
-    assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-            !l1.0.lock().unwrap().is_empty()
-        }),
-        "p1 called back"
-    );
-    let got = l1.0.lock().unwrap()[0].clone();
+    let got = l1
+        .recv_timeout(Duration::from_secs(10))
+        .expect("p1 called back");
     assert_eq!(
         (s(&got, "car"), s(&got, "request_id")),
         (s(&b, "car"), "p1".into())
@@ -207,15 +174,11 @@ fn pending_fifo_across_terminals_callbacks_and_check_states() {
     // The second car goes to p2.
     let r = give_back(&c, "terminal-1", "x-a-back", &s(&a, "car"));
     assert_eq!(s(&r, "handed_to"), "p2");
-    assert!(wait_until(
-        Duration::from_secs(10),
-        Duration::from_millis(20),
-        || { !l2.0.lock().unwrap().is_empty() }
-    ));
     assert!(
-        l1.0.lock().unwrap().len() == 1,
-        "p1 not called twice for p2's car"
+        l2.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "p2 called back"
     );
+    assert!(l1.is_empty(), "p1 not called twice for p2's car");
     // check_pending in every other state.
     assert_eq!(s(&check(&c, "p3"), "status"), "waiting");
     let x = ok(&c, "terminal-3", "cancel", json!({"request_id": "p3"}));

@@ -3,7 +3,7 @@
 //!
 //! Here: talking raw bytes to a node (connect, read a line or a frame, read
 //! until the close, the exact error line), one request, polling with a
-//! bound, and the seeded generator. Below: what only some tests need —
+//! bound, the seeded generator, and a rental client's callback listener. Below: what only some tests need —
 //! [`echo`] (a real `frota-echo`), [`hostile`] (any node kind with its
 //! helpers, a peer process), [`rental`] and [`ev`] (clusters and their
 //! requests), [`logs`] (a standalone backup, log damage, a tmpfs),
@@ -22,8 +22,11 @@ pub mod rental;
 
 pub use frota::runtime::rng::Rng;
 
+use crossbeam_channel::Receiver;
 use frota::runtime::client::{call, ClientConfig};
 use frota::runtime::launch::{wait_until, NodeProc};
+use frota::runtime::server::{Server, ServerConfig};
+use frota::tools::rental::client_sim::Listener;
 use frota::{body, Body, Error};
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
@@ -205,4 +208,13 @@ pub fn fuzz_seed(test: &str, default: u64) -> u64 {
         .unwrap_or(default);
     println!("{test}: fuzz seed {seed} (rerun with FROTA_FUZZ_SEED={seed})");
     seed
+}
+
+/// A rental client's callback listener (the client simulator's own): every
+/// `car_ready` it answers arrives on the receiver.
+pub fn callback_listener(name: &str) -> (Server, Receiver<Body>) {
+    let (tx, rx) = crossbeam_channel::bounded(8);
+    let srv = Server::start(ServerConfig::default(), Listener::new(name, tx))
+        .expect("a callback listener on a free port");
+    (srv, rx)
 }
