@@ -10,7 +10,7 @@
 mod support;
 
 use frota::runtime::launch::NodeProc;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -80,6 +80,13 @@ fn frota_ctl_exit_statuses() {
         (vec![addr.as_str()], "missing the message"),
         (vec![addr.as_str(), "{nope"], "not JSON"),
         (vec!["chaoss"], "did you mean 'chaos'"),
+        (vec!["lba"], "did you mean 'lab'"),
+        // The message alone, or before the address.
+        (vec![r#"{"type":"ping"}"#], "missing the node's HOST:PORT"),
+        (
+            vec![r#"{"type":"ping"}"#, addr.as_str()],
+            "the address comes first",
+        ),
         (
             vec!["--timeout-ms", "x", addr.as_str(), "{}"],
             "--timeout-ms",
@@ -126,6 +133,36 @@ fn frota_ctl_exit_statuses() {
     let (code, _, err) = ctl(&["--timeout-ms", "300", &mute_addr, r#"{"type":"ping"}"#]);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("did not answer"), "{err}");
+
+    // Something that answers, but not with a frota frame (a web server
+    // on that port): exit 4, and the hint says it may be no frota node.
+    let web = TcpListener::bind("127.0.0.1:0").unwrap();
+    let web_addr = web.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        for s in web.incoming() {
+            let Ok(mut s) = s else { return };
+            // Read the request first and stay open after answering: a
+            // close with unread bytes would reset the connection instead.
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            let _ = s.read_to_end(&mut Vec::new());
+        }
+    });
+    let (code, _, err) = ctl(&[&web_addr, r#"{"type":"ping"}"#]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("not a frota node"), "{err}");
+
+    // No arguments at all: what was wrong first, then the usage.
+    let (code, _, err) = ctl(&[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.lines()
+            .next()
+            .unwrap_or("")
+            .contains("no command given"),
+        "{err}"
+    );
 
     let (code, out, _) = ctl(&["--help"]);
     assert_eq!(code, 0);
@@ -464,6 +501,9 @@ fn every_ctl_subcommand_says_what_was_wrong() {
         (ev(&["--broker-kind", "nats"]), "--broker-kind"),
         (owned(&["audit-ev", "--companies", "garbage"]), "'garbage'"),
         (owned(&["chaos", "--seed", "x"]), "--seed"),
+        (owned(&["lab", "--bogus"]), "'--bogus'"),
+        (owned(&["lab", "--out"]), "--out"),
+        (owned(&["lab", "nosuch"]), "'nosuch'"),
         // `make chaos DURATION=0` ran, killed nothing and said PASS.
         (owned(&["chaos", "--duration-s", "0"]), "--duration-s 0"),
     ];

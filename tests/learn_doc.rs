@@ -561,6 +561,14 @@ fn the_labs_the_course_runs_print_their_counterexample() {
             }
         }
     }
+    // `make lab` alone lists them, and ends in one line saying so.
+    let (code, out) = ctl(&["lab"]);
+    assert_eq!(code, 0, "make lab:\n{out}");
+    let last = out.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("lab: ") && last.contains("labs listed"),
+        "{last}"
+    );
     // Chapter 4 says `NAME=all runs every lab` (in a comment of its block).
     named.push("all".into());
     named.sort();
@@ -590,10 +598,11 @@ fn the_labs_the_course_runs_print_their_counterexample() {
                 "make lab NAME={name} does not print {part:?}:\n{out}"
             );
         }
-        let last = out.trim_end().lines().last().unwrap_or("");
+        // The verdict is the very last line: no blank line after it.
+        let last = out.lines().last().unwrap_or("");
         assert!(
             last.starts_with(&format!("lab {name}: counterexample found")),
-            "{last}"
+            "the last line is {last:?}"
         );
     }
 }

@@ -210,6 +210,15 @@ pub fn ensure_data_dir(dir: &Path) -> Result<(), String> {
         };
         format!("cannot use data directory {}: {e}; {next}", dir.display())
     };
+    // "File exists" or "Not a directory" from create_dir_all does not say
+    // which part of the path is in the way: name the file.
+    if let Some(file) = dir.ancestors().find(|p| p.is_file()) {
+        return Err(format!(
+            "cannot use data directory {}: {} is a file, not a directory; give --data-dir a directory (it is created if missing)",
+            dir.display(),
+            file.display()
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(fail)?;
     let probe = dir.join(".frota-write-test");
     std::fs::write(&probe, b"").map_err(fail)?;
@@ -266,5 +275,16 @@ mod tests {
         let ok = crate::runtime::launch::temp_dir("config-data-dir").join("a/b");
         ensure_data_dir(&ok).unwrap();
         assert!(ok.is_dir());
+        // A file where the directory (or one of its parents) should be is
+        // named as such, not as "File exists" / "Not a directory".
+        let file = ok.join("f");
+        std::fs::write(&file, b"").unwrap();
+        for dir in [file.clone(), file.join("sub")] {
+            let e = ensure_data_dir(&dir).unwrap_err();
+            assert!(
+                e.contains(&format!("{} is a file, not a directory", file.display())),
+                "{e}"
+            );
+        }
     }
 }

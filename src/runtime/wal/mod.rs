@@ -181,9 +181,20 @@ pub fn client_error(e: &io::Error) -> Error {
 /// directory entry is made durable, and a rewrite's leftover temp file is
 /// removed.
 fn open_locked(path: &Path) -> io::Result<File> {
+    // A bare "Is a directory" or "Permission denied" names no file: say
+    // which one, and what an operator can do about it.
+    let named = |e: io::Error| {
+        let next = match e.kind() {
+            io::ErrorKind::PermissionDenied => {
+                "give this user write access to it, or start the node with another --data-dir"
+            }
+            _ => "move what is there aside, or start the node with another --data-dir",
+        };
+        io::Error::new(e.kind(), format!("{}: {e}; {next}", path.display()))
+    };
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
-            fs::create_dir_all(dir)?;
+            fs::create_dir_all(dir).map_err(named)?;
         }
     }
     let existed = path.exists();
@@ -192,7 +203,8 @@ fn open_locked(path: &Path) -> io::Result<File> {
         .write(true)
         .create(true)
         .truncate(false)
-        .open(path)?;
+        .open(path)
+        .map_err(named)?;
     tools::lock(&file, path)?;
     if !existed {
         sync_dir(path)?;

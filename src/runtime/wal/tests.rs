@@ -658,3 +658,16 @@ fn replay_is_pure_over_bytes() {
     let s = scan::scan(&flipped, flipped.len() as u64, |_, _| {}).unwrap();
     assert!(matches!(s.end, scan::End::Corrupt(_)), "{:?}", s.end);
 }
+
+/// A log path that cannot be opened (here a directory stands where the
+/// file should be) is named in the error, with the next step: the company
+/// said only "<data dir>: Is a directory (os error 21)".
+#[test]
+fn an_unopenable_log_is_named() {
+    let p = tmp("unopenable");
+    fs::create_dir_all(&p).unwrap();
+    let e = Wal::open(&p, |_| {}).err().unwrap().to_string();
+    assert!(e.starts_with(&p.display().to_string()), "{e}");
+    assert!(e.contains("--data-dir"), "{e}");
+    let _ = fs::remove_dir_all(p.parent().unwrap());
+}

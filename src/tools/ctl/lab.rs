@@ -300,14 +300,21 @@ pub fn run(args: &[String]) -> i32 {
         match find(&name) {
             Some(l) => vec![l],
             None => {
-                eprintln!("frota-ctl lab: no lab '{name}'");
-                list();
-                return 2;
+                let names: Vec<&str> = LABS.iter().map(|l| l.name).collect();
+                return a.bad(&format!(
+                    "no lab '{name}'; the labs: {} (or all)",
+                    names.join(", ")
+                ));
             }
         }
     };
     let (mut failed, ran) = (Vec::new(), labs.len());
-    for lab in labs {
+    for (i, lab) in labs.into_iter().enumerate() {
+        // A blank line between labs; none after the last, whose verdict
+        // line ends the output.
+        if i > 0 && !quiet {
+            println!();
+        }
         let show = Show {
             text: !quiet,
             mermaid: mermaid_too && !quiet,
@@ -338,6 +345,19 @@ fn list() {
         println!("  {:<22} {}", l.name, l.rule);
     }
     println!("\nThe course that goes with them: docs/learn/04-two-phase-commit.md.");
+    println!(
+        "lab: {} labs listed; make lab NAME=<name> runs one, NAME=all every one",
+        LABS.len()
+    );
+}
+
+/// A command-line mistake: one line saying what, one pointing at --help.
+fn bad(msg: &str) -> i32 {
+    eprintln!(
+        "{}",
+        crate::runtime::cli::bad_usage_text("frota-ctl lab", msg)
+    );
+    2
 }
 
 /// What [`one`] prints besides its last line.
@@ -401,9 +421,8 @@ fn one(lab: &Lab, show: Show, out: Option<&std::path::Path>) -> bool {
         .as_ref()
         .map(|v| v.invariant.name())
         .unwrap_or("");
-    let end = if show.text { "\n" } else { "" };
     println!(
-        "lab {}: counterexample found — \"{v}\" violated ({} steps, seed {}){end}",
+        "lab {}: counterexample found — \"{v}\" violated ({} steps, seed {})",
         lab.name, f.report.steps, f.seed
     );
     f.safe.violation.is_none()

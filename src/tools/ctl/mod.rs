@@ -72,8 +72,9 @@ Exit status:
   4  connected, but no reply within --timeout-ms (busy or stuck? the message may have been handled)
 ";
 
-/// Subcommands, for the "did you mean" hint.
-const SUBCOMMANDS: [&str; 13] = [
+/// Subcommands, for the "did you mean" hint (a test checks that every
+/// one in [`USAGE`] is here).
+const SUBCOMMANDS: [&str; 14] = [
     "run",
     "run-rental",
     "audit-rental",
@@ -83,6 +84,7 @@ const SUBCOMMANDS: [&str; 13] = [
     "log-check",
     "log-repair",
     "sim",
+    "lab",
     "trace",
     "trace-scenario",
     "trace-embed",
@@ -122,7 +124,8 @@ pub fn main(args: Vec<String>) -> i32 {
             EXIT_OK
         }
         "" => {
-            eprint!("{USAGE}");
+            // Said first, so that the usage below reads as the answer to it.
+            eprint!("frota-ctl: no command given; the commands are below\n\n{USAGE}");
             EXIT_USAGE
         }
         _ => send_cmd(args),
@@ -149,7 +152,13 @@ fn send_cmd(mut args: Vec<String>) -> i32 {
         return usage(&format!("unknown option '{flag}'"));
     }
     match args.as_slice() {
+        [json, addr] if json.starts_with('{') && !addr.starts_with('{') => usage(&format!(
+            "the address comes first: frota-ctl {addr} '{json}'"
+        )),
         [addr, json] => send(addr, json, timeout),
+        [json] if json.trim_start().starts_with('{') => usage(&format!(
+            "missing the node's HOST:PORT before the message, e.g. frota-ctl 127.0.0.1:7001 '{json}'"
+        )),
         [one] if !one.contains(':') => {
             let hint = cli::closest(one, SUBCOMMANDS.into_iter())
                 .map(|c| format!(" (did you mean '{c}'?)"))
@@ -220,11 +229,39 @@ pub fn send(addr: &str, json: &str, timeout: Duration) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!(
-                "frota-ctl: {}\n(the node accepted the connection but did not answer: busy or stuck? --timeout-ms waits longer; the message may have been handled)",
-                e.text
-            );
+            // No reply in time, or the connection broke or carried
+            // something that is not a frota frame: different next steps.
+            let hint = if e.code == crate::wire::error::Code::Timeout {
+                "the node accepted the connection but did not answer: busy or stuck? --timeout-ms waits longer; the message may have been handled"
+            } else {
+                "no frota reply came: the node stopped while answering, or what listens there is not a frota node (`make status` lists the nodes of `make up`); the message may have been handled"
+            };
+            eprintln!("frota-ctl: {}\n({hint})", e.text);
             EXIT_NO_REPLY
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A typo of any subcommand the usage lists gets its "did you mean":
+    /// `lab` was listed but missing here, so `frota-ctl lba` got no hint.
+    #[test]
+    fn every_listed_subcommand_can_be_suggested() {
+        let listed: Vec<&str> = USAGE
+            .lines()
+            .filter_map(|l| l.strip_prefix("  frota-ctl "))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+            .collect();
+        assert!(listed.len() >= 10, "{listed:?}");
+        for sub in listed {
+            assert!(
+                SUBCOMMANDS.contains(&sub),
+                "'{sub}' is in the usage but not in SUBCOMMANDS"
+            );
         }
     }
 }
