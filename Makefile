@@ -29,6 +29,7 @@ help:
 	@echo "  make up / down / status   leave nodes running in the background (PIDs in run/)"
 	@echo "  make traces       run the traced scenarios: docs/traces/*.{txt,md} and the diagrams in protocol.md (trace-rental, trace-ev: one system)"
 	@echo "  make fmt | lint | build | clean | clean-logs"
+	@echo "  make nc           install netcat (for docs/netcat.md) if missing (root + apt)"
 	@echo "  make lab          the labs: break one 2PC safety rule in the simulator, see the counterexample; make lab NAME=<lab> runs one (NAME=all: every lab)"
 	@echo "  make sim          the 2PC simulator: 100,000 seeded schedules (SCHEDULES=), or one: SEED=n (shows its counterexample)"
 	@echo "  make chaos        both systems under load while random nodes are killed/restarted (SEED=, DURATION= seconds, at least 3)"
@@ -37,8 +38,11 @@ help:
 check-tools:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs (rustup) and retry"; exit 1; }
 
+# The verdict line only when `make build` was asked for: before a demo's
+# output it would be one more line to read past.
 build: check-tools
-	$(CARGO) build --release --bins
+	@$(CARGO) build --release --bins || { echo "make build: FAILED — cargo build did not finish (errors above)"; exit 1; }
+	@$(if $(filter build,$(MAKECMDGOALS)),echo "make build: done — the binaries are in $(RELEASE)/")
 
 # Both demos in one process, so `cargo build` runs (and is echoed) once;
 # the last line is the combined verdict (`run: PASS — ...`), exit 0 only
@@ -165,10 +169,17 @@ clean-logs:
 clean: clean-logs
 	@$(CARGO) clean && echo "make clean: done — build output (target/) removed too; the next build starts from scratch"
 
+# Installs netcat when it can (root + apt); exit 1 when netcat is still
+# missing, since it was asked for by name (unlike deps-mqtt, which `make
+# test` runs and which never fails).
+APT_NC = DEBIAN_FRONTEND=noninteractive apt-get install -y -q netcat-openbsd >/dev/null 2>&1
+NC_BY_HAND = install it by hand: Debian/Ubuntu 'apt-get install netcat-openbsd'; macOS has nc built in
 nc:
-	@command -v nc >/dev/null && echo "netcat is installed: $$(command -v nc)" || \
-	 { command -v apt-get >/dev/null && apt-get install -y netcat-openbsd; } || \
-	 echo "install netcat: Debian/Ubuntu 'apt-get install netcat-openbsd', macOS has nc built in"
+	@if command -v nc >/dev/null; then echo "make nc: netcat present ($$(command -v nc))"; \
+	 elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	   echo "make nc: FAILED — netcat is missing and cannot be installed here (needs root and apt-get); $(NC_BY_HAND)"; exit 1; \
+	 elif $(APT_NC) || { apt-get update -q >/dev/null 2>&1 && $(APT_NC); }; then echo "make nc: installed netcat-openbsd ($$(command -v nc))"; \
+	 else echo "make nc: FAILED — apt-get could not install netcat-openbsd (offline?); $(NC_BY_HAND)"; exit 1; fi
 
 # --- traces and teaching docs ------------------------------------------------
 # Run the teaching scenarios on a traced deployment (FROTA_TRACE per node) and

@@ -73,6 +73,9 @@ up() {
       started=$((started + 1)); continue
     fi
     before=$(grep -ac '^frota ready ' "$LOGS/$name.log" 2>/dev/null)
+    # Where this start's lines begin: on failure only they are shown, not
+    # an earlier run's (a stale "frota ready" above a bind error misleads).
+    offset=$( { wc -c <"$LOGS/$name.log"; } 2>/dev/null || echo 0)
     # shellcheck disable=SC2086
     nohup $BIN/$cmd >>"$LOGS/$name.log" 2>&1 &
     echo $! >"$RUN/$name.pid"
@@ -93,8 +96,8 @@ up() {
       echo "$name: up on $addr (pid $(cat "$RUN/$name.pid"), log $LOGS/$name.log)"
       started=$((started + 1))
     else
-      echo "$name: FAILED to start; the end of $LOGS/$name.log:"
-      tail -n 3 "$LOGS/$name.log" | sed 's/^/    /'
+      echo "$name: FAILED to start; what it wrote to $LOGS/$name.log:"
+      tail -c +$((offset + 1)) "$LOGS/$name.log" | tail -n 3 | sed 's/^/    /'
       failed="$failed $name"
     fi
   done < <(nodes)

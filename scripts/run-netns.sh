@@ -36,7 +36,7 @@ ip netns del "$probe"
 
 BIN=${BIN:-target/release}
 [ -x "$BIN/frota-ctl" ] || BIN=target/debug
-[ -x "$BIN/frota-ctl" ] || { echo "run-netns: no binaries in target/release or target/debug; run 'make build'"; exit 1; }
+[ -x "$BIN/frota-ctl" ] || { echo "run-netns: FAIL — no binaries in target/release or target/debug; run 'make build'"; exit 1; }
 OUT=${OUT:-run/netns}
 rm -rf "$OUT"
 mkdir -p "$OUT/logs" "$OUT/data"
