@@ -351,15 +351,6 @@ fn list() {
     );
 }
 
-/// A command-line mistake: one line saying what, one pointing at --help.
-fn bad(msg: &str) -> i32 {
-    eprintln!(
-        "{}",
-        crate::runtime::cli::bad_usage_text("frota-ctl lab", msg)
-    );
-    2
-}
-
 /// What [`one`] prints besides its last line.
 #[derive(Clone, Copy)]
 struct Show {
