@@ -460,69 +460,13 @@ impl Core {
             return Err("connection holds no session".into());
         };
         match p {
-            Packet::Publish(Publish {
-                qos,
-                retain,
-                topic,
-                packet_id,
-                payload,
-                ..
-            }) => {
-                // Route first, then acknowledge: the publisher's own copy
-                // (if it subscribes) goes out before its ack, and the ack
-                // waits for the client's answer to that copy
-                // (`Session::ack_after_own_copy`).
-                let mark = self.session_of(conn).map_or(0, |(_, s)| s.mark());
-                match (qos, packet_id) {
-                    (2, Some(id)) => {
-                        let resend = self.session_of(conn).is_some_and(|(_, s)| s.awaiting(id));
-                        if !resend {
-                            self.publish(&topic, &payload, 2, retain);
-                        }
-                        if let Some((_, s)) = self.session_of(conn) {
-                            s.on_publish_qos2(id, mark);
-                        }
-                    }
-                    (1, Some(id)) => {
-                        self.publish(&topic, &payload, 1, retain);
-                        if let Some((_, s)) = self.session_of(conn) {
-                            s.ack_after_own_copy(Packet::PubAck(id), mark);
-                        }
-                    }
-                    _ => {
-                        self.publish(&topic, &payload, 0, retain);
-                    }
-                }
-            }
+            Packet::Publish(publish) => self.mqtt_publish(conn, publish),
             Packet::PubAck(id) => self.with_session(conn, |s| s.on_puback(id)),
             Packet::PubRec(id) => self.with_session(conn, |s| s.on_pubrec(id)),
             Packet::PubRel(id) => self.with_session(conn, |s| s.on_pubrel(id)),
             Packet::PubComp(id) => self.with_session(conn, |s| s.on_pubcomp(id)),
             Packet::Subscribe { packet_id, filters } => {
-                let mut codes = Vec::with_capacity(filters.len());
-                let mut granted_filters = Vec::new();
-                for (f, q) in &filters {
-                    match self.tree.insert(f, sid, *q) {
-                        Ok(()) => {
-                            codes.push(*q);
-                            granted_filters.push((f.clone(), *q));
-                        }
-                        Err(why) => {
-                            log::info!("mqtt connection {conn}: refusing filter: {why}");
-                            codes.push(SUBACK_FAILURE);
-                        }
-                    }
-                }
-                if let Some((_, s)) = self.session_of(conn) {
-                    for (f, q) in &granted_filters {
-                        s.subscriptions.insert(f.clone(), *q);
-                    }
-                    s.send(Packet::SubAck { packet_id, codes });
-                }
-                // Retained messages after the SUBACK [MQTT-3.8.4-4].
-                for (f, q) in granted_filters {
-                    self.send_retained(sid, &f, q);
-                }
+                self.mqtt_subscribe(conn, sid, packet_id, &filters)
             }
             Packet::Unsubscribe { packet_id, filters } => {
                 for f in &filters {
@@ -546,6 +490,76 @@ impl Core {
         }
         self.wake(conn);
         Ok(())
+    }
+
+    /// An MQTT PUBLISH. Route first, then acknowledge: the publisher's own
+    /// copy (if it subscribes) goes out before its ack, and the ack waits
+    /// for the client's answer to that copy (`Session::ack_after_own_copy`).
+    fn mqtt_publish(&mut self, conn: ConnId, p: Publish) {
+        let Publish {
+            qos,
+            retain,
+            topic,
+            packet_id,
+            payload,
+            ..
+        } = p;
+        let mark = self.session_of(conn).map_or(0, |(_, s)| s.mark());
+        match (qos, packet_id) {
+            (2, Some(id)) => {
+                let resend = self.session_of(conn).is_some_and(|(_, s)| s.awaiting(id));
+                if !resend {
+                    self.publish(&topic, &payload, 2, retain);
+                }
+                if let Some((_, s)) = self.session_of(conn) {
+                    s.on_publish_qos2(id, mark);
+                }
+            }
+            (1, Some(id)) => {
+                self.publish(&topic, &payload, 1, retain);
+                if let Some((_, s)) = self.session_of(conn) {
+                    s.ack_after_own_copy(Packet::PubAck(id), mark);
+                }
+            }
+            _ => {
+                self.publish(&topic, &payload, 0, retain);
+            }
+        }
+    }
+
+    /// An MQTT SUBSCRIBE: each filter granted or refused, the SUBACK, then
+    /// the retained messages of what was granted.
+    fn mqtt_subscribe(
+        &mut self,
+        conn: ConnId,
+        sid: SubscriberId,
+        packet_id: u16,
+        filters: &[(String, u8)],
+    ) {
+        let mut codes = Vec::with_capacity(filters.len());
+        let mut granted_filters = Vec::new();
+        for (f, q) in filters {
+            match self.tree.insert(f, sid, *q) {
+                Ok(()) => {
+                    codes.push(*q);
+                    granted_filters.push((f.clone(), *q));
+                }
+                Err(why) => {
+                    log::info!("mqtt connection {conn}: refusing filter: {why}");
+                    codes.push(SUBACK_FAILURE);
+                }
+            }
+        }
+        if let Some((_, s)) = self.session_of(conn) {
+            for (f, q) in &granted_filters {
+                s.subscriptions.insert(f.clone(), *q);
+            }
+            s.send(Packet::SubAck { packet_id, codes });
+        }
+        // Retained messages after the SUBACK [MQTT-3.8.4-4].
+        for (f, q) in granted_filters {
+            self.send_retained(sid, &f, q);
+        }
     }
 
     fn with_session(&mut self, conn: ConnId, f: impl FnOnce(&mut Session)) {

@@ -718,28 +718,16 @@ fn render_columns(
         .unwrap_or(0);
     let longest_name = parts.iter().map(|p| p.chars().count()).max().unwrap_or(0);
     let natural = (longest_name + 4).max(longest_label.min(40) + 6).max(16);
-    let w = fit.map_or(natural, |f| natural.min(f));
-    // Header names cut to the column; a peer known only by its address
-    // keeps the port, the part that tells two of them apart.
-    let shown: Vec<String> = parts
-        .iter()
-        .map(|p| match (fit, p.strip_prefix("peer ")) {
-            (None, _) => p.clone(),
-            (Some(_), Some(addr)) if addr.chars().count() > w - 1 => {
-                let tail: Vec<char> = addr.chars().collect();
-                let keep = (w - 1).saturating_sub(1).min(tail.len());
-                format!("…{}", tail[tail.len() - keep..].iter().collect::<String>())
-            }
-            (Some(_), _) => cut(p, w - 1),
-        })
-        .collect();
-    let slot = |name: &str| parts.iter().position(|p| p == name).unwrap_or(0);
-    let center = |i: usize| i * w + w / 2;
-    let width = parts.len() * w;
+    let cols = Columns {
+        parts: &parts,
+        w: fit.map_or(natural, |f| natural.min(f)),
+        fit,
+    };
+    let width = parts.len() * cols.w;
     let mut out = String::new();
     let mut head = vec![' '; width];
-    for (i, p) in shown.iter().enumerate() {
-        let start = center(i).saturating_sub(p.chars().count() / 2);
+    for (i, p) in cols.header_names().iter().enumerate() {
+        let start = cols.center(i).saturating_sub(p.chars().count() / 2);
         for (j, c) in p.chars().enumerate() {
             if let Some(slot) = head.get_mut(start + j) {
                 *slot = c;
@@ -752,20 +740,62 @@ fn render_columns(
         head.iter().collect::<String>().trim_end()
     ));
     for (i, e) in events.iter().enumerate() {
-        let mut line = vec![' '; width];
-        for i in 0..parts.len() {
-            line[center(i)] = '|';
+        out.push_str(&format!("{}  {}\n", stamp(i, e), cols.line(e)));
+    }
+    out
+}
+
+/// The ladder's columns: one per participant, `w` wide.
+struct Columns<'a> {
+    parts: &'a [String],
+    w: usize,
+    fit: Option<usize>,
+}
+
+impl Columns<'_> {
+    fn slot(&self, name: &str) -> usize {
+        self.parts.iter().position(|p| p == name).unwrap_or(0)
+    }
+
+    fn center(&self, i: usize) -> usize {
+        i * self.w + self.w / 2
+    }
+
+    /// Header names cut to the column; a peer known only by its address
+    /// keeps the port, the part that tells two of them apart.
+    fn header_names(&self) -> Vec<String> {
+        let w = self.w;
+        self.parts
+            .iter()
+            .map(|p| match (self.fit, p.strip_prefix("peer ")) {
+                (None, _) => p.clone(),
+                (Some(_), Some(addr)) if addr.chars().count() > w - 1 => {
+                    let tail: Vec<char> = addr.chars().collect();
+                    let keep = (w - 1).saturating_sub(1).min(tail.len());
+                    format!("…{}", tail[tail.len() - keep..].iter().collect::<String>())
+                }
+                (Some(_), _) => cut(p, w - 1),
+            })
+            .collect()
+    }
+
+    /// One event's line: the participants' lines, and its arrow and label
+    /// (or, for something that happened at one node, `@` and the label).
+    fn line(&self, e: &Event) -> String {
+        let mut line = vec![' '; self.parts.len() * self.w];
+        for i in 0..self.parts.len() {
+            line[self.center(i)] = '|';
         }
-        let a = slot(&e.from);
-        let b = slot(&e.to);
-        let (lo, hi) = (center(a.min(b)), center(a.max(b)));
+        let a = self.slot(&e.from);
+        let b = self.slot(&e.to);
+        let (lo, hi) = (self.center(a.min(b)), self.center(a.max(b)));
         if lo == hi {
             // Something that happened at one node (a crash): its label
             // goes to the right of the node's line.
             line[lo] = '@';
-            let label = match fit {
+            let label = match self.fit {
                 // The label runs to the right edge, not past it.
-                Some(_) => cut(&e.label, (parts.len() * w).saturating_sub(lo + 2)),
+                Some(_) => cut(&e.label, (self.parts.len() * self.w).saturating_sub(lo + 2)),
                 None => e.label.clone(),
             };
             for (j, c) in label.chars().enumerate() {
@@ -785,7 +815,7 @@ fn render_columns(
                 line[lo + 1] = '<';
             }
             let room = (hi - lo).saturating_sub(4);
-            let text: Vec<char> = match fit {
+            let text: Vec<char> = match self.fit {
                 Some(_) => cut(&e.label, room).chars().collect(),
                 None => e.label.chars().take(room).collect(),
             };
@@ -794,13 +824,8 @@ fn render_columns(
                 line[start + j] = c;
             }
         }
-        out.push_str(&format!(
-            "{}  {}\n",
-            stamp(i, e),
-            line.iter().collect::<String>().trim_end()
-        ));
+        line.iter().collect::<String>().trim_end().to_string()
     }
-    out
 }
 
 /// The same diagram as a Mermaid `sequenceDiagram`.

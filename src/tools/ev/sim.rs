@@ -1397,40 +1397,61 @@ impl World {
 
     // ---- checks ---------------------------------------------------------------
 
+    /// Once the faults are healed and the run is over: the first invariant
+    /// that does not hold fails the run.
     fn final_checks(&mut self) {
         self.ghost.quiet = true;
-        let step = self.step;
+        let found = self
+            .not_quiet()
+            .or_else(|| self.holds_disagree())
+            .map(|d| (Invariant::QuietAndDecided, d))
+            .or_else(|| self.told_untrue().map(|d| (Invariant::TruthfulOutcome, d)))
+            .or_else(|| {
+                self.unanswered()
+                    .map(|d| (Invariant::EveryRequestAnswered, d))
+            })
+            .or_else(|| {
+                self.race_without_winner()
+                    .map(|d| (Invariant::OneWinner, d))
+            });
+        if let Some((invariant, d)) = found {
+            self.ghost.fail(invariant, self.step, d);
+        }
+    }
+
+    /// Work left after healing: messages, calls, holds or transactions.
+    fn not_quiet(&self) -> Option<String> {
         let quiet = self.net.is_empty()
             && self.calls.is_empty()
             && self.companies.iter().all(|c| c.up && !has_work(c));
-        if !quiet {
-            let stuck: Vec<String> = self
-                .companies
-                .iter()
-                .flat_map(|c| {
-                    c.part
-                        .undecided()
-                        .map(|h| format!("{} holds {} for {}", c.name, h.point, h.txn))
-                        .chain(
-                            c.coord
-                                .open_txns()
-                                .map(|t| format!("{} has {t} open", c.name)),
-                        )
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            return self.ghost.fail(
-                Invariant::QuietAndDecided,
-                step,
-                format!("not quiet after healing: {}", stuck.join("; ")),
-            );
+        if quiet {
+            return None;
         }
+        let stuck: Vec<String> = self
+            .companies
+            .iter()
+            .flat_map(|c| {
+                c.part
+                    .undecided()
+                    .map(|h| format!("{} holds {} for {}", c.name, h.point, h.txn))
+                    .chain(
+                        c.coord
+                            .open_txns()
+                            .map(|t| format!("{} has {t} open", c.name)),
+                    )
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Some(format!("not quiet after healing: {}", stuck.join("; ")))
+    }
+
+    /// A stop whose hold does not match its transaction's durable outcome.
+    fn holds_disagree(&self) -> Option<String> {
         let parts: Vec<(String, &Participant)> = self
             .companies
             .iter()
             .map(|c| (c.name.clone(), &c.part))
             .collect();
-        let mut problems = Vec::new();
         for (txn, commit) in &self.ghost.durable {
             let Some(stops) = self.ghost.stops.get(txn) else {
                 continue;
@@ -1441,47 +1462,54 @@ impl World {
                 };
                 let has = p.hold(txn).is_some();
                 if *commit && !has {
-                    problems.push(format!(
+                    return Some(format!(
                         "{txn} committed but {} has no reservation",
                         s.company
                     ));
                 }
                 if !*commit && has {
-                    problems.push(format!("{txn} aborted but {} still has it", s.company));
+                    return Some(format!("{txn} aborted but {} still has it", s.company));
                 }
             }
         }
-        if let Some(p) = problems.into_iter().next() {
-            return self.ghost.fail(Invariant::QuietAndDecided, step, p);
-        }
+        None
+    }
+
+    /// A client told `reserved` for a transaction that never committed.
+    fn told_untrue(&self) -> Option<String> {
         for (key, told) in &self.ghost.told {
             for (reserved, txn, _) in told {
                 if *reserved && self.ghost.durable.get(txn) != Some(&true) {
-                    let d = format!(
+                    return Some(format!(
                         "{}/{} was told reserved ({txn}) but it never committed",
                         key.0, key.1
-                    );
-                    return self.ghost.fail(Invariant::TruthfulOutcome, step, d);
+                    ));
                 }
             }
         }
+        None
+    }
+
+    /// Requests with no definite answer.
+    fn unanswered(&self) -> Option<String> {
         let unanswered: Vec<String> = self
             .clients
             .iter()
             .filter(|c| c.next < c.requests.len())
             .map(|c| format!("{}/{}", c.name, c.requests[c.next].request_id))
             .collect();
-        if !unanswered.is_empty() {
-            let d = format!("no definite answer for {}", unanswered.join(", "));
-            return self.ghost.fail(Invariant::EveryRequestAnswered, step, d);
-        }
-        if self.cfg.race && self.ghost.told_count(true) == 0 {
-            let d = format!(
+        (!unanswered.is_empty())
+            .then(|| format!("no definite answer for {}", unanswered.join(", ")))
+    }
+
+    /// A race without faults that nobody won.
+    fn race_without_winner(&self) -> Option<String> {
+        (self.cfg.race && self.ghost.told_count(true) == 0).then(|| {
+            format!(
                 "{} vehicles raced for one route without faults and all were rejected",
                 self.clients.len()
-            );
-            self.ghost.fail(Invariant::OneWinner, step, d);
-        }
+            )
+        })
     }
 
     // ---- tracing ------------------------------------------------------------
