@@ -24,14 +24,16 @@
 //!    operator's tools), one node configuration shape and `main`
 //!    (`runtime::config`, `runtime::cli`), crash points, the `echo` node,
 //!    starting node processes (`runtime::launch`: a node's watch on its
-//!    launcher, temp dirs), and the one seeded generator (`runtime::rng`).
+//!    launcher, temp dirs), a sleeping thread's wake-up (`runtime::wake`),
+//!    and the one seeded generator (`runtime::rng`).
 //! 3. [`mqtt`] — MQTT 3.1.1: codec, topic filters and tree, client, and the
 //!    session state machine the EV broker's core uses (Mosquitto interop).
 //! 4. The two systems, each a folder of nodes; a message's handler is the
 //!    node's `handle` (`match req.kind()`):
 //!    - [`rental`] — vehicle rental: heartbeat `monitor`, `infodesk`,
 //!      `backup` (on the `ledger` state machine; its log's `record`s) and
-//!      `terminal`s; `nodes` holds each binary's configuration.
+//!      `terminal`s, the `fleet` they share, `peers` (how they find each
+//!      other); `nodes` holds each binary's configuration.
 //!    - [`ev`] — EV charging: the topic `broker` (a pure core and two
 //!      listeners), `company` (a process's side of the 2PC: `participant`
 //!      and `coordinator` drivers, `messages`) on `twopc` (the rules as pure
