@@ -15,11 +15,6 @@ fn only_hold(c: &EvCluster, name: &str) -> serde_json::Value {
     holds[0].clone()
 }
 
-fn restart_clean(c: &mut EvCluster, node: &str) {
-    c.set_env(node, &[]);
-    c.restart(node).expect("restart");
-}
-
 #[test]
 fn coordinator_killed_after_decision_participants_commit_when_it_returns() {
     let mut c = crashing(

@@ -17,11 +17,6 @@ use std::time::Duration;
 use support::ev::*;
 use support::wait_secs;
 
-fn restart_clean(c: &mut EvCluster, node: &str) {
-    c.set_env(node, &[]);
-    c.restart(node).expect("restart");
-}
-
 /// `reserve` of vehicle `v1`'s request `rid`, sent to `via`.
 fn attempt(c: &EvCluster, via: &str, rid: &str, stops: &[Stop]) -> Result<Body, Error> {
     ask(

@@ -6,6 +6,7 @@
 //! `apt-get install mosquitto mosquitto-clients`.
 mod support;
 use support::proc::{mosquitto_tool, Proc};
+use support::recv_text;
 
 use frota::ev::broker::bus::Bus;
 use frota::ev::broker::core::Limits;
@@ -66,12 +67,6 @@ fn start_mosquitto(bin: &Path) -> (Mosquitto, String) {
         }
     }
     panic!("mosquitto did not start (3 attempts)");
-}
-
-fn recv_text(c: &mut MqttClient) -> Option<(String, String)> {
-    c.recv(Duration::from_secs(5))
-        .expect("recv")
-        .map(|(t, p)| (t, String::from_utf8_lossy(&p).into_owned()))
 }
 
 #[test]

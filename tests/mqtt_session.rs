@@ -1,5 +1,8 @@
 //! frota's MQTT client against frota-broker's MQTT listener (serve_mqtt
 //! over the broker core) over real loopback sockets.
+mod support;
+use support::recv_text;
+
 use frota::ev::broker::bus::Bus;
 use frota::ev::broker::core::Limits;
 use frota::ev::broker::mqtt_listener::{serve_mqtt, MqttConfig, MqttServer};
@@ -38,12 +41,6 @@ fn ccfg() -> ClientConfig {
 
 fn client(srv: &MqttServer, id: &str) -> MqttClient {
     MqttClient::connect(&srv.addr().to_string(), id, &ccfg()).unwrap()
-}
-
-fn recv_text(c: &mut MqttClient) -> Option<(String, String)> {
-    c.recv(Duration::from_secs(5))
-        .unwrap()
-        .map(|(t, p)| (t, String::from_utf8_lossy(&p).into_owned()))
 }
 
 /// A raw MQTT connection for sending what our client never would.

@@ -23,6 +23,12 @@ pub fn cluster(tag: &str, tune: impl FnOnce(&mut EvOptions)) -> EvCluster {
     EvCluster::start(bins(), o).expect("EV cluster starts")
 }
 
+/// Restart `node` without the crash point it was started with.
+pub fn restart_clean(c: &mut EvCluster, node: &str) {
+    c.set_env(node, &[]);
+    c.restart(node).expect("restart");
+}
+
 /// A fresh cluster whose `node` stops at crash point `point`
 /// (`FROTA_CRASH_AT`); holds expire after 500 ms and participants ask for
 /// a lost decision every 100 ms, so recovery shows quickly.

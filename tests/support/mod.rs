@@ -218,3 +218,10 @@ pub fn callback_listener(name: &str) -> (Server, Receiver<Body>) {
         .expect("a callback listener on a free port");
     (srv, rx)
 }
+
+/// The next MQTT message as (topic, payload as text), waiting at most 5 s.
+pub fn recv_text(c: &mut frota::mqtt::MqttClient) -> Option<(String, String)> {
+    c.recv(Duration::from_secs(5))
+        .expect("recv")
+        .map(|(t, p)| (t, String::from_utf8_lossy(&p).into_owned()))
+}
