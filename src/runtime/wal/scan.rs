@@ -16,9 +16,10 @@
 //!   damage: that later write began only after the damaged one's fsync
 //!   returned, so the damaged records were durable and maybe acknowledged.
 //!
-//! The rule, its reasons and how PostgreSQL, etcd, SQLite and TigerBeetle
-//! decide the same question are in protocol.md, "Durable logs: torn tail or
-//! corruption".
+//! The rule is in protocol.md ("Logs on disk", "Torn tail or corruption");
+//! how PostgreSQL, etcd, SQLite and TigerBeetle decide the same question is
+//! in docs/learn/design.md ("How trusted logs tell a torn write from
+//! damage").
 //!
 //! Pure: it reads bytes through [`ReadAt`] (a log's file, or bytes in memory
 //! in tests) and decides; cutting a torn tail off and keeping it aside is
