@@ -226,12 +226,19 @@ fn every_ctl_subcommand_help_fits_a_terminal() {
         "sim",
         "trace",
         "trace-scenario",
+        "trace-embed",
+        "lab",
         "log-check",
         "log-repair",
     ] {
         let (code, out, err) = ctl(&[sub, "--help"]);
         assert_eq!(code, 0, "frota-ctl {sub} --help: {err}");
         fits_100_columns(&format!("frota-ctl {sub} --help"), &out);
+        // What its exit status means, as every node's --help says.
+        assert!(
+            out.contains("Exit status"),
+            "frota-ctl {sub} --help says no exit status:\n{out}"
+        );
     }
 }
 

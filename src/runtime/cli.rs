@@ -118,7 +118,7 @@ impl Args {
         match Args::parse_from(program, about, flags, argv) {
             Ok(a) => Ok(a),
             Err(ParseExit::Help(u)) => {
-                print_usage(&u);
+                print_usage(&format!("{u}{SUB_EXIT}"));
                 Err(0)
             }
             Err(ParseExit::Bad(msg, _)) => {
@@ -348,6 +348,13 @@ Environment:
                       per module too, e.g. RUST_LOG=frota::wire=trace logs every frame
   FROTA_TRACE=DIR     write every frame this process sends and receives to DIR/<node>-<pid>.jsonl;
                       `frota-ctl trace DIR` draws them as a ladder diagram
+";
+
+/// The end of a `frota-ctl` subcommand's `--help` (`frota-ctl --help`
+/// has the full table; sending one message can also exit 3 and 4).
+pub const SUB_EXIT: &str = "
+Exit status: 0 when it passed (its last line says so); 1 when it failed, a node it could not
+reach included (its last line says what); 2 for a bad command line (nothing was started).
 ";
 
 /// What a bad command line prints: what was wrong, then where to look.

@@ -159,7 +159,7 @@ fn parse(args: &[String]) -> Result<(Config, Schedules), i32> {
                 }
             }
             "--help" | "-h" => {
-                println!("{USAGE}");
+                println!("{USAGE}\n{}", cli::SUB_EXIT);
                 return Err(0);
             }
             other => {
