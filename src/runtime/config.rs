@@ -226,6 +226,40 @@ pub fn ensure_data_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Remove a node's data directory, as a demo does to start from nothing,
+/// unless a running node holds a log in it. A node locks each log while
+/// it runs; deleting the files under it (`make run` while a `make up`
+/// deployment runs on the same data/) loses what it acknowledged, and the
+/// demo then fails anyway on the busy ports.
+pub fn wipe_data_dir(dir: &Path) -> Result<(), String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "cannot read {} to start afresh: {e}",
+                dir.display()
+            ))
+        }
+    };
+    for path in entries.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        // Our own lock, if we get it, ends when `file` is dropped.
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+            return Err(format!(
+                "{} is in use by a running node ({} is locked), so it was left alone; \
+                 `make down` stops a `make up` deployment (`make status` shows it)",
+                dir.display(),
+                path.display()
+            ));
+        }
+    }
+    std::fs::remove_dir_all(dir)
+        .map_err(|e| format!("cannot remove {} to start afresh: {e}", dir.display()))
+}
+
 impl Args {
     /// `[("listen", v), ...]` as `["--listen", v, ...]` (for
     /// [`Node::to_args`]).
@@ -265,6 +299,25 @@ mod tests {
             (back.listen.as_str(), back.max_connections),
             ("127.0.0.1:9", 7)
         );
+    }
+
+    /// A demo wiped data/backup and data/company-* even while a `make up`
+    /// deployment ran on them: the live nodes' logs were deleted.
+    #[test]
+    fn a_data_dir_in_use_is_not_wiped() {
+        let dir = crate::runtime::launch::temp_dir("config-wipe").join("backup");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("rental.log");
+        std::fs::write(&log, b"x").unwrap();
+        let held = std::fs::File::open(&log).unwrap();
+        held.lock().unwrap();
+        let e = wipe_data_dir(&dir).unwrap_err();
+        assert!(e.contains("rental.log") && e.contains("make down"), "{e}");
+        assert!(log.exists(), "a locked log was deleted");
+        drop(held);
+        wipe_data_dir(&dir).unwrap();
+        assert!(!dir.exists());
+        wipe_data_dir(&dir).unwrap(); // nothing there: nothing to do
     }
 
     #[test]

@@ -150,7 +150,7 @@ impl Settings {
 fn options(a: &Args, s: &Settings) -> Result<EvOptions, String> {
     let data = PathBuf::from(a.string("data-dir"));
     for c in ["a", "b", "c"] {
-        let _ = std::fs::remove_dir_all(data.join(format!("company-{c}")));
+        crate::runtime::config::wipe_data_dir(&data.join(format!("company-{c}")))?;
     }
     let mut opts = EvOptions::new(&data);
     opts.log_dir = Some(PathBuf::from(a.string("log-dir")));

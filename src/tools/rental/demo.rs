@@ -35,7 +35,9 @@ pub fn run_verdict(command: (&str, &str), args: &[String]) -> V {
     let requests = client_sim::read_requests(&s.text);
     let data = PathBuf::from(a.string("data"));
     // Every run starts from the initial fleet: forget the previous log.
-    let _ = std::fs::remove_dir_all(data.join("backup"));
+    if let Err(why) = crate::runtime::config::wipe_data_dir(&data.join("backup")) {
+        return V::fail("run-rental", why);
+    }
     let logs = PathBuf::from(a.string("logs"));
     let mut opts = ClusterOptions::defaults();
     opts.log_dir = Some(logs.clone());
