@@ -3,13 +3,16 @@
 //! up cancels (no car is left allocated to it), and the audit holds.
 
 mod support;
-use support::rental::{assert_audit, bins};
+use support::rental::{assert_audit, bins, send};
+use support::s;
 
-use frota::runtime::launch::temp_dir;
-use frota::tools::rental::client_sim::{self, SimConfig, Verdict};
+use frota::rental::fleet::Class;
+use frota::runtime::launch::{temp_dir, wait_until};
+use frota::tools::rental::client_sim::{self, Outcome, Renter, SimConfig, Verdict};
 use frota::tools::rental::cluster::RentalCluster;
+use serde_json::json;
 use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[test]
 fn simulator_serves_waits_and_gives_up_cleanly() {
@@ -116,4 +119,89 @@ fn frota_client_binary_runs_the_sample_file() {
     // time out on a slow machine (1.2 s at this scale), none may fail.
     assert_eq!((cols[1], cols[4]), ("31", "0"), "{text}");
     assert_audit(&c);
+}
+
+/// The simulator claims a car it was called back for at the terminal that
+/// called (`car_ready`'s `addr`). If that terminal crashed right after the
+/// callback, before its own claim, nobody answers there: the client claims
+/// through the info desk instead, at once — not at its next periodic check,
+/// a minute away here — so the car is not stranded.
+#[test]
+fn claim_falls_back_to_the_info_desk_when_the_calling_terminal_died() {
+    let mut c = RentalCluster::start(bins(), &temp_dir("client-claim-fallback")).unwrap();
+    let mut cars = Vec::new();
+    for i in 0..3 {
+        let r = send(
+            &c,
+            "terminal-3",
+            "rent",
+            json!({"request_id": format!("fb-e{i}"), "class": "economy", "client": "x"}),
+        )
+        .expect("rent");
+        cars.push(s(&r, "car"));
+    }
+    c.restart_with_env(
+        "terminal-2",
+        &[("FROTA_CRASH_AT", "terminal.callback.after".into())],
+    )
+    .unwrap();
+    let mut cfg = SimConfig::new(&c.addr("infodesk").to_string(), 1.0);
+    cfg.check_every = Duration::from_secs(60);
+    cfg.pending_wait = Duration::from_secs(120);
+    cfg.request_timeout = Duration::from_secs(5);
+    let (out, took) = std::thread::scope(|sc| {
+        let client = sc.spawn(|| {
+            let renter = Renter::start(&cfg, "fb-client").expect("callback listener");
+            let mut out = Outcome::new(0, "fb-client", "economy");
+            let started = Instant::now();
+            let r = renter.cycle("fb-1", Class::Economy, Duration::ZERO, &mut out);
+            r.map(|()| (out, started.elapsed()))
+        });
+        assert!(
+            wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+                send(&c, "backup", "check_pending", json!({"request_id": "fb-1"}))
+                    .is_ok_and(|b| s(&b, "status") == "waiting")
+            }),
+            "the client's rent is waiting"
+        );
+        // terminal-2 takes the return, calls the client back, and exits
+        // before it claims the car.
+        let r = send(
+            &c,
+            "terminal-2",
+            "return",
+            json!({"request_id": "fb-e0-back", "car": cars[0]}),
+        )
+        .expect("return");
+        assert_eq!(s(&r, "handed_to"), "fb-1");
+        client.join().unwrap().expect("the client's cycle")
+    });
+    let exit = c
+        .proc_mut("terminal-2")
+        .and_then(|p| p.wait_exit(Duration::from_secs(10)));
+    assert_eq!(
+        exit.and_then(|e| e.code()),
+        Some(frota::runtime::crash::EXIT_CODE),
+        "terminal-2 stopped at its crash point"
+    );
+    assert_eq!(
+        (out.verdict, out.by_callback, out.car.as_deref()),
+        (Verdict::Success, true, Some(cars[0].as_str())),
+        "{out:?}"
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "claimed at once, not at the next check: {took:?}"
+    );
+    for (i, car) in cars.iter().enumerate().skip(1) {
+        send(
+            &c,
+            "terminal-1",
+            "return",
+            json!({"request_id": format!("fb-e{i}-back"), "car": car}),
+        )
+        .expect("return");
+    }
+    let r = assert_audit(&c);
+    assert_eq!(r.backup["free"], 14);
 }

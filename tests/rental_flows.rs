@@ -159,6 +159,13 @@ fn pending_fifo_across_terminals_callbacks_and_check_states() {
         (s(&got, "car"), s(&got, "request_id")),
         (s(&b, "car"), "p1".into())
     );
+    // It names the terminal that called and the address it serves on, so
+    // the client can claim there without asking the info desk.
+    assert_eq!(
+        (s(&got, "terminal"), s(&got, "addr")),
+        ("terminal-3".into(), c.addr("terminal-3").to_string()),
+        "{got:?}"
+    );
     assert!(
         wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
             check(&c, "p1")["claimed"] == json!(true)
@@ -194,6 +201,80 @@ fn pending_fifo_across_terminals_callbacks_and_check_states() {
     assert_eq!(r.backup["free"], 14);
     srv1.shutdown();
     srv2.shutdown();
+}
+
+/// The managing terminal asks the backup to queue a rent it cannot serve
+/// (`pend`) before asking which terminals hold a car (`holders`): with
+/// every car out, a waiting rent costs the backup one request, not two.
+/// And when a car is free elsewhere, the backup's refusal (error 22) sends
+/// the manager to `holders`, and the rent is served where the car is.
+#[test]
+fn manager_pends_first_and_a_refusal_still_finds_the_free_car() {
+    let mut opts = ClusterOptions::fast();
+    // No periodic syncs: every request the backup counts below is the rent's.
+    opts.sync_interval_ms = 600_000;
+    let c = RentalCluster::start_with(bins(), &temp_dir("flows-pend-first"), opts).unwrap();
+    let requests = || ok(&c, "backup", "status", json!({}))["requests"].as_u64();
+    // What asking for the count adds to it.
+    let own = requests().zip(requests()).map(|(a, b)| b - a);
+    // All three economy cars, at their manager terminal-3 (whose view then
+    // holds none).
+    let mut cars = Vec::new();
+    for i in 0..3 {
+        let r = rent(&c, "terminal-3", &format!("pf-{i}"), "economy");
+        cars.push(s(&r, "car"));
+    }
+    let before = requests();
+    let p = rent(&c, "terminal-3", "pf-waits", "economy");
+    let after = requests();
+    assert_eq!(
+        (s(&p, "status"), p["position"].clone()),
+        ("pending".into(), json!(1))
+    );
+    assert_eq!(
+        after.zip(before).map(|(a, b)| a - b),
+        own.map(|o| o + 1),
+        "a waiting rent asks the backup once (pend), not holders first"
+    );
+    ok(
+        &c,
+        "terminal-3",
+        "cancel",
+        json!({"request_id": "pf-waits"}),
+    );
+    // A callback that is not HOST:PORT is refused when the request would
+    // wait...
+    let e = send(
+        &c,
+        "terminal-3",
+        "rent",
+        json!({"request_id": "pf-bad", "class": "economy", "callback": "nowhere"}),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, Code::MalformedRequest, "{e}");
+    // A car comes back at terminal-1; terminal-3's view holds none, so its
+    // pend is refused, and holders names terminal-1, where it is rented
+    // (...and judged only then: a car was free, so it never mattered).
+    give_back(&c, "terminal-1", "pf-0-back", &cars[0]);
+    let r = ok(
+        &c,
+        "terminal-3",
+        "rent",
+        json!({"request_id": "pf-found", "class": "economy", "callback": "nowhere"}),
+    );
+    assert_eq!(
+        (s(&r, "status"), s(&r, "car"), s(&r, "terminal")),
+        ("rented".into(), cars[0].clone(), "terminal-1".into()),
+        "{r:?}"
+    );
+    let t3 = ok(&c, "terminal-3", "status", json!({}));
+    assert_eq!(t3["pended"], 1, "the refused pend queued nothing: {t3:?}");
+    give_back(&c, "terminal-1", "pf-found-back", &cars[0]);
+    give_back(&c, "terminal-1", "pf-1-back", &cars[1]);
+    give_back(&c, "terminal-1", "pf-2-back", &cars[2]);
+    assert_eq!(s(&check(&c, "pf-waits"), "status"), "cancelled");
+    let r = assert_audit(&c);
+    assert_eq!(r.backup["free"], 14);
 }
 
 #[test]

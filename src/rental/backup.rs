@@ -623,22 +623,27 @@ impl Handler for Backup {
                 check_request_id(&r.request_id)?;
                 check_terminal(&r.terminal)?;
                 let class = class_of(&r.class)?;
-                if let Some(cb) = &r.callback {
-                    if cb.parse::<std::net::SocketAddr>().is_err() {
-                        return Err(Error::malformed(format!(
-                            "field 'callback': '{cb}' is not HOST:PORT"
-                        )));
-                    }
-                }
                 self.commit_later(req, ctx, |l| {
-                    l.decide_pend(
+                    let ruling = l.decide_pend(
                         &r.request_id,
                         class,
                         &r.terminal,
                         &r.client,
                         r.callback.as_deref(),
                         &r.unreachable,
-                    )
+                    )?;
+                    // The callback is judged only when it is kept: terminals
+                    // ask `pend` before `holders`, so a refusal (a car is
+                    // free) must not turn into error 12 for a client whose
+                    // rent would have been served without waiting.
+                    if let (Ruling::Write(_), Some(cb)) = (&ruling, &r.callback) {
+                        if cb.parse::<std::net::SocketAddr>().is_err() {
+                            return Err(Error::malformed(format!(
+                                "field 'callback': '{cb}' is not HOST:PORT"
+                            )));
+                        }
+                    }
+                    Ok(ruling)
                 })
             }
             "return" => {

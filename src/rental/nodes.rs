@@ -502,7 +502,7 @@ impl Node for TerminalNode {
         // Named before the initial sync, its first traced call.
         crate::wire::trace::set_node(&format!("terminal-{}", self.terminal.id));
         let bound = Server::bind(self.server).map_err(|e| e.to_string())?;
-        let terminal = Terminal::new(self.terminal);
+        let terminal = Terminal::new(self.terminal, bound.addr().map_err(|e| e.to_string())?);
         // Rebuild the stock from the backup before serving; if the backup is
         // down the sync thread keeps trying.
         if let Err(e) = terminal.sync_once() {

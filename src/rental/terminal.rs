@@ -23,6 +23,7 @@ use crate::wire::trace;
 use crossbeam_channel::{Receiver, Sender};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -92,6 +93,10 @@ type Handed = (Value, trace::Cause);
 pub struct Terminal {
     cfg: TerminalConfig,
     name: String,
+    /// The address this terminal serves on, told to a client in
+    /// `car_ready` so it can claim here directly; None when it listens on
+    /// an unspecified address (0.0.0.0), which nobody can connect to.
+    serves_on: Option<String>,
     backup: Pool,
     peers: Pool,
     callbacks: Pool,
@@ -133,7 +138,9 @@ struct IdReq {
 }
 
 impl Terminal {
-    pub fn new(cfg: TerminalConfig) -> Arc<Terminal> {
+    /// A terminal serving on `serves_on` (the bound address, port
+    /// included).
+    pub fn new(cfg: TerminalConfig, serves_on: SocketAddr) -> Arc<Terminal> {
         // Retries of backup calls are done by `call_backup`, which keeps
         // track of whether an attempt may have been applied.
         let backup_cfg = ClientConfig::default()
@@ -148,6 +155,9 @@ impl Terminal {
         cb_cfg.connect_timeout = cfg.callback_timeout;
         Arc::new(Terminal {
             name: fleet::terminal_name(cfg.id),
+            serves_on: Some(serves_on)
+                .filter(|a| !a.ip().is_unspecified())
+                .map(|a| a.to_string()),
             cfg,
             backup: Pool::new(backup_cfg),
             peers: Pool::new(peer_cfg),
@@ -241,14 +251,17 @@ impl Terminal {
         };
         let car = a.get("car").and_then(Value::as_str).unwrap_or("");
         let model = fleet::vehicle(car).map(|v| v.model).unwrap_or("");
+        let mut ready = body(json!({"request_id": rid, "car": car, "model": model,
+                                    "class": a.get("class").cloned().unwrap_or(Value::Null),
+                                    "terminal": self.name}));
+        // Where the client can claim the car without asking the info desk
+        // for a terminal first (it falls back to the info desk if we are
+        // gone by then).
+        if let Some(addr) = &self.serves_on {
+            ready.insert("addr".into(), json!(addr));
+        }
         crash::point("terminal.callback.before");
-        let sent = self.callbacks.call(
-            cb,
-            "car_ready",
-            body(json!({"request_id": rid, "car": car, "model": model,
-                        "class": a.get("class").cloned().unwrap_or(Value::Null),
-                        "terminal": self.name})),
-        );
+        let sent = self.callbacks.call(cb, "car_ready", ready);
         crash::point("terminal.callback.after");
         match sent {
             Ok(_) => {
@@ -437,11 +450,21 @@ impl Terminal {
         self.find_or_pend(&r, class)
     }
 
-    /// The managing terminal's part: rent from any terminal holding a car of
-    /// the class, else queue a pending request at the backup.
+    /// The managing terminal's part: queue a pending request at the backup,
+    /// and only if it refuses (error 22: a car of the class is free at a
+    /// terminal not in `unreachable`) ask which terminals hold one and rent
+    /// there. `pend` comes before `holders` because the backup judges both
+    /// under one lock anyway: with every car out (nearly every waiting
+    /// request under load) asking `holders` first only hears "none", one
+    /// backup round trip per waiting request for nothing.
     fn find_or_pend(&self, r: &RentReq, class: Class) -> Result<Body, Error> {
         let mut unreachable: Vec<String> = Vec::new();
         for _ in 0..4 {
+            match self.pend(r, class, &unreachable) {
+                // A car is free somewhere we may reach: go and rent it.
+                Err(e) if e.code == Code::PreconditionFailed => {}
+                other => return other,
+            }
             let holders = self.call_backup("holders", body(json!({"class": class.name()})))?;
             let holders = super::strings(&holders, "terminals");
             let fresh: Vec<&String> = holders
@@ -456,7 +479,7 @@ impl Terminal {
                 };
                 match got {
                     Ok(b) => return Ok(b),
-                    // Someone else took it meanwhile: look again.
+                    // Someone else took it meanwhile: ask the backup again.
                     Err(e) if e.code == Code::NotFound => {}
                     Err(e) if e.code == Code::MalformedRequest => return Err(e),
                     Err(e) => {
@@ -465,29 +488,34 @@ impl Terminal {
                     }
                 }
             }
-            let mut fields = body(json!({"request_id": r.request_id, "class": class.name(),
-                                         "terminal": self.name, "client": r.client,
-                                         "unreachable": unreachable}));
-            if let Some(cb) = &r.callback {
-                fields.insert("callback".into(), json!(cb));
-            }
-            crash::point("terminal.pend.before_backup");
-            let pended = self.call_backup("pend", fields);
-            crash::point("terminal.pend.after_backup");
-            match pended {
-                Ok(b) => {
-                    log::info!("rent {}: no free {class} anywhere; pending", r.request_id);
-                    self.counters.pended.fetch_add(1, Ordering::Relaxed);
-                    return Ok(b);
-                }
-                // A car turned up (returned meanwhile): go and rent it.
-                Err(e) if e.code == Code::PreconditionFailed => {}
-                Err(e) => return Err(e),
-            }
         }
         Err(Error::unavailable(
             "vehicles of this class keep moving between terminals; try again",
         ))
+    }
+
+    /// Ask the backup to queue the request (it refuses with error 22 while
+    /// a car of the class is free at a terminal not in `unreachable`).
+    fn pend(&self, r: &RentReq, class: Class, unreachable: &[String]) -> Result<Body, Error> {
+        let mut fields = body(json!({"request_id": r.request_id, "class": class.name(),
+                                     "terminal": self.name, "client": r.client,
+                                     "unreachable": unreachable}));
+        if let Some(cb) = &r.callback {
+            fields.insert("callback".into(), json!(cb));
+        }
+        crash::point("terminal.pend.before_backup");
+        let pended = self.call_backup("pend", fields)?;
+        // Only after a request was queued (or a retry got its first
+        // answer): a refusal is how the manager learns a car is free, and
+        // a crash there would stop no pending step.
+        crash::point("terminal.pend.after_backup");
+        log::info!(
+            "rent {}: {} (no free {class} anywhere)",
+            r.request_id,
+            pended.get("status").and_then(Value::as_str).unwrap_or("?")
+        );
+        self.counters.pended.fetch_add(1, Ordering::Relaxed);
+        Ok(pended)
     }
 
     fn give_back(&self, r: ReturnReq) -> Result<Body, Error> {
@@ -627,5 +655,24 @@ impl Handler for Terminal {
             "stock" => Ok(self.stock()),
             k => Err(Error::new(Code::NotSupported, format!("no '{k}' here"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `car_ready`'s `addr` must be one a client can connect to: a terminal
+    /// serving on every interface names none (the client then asks the
+    /// info desk).
+    #[test]
+    fn an_unspecified_listen_address_is_not_told_to_clients() {
+        let cfg = crate::rental::nodes::TerminalNode::for_id(1).terminal;
+        for any in ["0.0.0.0:7011", "[::]:7011"] {
+            let t = Terminal::new(cfg.clone(), any.parse().unwrap());
+            assert_eq!(t.serves_on, None, "{any}");
+        }
+        let t = Terminal::new(cfg, "127.0.0.1:7011".parse().unwrap());
+        assert_eq!(t.serves_on.as_deref(), Some("127.0.0.1:7011"));
     }
 }

@@ -392,8 +392,13 @@ fn wait_and_be_called_back(
     if !st.success() {
         return Err("client B's return failed".into());
     }
-    rx.recv_timeout(Duration::from_secs(20))
+    let ready = rx
+        .recv_timeout(Duration::from_secs(20))
         .map_err(|_| "no car_ready callback within 20 s".to_string())?;
+    // A claims where the callback came from, as the simulator does.
+    let at: std::net::SocketAddr = field(&ready, "addr")
+        .parse()
+        .map_err(|_| format!("car_ready without a usable addr: {ready:?}"))?;
     // The terminal claims the car for A after the callback.
     if !wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
         traced(traces, |r| is(r, "terminal-1", "recv", "claim_ok"))
@@ -403,7 +408,7 @@ fn wait_and_be_called_back(
     // A asks only after it saw all that.
     crate::wire::trace::barrier();
     let r = ask(
-        c.addr("terminal-1"),
+        at,
         "check_pending",
         json!({"request_id":"a-2","claim":true}),
     )

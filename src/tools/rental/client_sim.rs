@@ -212,7 +212,7 @@ impl Handler for Listener {
         vec![MessageHelp::new(
             "car_ready",
             "(terminal→client) a car was handed to your pending request",
-            r#"{"type":"car_ready","id":1,"request_id":"ana-1","car":"EXE01","model":"BMW5","class":"executive","terminal":"terminal-2"}"#,
+            r#"{"type":"car_ready","id":1,"request_id":"ana-1","car":"EXE01","model":"BMW5","class":"executive","terminal":"terminal-2","addr":"127.0.0.1:7012"}"#,
         )]
     }
     fn status(&self) -> Body {
@@ -338,12 +338,7 @@ impl Renter {
             })();
             match attempt {
                 Ok(r) => return Ok(r),
-                Err(e)
-                    if matches!(
-                        e.code,
-                        Code::Timeout | Code::Crash | Code::TemporarilyUnavailable
-                    ) =>
-                {
+                Err(e) if retry_elsewhere(&e) => {
                     last = e;
                     thread::sleep(Duration::from_millis(200));
                 }
@@ -435,11 +430,11 @@ impl Renter {
             let wait = next_check.min(deadline).saturating_duration_since(now);
             match self.callbacks.take(wait) {
                 Some(cb) if str_of(&cb, "request_id") != rid => {} // not ours
-                Some(_) => {
+                Some(ready) => {
                     // Claim it ourselves too: the terminal's claim after our
                     // ack may not happen if it crashes right then.
                     out.by_callback = true;
-                    let b = check(true)?;
+                    let b = self.claim_after_callback(rid, &ready)?;
                     if str_of(&b, "status") == "fulfilled" {
                         return Ok(Some((str_of(&b, "car"), str_of(&b, "terminal"))));
                     }
@@ -484,6 +479,39 @@ impl Renter {
             Err(e) => Err(e),
         }
     }
+
+    /// Claim the car a `car_ready` announced at the terminal that sent it
+    /// (its `addr`): no info desk round trip, nor the monitor's behind it.
+    /// Without an address, or when that terminal does not answer (it may
+    /// have crashed right after the callback), through the info desk like
+    /// any request: a terminal's crash still cannot strand the car.
+    fn claim_after_callback(&self, rid: &str, ready: &Body) -> Result<Body, Error> {
+        let fields = body(json!({"request_id": rid, "claim": true}));
+        // The address comes off the wire: only an IP:port is dialled.
+        let at = ready
+            .get("addr")
+            .and_then(Value::as_str)
+            .filter(|a| a.parse::<std::net::SocketAddr>().is_ok());
+        if let Some(addr) = at {
+            match self.pool.call(addr, "check_pending", fields.clone()) {
+                Ok(b) => return Ok(b),
+                Err(e) if retry_elsewhere(&e) => {
+                    log::info!("claim of {rid} at {addr} failed ({e}); asking the info desk");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.via_terminal("check_pending", &fields).map(|(_, b)| b)
+    }
+}
+
+/// An error another terminal may not give: the one asked did not answer
+/// (gone, slow) or could not reach what it needed.
+fn retry_elsewhere(e: &Error) -> bool {
+    matches!(
+        e.code,
+        Code::Timeout | Code::Crash | Code::TemporarilyUnavailable
+    )
 }
 
 impl Drop for Renter {
