@@ -121,12 +121,8 @@ struct Conn {
 
 impl Conn {
     fn new(addr: SocketAddr) -> Conn {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_nodelay(true).expect("nodelay");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
         Conn {
-            s,
+            s: common::connect(addr, "frame echo"),
             buf: Vec::with_capacity(4096),
         }
     }

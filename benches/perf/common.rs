@@ -4,6 +4,7 @@
 
 use super::floor::{Kind, Prober};
 use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -572,4 +573,14 @@ pub fn sliced(
         }
         None => run_sliced(clients, 3, cut, make, None, "", procs),
     }
+}
+
+/// A client connection for round trips to `addr` (`what` names it in a
+/// failure): no Nagle delay, every read bounded at 10 s.
+pub fn connect(addr: SocketAddr, what: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {what}: {e}"));
+    s.set_nodelay(true).expect("nodelay");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s
 }

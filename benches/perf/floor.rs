@@ -10,7 +10,7 @@
 //! ([`super::common::run_sliced`]); each run's ratio uses the floor sampled
 //! around it, with its spread.
 
-use super::common::{pct_ms, timing_json};
+use super::common::{connect, pct_ms, timing_json};
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -36,11 +36,9 @@ struct Echo {
 
 impl Echo {
     fn new(addr: SocketAddr) -> Echo {
-        let s = TcpStream::connect(addr).expect("connect raw echo");
-        s.set_nodelay(true).expect("nodelay");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        Echo { s }
+        Echo {
+            s: connect(addr, "raw echo"),
+        }
     }
     fn rt(&mut self, msg: &[u8]) {
         self.s.write_all(msg).expect("send");
