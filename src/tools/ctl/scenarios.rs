@@ -423,6 +423,41 @@ fn stop(company: &str, point: &str, start: u32) -> Value {
     json!({"company": company, "point": point, "start": start, "end": start + 60})
 }
 
+/// A route through A-REC-1, B-MCZ-1 and C-AJU-1 that starts at those
+/// minutes.
+fn route(starts: [u32; 3]) -> Value {
+    json!([
+        stop("A", "A-REC-1", starts[0]),
+        stop("B", "B-MCZ-1", starts[1]),
+        stop("C", "C-AJU-1", starts[2])
+    ])
+}
+
+/// `reserve` of vehicle v1's request `rid` for `stops`, sent to `via`.
+fn reserve(c: &EvCluster, via: &str, rid: &str, stops: Value) -> Result<Body, Error> {
+    ask(
+        c.addr(via),
+        "reserve",
+        json!({"request_id": rid, "vehicle": "v1", "stops": stops}),
+    )
+}
+
+/// [`reserve`], whose outcome must be `want`.
+fn reserve_expecting(
+    c: &EvCluster,
+    via: &str,
+    rid: &str,
+    stops: Value,
+    want: &str,
+) -> Result<(), String> {
+    let r = reserve(c, via, rid, stops).map_err(|e| e.to_string())?;
+    if field(&r, "outcome") == want {
+        Ok(())
+    } else {
+        Err(format!("expected {want}, got {r:?}"))
+    }
+}
+
 fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
     let mut o = EvOptions::new(&dir.join("ev"));
     // Holds never expire during a scenario, so participants do not ask
@@ -432,51 +467,20 @@ fn ev(dir: &Path, traces: &Path) -> Result<Diagrams, String> {
     o.ask_interval_ms = 200;
     let mut c = EvCluster::start(EvBins::siblings(), o).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    let e = |x: Error| x.to_string();
-    let reserve = |c: &EvCluster, via: &str, rid: &str, stops: Value| {
-        ask(
-            c.addr(via),
-            "reserve",
-            json!({"request_id": rid, "vehicle": "v1", "stops": stops}),
-        )
-    };
 
     scenario(&mut out, traces, EV[0].0, || {
-        let stops = json!([
-            stop("A", "A-REC-1", 480),
-            stop("B", "B-MCZ-1", 600),
-            stop("C", "C-AJU-1", 720)
-        ]);
-        let r = reserve(&c, "company-A", "v1-1", stops).map_err(e)?;
-        match field(&r, "outcome") {
-            "reserved" => Ok(()),
-            _ => Err(format!("expected reserved, got {r:?}")),
-        }
+        reserve_expecting(&c, "company-A", "v1-1", route([480, 600, 720]), "reserved")
     })?;
 
     scenario(&mut out, traces, EV[1].0, || {
         // B-MCZ-1 10:30 overlaps the route above; C coordinates.
-        let stops = json!([
-            stop("A", "A-REC-1", 900),
-            stop("B", "B-MCZ-1", 630),
-            stop("C", "C-AJU-1", 1000)
-        ]);
-        let r = reserve(&c, "company-C", "v1-2", stops).map_err(e)?;
-        match field(&r, "outcome") {
-            "rejected" => Ok(()),
-            _ => Err(format!("expected rejected, got {r:?}")),
-        }
+        reserve_expecting(&c, "company-C", "v1-2", route([900, 630, 1000]), "rejected")
     })?;
 
     arm_crash(&mut c, traces)?;
     let crash_from = now_us();
     scenario(&mut out, traces, EV[2].0, || {
-        let stops = json!([
-            stop("A", "A-REC-1", 1000),
-            stop("B", "B-MCZ-1", 1100),
-            stop("C", "C-AJU-1", 1200)
-        ]);
-        match reserve(&c, "company-A", "v1-3", stops) {
+        match reserve(&c, "company-A", "v1-3", route([1000, 1100, 1200])) {
             Err(_) => {}
             Ok(r) => return Err(format!("expected the coordinator to crash, got {r:?}")),
         }
