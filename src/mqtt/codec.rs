@@ -395,27 +395,7 @@ fn decode_body(kind: u8, flags: u8, body: &[u8]) -> Result<Packet, MqttError> {
                 code,
             }
         }
-        PUBLISH => {
-            let qos = (flags >> 1) & 0b11;
-            if qos == 3 {
-                return Err(malformed("PUBLISH with QoS 3"));
-            }
-            let dup = flags & 0b1000 != 0;
-            if qos == 0 && dup {
-                return Err(malformed("PUBLISH QoS 0 with DUP set"));
-            }
-            let topic = c.string("topic name")?;
-            topic::validate_topic_name(&topic).map_err(malformed)?;
-            let packet_id = if qos > 0 { Some(c.packet_id()?) } else { None };
-            Packet::Publish(Publish {
-                dup,
-                qos,
-                retain: flags & 1 == 1,
-                topic,
-                packet_id,
-                payload: c.rest().to_vec(),
-            })
-        }
+        PUBLISH => Packet::Publish(decode_publish(flags, &mut c)?),
         PUBACK => Packet::PubAck(c.packet_id()?),
         PUBREC => Packet::PubRec(c.packet_id()?),
         PUBREL => Packet::PubRel(c.packet_id()?),
@@ -467,6 +447,29 @@ fn decode_body(kind: u8, flags: u8, body: &[u8]) -> Result<Packet, MqttError> {
     };
     c.finish(packet.name())?;
     Ok(packet)
+}
+
+/// A PUBLISH's fixed-header flags, topic, packet id and payload.
+fn decode_publish(flags: u8, c: &mut Cursor) -> Result<Publish, MqttError> {
+    let qos = (flags >> 1) & 0b11;
+    if qos == 3 {
+        return Err(malformed("PUBLISH with QoS 3"));
+    }
+    let dup = flags & 0b1000 != 0;
+    if qos == 0 && dup {
+        return Err(malformed("PUBLISH QoS 0 with DUP set"));
+    }
+    let topic = c.string("topic name")?;
+    topic::validate_topic_name(&topic).map_err(malformed)?;
+    let packet_id = if qos > 0 { Some(c.packet_id()?) } else { None };
+    Ok(Publish {
+        dup,
+        qos,
+        retain: flags & 1 == 1,
+        topic,
+        packet_id,
+        payload: c.rest().to_vec(),
+    })
 }
 
 fn decode_connect(c: &mut Cursor) -> Result<Connect, MqttError> {
@@ -604,43 +607,49 @@ pub fn encode_publish(
     Ok(())
 }
 
+/// A CONNECT's variable header and payload.
+fn encode_connect(body: &mut Vec<u8>, c: &Connect) -> Result<(), MqttError> {
+    put_str(body, "MQTT", "protocol name")?;
+    body.push(4);
+    let mut flags = 0u8;
+    if c.clean_session {
+        flags |= 0b10;
+    }
+    if let Some(w) = &c.will {
+        flags |= 0b100 | (w.qos.min(2) << 3);
+        if w.retain {
+            flags |= 0b10_0000;
+        }
+    }
+    if c.password.is_some() {
+        flags |= 0b100_0000;
+    }
+    if c.username.is_some() {
+        flags |= 0b1000_0000;
+    }
+    body.push(flags);
+    put_u16(body, c.keep_alive);
+    put_str(body, &c.client_id, "client identifier")?;
+    if let Some(w) = &c.will {
+        put_str(body, &w.topic, "will topic")?;
+        put_binary(body, &w.payload, "will message")?;
+    }
+    if let Some(u) = &c.username {
+        put_str(body, u, "user name")?;
+    }
+    if let Some(pw) = &c.password {
+        put_binary(body, pw, "password")?;
+    }
+    Ok(())
+}
+
 /// Encode one packet. Fails only on what the wire cannot carry (strings
 /// over 65535 bytes, packets over 256 MiB); it does not re-validate topics.
 pub fn encode(p: &Packet) -> Result<Vec<u8>, MqttError> {
     let mut body = Vec::new();
     let first: u8 = match p {
         Packet::Connect(c) => {
-            put_str(&mut body, "MQTT", "protocol name")?;
-            body.push(4);
-            let mut flags = 0u8;
-            if c.clean_session {
-                flags |= 0b10;
-            }
-            if let Some(w) = &c.will {
-                flags |= 0b100 | (w.qos.min(2) << 3);
-                if w.retain {
-                    flags |= 0b10_0000;
-                }
-            }
-            if c.password.is_some() {
-                flags |= 0b100_0000;
-            }
-            if c.username.is_some() {
-                flags |= 0b1000_0000;
-            }
-            body.push(flags);
-            put_u16(&mut body, c.keep_alive);
-            put_str(&mut body, &c.client_id, "client identifier")?;
-            if let Some(w) = &c.will {
-                put_str(&mut body, &w.topic, "will topic")?;
-                put_binary(&mut body, &w.payload, "will message")?;
-            }
-            if let Some(u) = &c.username {
-                put_str(&mut body, u, "user name")?;
-            }
-            if let Some(pw) = &c.password {
-                put_binary(&mut body, pw, "password")?;
-            }
+            encode_connect(&mut body, c)?;
             CONNECT << 4
         }
         Packet::ConnAck {
