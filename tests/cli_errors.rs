@@ -548,6 +548,20 @@ fn every_ctl_subcommand_says_what_was_wrong() {
         err.contains("/nonexistent/rental.log") && err.contains("data/backup/rental.log"),
         "{err}"
     );
+    // A log a running node holds (locked): said once, with what to do.
+    let held_dir = frota::runtime::launch::temp_dir("ctl-held-log");
+    let held = held_dir.join("rental.log");
+    std::fs::write(&held, b"").unwrap();
+    let lock = std::fs::File::open(&held).unwrap();
+    lock.lock().unwrap();
+    let shown = held.display().to_string();
+    let (code, _, err) = ctl(&["log-repair", &shown]);
+    assert_eq!(code, 1, "{err}");
+    let first = err.lines().next().unwrap_or("");
+    assert_eq!(first.matches(&shown).count(), 1, "the path once: {err}");
+    assert!(err.contains("must be stopped"), "{err}");
+    drop(lock);
+    let _ = std::fs::remove_dir_all(&held_dir);
     let (code, _, err) = ctl(&["trace", "/nonexistent-traces"]);
     assert_eq!(code, 1, "{err}");
     assert!(

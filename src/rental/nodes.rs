@@ -185,7 +185,7 @@ impl Node for HeartbeatNode {
         let bound = Server::bind(self.server).map_err(|e| e.to_string())?;
         let sock = UdpSocket::bind(&self.udp).map_err(|e| {
             format!(
-                "cannot bind UDP {}: {e}; another monitor (a node of `make up`?) or pick another with --udp",
+                "cannot bind UDP {}: {e}; another process holds it (the monitor of `make up`? `make status` shows it), or pick another with --udp",
                 self.udp
             )
         })?;
@@ -506,7 +506,10 @@ impl Node for TerminalNode {
         // Rebuild the stock from the backup before serving; if the backup is
         // down the sync thread keeps trying.
         if let Err(e) = terminal.sync_once() {
-            log::warn!("initial sync with the backup failed: {e}; retrying in the background");
+            log::warn!(
+                "initial sync with the backup failed: {e}; retrying in the background \
+                 (is the backup up? `make status` shows it; --backup names it)"
+            );
         }
         let _sync = terminal.spawn_sync().map_err(|e| e.to_string())?;
         let srv = bound.serve(terminal.clone()).map_err(|e| e.to_string())?;

@@ -131,9 +131,14 @@ pub fn repair(args: &[String]) -> i32 {
             EXIT_OK
         }
         Err(e) => {
-            eprintln!(
-                "{CMD}: {path}: {e}\n(the node that owns the log must be stopped; {WHERE_LOGS})"
-            );
+            // Most of these errors name the log already; say it once.
+            let e = e.to_string();
+            let what = if e.contains(path) {
+                e
+            } else {
+                format!("{path}: {e}")
+            };
+            eprintln!("{CMD}: {what}\n(the node that owns the log must be stopped; {WHERE_LOGS})");
             EXIT_FAILED
         }
     }

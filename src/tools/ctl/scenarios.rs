@@ -111,7 +111,7 @@ pub fn run(args: &[String]) -> i32 {
         None => Ok(()),
     });
     if let Err(e) = written {
-        eprintln!("frota-ctl trace-scenario: {e}");
+        eprintln!("frota-ctl trace-scenario {system}: FAILED — cannot write the diagrams: {e}");
         return 1;
     }
     if std::env::var_os("FROTA_TRACE_KEEP").is_some() {
