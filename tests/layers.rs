@@ -203,3 +203,42 @@ fn the_scan_sees_each_form_of_path() {
     assert_eq!(code("use crate::a; // crate::b"), "use crate::a; ");
     assert!(named_layers(code("//! see [`crate::tools`]"), &rental).is_empty());
 }
+
+/// Every default address is written once, in `src/runtime/config.rs`
+/// (`addr`): the nodes, the launchers, the demos and the audits take it
+/// from there, so `--help`, `make up` and the tools cannot disagree on a
+/// port. The audits' flags and frota-echo each wrote their own copy.
+#[test]
+fn default_addresses_are_written_once() {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut copies = Vec::new();
+    for f in &files {
+        if f.ends_with("src/runtime/config.rs") {
+            continue;
+        }
+        let text = fs::read_to_string(f).unwrap_or_default();
+        // Tests may name a default address as the value they expect.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            // An example in a hint ("e.g. 127.0.0.1:7001") is no default.
+            let line = self::code(line);
+            let default_port = !line.contains("e.g.")
+                && line.split("127.0.0.1:").skip(1).any(|rest| {
+                    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    port == "1883" || (port.len() == 4 && port.starts_with('7'))
+                });
+            if default_port {
+                copies.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        copies.is_empty(),
+        "default addresses written outside src/runtime/config.rs (use config::addr):\n{}",
+        copies.join("\n")
+    );
+}

@@ -38,6 +38,7 @@ pub mod addr {
     }
     pub const BROKER: &str = "127.0.0.1:7100";
     pub const MQTT: &str = "127.0.0.1:1883";
+    pub const ECHO: &str = "127.0.0.1:7900";
     /// The companies and their default addresses (the default `--peers`):
     /// company number i (A = 1) listens on 7100 + i.
     pub const COMPANIES: [(&str, &str); 3] = [

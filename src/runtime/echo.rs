@@ -99,7 +99,7 @@ impl Default for EchoNode {
     fn default() -> Self {
         EchoNode {
             server: ServerConfig {
-                listen: "127.0.0.1:7900".into(),
+                listen: crate::runtime::config::addr::ECHO.into(),
                 ..ServerConfig::default()
             },
             name: "echo".into(),

@@ -196,7 +196,7 @@ pub fn parse_companies(s: &str) -> Result<BTreeMap<String, String>, String> {
 pub fn run(args: &[String]) -> i32 {
     #[rustfmt::skip]
     let flags = [
-        opt("companies", "A=127.0.0.1:7101,B=127.0.0.1:7102,C=127.0.0.1:7103", "every company NAME=HOST:PORT"),
+        opt("companies", crate::runtime::config::addr::peers(), "every company NAME=HOST:PORT"),
         opt("wait-ms", "10000", "wait this long for in-flight holds to end"),
     ];
     let a = match Args::parse_sub(

@@ -5,7 +5,7 @@ use super::client_sim::{self, SimConfig, Verdict};
 use super::cluster::{Bins, ClusterOptions, RentalCluster};
 use super::nodes::ClientsNode;
 use crate::runtime::cli::{only, opt, switch, Args, Flag};
-use crate::runtime::config::Node;
+use crate::runtime::config::{addr, Node};
 use crate::tools::ctl::demos::Verdict as V;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -152,8 +152,8 @@ fn verdict(audit_ok: bool, outcomes: &[client_sim::Outcome]) -> V {
 pub fn audit_cmd(args: &[String]) -> i32 {
     #[rustfmt::skip]
     let flags = [
-        opt("backup", "127.0.0.1:7002", "the backup's address"),
-        opt("heartbeat", "127.0.0.1:7000", "the heartbeat monitor's TCP address"),
+        opt("backup", addr::BACKUP, "the backup's address"),
+        opt("heartbeat", addr::HEARTBEAT, "the heartbeat monitor's TCP address"),
         opt("attempts", "5", "retry a mismatch this many times (views may trail by a moment)"),
         opt("timeout-ms", "5000", "bound on each request to a node"),
         switch("json", "print the verdict as JSON"),
