@@ -224,9 +224,11 @@ fn default_addresses_are_written_once() {
         // Tests may name a default address as the value they expect.
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
         for (n, line) in code.lines().enumerate() {
-            // An example in a hint ("e.g. 127.0.0.1:7001") is no default.
+            // An example in a hint ("e.g. 127.0.0.1:7001") or a message
+            // example in a node's help (`{"type":...`) is no default.
             let line = self::code(line);
             let default_port = !line.contains("e.g.")
+                && !line.contains(r#"{"type":"#)
                 && line.split("127.0.0.1:").skip(1).any(|rest| {
                     let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
                     port == "1883" || (port.len() == 4 && port.starts_with('7'))
