@@ -5,7 +5,7 @@
 //! passes the audit.
 
 mod support;
-use support::rental::{assert_audit, bins, send};
+use support::rental::{assert_audit, bins, ok, send};
 use support::{assert_crash_exit, s, send_to};
 
 use frota::runtime::launch::{temp_dir, wait_until};
@@ -17,13 +17,6 @@ use std::time::Duration;
 
 const EVERY: u64 = 50;
 const CLASSES: [&str; 5] = ["economy", "intermediate", "suv", "executive", "minivan"];
-
-fn ok(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Body {
-    match send(c, node, kind, fields.clone()) {
-        Ok(b) => b,
-        Err(e) => panic!("{kind} {fields} at {node}: {e}"),
-    }
-}
 
 fn log_lines(path: &Path) -> usize {
     std::fs::read(path)

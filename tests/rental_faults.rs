@@ -5,25 +5,18 @@
 //! rebuilds its stock from the backup.
 
 mod support;
-use support::rental::{assert_audit, bins, send};
+use support::rental::{assert_audit, bins, ok, send};
 use support::{assert_crash_exit, callback_listener, s, send_to};
 
 use frota::runtime::launch::{temp_dir, wait_until};
 use frota::tools::rental::cluster::RentalCluster;
-use frota::{Body, Code};
-use serde_json::{json, Value};
+use frota::Code;
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-fn ok(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Body {
-    match send(c, node, kind, fields.clone()) {
-        Ok(b) => b,
-        Err(e) => panic!("{kind} {fields} at {node}: {e}"),
-    }
-}
 
 #[test]
 fn infodesk_skips_a_killed_terminal_within_the_heartbeat_timeout() {

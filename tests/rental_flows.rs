@@ -4,7 +4,7 @@
 //! in every state, cancel racing a return, idempotent retries.
 
 mod support;
-use support::rental::{assert_audit, bins, send};
+use support::rental::{self as rental, assert_audit, bins, send};
 use support::{callback_listener, s};
 
 use frota::rental::fleet::{Class, FLEET};
@@ -20,14 +20,11 @@ fn start(tag: &str) -> RentalCluster {
 }
 
 /// The reply without its envelope's `in_reply_to` (which differs per call).
+/// support's `ok` without `in_reply_to`, so that replies compare whole.
 fn ok(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Body {
-    match send(c, node, kind, fields.clone()) {
-        Ok(mut b) => {
-            b.remove("in_reply_to");
-            b
-        }
-        Err(e) => panic!("{kind} {fields} at {node}: {e}"),
-    }
+    let mut b = rental::ok(c, node, kind, fields);
+    b.remove("in_reply_to");
+    b
 }
 
 fn rent(c: &RentalCluster, at: &str, rid: &str, class: &str) -> Body {

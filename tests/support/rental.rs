@@ -27,6 +27,15 @@ pub fn send(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Result<
     )
 }
 
+/// One request that must succeed: its reply body, or the test fails naming
+/// the request and the node.
+pub fn ok(c: &RentalCluster, node: &str, kind: &str, fields: Value) -> Body {
+    match send(c, node, kind, fields.clone()) {
+        Ok(b) => b,
+        Err(e) => panic!("{kind} {fields} at {node}: {e}"),
+    }
+}
+
 /// The conservation audit must hold.
 pub fn assert_audit(c: &RentalCluster) -> audit::Report {
     let r = audit::run(
