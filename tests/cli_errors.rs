@@ -91,6 +91,10 @@ fn frota_ctl_exit_statuses() {
             vec!["--timeout-ms", "x", addr.as_str(), "{}"],
             "--timeout-ms",
         ),
+        (
+            vec!["--timeout-ms", "0", addr.as_str(), r#"{"type":"ping"}"#],
+            "at least 1",
+        ),
         // An address that is not HOST:PORT is a typo, not an unreachable node.
         (
             vec!["127.0.0.1:99999", r#"{"type":"ping"}"#],

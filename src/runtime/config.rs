@@ -163,17 +163,28 @@ pub fn server_flags(d: &ServerConfig, listen_help: &str) -> Vec<Flag> {
     ]
 }
 
-/// Read [`server_flags`] back; `--listen` is checked.
+/// Read [`server_flags`] back; `--listen` is checked, and every limit is
+/// at least 1: a 0 started a node that closed, timed out or refused every
+/// connection, with nothing said.
 pub fn server_from_args(a: &Args) -> Result<ServerConfig, String> {
     let listen = a.try_string("listen")?;
     check_addr("listen", &listen)?;
+    let positive = |flag: &str| -> Result<u64, String> {
+        match a.try_value::<u64>(flag)? {
+            0 => Err(format!(
+                "--{flag} must be at least 1 (0 would refuse or close every connection)"
+            )),
+            n => Ok(n),
+        }
+    };
+    let millis = |flag: &str| positive(flag).map(Duration::from_millis);
     Ok(ServerConfig {
         listen,
-        max_connections: a.try_value("max-connections")?,
-        idle_timeout: a.try_millis("idle-timeout-ms")?,
-        frame_timeout: a.try_millis("frame-timeout-ms")?,
-        write_timeout: a.try_millis("write-timeout-ms")?,
-        max_payload: a.try_value("max-payload")?,
+        max_connections: positive("max-connections")? as usize,
+        idle_timeout: millis("idle-timeout-ms")?,
+        frame_timeout: millis("frame-timeout-ms")?,
+        write_timeout: millis("write-timeout-ms")?,
+        max_payload: positive("max-payload")? as usize,
         link_faults: a.get("link-faults").unwrap_or("").to_string(),
         ..ServerConfig::default()
     })
@@ -282,6 +293,23 @@ mod tests {
         let e = check_addr("listen", "127.0.0.1:99999").unwrap_err();
         assert!(e.contains("--listen '127.0.0.1:99999'"), "{e}");
         assert!(check_addr("broker", "nonsense").is_err());
+    }
+
+    #[test]
+    fn a_zero_limit_is_refused_naming_its_flag() {
+        let flags = server_flags(&ServerConfig::default(), "where");
+        for flag in [
+            "max-connections",
+            "idle-timeout-ms",
+            "frame-timeout-ms",
+            "write-timeout-ms",
+            "max-payload",
+        ] {
+            let argv = [format!("--{flag}"), "0".to_string()];
+            let a = Args::parse_from("p", "a", &flags, &argv).ok().unwrap();
+            let e = server_from_args(&a).unwrap_err();
+            assert!(e.contains(&format!("--{flag} must be at least 1")), "{e}");
+        }
     }
 
     #[test]

@@ -142,8 +142,15 @@ fn usage(msg: &str) -> i32 {
 fn send_cmd(mut args: Vec<String>) -> i32 {
     let mut timeout = Duration::from_secs(5);
     if let Some(i) = args.iter().position(|a| a == "--timeout-ms") {
-        let Some(v) = args.get(i + 1).and_then(|v| v.parse().ok()) else {
-            return usage("--timeout-ms needs a number of milliseconds, e.g. --timeout-ms 2000");
+        // 0 is no bound a socket accepts (it failed as "cannot connect").
+        let Some(v) = args
+            .get(i + 1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v > 0)
+        else {
+            return usage(
+                "--timeout-ms needs a number of milliseconds, at least 1, e.g. --timeout-ms 2000",
+            );
         };
         timeout = Duration::from_millis(v);
         args.drain(i..i + 2);
