@@ -242,9 +242,10 @@ impl Args {
             .unwrap_or_else(|e| self.fail(&format!("bad value '{raw}' for '--{name}': {e}")))
     }
 
-    /// A duration given in milliseconds.
+    /// A duration given in milliseconds (see [`Args::try_millis`]); exits
+    /// with a clear message if it is not one.
     pub fn millis(&self, name: &str) -> Duration {
-        Duration::from_millis(self.value::<u64>(name))
+        self.try_millis(name).unwrap_or_else(|e| self.fail(&e))
     }
 
     /// The flag's value (or its default); `Err` names the missing flag.
@@ -264,9 +265,16 @@ impl Args {
             .map_err(|e| format!("bad value '{raw}' for '--{name}': {e}"))
     }
 
-    /// A duration given in milliseconds.
+    /// A duration given in milliseconds. A `--*-timeout-ms` or
+    /// `--*-interval-ms` of 0 is refused: a socket takes no 0 timeout (the
+    /// node failed later, saying "cannot set a 0 duration timeout" about a
+    /// peer), and a loop paced by a 0 interval spins.
     pub fn try_millis(&self, name: &str) -> Result<Duration, String> {
-        self.try_value::<u64>(name).map(Duration::from_millis)
+        let ms = self.try_value::<u64>(name)?;
+        if ms == 0 && (name.ends_with("timeout-ms") || name.ends_with("interval-ms")) {
+            return Err(format!("--{name} must be at least 1 (milliseconds)"));
+        }
+        Ok(Duration::from_millis(ms))
     }
 
     /// A flag whose empty value means "none".
@@ -414,6 +422,27 @@ mod tests {
 
     fn argv(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
+    }
+
+    /// A timeout or interval of 0 is a usage error naming the flag; other
+    /// durations (a window, a grace period) may be 0.
+    #[test]
+    fn a_zero_timeout_or_interval_is_refused() {
+        let flags = [
+            opt("peer-timeout-ms", "100", "t"),
+            opt("sync-interval-ms", "100", "i"),
+            opt("pause-grace-ms", "100", "g"),
+        ];
+        let zero = |f: &str| {
+            let a = Args::parse_from("p", "a", &flags, &argv(&[f, "0"]))
+                .ok()
+                .unwrap();
+            a.try_millis(f.trim_start_matches("--"))
+        };
+        let e = zero("--peer-timeout-ms").unwrap_err();
+        assert!(e.contains("--peer-timeout-ms must be at least 1"), "{e}");
+        assert!(zero("--sync-interval-ms").is_err());
+        assert_eq!(zero("--pause-grace-ms"), Ok(Duration::ZERO));
     }
 
     #[test]
