@@ -347,6 +347,101 @@ fn refused_callback_does_not_lose_the_car() {
     assert_eq!(r.backup["free"], 14);
 }
 
+/// A listener that answers every `car_ready` with `answer(id)` (raw
+/// frames: a real client's listener may answer anything) and reports each
+/// `car_ready` it got.
+fn answering_listener(answer: fn(u64) -> Value) -> (String, crossbeam_channel::Receiver<Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let Ok(n) = line.trim().parse::<usize>() else {
+                        line.clear();
+                        continue;
+                    };
+                    let mut payload = vec![0; n + 1];
+                    if r.read_exact(&mut payload).is_err() {
+                        return;
+                    }
+                    let msg: Value = serde_json::from_slice(&payload[..n]).unwrap();
+                    let out = answer(msg["id"].as_u64().unwrap()).to_string();
+                    let _ = write!(w, "{}\n{out}\n", out.len());
+                    let _ = tx.send(msg);
+                    line.clear();
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// "It must answer `car_ready_ok`": a listener that answers something else,
+/// or does not accept the car, has not taken it, so the terminal must not
+/// claim the car in its name; the allocation stays for check_pending.
+#[test]
+fn a_callback_answered_without_accepting_is_not_claimed() {
+    let c = start("flows-not-accepted");
+    let (wrong, wrong_rx) = answering_listener(|id| json!({"type": "pong", "in_reply_to": id}));
+    let (refuses, refuses_rx) = answering_listener(
+        |id| json!({"type": "car_ready_ok", "in_reply_to": id, "request_id": "na-no", "accepted": false}),
+    );
+    let mut held = Vec::new();
+    for i in 0..3 {
+        held.push(s(
+            &rent(&c, "terminal-1", &format!("na-{i}"), "minivan"),
+            "car",
+        ));
+    }
+    for (rid, cb) in [("na-wrong", &wrong), ("na-no", &refuses)] {
+        let p = ok(
+            &c,
+            "terminal-1",
+            "rent",
+            json!({"request_id": rid, "class": "minivan", "client": rid, "callback": cb}),
+        );
+        assert_eq!(s(&p, "status"), "pending");
+    }
+    for (i, (rid, rx)) in [("na-wrong", &wrong_rx), ("na-no", &refuses_rx)]
+        .into_iter()
+        .enumerate()
+    {
+        let r = give_back(&c, "terminal-2", &format!("na-{i}-back"), &held[i]);
+        assert_eq!(s(&r, "handed_to"), rid);
+        // Called back twice: the first answer was not a delivery, so the
+        // terminal offers the car again on a later sync.
+        for _ in 0..2 {
+            let m = rx.recv_timeout(Duration::from_secs(10)).expect("car_ready");
+            assert_eq!(m["request_id"], rid);
+        }
+        let f = check(&c, rid);
+        assert_eq!(
+            (s(&f, "status"), f["claimed"].clone()),
+            ("fulfilled".into(), json!(false)),
+            "{rid}: {f:?}"
+        );
+    }
+    for (i, rid) in ["na-wrong", "na-no"].into_iter().enumerate() {
+        ok(
+            &c,
+            "terminal-1",
+            "check_pending",
+            json!({"request_id": rid, "claim": true}),
+        );
+        give_back(&c, "terminal-1", &format!("{rid}-back"), &held[i]);
+    }
+    give_back(&c, "terminal-1", "na-2-back", &held[2]);
+    let r = assert_audit(&c);
+    assert_eq!(r.backup["free"], 14);
+}
+
 #[test]
 fn cancel_racing_a_return_has_exactly_one_winner() {
     let c = start("flows-race");

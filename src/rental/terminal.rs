@@ -261,7 +261,22 @@ impl Terminal {
             ready.insert("addr".into(), json!(addr));
         }
         crash::point("terminal.callback.before");
-        let sent = self.callbacks.call(cb, "car_ready", ready);
+        // Only a `car_ready_ok` that accepts the car is a delivery: a
+        // listener that answers anything else (another type, `accepted`
+        // false or missing) did not take it, so we must not claim the car
+        // in its name; the allocation stays and is offered again.
+        let sent = self.callbacks.call(cb, "car_ready", ready).and_then(|r| {
+            let ok = r.get("type").and_then(Value::as_str) == Some("car_ready_ok")
+                && r.get("accepted") == Some(&Value::Bool(true));
+            if ok {
+                Ok(r)
+            } else {
+                Err(Error::new(
+                    Code::PreconditionFailed,
+                    format!("the listener did not accept the car: {}", Value::Object(r)),
+                ))
+            }
+        });
         crash::point("terminal.callback.after");
         match sent {
             Ok(_) => {
