@@ -150,6 +150,39 @@ fn frota_and_mqtt_clients_share_one_tree() {
     frota_srv.shutdown();
 }
 
+/// A non-JSON payload near the size limit reaches a frota-framed subscriber
+/// as a much longer push (`payload_text` escapes a control byte as six
+/// bytes, `payload_base64` takes four for three): frota's own client must
+/// still skip it, not lose its connection and the messages queued behind it.
+#[test]
+fn frota_client_skips_a_large_non_json_payload() {
+    let tree = Arc::new(Tree::new(Limits::default()));
+    let frota_srv =
+        Server::start(ServerConfig::default(), Arc::new(Broker::new(tree.clone()))).unwrap();
+    let mqtt_cfg = MqttConfig {
+        max_packet: frota::mqtt::packet_bound(1 << 20),
+        ..MqttConfig::default()
+    };
+    let mqtt_srv = serve_mqtt("127.0.0.1:0", tree.clone(), mqtt_cfg).unwrap();
+    let maddr = mqtt_srv.addr().to_string();
+    let vehicle =
+        BusClient::connect(&frota_srv.addr().to_string(), FrotaConfig::default()).unwrap();
+    vehicle.subscribe("vehicle/v1/response").unwrap();
+    let mut raw = MqttClient::connect(&maddr, "raw", &ClientConfig::default()).unwrap();
+    raw.publish("vehicle/v1/response", &vec![0u8; 1 << 20], 1)
+        .unwrap();
+    raw.publish("vehicle/v1/response", &vec![0xffu8; 1 << 20], 1)
+        .unwrap();
+    raw.publish("vehicle/v1/response", br#"{"ok":3}"#, 1)
+        .unwrap();
+    assert_eq!(
+        vehicle.recv(Duration::from_secs(5)),
+        Some(("vehicle/v1/response".into(), json!({"ok": 3})))
+    );
+    mqtt_srv.shutdown();
+    frota_srv.shutdown();
+}
+
 fn broker_status(c: &EvCluster) -> Value {
     Value::Object(ask(c, "broker", "status", json!({})).expect("broker status"))
 }

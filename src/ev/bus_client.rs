@@ -30,6 +30,16 @@ const KEEPALIVE: Duration = Duration::from_secs(10);
 /// Pause between reconnection attempts while the broker is down.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
+/// The longest push frame a message of up to `max_payload` bytes can make:
+/// its topic (up to 64 KiB) and payload, each byte escaped as at most six
+/// (`\u0000`), plus the envelope.
+fn push_bound(max_payload: usize) -> usize {
+    max_payload
+        .saturating_add(64 * 1024)
+        .saturating_mul(6)
+        .saturating_add(256)
+}
+
 struct SubConn {
     client: Option<Client>,
     filters: Vec<String>,
@@ -150,7 +160,15 @@ impl FrotaBus {
         if s.client.is_some() {
             return Ok(());
         }
-        let mut c = Client::connect(&self.addr, &self.cfg)?;
+        // Pushes are longer than the payloads they carry (a control byte
+        // in `payload_text` is six bytes, `payload_base64` four per three):
+        // a frame limit of `max_payload` would drop this connection, and
+        // every message queued behind, on a payload we only skip.
+        let cfg = ClientConfig {
+            max_payload: push_bound(self.cfg.max_payload),
+            ..self.cfg.clone()
+        };
+        let mut c = Client::connect(&self.addr, &cfg)?;
         for f in &s.filters {
             c.call("subscribe", body(json!({"filter": f})))?;
         }
