@@ -537,12 +537,12 @@ pub const HELP: [MessageHelp; 9] = [
     ),
     MessageHelp::new(
         "cancel",
-        "withdraw a waiting request; error 22 if it was already fulfilled (the car is the client's), error 20 if no request has that id (as on a fresh node)",
+        "withdraw a waiting request; error 22 if it was already fulfilled (the car is the client's), error 20 if no request waited under that id (unknown, or rented at once)",
         r#"{"type":"cancel","id":1,"request_id":"r9"}"#,
     ),
     MessageHelp::new(
         "claim",
-        "(terminal→backup) the client learned about its allocated car: it is now rented to it; error 22 if nothing is allocated to it, error 20 if no request has that id (as on a fresh node)",
+        "(terminal→backup) the client learned about its allocated car: it is now rented to it; error 22 if nothing is allocated to it, error 20 if no request waited under that id (unknown, or rented at once)",
         r#"{"type":"claim","id":1,"request_id":"r9"}"#,
     ),
     MessageHelp::new(

@@ -599,7 +599,7 @@ pub const HELP: [MessageHelp; 5] = [
     ),
     MessageHelp::new(
         "cancel",
-        "withdraw a waiting request; error 22 if a car was already handed to it, error 20 if no request has that id (as on a fresh node)",
+        "withdraw a waiting request; error 22 if a car was already handed to it, error 20 if no request waited under that id (unknown, or rented at once)",
         r#"{"type":"cancel","id":1,"request_id":"ana-1"}"#,
     ),
     MessageHelp::new(
