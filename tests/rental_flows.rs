@@ -249,6 +249,18 @@ fn manager_pends_first_and_a_refusal_still_finds_the_free_car() {
     )
     .unwrap_err();
     assert_eq!(e.code, Code::MalformedRequest, "{e}");
+    // ...and so is one nobody can be dialled at: a host name (terminals
+    // dial only an IP) or port 0.
+    for cb in ["localhost:7999", "127.0.0.1:0"] {
+        let e = send(
+            &c,
+            "terminal-3",
+            "rent",
+            json!({"request_id": "pf-bad", "class": "economy", "callback": cb}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, Code::MalformedRequest, "{cb}: {e}");
+    }
     // A car comes back at terminal-1; terminal-3's view holds none, so its
     // pend is refused, and holders names terminal-1, where it is rented
     // (...and judged only then: a car was free, so it never mattered).

@@ -636,10 +636,16 @@ impl Handler for Backup {
                     // ask `pend` before `holders`, so a refusal (a car is
                     // free) must not turn into error 12 for a client whose
                     // rent would have been served without waiting.
+                    // A terminal dials only an IP (no name lookup in its
+                    // sync thread), and nobody can be reached at port 0: such
+                    // a callback could only ever fail.
                     if let (Ruling::Write(_), Some(cb)) = (&ruling, &r.callback) {
-                        if cb.parse::<std::net::SocketAddr>().is_err() {
+                        let dialable = cb
+                            .parse::<std::net::SocketAddr>()
+                            .is_ok_and(|a| a.port() != 0);
+                        if !dialable {
                             return Err(Error::malformed(format!(
-                                "field 'callback': '{cb}' is not HOST:PORT"
+                                "field 'callback': '{cb}' is not IP:PORT (an IP address and a port other than 0)"
                             )));
                         }
                     }

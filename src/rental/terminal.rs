@@ -584,7 +584,7 @@ impl Terminal {
 pub const HELP: [MessageHelp; 5] = [
     MessageHelp::new(
         "rent",
-        "rent a car of a class (economy|intermediate|suv|executive|minivan or the Portuguese name); forwards to the managing terminal, then to any holder; else queues a pending request and calls 'callback' (HOST:PORT) when a car is handed to it",
+        "rent a car of a class (economy|intermediate|suv|executive|minivan or the Portuguese name); forwards to the managing terminal, then to any holder; else queues a pending request and calls 'callback' (IP:PORT) when a car is handed to it",
         r#"{"type":"rent","id":1,"request_id":"ana-1","class":"economy","client":"ana","callback":"127.0.0.1:40001"}"#,
     ),
     MessageHelp::new(
