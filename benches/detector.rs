@@ -48,12 +48,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 fn bins() -> Bins {
-    Bins::new(
-        env!("CARGO_BIN_EXE_frota-heartbeat"),
-        env!("CARGO_BIN_EXE_frota-backup"),
-        env!("CARGO_BIN_EXE_frota-terminal"),
-        env!("CARGO_BIN_EXE_frota-infodesk"),
-    )
+    frota::rental_bins!()
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

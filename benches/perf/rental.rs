@@ -37,12 +37,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub fn bins() -> Bins {
-    Bins::new(
-        env!("CARGO_BIN_EXE_frota-heartbeat"),
-        env!("CARGO_BIN_EXE_frota-backup"),
-        env!("CARGO_BIN_EXE_frota-terminal"),
-        env!("CARGO_BIN_EXE_frota-infodesk"),
-    )
+    frota::rental_bins!()
 }
 
 pub struct Rental {

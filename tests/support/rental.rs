@@ -9,12 +9,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 pub fn bins() -> Bins {
-    Bins::new(
-        env!("CARGO_BIN_EXE_frota-heartbeat"),
-        env!("CARGO_BIN_EXE_frota-backup"),
-        env!("CARGO_BIN_EXE_frota-terminal"),
-        env!("CARGO_BIN_EXE_frota-infodesk"),
-    )
+    frota::rental_bins!()
 }
 
 /// One request to a cluster node, bounded at 10 s.

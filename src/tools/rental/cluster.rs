@@ -26,6 +26,21 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The four node binaries Cargo built for the calling test or bench.
+/// `CARGO_BIN_EXE_*` is set only when a test or bench is compiled, so this
+/// is a macro: `env!` must expand there, not in the library.
+#[macro_export]
+macro_rules! rental_bins {
+    () => {
+        $crate::tools::rental::cluster::Bins::new(
+            env!("CARGO_BIN_EXE_frota-heartbeat"),
+            env!("CARGO_BIN_EXE_frota-backup"),
+            env!("CARGO_BIN_EXE_frota-terminal"),
+            env!("CARGO_BIN_EXE_frota-infodesk"),
+        )
+    };
+}
+
 /// Paths of the four node binaries.
 #[derive(Debug, Clone)]
 pub struct Bins {
