@@ -31,11 +31,10 @@ const KEEPALIVE: Duration = Duration::from_secs(10);
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
 /// The longest push frame a message of up to `max_payload` bytes can make:
-/// its topic (up to 64 KiB) and payload, each byte escaped as at most six
-/// (`\u0000`), plus the envelope.
+/// its packet (payload and topic, `mqtt::packet_bound`) with each byte
+/// escaped as at most six (`\u0000`), plus the envelope.
 fn push_bound(max_payload: usize) -> usize {
-    max_payload
-        .saturating_add(64 * 1024)
+    crate::mqtt::packet_bound(max_payload)
         .saturating_mul(6)
         .saturating_add(256)
 }
